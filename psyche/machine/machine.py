@@ -1,0 +1,300 @@
+"""The Psyche machine: N nodes, their RAM, the switch between them, and time.
+
+Nodes run one after another in fixed quanta of simulated cycles, always in
+node order, so a run is a pure function of the initial state and of host
+input, which enters only between rounds.  Nodes waiting in WFI sleep in a
+heap keyed by their next timer event and cost no host time until it comes or
+another node (or a host line) raises one of their interrupts.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from psyche.machine.cpu import STOP_NONE, Cpu
+from psyche.machine.csr import NEVER
+from psyche.machine.devices import (
+    SRC_CONSOLE_UART, SRC_ONBOARD_UART, Clint, DeviceBus, Doorbell, InterruptController,
+    NodeDevices,
+)
+from psyche.machine.elf import ElfImage, write_image
+from psyche.machine.hostline import BufferLine, HostLine
+from psyche.machine.physmem import MAX_NODES, NODE_RAM_SIZE, RAM_BASE, PhysMem
+from psyche.machine.uart import Uart
+
+DEFAULT_QUANTUM = 1000
+DEFAULT_REMOTE_PENALTY = 7
+TIMEBASE_HZ = 10_000_000  # nominal: one cycle is 100 ns of simulated time
+
+
+class NodeState(Enum):
+    HELD = "held"          # not yet started by a remote interrupt
+    RUNNING = "running"
+    STOPPED = "stopped"    # stopped by the host (lld) or by a stop condition
+
+
+@dataclass
+class MachineConfig:
+    nodes: int = 1
+    quantum: int = DEFAULT_QUANTUM
+    remote_penalty: int = DEFAULT_REMOTE_PENALTY
+
+    def validate(self) -> None:
+        if not 1 <= self.nodes <= MAX_NODES:
+            raise ValueError(f"node count {self.nodes} is out of range: 1 to {MAX_NODES}")
+        if self.quantum < 1:
+            raise ValueError(f"quantum {self.quantum} must be at least 1 cycle")
+        if self.remote_penalty < 0:
+            raise ValueError("remote penalty must not be negative")
+
+
+@dataclass
+class Node:
+    index: int
+    cpu: Cpu
+    devices: NodeDevices
+    state: NodeState
+    stop_reason: int = STOP_NONE
+
+    @property
+    def ram_base(self) -> int:
+        return RAM_BASE + self.index * NODE_RAM_SIZE
+
+
+# A watch hook answers whether the CPU that touched a watched page must stop.
+WatchHook = Callable[[int, int, int, bool], bool]
+
+
+class Machine:
+    def __init__(
+        self,
+        config: MachineConfig,
+        console: HostLine | None = None,
+        onboard_lines: list[HostLine] | None = None,
+    ) -> None:
+        config.validate()
+        self.config = config
+        self.mem = PhysMem(config.nodes, config.remote_penalty)
+        self.time = 0
+        self.nodes: list[Node] = []
+        self.console_line: HostLine = console if console is not None else BufferLine()
+        for index in range(config.nodes):
+            line = onboard_lines[index] if onboard_lines else BufferLine()
+            self.nodes.append(self._make_node(index, line))
+        self.mem.bus = DeviceBus([node.devices for node in self.nodes])
+        self.mem.watch_hook = self._watch
+        self._watch_hooks: list[WatchHook] = []
+        self._active: list[int] = []
+        self._sleep_heap: list[tuple[int, int]] = []
+        self._sleeping: dict[int, int] = {}
+        self._woken: set[int] = set()
+
+    def _make_node(self, index: int, line: HostLine) -> Node:
+        cpu = Cpu(index, self.mem)
+        intc = InterruptController(cpu, lambda: self.kick(index))
+        onboard = Uart(line, lambda high: intc.set_level(SRC_ONBOARD_UART, high))
+        console = None
+        if index == 0:
+            console = Uart(self.console_line, lambda high: intc.set_level(SRC_CONSOLE_UART, high))
+        devices = NodeDevices(
+            clint=Clint(cpu),
+            intc=intc,
+            doorbell=Doorbell(index, self.config.nodes, intc, self._ring),
+            onboard=onboard,
+            console=console,
+        )
+        return Node(index, cpu, devices, NodeState.HELD)
+
+    # -- the king node and the others -------------------------------------
+
+    @property
+    def king(self) -> Node:
+        return self.nodes[0]
+
+    @property
+    def console(self) -> Uart:
+        uart = self.king.devices.console
+        assert uart is not None
+        return uart
+
+    def load(self, image: ElfImage) -> None:
+        """Write the image into physical memory and start the king node at its entry."""
+        for segment in image.segments:
+            if not self.mem.range_is_ram(segment.paddr, max(segment.memsz, len(segment.data))):
+                raise ValueError(
+                    f"{image.path}: segment at {segment.paddr:#x} ({segment.memsz} bytes) "
+                    f"lies outside this machine's RAM"
+                )
+        write_image(image, self.write_phys)
+        self.start_node(0, image.entry)
+
+    def start_node(self, index: int, pc: int) -> None:
+        node = self.node(index)
+        node.cpu.pc = pc & 0xFFFFFFFF
+        node.cpu.cycles = max(node.cpu.cycles, self.time)
+        node.state = NodeState.RUNNING
+        node.stop_reason = STOP_NONE
+        self._make_runnable(index)
+
+    def _ring(self, target: int, sender: int, start_pc: int) -> None:
+        node = self.nodes[target]
+        if node.state is NodeState.HELD:
+            # The first remote interrupt to a held node starts it, at the
+            # trap vector its ringer chose for it (Figure 3's startup).
+            self.start_node(target, start_pc)
+            return
+        node.devices.doorbell.receive(sender)
+
+    def node(self, index: int) -> Node:
+        if not 0 <= index < len(self.nodes):
+            raise IndexError(f"node {index} out of range: this machine has nodes 0 to {len(self.nodes) - 1}")
+        return self.nodes[index]
+
+    # -- scheduling -------------------------------------------------------
+
+    def kick(self, index: int) -> None:
+        """An interrupt may have become pending at node index: let it run next round."""
+        if index in self._sleeping:
+            self._woken.add(index)
+
+    def _make_runnable(self, index: int) -> None:
+        self._sleeping.pop(index, None)
+        self._woken.discard(index)
+        if index not in self._active:
+            self._active.append(index)
+            self._active.sort()
+
+    def _sleep(self, index: int, wake: int) -> None:
+        self._active.remove(index)
+        self._sleeping[index] = wake
+        if wake < NEVER:
+            heapq.heappush(self._sleep_heap, (wake, index))
+
+    def _wake_due(self, end: int) -> None:
+        heap = self._sleep_heap
+        while heap and heap[0][0] < end:
+            wake, index = heapq.heappop(heap)
+            if self._sleeping.get(index) == wake:
+                self._make_runnable(index)
+        for index in sorted(self._woken):
+            if index in self._sleeping:
+                self._make_runnable(index)
+        self._woken.clear()
+
+    def next_event(self) -> int:
+        """Earliest time at which a sleeping node wakes, or NEVER."""
+        heap = self._sleep_heap
+        while heap and self._sleeping.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else NEVER
+
+    def idle(self) -> bool:
+        """True when no node can run until the host does something."""
+        return not self._active and not self._woken and self.next_event() >= NEVER
+
+    def run_round(self) -> list[Node]:
+        """Run one quantum on every runnable node; returns the nodes that stopped."""
+        quantum = self.config.quantum
+        if not self._active and not self._woken:
+            event = self.next_event()
+            if event >= NEVER:
+                return []
+            if event >= self.time + quantum:
+                self.time = event - event % quantum  # skip idle time, staying on the grid
+        end = self.time + quantum
+        self._wake_due(end)
+        stopped: list[Node] = []
+        for index in list(self._active):
+            node = self.nodes[index]
+            cpu = node.cpu
+            if cpu.cycles < self.time:
+                cpu.cycles = self.time  # its clock stood still while it slept
+            reason = cpu.run(end)
+            if reason != STOP_NONE:
+                node.state = NodeState.STOPPED
+                node.stop_reason = reason
+                self._active.remove(index)
+                stopped.append(node)
+            elif cpu.waiting:
+                self._sleep(index, cpu.next_timer_event())
+        self.time = end
+        return stopped
+
+    def run(self, cycles: int, stop_when: Callable[[], bool] | None = None) -> list[Node]:
+        """Run rounds for `cycles` simulated cycles, or until a node stops or stop_when()."""
+        target = self.time + cycles
+        while self.time < target:
+            stopped = self.run_round()
+            if stopped or (stop_when is not None and stop_when()):
+                return stopped
+            if self.idle():
+                break
+        return []
+
+    def stop_node(self, index: int) -> None:
+        """Stop a node (between rounds) so it can be inspected; others run on."""
+        node = self.node(index)
+        if node.state is NodeState.RUNNING:
+            node.state = NodeState.STOPPED
+            if index in self._active:
+                self._active.remove(index)
+            self._sleeping.pop(index, None)
+            self._woken.discard(index)
+
+    def resume_node(self, index: int) -> None:
+        node = self.node(index)
+        if node.state is NodeState.STOPPED:
+            node.state = NodeState.RUNNING
+            node.stop_reason = STOP_NONE
+            node.cpu.cycles = max(node.cpu.cycles, self.time)
+            self._make_runnable(index)
+
+    def step_node(self, index: int, take_interrupts: bool = True) -> int:
+        """Execute one instruction on a stopped node; returns the CPU's stop reason."""
+        node = self.node(index)
+        if node.state is not NodeState.STOPPED:
+            raise RuntimeError(f"node {index} is {node.state.value}: stop it before stepping")
+        return node.cpu.step(take_interrupts)
+
+    # -- memory seen from the host ------------------------------------------
+
+    def read_phys(self, paddr: int, length: int) -> bytes:
+        if not self.mem.range_is_ram(paddr, length):
+            raise ValueError(f"physical range {paddr:#x}+{length} is not RAM")
+        return self.mem.read_bytes(paddr, length)
+
+    def write_phys(self, paddr: int, data: bytes) -> None:
+        if not self.mem.range_is_ram(paddr, len(data)):
+            raise ValueError(f"physical range {paddr:#x}+{len(data)} is not RAM")
+        self.mem.write_bytes(paddr, data, -1)
+
+    def translate(self, index: int, vaddr: int, write: bool = False) -> int | None:
+        """Physical address of vaddr under node index's current translation, or None.
+
+        No side effects: no A/D updates, no faults, nothing made present.
+        """
+        result = self.node(index).cpu.debug_translate(vaddr & 0xFFFFFFFF, 1 if write else 0)
+        return result if result >= 0 else None
+
+    # -- watched pages --------------------------------------------------------
+
+    def add_watch_hook(self, hook: WatchHook) -> None:
+        self._watch_hooks.append(hook)
+
+    def _watch(self, node: int, paddr: int, size: int, is_write: bool) -> bool:
+        stop = False
+        for hook in self._watch_hooks:
+            stop = hook(node, paddr, size, is_write) or stop
+        return stop
+
+    # -- host lines ------------------------------------------------------------
+
+    def poll_host(self) -> None:
+        """Take pending host input into the serial lines (between rounds only)."""
+        for node in self.nodes:
+            node.devices.onboard.poll_host()
+            if node.devices.console is not None:
+                node.devices.console.poll_host()
