@@ -17,7 +17,12 @@ from enum import Enum
 from psyche.machine.cpu import STOP_NONE, Cpu
 from psyche.machine.csr import NEVER
 from psyche.machine.devices import (
-    SRC_CONSOLE_UART, SRC_ONBOARD_UART, Clint, DeviceBus, Doorbell, InterruptController,
+    SRC_CONSOLE_UART,
+    SRC_ONBOARD_UART,
+    Clint,
+    DeviceBus,
+    Doorbell,
+    InterruptController,
     NodeDevices,
 )
 from psyche.machine.elf import ElfImage, write_image
@@ -191,6 +196,9 @@ class Machine:
             heapq.heappop(heap)
         return heap[0][0] if heap else NEVER
 
+    def has_runnable(self) -> bool:
+        return bool(self._active or self._woken)
+
     def idle(self) -> bool:
         """True when no node can run until the host does something."""
         return not self._active and not self._woken and self.next_event() >= NEVER
@@ -222,6 +230,21 @@ class Machine:
                 self._sleep(index, cpu.next_timer_event())
         self.time = end
         return stopped
+
+    def scheduler_state(self) -> dict[str, list[int]]:
+        return {
+            "active": list(self._active),
+            "sleeping": [x for item in sorted(self._sleeping.items()) for x in item],
+            "woken": sorted(self._woken),
+        }
+
+    def set_scheduler_state(self, state: dict[str, list[int]]) -> None:
+        self._active = list(state["active"])
+        pairs = state["sleeping"]
+        self._sleeping = dict(zip(pairs[0::2], pairs[1::2], strict=True))
+        self._sleep_heap = [(wake, index) for index, wake in self._sleeping.items() if wake < NEVER]
+        heapq.heapify(self._sleep_heap)
+        self._woken = set(state["woken"])
 
     def run(self, cycles: int, stop_when: Callable[[], bool] | None = None) -> list[Node]:
         """Run rounds for `cycles` simulated cycles, or until a node stops or stop_when()."""

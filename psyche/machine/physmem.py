@@ -121,6 +121,14 @@ class PhysMem:
             self.write_word(a, (w & ~(0xFF << shift)) | (i64(b) << shift), node)
             a += 1
 
+    def load_words(self, node: i64, start: i64, words: list[int]) -> None:
+        """Fill node's RAM from word index start (snapshot restore; no coherence work)."""
+        ram = self.rams[node]
+        i: i64 = start
+        for w in words:
+            ram[i] = w
+            i += 1
+
     def range_is_ram(self, paddr: i64, length: i64) -> bool:
         return length >= 0 and self.is_ram(paddr) and paddr + length <= self.ram_end
 

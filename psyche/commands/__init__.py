@@ -1,0 +1,1 @@
+"""Subcommands of the `psyche` command, one module each."""

@@ -1,0 +1,90 @@
+"""`psyche machine`: boot a kernel image on an N-node machine wired to the host."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from psyche.machine import snapshot
+from psyche.machine.elf import load_elf
+from psyche.machine.hostline import HostLine, open_host_line
+from psyche.machine.machine import DEFAULT_QUANTUM, DEFAULT_REMOTE_PENALTY, Machine, MachineConfig
+from psyche.machine.runner import ConsoleMatcher, Runner, RunOutcome
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("machine", help="run a kernel image on a simulated Psyche machine")
+    p.add_argument("--nodes", type=int, default=1, help="number of nodes, 1 to 128")
+    p.add_argument("--kernel", help="kernel ELF image, loaded and started on the king node")
+    p.add_argument("--restore", metavar="FILE", help="start from a snapshot instead of a kernel")
+    p.add_argument("--until", metavar="REGEX",
+                   help="exit 0 once the console output matches REGEX")
+    p.add_argument("--max-seconds", type=float, metavar="S", help="give up after S seconds of wall time")
+    p.add_argument("--console", default="pty", metavar="SPEC",
+                   help="console line: pty, tcp:PORT, tcp:HOST:PORT or null (default pty)")
+    p.add_argument("--debug-line", default="pty", metavar="SPEC",
+                   help="debug line, served by lld: pty, tcp:PORT or null (default pty)")
+    p.add_argument("--baud", type=int, help="throttle both lines to this baud rate")
+    p.add_argument("--quantum", type=int, default=DEFAULT_QUANTUM, help="cycles per scheduling round")
+    p.add_argument("--remote-penalty", type=int, default=DEFAULT_REMOTE_PENALTY,
+                   help="extra cycles for a reference to another node's RAM")
+    p.add_argument("--no-pace", action="store_true",
+                   help="skip idle time at full speed instead of pacing it to wall time")
+    p.add_argument("--save-snapshot", metavar="FILE", help="save the machine to FILE when the run ends")
+    p.add_argument("--quiet", action="store_true", help="do not echo console output")
+    p.set_defaults(handler=run)
+
+
+def _open_lines(args: argparse.Namespace) -> tuple[HostLine, HostLine]:
+    console = open_host_line(args.console, baud=args.baud)
+    debug = open_host_line(args.debug_line, baud=args.baud)
+    return console, debug
+
+
+def run(args: argparse.Namespace) -> int:
+    if (args.kernel is None) == (args.restore is None):
+        raise ValueError("give exactly one of --kernel ELF and --restore SNAPSHOT")
+    console, debug = _open_lines(args)
+    if args.restore:
+        machine = snapshot.restore(args.restore, console=console)
+    else:
+        image = load_elf(args.kernel)
+        machine = Machine(
+            MachineConfig(nodes=args.nodes, quantum=args.quantum, remote_penalty=args.remote_penalty),
+            console=console,
+        )
+        machine.load(image)
+    print(f"psyche machine: {len(machine.nodes)} nodes; console {console.describe()}; "
+          f"debug line {debug.describe()}", flush=True)
+    matcher = ConsoleMatcher(args.until) if args.until else None
+    if matcher is not None:
+        machine.console.add_output_listener(matcher.feed)
+    if not args.quiet:
+        machine.console.add_output_listener(lambda data: (sys.stdout.buffer.write(data), sys.stdout.flush()))
+    runner = Runner(machine, [console, debug], pace=not args.no_pace)
+    result = runner.run(max_seconds=args.max_seconds, until=matcher)
+    if args.save_snapshot:
+        snapshot.save(machine, args.save_snapshot)
+    for line in (console, debug):
+        line.close()
+    return _report(result, machine, args)
+
+
+def _report(result, machine: Machine, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    if result.outcome is RunOutcome.MATCHED:
+        print(f"\npsyche machine: console matched {args.until!r} after {result.wall_seconds:.2f} s, "
+              f"simulated time {machine.time} cycles", file=sys.stderr)
+        return 0
+    if result.outcome is RunOutcome.INTERRUPTED:
+        return 130
+    if args.until is None and result.outcome is RunOutcome.TIMEOUT:
+        return 0
+    tail = machine.console.output_tail(2000).decode(errors="replace")
+    reason = {
+        RunOutcome.TIMEOUT: f"no match for {args.until!r} within {args.max_seconds} s",
+        RunOutcome.IDLE: "every node is idle and nothing can wake one",
+        RunOutcome.STOPPED: "node(s) stopped: " + ", ".join(
+            f"{n.index} (reason {n.stop_reason}, pc {n.cpu.pc:#010x})" for n in result.stopped),
+    }.get(result.outcome, result.outcome.value)
+    print(f"\npsyche machine: {reason}\n--- console tail ---\n{tail}", file=sys.stderr)
+    return 1

@@ -1,0 +1,32 @@
+"""Shared fixtures: guest programs built once per session, machines to run them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from psyche import guestbuild
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD = REPO / "build" / "guest"
+MACHINE_GUESTS = REPO / "tests" / "guest" / "machine"
+
+
+@pytest.fixture(scope="session")
+def guest_programs() -> dict[str, Path]:
+    """The ISA test programs and the benchmark, by name."""
+    return guestbuild.build_all(BUILD)
+
+
+@pytest.fixture(scope="session")
+def machine_guest() -> MachineGuests:
+    return MachineGuests()
+
+
+class MachineGuests:
+    """Builds the machine-level guest programs (tests/guest/machine/*.S) on demand."""
+
+    def __getitem__(self, name: str) -> Path:
+        source = MACHINE_GUESTS / f"{name}.S"
+        return guestbuild.build_program([source], BUILD / f"machine-{name}.elf")

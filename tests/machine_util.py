@@ -1,0 +1,40 @@
+"""Running guest programs on machines, for the tests."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from psyche.machine.elf import load_elf
+from psyche.machine.machine import Machine, MachineConfig
+from psyche.machine.tohost import TohostMonitor, TohostResult
+
+
+def boot(path: Path, nodes: int = 1, quantum: int = 1000, remote_penalty: int = 7) -> tuple[Machine, TohostMonitor]:
+    image = load_elf(path)
+    machine = Machine(MachineConfig(nodes=nodes, quantum=quantum, remote_penalty=remote_penalty))
+    monitor = TohostMonitor(machine, image)
+    machine.load(image)
+    return machine, monitor
+
+
+def run_to_result(machine: Machine, monitor: TohostMonitor, max_rounds: int = 200_000) -> TohostResult:
+    for _ in range(max_rounds):
+        machine.run_round()
+        if monitor.result is not None:
+            return monitor.result
+        if machine.idle():
+            raise AssertionError(f"machine went idle without a result (king pc {machine.king.cpu.pc:#x})")
+    raise AssertionError("no result within the round limit")
+
+
+def trace_hash(machine: Machine, monitor: TohostMonitor, rounds: int) -> str:
+    """Hash of every node's pc, clock and instruction count after every round."""
+    h = hashlib.sha256()
+    for _ in range(rounds):
+        machine.run_round()
+        for node in machine.nodes:
+            h.update(f"{machine.time} {node.index} {node.cpu.pc} {node.cpu.cycles} {node.cpu.instret};".encode())
+        if monitor.result is not None:
+            break
+    return h.hexdigest()
