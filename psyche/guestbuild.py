@@ -24,6 +24,8 @@ COMMON_DIR = GUEST_DIR / "common"
 LINKER_SCRIPT = COMMON_DIR / "link.ld"
 CRT0 = COMMON_DIR / "crt0.S"
 BENCH_SOURCES = (GUEST_DIR / "bench" / "cpubound.c",)
+# Runs the same benchmark in S mode under Sv32 translation.
+PAGED_BENCH_START = GUEST_DIR / "bench" / "paged.S"
 DEFAULT_OUT_DIR = REPO_ROOT / "build" / "guest"
 
 #: -mcpu value: generic RV32 plus M, A, Zicsr, Zifencei (no C, no F/D).
@@ -74,7 +76,9 @@ def _up_to_date(out: Path, inputs: list[Path]) -> bool:
     return all(p.stat().st_mtime < out_mtime for p in inputs)
 
 
-def build_program(sources: list[Path], out: Path, *, opt: str = "-O2") -> Path:
+def build_program(
+    sources: list[Path], out: Path, *, opt: str = "-O2", defines: tuple[str, ...] = ()
+) -> Path:
     """Compile and link ``sources`` (+ common crt0) into the ELF file ``out``.
 
     The build is skipped when ``out`` is newer than every source, every file
@@ -95,6 +99,7 @@ def build_program(sources: list[Path], out: Path, *, opt: str = "-O2") -> Path:
         *compiler_command(),
         *CFLAGS,
         opt,
+        *(f"-D{d}" for d in defines),
         f"-I{COMMON_DIR}",
         f"-Wl,-T,{LINKER_SCRIPT}",
         "-Wl,--build-id=none",
@@ -135,6 +140,9 @@ def build_all(out_dir: Path = DEFAULT_OUT_DIR) -> dict[str, Path]:
         built[src.stem] = build_program([src], out_dir / f"{src.stem}.elf")
     bench_name = BENCH_SOURCES[0].stem
     built[bench_name] = build_program(list(BENCH_SOURCES), out_dir / f"{bench_name}.elf")
+    built[f"{bench_name}_paged"] = build_program(
+        [*BENCH_SOURCES, PAGED_BENCH_START], out_dir / f"{bench_name}_paged.elf", defines=("PAGED",)
+    )
     return built
 
 

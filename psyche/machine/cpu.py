@@ -67,6 +67,7 @@ from psyche.machine.isa import (
     OP_BGEU,
     OP_BLT,
     OP_BLTU,
+    OP_BNE,
     OP_DIV,
     OP_DIVU,
     OP_JAL,
@@ -132,6 +133,9 @@ SLOW_STORE: Final = 2
 SLOW_MISALIGNED_JUMP: Final = 3
 SLOW_SYSTEM: Final = 4
 
+# idx value that makes the hot loop refill its fetch window at next_pc.
+REFILL: Final = 1 << 20
+
 # Slow-path results, read by the hot loop.
 RETIRED: Final = 1
 END_BLOCK: Final = 2
@@ -148,6 +152,9 @@ INTERRUPT: Final = 1 << 31
 _PRIORITY: Final = [11, 3, 7, 9, 1, 5]
 # A trap whose handler traps again before retiring anything, this many times.
 TRAP_LOOP_LIMIT: Final = 64
+
+
+_NO_PAGE: Final = vec[i64]()
 
 
 def _signed(x: i64) -> i64:
@@ -423,6 +430,12 @@ class Cpu:
     def _exec(self, limit: i64) -> None:
         """The interpreter loop: run instructions until the clock reaches limit.
 
+        The fetch window is one decoded page: `cur` holds the decodings of
+        virtual page `base` and `idx` indexes it, so the pc is implicit
+        (base + 4 * idx) and sequential execution only bumps idx.  idx >= 1024
+        means "refill the window": at 1024 from falling off the page, at
+        REFILL for a jump to `next_pc` elsewhere or after a slow path.
+
         Common instructions complete inline.  Anything else sets `slow` and
         falls through to one place that synchronizes state into self, calls
         the slow path, and reloads what the slow path may have changed.
@@ -447,11 +460,12 @@ class Cpu:
         budget: i64 = limit - start_cycles
         initial_budget: i64 = budget
         n: i64 = 0
-        pc: i64 = self.pc
         dctx: i64 = self.dctx
         xctx: i64 = self.xctx
-        cur_vpn: i64 = -1
-        cur: vec[i64] = vec[i64]()
+        base: i64 = 0
+        idx: i64 = REFILL
+        next_pc: i64 = self.pc
+        cur: vec[i64] = _NO_PAGE
         cur_remote: bool = False
         local_refs: i64 = 0
         remote_refs: i64 = 0
@@ -464,17 +478,15 @@ class Cpu:
         a: i64 = 0
         size: i64 = 0
         v: i64 = 0
-        rd: i64 = 0
-        d: i64 = 0
         target: i64 = 0
+        t: i64 = 0
+        loc: i64 = 0
+        taken: bool = False
         while n < budget:
-            if check_bp and pc != skip_bp and pc in self.breakpoints:
-                self.stop_reason = STOP_BREAKPOINT
-                break
-            skip_bp = -1
-            vpn: i64 = pc >> 12
-            if vpn != cur_vpn:
-                t: i64 = vpn & TLB_MASK
+            if idx >= 1024:
+                pc: i64 = base + 4096 if idx == 1024 else next_pc
+                vpn: i64 = pc >> 12
+                t = vpn & TLB_MASK
                 entry: i64 = -1
                 if xtag[t] == (vpn | xctx):
                     entry = xval[t]
@@ -483,7 +495,8 @@ class Cpu:
                     entry = self._fill_fetch(pc)
                     if entry < 0:
                         budget -= 1
-                        pc = self.pc
+                        next_pc = self.pc
+                        idx = REFILL
                         dctx = self.dctx
                         xctx = self.xctx
                         if self.stop_reason != STOP_NONE:
@@ -491,38 +504,40 @@ class Cpu:
                         continue
                 cur = code_pages[entry >> 1]
                 cur_remote = (entry & 1) != 0
-                cur_vpn = vpn
-            d = cur[(pc >> 2) & 1023]
-            if d == 0:
-                d = self._decode_into(cur, pc)
+                base = pc & 0xFFFFF000
+                idx = (pc & 0xFFF) >> 2
+            if check_bp:
+                pc = base + (idx << 2)
+                if pc != skip_bp and pc in self.breakpoints:
+                    self.stop_reason = STOP_BREAKPOINT
+                    break
+                skip_bp = -1
+            d: i64 = cur[idx]
             if cur_remote:
                 remote_fetches += 1
                 budget -= penalty
             op: i64 = d & 0xFF
-            rd = (d >> 8) & 63
-            rs1: i64 = (d >> 14) & 31
-            imm: i64 = (d >> 24) & M32
             if op == OP_ADDI:
-                regs[rd] = (regs[rs1] + imm) & M32
-                pc += 4
+                regs[(d >> 8) & 63] = (regs[(d >> 14) & 31] + (d >> 24)) & M32
+            elif op == OP_ADD:
+                regs[(d >> 8) & 63] = (regs[(d >> 14) & 31] + regs[(d >> 19) & 31]) & M32
             elif op == OP_LW:
-                a = (regs[rs1] + imm) & M32
+                a = (regs[(d >> 14) & 31] + (d >> 24)) & M32
                 t = (a >> 12) & TLB_MASK
                 if (a & 3) == 0 and rtag[t] == ((a >> 12) | dctx):
-                    loc: i64 = rval[t] + ((a >> 2) & 1023)
+                    loc = rval[t] + ((a >> 2) & 1023)
                     if (loc >> 20) == me:
-                        regs[rd] = ram[loc & 0xFFFFF]
+                        regs[(d >> 8) & 63] = ram[loc & 0xFFFFF]
                         local_refs += 1
                     else:
-                        regs[rd] = rams[loc >> 20][loc & 0xFFFFF]
+                        regs[(d >> 8) & 63] = rams[loc >> 20][loc & 0xFFFFF]
                         remote_refs += 1
                         budget -= penalty
-                    pc += 4
                 else:
                     slow = SLOW_LOAD
                     size = 4
             elif op == OP_SW:
-                a = (regs[rs1] + imm) & M32
+                a = (regs[(d >> 14) & 31] + (d >> 24)) & M32
                 v = regs[(d >> 19) & 31]
                 t = (a >> 12) & TLB_MASK
                 if (a & 3) == 0 and wtag[t] == ((a >> 12) | dctx):
@@ -536,72 +551,57 @@ class Cpu:
                         budget -= penalty
                     if mem.nreservations != 0:
                         mem.break_reservations(a, me)
-                    pc += 4
                 else:
                     slow = SLOW_STORE
                     size = 4
-            elif op <= OP_BEQ:
-                taken: bool = regs[rs1] != regs[(d >> 19) & 31]
-                if op == OP_BEQ:
-                    taken = not taken
-                if taken:
-                    target = (pc + imm) & M32
-                    if (target & 3) != 0:
-                        slow = SLOW_MISALIGNED_JUMP
-                    else:
-                        pc = target
-                else:
-                    pc += 4
-            elif op == OP_ADD:
-                regs[rd] = (regs[rs1] + regs[(d >> 19) & 31]) & M32
-                pc += 4
-            elif op <= OP_JALR:
-                if op == OP_JAL:
-                    target = (pc + imm) & M32
-                else:
-                    target = (regs[rs1] + imm) & 0xFFFFFFFE
-                if (target & 3) != 0:
-                    slow = SLOW_MISALIGNED_JUMP
-                else:
-                    regs[rd] = (pc + 4) & M32
-                    pc = target
-            elif op == OP_LUI:
-                regs[rd] = imm
-                pc += 4
-            elif op == OP_AUIPC:
-                regs[rd] = (pc + imm) & M32
-                pc += 4
-            elif op == OP_ANDI:
-                regs[rd] = regs[rs1] & imm
-                pc += 4
-            elif op == OP_SLLI:
-                regs[rd] = (regs[rs1] << imm) & M32
-                pc += 4
-            elif op == OP_SRLI:
-                regs[rd] = regs[rs1] >> imm
-                pc += 4
             elif op <= OP_BGEU:
-                x: i64 = regs[rs1]
+                # Conditional branches (OP_BNE .. OP_BGEU are contiguous).
+                x: i64 = regs[(d >> 14) & 31]
                 y: i64 = regs[(d >> 19) & 31]
-                if op == OP_BLT:
+                if op == OP_BNE:
+                    taken = x != y
+                elif op == OP_BLTU:
+                    taken = x < y
+                elif op == OP_BEQ:
+                    taken = x == y
+                elif op == OP_BLT:
                     taken = (x ^ SIGN) < (y ^ SIGN)
                 elif op == OP_BGE:
                     taken = (x ^ SIGN) >= (y ^ SIGN)
-                elif op == OP_BLTU:
-                    taken = x < y
                 else:
                     taken = x >= y
                 if taken:
-                    target = (pc + imm) & M32
+                    target = (base + (idx << 2) + (d >> 24)) & M32
+                    if (target & 0xFFFFF003) == base:
+                        idx = (target & 0xFFF) >> 2
+                        n += 1
+                        continue
                     if (target & 3) != 0:
                         slow = SLOW_MISALIGNED_JUMP
                     else:
-                        pc = target
+                        next_pc = target
+                        idx = REFILL
+                        n += 1
+                        continue
+            elif op <= OP_JALR:
+                if op == OP_JAL:
+                    target = (base + (idx << 2) + (d >> 24)) & M32
                 else:
-                    pc += 4
+                    target = (regs[(d >> 14) & 31] + (d >> 24)) & 0xFFFFFFFE
+                if (target & 3) != 0:
+                    slow = SLOW_MISALIGNED_JUMP
+                else:
+                    regs[(d >> 8) & 63] = (base + (idx << 2) + 4) & M32
+                    if (target & 0xFFFFF000) == base:
+                        idx = (target & 0xFFF) >> 2
+                    else:
+                        next_pc = target
+                        idx = REFILL
+                    n += 1
+                    continue
             elif op == OP_LBU or op == OP_LB or op == OP_LH or op == OP_LHU:
                 size = 1 if (op == OP_LBU or op == OP_LB) else 2
-                a = (regs[rs1] + imm) & M32
+                a = (regs[(d >> 14) & 31] + (d >> 24)) & M32
                 t = (a >> 12) & TLB_MASK
                 if (a & (size - 1)) == 0 and rtag[t] == ((a >> 12) | dctx):
                     loc = rval[t] + ((a >> 2) & 1023)
@@ -626,13 +626,12 @@ class Cpu:
                         w = w & 0xFFFF
                         if (w & 0x8000) != 0:
                             w |= 0xFFFF0000
-                    regs[rd] = w
-                    pc += 4
+                    regs[(d >> 8) & 63] = w
                 else:
                     slow = SLOW_LOAD
             elif op == OP_SB or op == OP_SH:
                 size = 1 if op == OP_SB else 2
-                a = (regs[rs1] + imm) & M32
+                a = (regs[(d >> 14) & 31] + (d >> 24)) & M32
                 v = regs[(d >> 19) & 31]
                 t = (a >> 12) & TLB_MASK
                 if (a & (size - 1)) == 0 and wtag[t] == ((a >> 12) | dctx):
@@ -648,24 +647,39 @@ class Cpu:
                         budget -= penalty
                     if mem.nreservations != 0:
                         mem.break_reservations(a & ~3, me)
-                    pc += 4
                 else:
                     slow = SLOW_STORE
+            elif op == OP_AUIPC:
+                regs[(d >> 8) & 63] = (base + (idx << 2) + (d >> 24)) & M32
+            elif op == OP_LUI:
+                regs[(d >> 8) & 63] = d >> 24
+            elif op == OP_ANDI:
+                regs[(d >> 8) & 63] = regs[(d >> 14) & 31] & (d >> 24)
+            elif op == OP_SLLI:
+                regs[(d >> 8) & 63] = (regs[(d >> 14) & 31] << (d >> 24)) & M32
+            elif op == OP_SRLI:
+                regs[(d >> 8) & 63] = regs[(d >> 14) & 31] >> (d >> 24)
             elif op == OP_NOP:
-                pc += 4
+                pass
             elif op < isa.OP_FIRST_SYSTEM:
-                regs[rd] = _alu(op, regs[rs1], regs[(d >> 19) & 31], imm)
-                pc += 4
+                regs[(d >> 8) & 63] = _alu(op, regs[(d >> 14) & 31], regs[(d >> 19) & 31], d >> 24)
+            elif op == isa.OP_UNDECODED:
+                self._decode_into(cur, idx, base + (idx << 2))
+                if cur_remote:  # the fetch is charged when the decoding executes
+                    remote_fetches -= 1
+                    budget += penalty
+                continue
             else:
                 slow = SLOW_SYSTEM
             if slow == SLOW_NONE:
+                idx += 1
                 n += 1
                 continue
             # The slow path: state goes to self and comes back.
-            self._sync(pc, start_cycles, start_instret, n, initial_budget - budget)
+            self._sync(base + (idx << 2), start_cycles, start_instret, n, initial_budget - budget)
             r: i64 = 0
             if slow == SLOW_LOAD:
-                r = self._load_slow(a, size, op == OP_LB or op == OP_LH, rd)
+                r = self._load_slow(a, size, op == OP_LB or op == OP_LH, (d >> 8) & 63)
             elif slow == SLOW_STORE:
                 r = self._store_slow(a, size, v)
             elif slow == SLOW_MISALIGNED_JUMP:
@@ -675,10 +689,10 @@ class Cpu:
             slow = SLOW_NONE
             # Slow paths charge remote references to self.cycles directly.
             budget -= self.cycles - (start_cycles + n + initial_budget - budget)
-            pc = self.pc
+            next_pc = self.pc
+            idx = REFILL
             dctx = self.dctx
             xctx = self.xctx
-            cur_vpn = -1
             if (r & RETIRED) != 0:
                 n += 1
             else:
@@ -687,7 +701,8 @@ class Cpu:
                 break
             if self.epoch_seen != mem.epoch:
                 self.flush_tlb()
-        self._sync(pc, start_cycles, start_instret, n, initial_budget - budget)
+        self._sync(base + (idx << 2) if idx < 1024 else (base + 4096 if idx == 1024 else next_pc),
+                   start_cycles, start_instret, n, initial_budget - budget)
         self.local_refs += local_refs
         self.remote_refs += remote_refs
         self.remote_fetches += remote_fetches
@@ -715,12 +730,10 @@ class Cpu:
         self.xval[t] = entry
         return entry
 
-    def _decode_into(self, page: vec[i64], pc: i64) -> i64:
-        """Decode the instruction at pc (whose page is mapped) into its cache slot."""
+    def _decode_into(self, page: vec[i64], index: i64, pc: i64) -> None:
+        """Decode the instruction at pc (whose page is mapped) into page[index]."""
         pa: i64 = self._translate(pc, ACCESS_EXEC, self.priv)
-        d: i64 = isa.decode(self.mem.read_word(pa))
-        page[(pc >> 2) & 1023] = d
-        return d
+        page[index] = isa.decode(self.mem.read_word(pa))
 
     def _data_fault(self, result: i64, vaddr: i64) -> i64:
         self.take_trap(fault_cause(result), vaddr)

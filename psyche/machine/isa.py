@@ -4,7 +4,7 @@ The interpreter decodes each instruction word once and caches the result, so
 decoding is off the hot path but its output format is on it.  A decoded
 instruction is one positive integer:
 
-    bits  0..7   op        (one of the OP_* constants; 0 means "not decoded")
+    bits  0..7   op        (one of the OP_* constants)
     bits  8..13  rd        (0..32; 32 is a sink register used when rd is x0)
     bits 14..18  rs1       (or the 5-bit immediate of CSR*I instructions)
     bits 19..23  rs2
@@ -25,24 +25,26 @@ SINK: Final = 32
 # Ordered roughly by dynamic frequency: the interpreter dispatches on these in
 # this order, so common instructions cost fewer comparisons.
 OP_ADDI: Final = 1
-OP_LW: Final = 2
-OP_SW: Final = 3
-OP_BNE: Final = 4
-OP_BEQ: Final = 5
-OP_ADD: Final = 6
-OP_JAL: Final = 7
-OP_JALR: Final = 8
-OP_LUI: Final = 9
-OP_AUIPC: Final = 10
-OP_ANDI: Final = 11
-OP_SLLI: Final = 12
-OP_SRLI: Final = 13
-OP_BLT: Final = 14
-OP_BGE: Final = 15
-OP_BLTU: Final = 16
-OP_BGEU: Final = 17
-OP_LBU: Final = 18
-OP_SB: Final = 19
+OP_ADD: Final = 2
+OP_LW: Final = 3
+OP_SW: Final = 4
+# Conditional branches, contiguous: the interpreter tests the range first.
+OP_BNE: Final = 5
+OP_BLTU: Final = 6
+OP_BEQ: Final = 7
+OP_BLT: Final = 8
+OP_BGE: Final = 9
+OP_BGEU: Final = 10
+# Jumps, contiguous.
+OP_JAL: Final = 11
+OP_JALR: Final = 12
+OP_LBU: Final = 13
+OP_SB: Final = 14
+OP_AUIPC: Final = 15
+OP_LUI: Final = 16
+OP_ANDI: Final = 17
+OP_SLLI: Final = 18
+OP_SRLI: Final = 19
 OP_SUB: Final = 20
 OP_AND: Final = 21
 OP_OR: Final = 22
@@ -97,6 +99,8 @@ OP_AMOMAX: Final = 71
 OP_AMOMINU: Final = 72
 OP_AMOMAXU: Final = 73
 OP_ILLEGAL: Final = 74
+# A decode-cache slot that holds no decoding yet (the whole slot is this value).
+OP_UNDECODED: Final = 255
 
 
 def sext(value: i64, bits: i64) -> i64:

@@ -26,6 +26,8 @@ from typing import Any, Final
 from librt.vecs import vec
 from mypy_extensions import i64
 
+from psyche.machine.isa import OP_UNDECODED
+
 RAM_BASE: Final = 0x80000000
 NODE_RAM_SIZE: Final = 0x400000
 NODE_WORDS: Final = 1 << 20
@@ -101,7 +103,7 @@ class PhysMem:
             self.break_reservations(paddr & ~3, node)
         index = self.code_page_index.get(paddr >> 12)
         if index is not None:
-            self.code_pages[index][(paddr >> 2) & 1023] = 0
+            self.code_pages[index][(paddr >> 2) & 1023] = OP_UNDECODED
 
     def read_bytes(self, paddr: i64, length: i64) -> bytes:
         out = bytearray()
@@ -140,7 +142,7 @@ class PhysMem:
         if index is not None:
             return index
         new_index: i64 = len(self.code_pages)
-        self.code_pages.append(vec[i64]([0] * PAGE_WORDS))
+        self.code_pages.append(vec[i64]([OP_UNDECODED] * PAGE_WORDS))
         self.code_page_index[ppn] = new_index
         # Any CPU may hold this page in its write TLB: stores must now take
         # the slow path that drops stale decodings.

@@ -135,13 +135,22 @@ int main(void) {
     return 0;
 }
 #else
+#ifdef PAGED
+/* Entered from paged.S in S mode with Sv32 translation on. */
+#define BENCH_ENTRY bench_main
+#define INSTRET_CSR "instret"
+#else
+#define BENCH_ENTRY test_main
+#define INSTRET_CSR "minstret"
+#endif
+
 static inline uint32_t read_instret(void) {
     uint32_t v;
-    __asm__ volatile("csrr %0, minstret" : "=r"(v));
+    __asm__ volatile("csrr %0, " INSTRET_CSR : "=r"(v));
     return v;
 }
 
-int test_main(void) {
+int BENCH_ENTRY(void) {
     uint32_t start = read_instret();
     crc32_init();
     uint32_t checksum = 0;
