@@ -42,6 +42,8 @@ CFLAGS = (
     "-fno-unwind-tables",
     "-fno-asynchronous-unwind-tables",
     "-fno-stack-protector",
+    # pc-relative addressing: a program copied into another node's RAM runs there.
+    "-mcmodel=medany",
     "-Wall",
 )
 

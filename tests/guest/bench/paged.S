@@ -1,10 +1,11 @@
 /*
  * paged.S: run the CPU benchmark in S mode with Sv32 translation on.
  *
- * test_main (M mode) maps the first 4 MiB of RAM with one identity megapage
- * (RWX, A and D preset so no walk writes a PTE), turns on satp, lets S mode
- * read instret, enters S mode, calls bench_main, and returns its result to
- * crt0 from M mode.
+ * test_main (M mode) maps the 4 MiB of RAM it runs from with one identity
+ * megapage (RWX, A and D preset so no walk writes a PTE), turns on satp, lets
+ * S mode read instret, enters S mode, calls bench_main, and returns its
+ * result to crt0 from M mode. The program is position independent, so the
+ * same image copied into any node's RAM runs there under its own mapping.
  */
 #include "test.h"
 
@@ -14,8 +15,12 @@ test_main:
         addi sp, sp, -16
         sw ra, 0(sp)
         la t0, page_table
-        li t1, (0x80000000 >> 12) << 10 | 0xCF     /* PPN, D A X W R V */
-        li t2, 0x200 * 4                            /* VPN[1] of 0x80000000 */
+        auipc t3, 0
+        li t1, 0xFFC00000
+        and t3, t3, t1                  /* the megapage we run from */
+        srli t1, t3, 2                  /* PPN << 10 */
+        ori t1, t1, 0xCF                /* D A X W R V */
+        srli t2, t3, 22 - 2             /* VPN[1] * 4 */
         add t2, t2, t0
         sw t1, 0(t2)
         srli t0, t0, 12
