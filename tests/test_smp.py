@@ -93,3 +93,16 @@ def test_node_ram_map_is_documented_layout() -> None:
     machine = Machine(MachineConfig(nodes=128))
     assert machine.nodes[127].ram_base == RAM_BASE + 127 * NODE_RAM_SIZE
     assert machine.nodes[127].ram_base + NODE_RAM_SIZE <= 0xA000_0000
+
+
+def test_trace_sees_every_instruction(machine_guest) -> None:
+    from psyche.machine.trace import trace
+
+    machine, monitor = boot(machine_guest["smp"], nodes=2)
+    machine.stop_node(0)
+    steps = []
+    taken = trace(machine, 0, 50, steps.append)
+    assert taken == 50
+    assert [s.instret for s in steps] == list(range(1, 51))
+    assert all(a.next_pc == b.pc for a, b in zip(steps, steps[1:], strict=False))
+    assert machine.nodes[1].state is NodeState.HELD  # the other node did not move
