@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lld.attach import Lld
+from lld.lossy import LossyLine
+from lld.protocol import REASON_NAMES
 from psyche.machine import snapshot
 from psyche.machine.elf import load_elf
-from psyche.machine.hostline import HostLine, open_host_line
-from psyche.machine.machine import DEFAULT_QUANTUM, DEFAULT_REMOTE_PENALTY, Machine, MachineConfig
+from psyche.machine.hostline import HostLine, NullLine, open_host_line
+from psyche.machine.machine import DEFAULT_QUANTUM, DEFAULT_REMOTE_PENALTY, Machine, MachineConfig, Node
 from psyche.machine.runner import ConsoleMatcher, Runner, RunOutcome
 
 
@@ -24,6 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="console line: pty, tcp:PORT, tcp:HOST:PORT or null (default pty)")
     p.add_argument("--debug-line", default="pty", metavar="SPEC",
                    help="debug line, served by lld: pty, tcp:PORT or null (default pty)")
+    p.add_argument("--debug-line-loss", type=float, default=0.0, metavar="RATE",
+                   help="drop, corrupt or tear this fraction of debug-line frames, both ways (testing)")
+    p.add_argument("--debug-line-seed", type=int, default=0, metavar="N",
+                   help="seed of the debug-line loss injector")
+    p.add_argument("--panic-symbol", default="panic", metavar="NAME",
+                   help="with a debug line, stop a node that reaches this kernel symbol and report "
+                        "a panic (default panic; '' for none)")
     p.add_argument("--baud", type=int, help="throttle both lines to this baud rate")
     p.add_argument("--quantum", type=int, default=DEFAULT_QUANTUM, help="cycles per scheduling round")
     p.add_argument("--remote-penalty", type=int, default=DEFAULT_REMOTE_PENALTY,
@@ -36,15 +46,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _open_lines(args: argparse.Namespace) -> tuple[HostLine, HostLine]:
+    if not 0.0 <= args.debug_line_loss <= 1.0:
+        raise ValueError(f"--debug-line-loss {args.debug_line_loss} is not between 0 and 1")
     console = open_host_line(args.console, baud=args.baud)
     debug = open_host_line(args.debug_line, baud=args.baud)
+    if args.debug_line_loss:
+        debug = LossyLine(debug, args.debug_line_loss, args.debug_line_seed)
     return console, debug
+
+
+def _report_stops(stopped: list[Node], lld: Lld) -> None:
+    """A node stopped and waits for a debugger: say so once (lld itself never speaks unasked)."""
+    for node in stopped:
+        status = lld.nodes[node.index].status()
+        print(f"psyche machine: node {node.index} stopped "
+              f"({REASON_NAMES.get(status.reason, status.reason)}) at pc {status.pc:#010x}; "
+              f"waiting for a debugger", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
     if (args.kernel is None) == (args.restore is None):
         raise ValueError("give exactly one of --kernel ELF and --restore SNAPSHOT")
     console, debug = _open_lines(args)
+    panic_pc = None
     if args.restore:
         machine = snapshot.restore(args.restore, console=console)
     else:
@@ -54,6 +78,14 @@ def run(args: argparse.Namespace) -> int:
             console=console,
         )
         machine.load(image)
+        panic_pc = image.symbol(args.panic_symbol) if args.panic_symbol else None
+    lld = Lld(machine, debug)
+    # With a debug line, a stopped node waits for a debugger instead of ending the run,
+    # and a node entering the kernel's panic path stops there for it (without one, the
+    # panic runs its course and its report reaches the console).
+    debugging = not isinstance(debug, NullLine)
+    if debugging and panic_pc is not None:
+        lld.arm_panic(panic_pc)
     print(f"psyche machine: {len(machine.nodes)} nodes; console {console.describe()}; "
           f"debug line {debug.describe()}", flush=True)
     matcher = ConsoleMatcher(args.until) if args.until else None
@@ -61,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
         machine.console.add_output_listener(matcher.feed)
     if not args.quiet:
         machine.console.add_output_listener(lambda data: (sys.stdout.buffer.write(data), sys.stdout.flush()))
-    runner = Runner(machine, [console, debug], pace=not args.no_pace)
+    runner = Runner(machine, [console, debug], pace=not args.no_pace, debug=lld,
+                    stop_on_node_stop=not debugging,
+                    on_stop=(lambda stopped: _report_stops(stopped, lld)) if debugging else None)
     result = runner.run(max_seconds=args.max_seconds, until=matcher)
     if args.save_snapshot:
         snapshot.save(machine, args.save_snapshot)

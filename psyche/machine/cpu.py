@@ -139,6 +139,12 @@ REFILL: Final = 1 << 20
 # Slow-path results, read by the hot loop.
 RETIRED: Final = 1
 END_BLOCK: Final = 2
+NOT_EXECUTED: Final = 4  # stopped before the instruction: no trap, no cycle
+
+# What a watch hook answers about an access to a watched page.
+WATCH_IGNORE: Final = 0
+WATCH_STOP_AFTER: Final = 1   # complete the instruction, then stop (tohost)
+WATCH_STOP_BEFORE: Final = 2  # stop with the instruction not executed (debugger watchpoints)
 
 CAUSE_FETCH_MISALIGNED: Final = 0
 CAUSE_ILLEGAL: Final = 2
@@ -181,8 +187,11 @@ class Cpu:
         self.waiting: bool = False
         self.stop_reason: i64 = STOP_NONE
         self.breakpoints: set[int] = set()
-        # A breakpoint at this pc is not taken on the next instruction (resume over it).
+        # A breakpoint or watchpoint stop at this pc is not taken again by the
+        # next instruction (resume over it).
         self.skip_breakpoint_pc: i64 = -1
+        self.resume_pc: i64 = -1
+        self.resume_instret: i64 = -1
         # Per-node reference counts: data references local and remote, remote fetches.
         self.local_refs: i64 = 0
         self.remote_refs: i64 = 0
@@ -473,6 +482,9 @@ class Cpu:
         check_bp: bool = len(self.breakpoints) > 0
         skip_bp: i64 = self.skip_breakpoint_pc
         self.skip_breakpoint_pc = -1
+        # The instruction at skip_bp runs first and resumes past whatever stopped it there.
+        self.resume_pc = skip_bp
+        self.resume_instret = start_instret
         # Operands of the pending slow path.
         slow: i64 = SLOW_NONE
         a: i64 = 0
@@ -695,8 +707,8 @@ class Cpu:
             xctx = self.xctx
             if (r & RETIRED) != 0:
                 n += 1
-            else:
-                budget -= 1
+            elif (r & NOT_EXECUTED) == 0:
+                budget -= 1  # a trap costs a cycle
             if (r & END_BLOCK) != 0 or self.stop_reason != STOP_NONE:
                 break
             if self.epoch_seen != mem.epoch:
@@ -751,8 +763,10 @@ class Cpu:
         if mem.is_ram(pa):
             ppn: i64 = pa >> 12
             if mem.is_watched(ppn):
-                if mem.watch_hook(self.node, pa, size, False):
-                    self.stop_reason = STOP_WATCH
+                action: i64 = self._watch(pa, size, False, 0)
+                if action == WATCH_STOP_BEFORE:
+                    return NOT_EXECUTED | END_BLOCK
+                if action == WATCH_STOP_AFTER:
                     result |= END_BLOCK
             else:
                 t: i64 = (vaddr >> 12) & TLB_MASK
@@ -772,22 +786,21 @@ class Cpu:
         self.pc = (self.pc + 4) & M32
         return result
 
-    def _ram_read(self, pa: i64) -> i64:
-        mem = self.mem
-        if mem.node_of(pa) == self.node:
+    def _count_reference(self, pa: i64) -> None:
+        """Charge a data reference made outside the hot loop: local, or through the switch."""
+        if self.mem.node_of(pa) == self.node:
             self.local_refs += 1
         else:
             self.remote_refs += 1
-            self.cycles += mem.remote_penalty
-        return mem.read_word(pa)
+            self.cycles += self.mem.remote_penalty
+
+    def _ram_read(self, pa: i64) -> i64:
+        self._count_reference(pa)
+        return self.mem.read_word(pa)
 
     def _ram_write(self, pa: i64, size: i64, value: i64) -> None:
+        self._count_reference(pa)
         mem = self.mem
-        if mem.node_of(pa) == self.node:
-            self.local_refs += 1
-        else:
-            self.remote_refs += 1
-            self.cycles += mem.remote_penalty
         if size == 4:
             mem.write_word(pa, value, self.node)
             return
@@ -807,15 +820,17 @@ class Cpu:
         result: i64 = RETIRED
         if mem.is_ram(pa):
             ppn: i64 = pa >> 12
-            self._ram_write(pa, size, value)
             if mem.is_watched(ppn):
-                if mem.watch_hook(self.node, pa, size, True):
-                    self.stop_reason = STOP_WATCH
+                action: i64 = self._watch(pa, size, True, value)
+                if action == WATCH_STOP_BEFORE:
+                    return NOT_EXECUTED | END_BLOCK
+                if action == WATCH_STOP_AFTER:
                     result |= END_BLOCK
             elif ppn not in mem.code_page_index:
                 t: i64 = (vaddr >> 12) & TLB_MASK
                 self.wtag[t] = (vaddr >> 12) | self.dctx
                 self.wval[t] = mem.location(pa & ~0xFFF)
+            self._ram_write(pa, size, value)
         else:
             if not mem.bus.write(self.node, pa, size, value & M32):
                 return self._data_fault(access_fault(ACCESS_WRITE), vaddr)
@@ -919,10 +934,13 @@ class Cpu:
                 return self._data_fault(pa, vaddr)
             if not mem.is_ram(pa):
                 return self._data_fault(access_fault(ACCESS_READ), vaddr)
+            action: i64 = self._watch(pa, 4, False, 0) if mem.is_watched(pa >> 12) else WATCH_IGNORE
+            if action == WATCH_STOP_BEFORE:
+                return NOT_EXECUTED | END_BLOCK
             self.regs[rd] = self._ram_read(pa)
             mem.reserve(self.node, pa)
             self.pc = (self.pc + 4) & M32
-            return RETIRED
+            return RETIRED | END_BLOCK if action == WATCH_STOP_AFTER else RETIRED
         if (vaddr & 3) != 0:
             self.take_trap(CAUSE_STORE_MISALIGNED, vaddr)
             return 0
@@ -931,22 +949,49 @@ class Cpu:
             return self._data_fault(pa, vaddr)
         if not mem.is_ram(pa):
             return self._data_fault(access_fault(ACCESS_WRITE), vaddr)
-        result: i64 = RETIRED
+        action = WATCH_IGNORE
         if op == isa.OP_SC:
-            if mem.take_reservation(self.node, pa):
-                self._ram_write(pa, 4, src)
-                self.regs[rd] = 0
-            else:
+            if mem.reservation_of(self.node) != pa:
+                mem.take_reservation(self.node, pa)
                 self.regs[rd] = 1
+                self.pc = (self.pc + 4) & M32
+                return RETIRED
+            if mem.is_watched(pa >> 12):
+                action = self._watch(pa, 4, True, src)
+                if action == WATCH_STOP_BEFORE:
+                    return NOT_EXECUTED | END_BLOCK
+            mem.take_reservation(self.node, pa)
+            self._ram_write(pa, 4, src)
+            self.regs[rd] = 0
         else:
-            old: i64 = self._ram_read(pa)
-            self._ram_write(pa, 4, _amo(op, old, src))
+            old: i64 = mem.read_word(pa)
+            new: i64 = _amo(op, old, src)
+            if mem.is_watched(pa >> 12):
+                # An AMO reads and writes: read and write watchpoints both see it.
+                action = self._watch(pa, 4, False, 0)
+                if action != WATCH_STOP_BEFORE:
+                    second: i64 = self._watch(pa, 4, True, new)
+                    action = second if second > action else action
+                if action == WATCH_STOP_BEFORE:
+                    return NOT_EXECUTED | END_BLOCK
+            self._ram_read(pa)
+            self._ram_write(pa, 4, new)
             self.regs[rd] = old
-        if mem.is_watched(pa >> 12) and mem.watch_hook(self.node, pa, 4, True):
-            self.stop_reason = STOP_WATCH
-            result |= END_BLOCK
         self.pc = (self.pc + 4) & M32
-        return result
+        return RETIRED | END_BLOCK if action == WATCH_STOP_AFTER else RETIRED
+
+    def _watch(self, pa: i64, size: i64, is_write: bool, value: i64) -> i64:
+        """Ask the watch hooks about an access to a watched page, before it happens.
+
+        A stop before the access is not taken again by the first instruction
+        after a resume: that instruction is the one that stopped.
+        """
+        action: i64 = self.mem.watch_hook(self.node, pa, size, is_write, value & M32)
+        if action == WATCH_STOP_BEFORE and self.pc == self.resume_pc and self.instret == self.resume_instret:
+            return WATCH_IGNORE
+        if action != WATCH_IGNORE:
+            self.stop_reason = STOP_WATCH
+        return action
 
 
 def _alu(op: i64, x: i64, y: i64, imm: i64) -> i64:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from psyche.machine.cpu import STOP_NONE, Cpu
+from psyche.machine.cpu import STOP_NONE, STOP_REQUESTED, WATCH_IGNORE, Cpu
 from psyche.machine.csr import NEVER
 from psyche.machine.devices import (
     SRC_CONSOLE_UART,
@@ -63,14 +63,18 @@ class Node:
     devices: NodeDevices
     state: NodeState
     stop_reason: int = STOP_NONE
+    # Changes at every stop (a stop condition, a stop request, a completed
+    # step), so a debugger can tell one stop from the next (lld's stop counter).
+    stops: int = 0
 
     @property
     def ram_base(self) -> int:
         return RAM_BASE + self.index * NODE_RAM_SIZE
 
 
-# A watch hook answers whether the CPU that touched a watched page must stop.
-WatchHook = Callable[[int, int, int, bool], bool]
+# A watch hook is told of an access to a watched page before it happens
+# (node, paddr, size, is_write, value written) and answers a WATCH_* action.
+WatchHook = Callable[[int, int, int, bool, int], int]
 
 
 class Machine:
@@ -224,6 +228,7 @@ class Machine:
             if reason != STOP_NONE:
                 node.state = NodeState.STOPPED
                 node.stop_reason = reason
+                node.stops += 1
                 self._active.remove(index)
                 stopped.append(node)
             elif cpu.waiting:
@@ -257,11 +262,13 @@ class Machine:
                 break
         return []
 
-    def stop_node(self, index: int) -> None:
+    def stop_node(self, index: int, reason: int = STOP_REQUESTED) -> None:
         """Stop a node (between rounds) so it can be inspected; others run on."""
         node = self.node(index)
         if node.state is NodeState.RUNNING:
             node.state = NodeState.STOPPED
+            node.stop_reason = reason
+            node.stops += 1
             if index in self._active:
                 self._active.remove(index)
             self._sleeping.pop(index, None)
@@ -276,11 +283,17 @@ class Machine:
             self._make_runnable(index)
 
     def step_node(self, index: int, take_interrupts: bool = True) -> int:
-        """Execute one instruction on a stopped node; returns the CPU's stop reason."""
+        """Execute one instruction on a stopped node; returns the CPU's stop reason.
+
+        A step ends in a new stop (STOP_NONE when nothing else stopped it).
+        """
         node = self.node(index)
         if node.state is not NodeState.STOPPED:
             raise RuntimeError(f"node {index} is {node.state.value}: stop it before stepping")
-        return node.cpu.step(take_interrupts)
+        reason = node.cpu.step(take_interrupts)
+        node.stop_reason = reason
+        node.stops += 1
+        return reason
 
     # -- memory seen from the host ------------------------------------------
 
@@ -307,11 +320,10 @@ class Machine:
     def add_watch_hook(self, hook: WatchHook) -> None:
         self._watch_hooks.append(hook)
 
-    def _watch(self, node: int, paddr: int, size: int, is_write: bool) -> bool:
-        stop = False
-        for hook in self._watch_hooks:
-            stop = hook(node, paddr, size, is_write) or stop
-        return stop
+    def _watch(self, node: int, paddr: int, size: int, is_write: bool, value: int) -> int:
+        """The strongest action any hook asks for (stopping before beats stopping after)."""
+        return max((hook(node, paddr, size, is_write, value) for hook in self._watch_hooks),
+                   default=WATCH_IGNORE)
 
     # -- host lines ------------------------------------------------------------
 

@@ -63,7 +63,8 @@ class PhysMem:
         self.nreservations: i64 = 0
         self.watched_pages: dict[int, int] = {}
         self.epoch: i64 = 0
-        # Called as watch_hook(node, paddr, size, is_write) -> bool (stop the CPU).
+        # Called before an access to a watched page as
+        # watch_hook(node, paddr, size, is_write, value) -> WATCH_* action (cpu.py).
         self.watch_hook: Any = None
         # Node-local devices: bus.read(node, paddr, size) -> int (-1: access fault),
         # bus.write(node, paddr, size, value) -> bool (False: access fault).
@@ -155,6 +156,10 @@ class PhysMem:
         if self.reservations[node] < 0:
             self.nreservations += 1
         self.reservations[node] = paddr
+
+    def reservation_of(self, node: i64) -> i64:
+        """The word node holds a reservation on, or -1."""
+        return self.reservations[node]
 
     def take_reservation(self, node: i64, paddr: i64) -> bool:
         """Consume node's reservation; True if it was held on paddr."""

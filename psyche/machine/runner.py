@@ -16,8 +16,10 @@ from __future__ import annotations
 import re
 import select
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Protocol
 
 from psyche.machine.csr import NEVER
 from psyche.machine.hostline import HostLine
@@ -58,7 +60,24 @@ class ConsoleMatcher:
             del self.buffer[: len(self.buffer) - self.window]
 
 
+class DebugService(Protocol):
+    """What the runner needs from lld (lld.attach.Lld), without importing it."""
+
+    def service(self) -> None:
+        """Serve the debug line at a round boundary."""
+
+    def busy(self) -> bool:
+        """True while work waits for the next boundary (do not sleep on the host)."""
+
+
 class Runner:
+    """Runs the machine and services its host lines between rounds.
+
+    With `debug` (lld), the debug line is served at the same points as the
+    other lines.  A node that stops then waits for a debugger, so callers
+    usually pass stop_on_node_stop=False and learn of stops through on_stop.
+    """
+
     def __init__(
         self,
         machine: Machine,
@@ -67,17 +86,23 @@ class Runner:
         pace: bool = True,
         poll_rounds: int = 32,
         stop_on_node_stop: bool = True,
+        debug: DebugService | None = None,
+        on_stop: Callable[[list[Node]], None] | None = None,
     ) -> None:
         self.machine = machine
         self.lines = lines
         self.pace = pace
         self.poll_rounds = poll_rounds
         self.stop_on_node_stop = stop_on_node_stop
+        self.debug = debug
+        self.on_stop = on_stop
         self._wall_origin = time.monotonic()
         self._sim_origin = machine.time
 
     def _service_lines(self) -> None:
         self.machine.poll_host()
+        if self.debug is not None:
+            self.debug.service()
         for line in self.lines:
             if line.pending_output():
                 line.flush_some()
@@ -110,6 +135,8 @@ class Runner:
                     if stopped and self.stop_on_node_stop:
                         self._service_lines()
                         return RunResult(RunOutcome.STOPPED, stopped, time.monotonic() - start)
+                    if stopped and self.on_stop is not None:
+                        self.on_stop(stopped)
                     if machine.idle() or self._idle_ahead():
                         break
                 self._service_lines()
@@ -118,6 +145,8 @@ class Runner:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     return RunResult(RunOutcome.TIMEOUT, [], now - start)
+                if self.debug is not None and self.debug.busy():
+                    continue  # a forwarded debug frame is due at the next boundary
                 if machine.idle():
                     if not self.lines:
                         return RunResult(RunOutcome.IDLE, [], now - start)

@@ -45,6 +45,7 @@ def _cpu_state(machine: Machine, index: int) -> dict[str, Any]:
     return {
         "state": node.state.value,
         "stop_reason": node.stop_reason,
+        "stops": node.stops,
         "regs": list(cpu.regs),
         "pc": cpu.pc,
         "priv": cpu.priv,
@@ -70,6 +71,7 @@ def _set_cpu_state(machine: Machine, index: int, s: dict[str, Any]) -> None:
     dev = node.devices
     node.state = NodeState(s["state"])
     node.stop_reason = s["stop_reason"]
+    node.stops = s["stops"]
     for i, value in enumerate(s["regs"]):
         cpu.regs[i] = value
     cpu.pc = s["pc"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from psyche.machine.cpu import WATCH_IGNORE, WATCH_STOP_AFTER
 from psyche.machine.elf import ElfImage
 from psyche.machine.machine import Machine
 
@@ -41,11 +42,9 @@ class TohostMonitor:
         machine.mem.watch_page(address >> 12)
         machine.add_watch_hook(self._on_access)
 
-    def _on_access(self, node: int, paddr: int, size: int, is_write: bool) -> bool:
-        if not is_write or paddr & ~3 != self.address:
-            return False
-        value = self.machine.mem.read_word(self.address)
-        if value == 0:
-            return False
+    def _on_access(self, node: int, paddr: int, size: int, is_write: bool, value: int) -> int:
+        """A non-zero word written to tohost ends the run once the store is done."""
+        if not is_write or size != 4 or paddr != self.address or value == 0:
+            return WATCH_IGNORE
         self.result = TohostResult(value)
-        return True
+        return WATCH_STOP_AFTER

@@ -1,0 +1,777 @@
+"""The lld request-reply protocol: codes, request and reply dataclasses, payload encodings.
+
+Every request is one frame from the mux to one node's lld; every reply is one
+frame back, carrying the request's node, seq and code.  lld never sends
+anything unasked.  All integers are big-endian; memory contents are raw bytes
+in address order.  docs/lld-protocol.md is the reference; this module is its
+executable form, and both ends (lld and the mux) use it.
+
+Exactly-once: every request that changes a node names the node's change
+counter `gen` it was computed against (its *guard*).  lld applies it only if
+the node's gen still has that value, and each applied change advances gen;
+so a repeated, late or reordered request can never act twice.  A repeat of
+the very change that produced the current gen is recognised and answered
+as a duplicate (flag DUPLICATE), so a client whose reply was lost learns that
+its request did take effect.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from lld.codec import MAX_PAYLOAD, VERSION
+
+LLD_VERSION = 1
+
+#: Largest memory transfer (READ_MEM length, WRITE_MEM data) in one request.
+MAX_DATA = 1024
+MAX_BREAKPOINTS = 64
+MAX_WATCHPOINTS = 16
+#: Longest watched range (it may span two pages).
+MAX_WATCH_LENGTH = 4096
+#: Most registers in one READ_REGS or WRITE_REGS request.
+MAX_REGS = 64
+
+#: Guard value meaning "whatever the node's gen is" (only for idempotent requests).
+ANY_GEN = 0xFFFFFFFF
+
+# -- request codes -------------------------------------------------------------
+
+DESCRIBE = 0x01
+STATUS = 0x02
+STOP = 0x03
+RESUME = 0x04
+STEP = 0x05
+READ_REGS = 0x06
+WRITE_REGS = 0x07
+READ_MEM = 0x08
+WRITE_MEM = 0x09
+SET_BREAKPOINT = 0x0A
+CLEAR_BREAKPOINT = 0x0B
+LIST_BREAKPOINTS = 0x0C
+SET_WATCHPOINT = 0x0D
+CLEAR_WATCHPOINT = 0x0E
+LIST_WATCHPOINTS = 0x0F
+CLEAR_ALL = 0x10
+TRANSLATE = 0x11
+
+# -- reply status (error) codes ----------------------------------------------------
+
+OK = 0
+E_BAD_REQUEST = 1     # unknown request code
+E_BAD_PAYLOAD = 2     # payload malformed for its request (detail: ASCII text)
+E_NO_NODE = 3         # the frame names a node this machine does not have (sent by the king)
+E_STALE = 4           # the guard is not the node's gen: nothing done (detail: Status)
+E_STATE = 5           # the node is not in a state that allows this (detail: Status)
+E_UNMAPPED = 6        # a virtual address does not translate (detail: address, exception cause)
+E_NOT_RAM = 7         # a physical address is not RAM (detail: address)
+E_BAD_REGISTER = 8    # unknown or unwritable register (detail: register number)
+E_TOO_LARGE = 9       # length over MAX_DATA / MAX_WATCH_LENGTH / MAX_REGS
+E_LIMIT = 10          # too many breakpoints or watchpoints
+E_VERSION = 11        # frame version not supported (detail: the supported version, one byte)
+E_ALIGN = 12          # misaligned breakpoint address or pc value (detail: the value)
+E_BAD_GUARD = 13      # ANY_GEN used on a request that must name a stop
+E_INTERNAL = 14       # lld failed serving the request (a bug in lld; detail: text)
+
+ERROR_NAMES = {
+    OK: "ok", E_BAD_REQUEST: "bad request", E_BAD_PAYLOAD: "bad payload", E_NO_NODE: "no such node",
+    E_STALE: "stale", E_STATE: "wrong state", E_UNMAPPED: "unmapped", E_NOT_RAM: "not RAM",
+    E_BAD_REGISTER: "bad register", E_TOO_LARGE: "too large", E_LIMIT: "limit reached",
+    E_VERSION: "unsupported version", E_ALIGN: "misaligned", E_BAD_GUARD: "guard required",
+    E_INTERNAL: "internal error",
+}
+
+# -- node states and stop reasons --------------------------------------------
+
+STATE_HELD = 0
+STATE_RUNNING = 1
+STATE_STOPPED = 2
+STATE_NAMES = {STATE_HELD: "held", STATE_RUNNING: "running", STATE_STOPPED: "stopped"}
+
+REASON_NONE = 0
+REASON_BREAKPOINT = 1
+REASON_STEP = 2
+REASON_WATCHPOINT = 3
+REASON_REQUESTED = 4
+REASON_TRAP_LOOP = 5
+REASON_PANIC = 6
+REASON_HOST = 7   # stopped by the simulator for a reason outside lld (e.g. the tohost monitor)
+REASON_NAMES = {
+    REASON_NONE: "none", REASON_BREAKPOINT: "breakpoint", REASON_STEP: "step",
+    REASON_WATCHPOINT: "watchpoint", REASON_REQUESTED: "requested", REASON_TRAP_LOOP: "trap loop",
+    REASON_PANIC: "panic", REASON_HOST: "host",
+}
+
+# Status flags
+FLAG_DUPLICATE = 0x01   # this answers a repeat of the change that made the current gen
+FLAG_WAITING = 0x02     # the hart sleeps in WFI
+FLAG_WATCH_READ = 0x04  # the watchpoint hit was a read
+FLAG_WATCH_WRITE = 0x08  # the watchpoint hit was a write (AMOs report as writes)
+
+# -- address spaces, breakpoint and watchpoint kinds, registers ---------------------
+
+SPACE_PHYS = 0   # physical address: RAM only
+SPACE_VIRT = 1   # the node's current translation, as its next data access would see it
+SPACE_ROOT = 2   # the Sv32 tables of a given satp value, seen as S mode with SUM and MXR
+
+BP_NORMAL = 0
+BP_PANIC = 1     # a stop here reports REASON_PANIC (the kernel's panic path)
+
+WATCH_READ = 1
+WATCH_WRITE = 2
+WATCH_ACCESS = 3
+
+ACCESS_READ = 0
+ACCESS_WRITE = 1
+ACCESS_EXEC = 2
+
+REG_PC = 32
+REG_PRIV = 33
+REG_CSR_BASE = 0x1000     # CSR n is register REG_CSR_BASE + n
+#: The registers READ_REGS returns when it names none: x0-x31, pc, priv.
+GENERAL_REGS = tuple(range(34))
+
+STEP_TAKE_INTERRUPTS = 0x01
+
+
+class PayloadError(ValueError):
+    """A payload that does not decode as its request or reply says."""
+
+
+class _Reader:
+    """Consumes a payload front to back; every shortfall is a PayloadError."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, fmt: str) -> tuple[int, ...]:
+        s = struct.Struct(">" + fmt)
+        if self.pos + s.size > len(self.data):
+            raise PayloadError(f"payload too short: wanted {s.size} bytes at offset {self.pos}")
+        values = s.unpack_from(self.data, self.pos)
+        self.pos += s.size
+        return values
+
+    def one(self, fmt: str) -> int:
+        return self.take(fmt)[0]
+
+    def rest(self) -> bytes:
+        out = self.data[self.pos:]
+        self.pos = len(self.data)
+        return out
+
+    def done(self) -> None:
+        if self.pos != len(self.data):
+            raise PayloadError(f"{len(self.data) - self.pos} unexpected bytes at the end of the payload")
+
+
+def _u32(value: int, what: str) -> int:
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise ValueError(f"{what} {value} does not fit 32 bits")
+    return value
+
+
+# ==============================================================================
+# Requests
+# ==============================================================================
+
+
+@dataclass(frozen=True)
+class Request:
+    """Base of all requests.  `code` identifies it on the wire.
+
+    `mutating` requests change the node and carry a guard; the others are
+    reads, safe to repeat any number of times.  `needs_stop` requests must
+    name the node's gen: ANY_GEN is refused for them, because only the gen
+    tells a repeat from a new request when the request is not idempotent.
+    """
+
+    code: ClassVar[int] = 0
+    mutating: ClassVar[bool] = False
+    needs_stop: ClassVar[bool] = False
+
+    def encode(self) -> bytes:
+        return b""
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Request:
+        _Reader(payload).done()
+        return cls()
+
+
+@dataclass(frozen=True)
+class Change(Request):
+    """A request that changes the node; `guard` is the node's gen it was computed against."""
+
+    mutating: ClassVar[bool] = True
+    guard: int = ANY_GEN
+
+
+@dataclass(frozen=True)
+class Describe(Request):
+    code: ClassVar[int] = DESCRIBE
+
+
+@dataclass(frozen=True)
+class GetStatus(Request):
+    code: ClassVar[int] = STATUS
+
+
+@dataclass(frozen=True)
+class Stop(Change):
+    """Stop a running node (reason REQUESTED).  A stopped or held node is left as it is."""
+
+    code: ClassVar[int] = STOP
+    guard: int = ANY_GEN
+
+    def encode(self) -> bytes:
+        return struct.pack(">I", _u32(self.guard, "guard"))
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Stop:
+        r = _Reader(payload)
+        guard = r.one("I")
+        r.done()
+        return cls(guard)
+
+
+@dataclass(frozen=True)
+class Resume(Change):
+    code: ClassVar[int] = RESUME
+    needs_stop: ClassVar[bool] = True
+    guard: int = 0
+
+    def encode(self) -> bytes:
+        return struct.pack(">I", _u32(self.guard, "guard"))
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Resume:
+        r = _Reader(payload)
+        guard = r.one("I")
+        r.done()
+        return cls(guard)
+
+
+@dataclass(frozen=True)
+class Step(Change):
+    """Execute one instruction, or enter one interrupt handler if interrupts are taken."""
+
+    code: ClassVar[int] = STEP
+    needs_stop: ClassVar[bool] = True
+    guard: int = 0
+    take_interrupts: bool = False
+
+    def encode(self) -> bytes:
+        return struct.pack(">IB", _u32(self.guard, "guard"),
+                           STEP_TAKE_INTERRUPTS if self.take_interrupts else 0)
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Step:
+        r = _Reader(payload)
+        guard, flags = r.take("IB")
+        r.done()
+        if flags & ~STEP_TAKE_INTERRUPTS:
+            raise PayloadError(f"unknown step flags {flags:#x}")
+        return cls(guard, bool(flags & STEP_TAKE_INTERRUPTS))
+
+
+@dataclass(frozen=True)
+class ReadRegs(Request):
+    code: ClassVar[int] = READ_REGS
+    regs: tuple[int, ...] = ()
+
+    def encode(self) -> bytes:
+        if len(self.regs) > MAX_REGS:
+            raise ValueError(f"at most {MAX_REGS} registers a request")
+        return struct.pack(f">B{len(self.regs)}H", len(self.regs), *self.regs)
+
+    @classmethod
+    def decode(cls, payload: bytes) -> ReadRegs:
+        r = _Reader(payload)
+        count = r.one("B")
+        regs = r.take(f"{count}H")
+        r.done()
+        return cls(tuple(regs))
+
+
+@dataclass(frozen=True)
+class WriteRegs(Change):
+    """Write registers of a stopped node, all or none."""
+
+    code: ClassVar[int] = WRITE_REGS
+    needs_stop: ClassVar[bool] = True
+    guard: int = 0
+    values: tuple[tuple[int, int], ...] = ()
+
+    def encode(self) -> bytes:
+        if len(self.values) > MAX_REGS:
+            raise ValueError(f"at most {MAX_REGS} registers a request")
+        out = struct.pack(">IB", _u32(self.guard, "guard"), len(self.values))
+        for reg, value in self.values:
+            out += struct.pack(">HI", reg, _u32(value, "register value"))
+        return out
+
+    @classmethod
+    def decode(cls, payload: bytes) -> WriteRegs:
+        r = _Reader(payload)
+        guard, count = r.take("IB")
+        values = tuple((r.one("H"), r.one("I")) for _ in range(count))
+        r.done()
+        return cls(guard, values)
+
+
+@dataclass(frozen=True)
+class ReadMem(Request):
+    code: ClassVar[int] = READ_MEM
+    space: int = SPACE_PHYS
+    addr: int = 0
+    length: int = 0
+    root: int = 0
+
+    def encode(self) -> bytes:
+        return struct.pack(">BIHI", self.space, _u32(self.addr, "address"), self.length,
+                           _u32(self.root, "root"))
+
+    @classmethod
+    def decode(cls, payload: bytes) -> ReadMem:
+        r = _Reader(payload)
+        space, addr, length, root = r.take("BIHI")
+        r.done()
+        return cls(space, addr, length, root)
+
+
+@dataclass(frozen=True)
+class WriteMem(Change):
+    """Write bytes; idempotent, so ANY_GEN is allowed (but then not safe against reordering)."""
+
+    code: ClassVar[int] = WRITE_MEM
+    guard: int = ANY_GEN
+    space: int = SPACE_PHYS
+    addr: int = 0
+    data: bytes = b""
+    root: int = 0
+
+    def encode(self) -> bytes:
+        return struct.pack(">IBII", _u32(self.guard, "guard"), self.space, _u32(self.addr, "address"),
+                           _u32(self.root, "root")) + self.data
+
+    @classmethod
+    def decode(cls, payload: bytes) -> WriteMem:
+        r = _Reader(payload)
+        guard, space, addr, root = r.take("IBII")
+        return cls(guard, space, addr, r.rest(), root)
+
+
+@dataclass(frozen=True)
+class SetBreakpoint(Change):
+    code: ClassVar[int] = SET_BREAKPOINT
+    guard: int = ANY_GEN
+    addr: int = 0
+    kind: int = BP_NORMAL
+
+    def encode(self) -> bytes:
+        return struct.pack(">IIB", _u32(self.guard, "guard"), _u32(self.addr, "address"), self.kind)
+
+    @classmethod
+    def decode(cls, payload: bytes) -> SetBreakpoint:
+        r = _Reader(payload)
+        guard, addr, kind = r.take("IIB")
+        r.done()
+        return cls(guard, addr, kind)
+
+
+@dataclass(frozen=True)
+class ClearBreakpoint(Change):
+    code: ClassVar[int] = CLEAR_BREAKPOINT
+    guard: int = ANY_GEN
+    addr: int = 0
+
+    def encode(self) -> bytes:
+        return struct.pack(">II", _u32(self.guard, "guard"), _u32(self.addr, "address"))
+
+    @classmethod
+    def decode(cls, payload: bytes) -> ClearBreakpoint:
+        r = _Reader(payload)
+        guard, addr = r.take("II")
+        r.done()
+        return cls(guard, addr)
+
+
+@dataclass(frozen=True)
+class ListBreakpoints(Request):
+    code: ClassVar[int] = LIST_BREAKPOINTS
+
+
+@dataclass(frozen=True)
+class SetWatchpoint(Change):
+    code: ClassVar[int] = SET_WATCHPOINT
+    guard: int = ANY_GEN
+    space: int = SPACE_VIRT
+    addr: int = 0
+    length: int = 4
+    kind: int = WATCH_WRITE
+    root: int = 0
+
+    def encode(self) -> bytes:
+        return struct.pack(">IBIHBI", _u32(self.guard, "guard"), self.space, _u32(self.addr, "address"),
+                           self.length, self.kind, _u32(self.root, "root"))
+
+    @classmethod
+    def decode(cls, payload: bytes) -> SetWatchpoint:
+        r = _Reader(payload)
+        guard, space, addr, length, kind, root = r.take("IBIHBI")
+        r.done()
+        return cls(guard, space, addr, length, kind, root)
+
+
+@dataclass(frozen=True)
+class ClearWatchpoint(Change):
+    code: ClassVar[int] = CLEAR_WATCHPOINT
+    guard: int = ANY_GEN
+    addr: int = 0
+    length: int = 4
+    kind: int = WATCH_WRITE
+
+    def encode(self) -> bytes:
+        return struct.pack(">IIHB", _u32(self.guard, "guard"), _u32(self.addr, "address"),
+                           self.length, self.kind)
+
+    @classmethod
+    def decode(cls, payload: bytes) -> ClearWatchpoint:
+        r = _Reader(payload)
+        guard, addr, length, kind = r.take("IIHB")
+        r.done()
+        return cls(guard, addr, length, kind)
+
+
+@dataclass(frozen=True)
+class ListWatchpoints(Request):
+    code: ClassVar[int] = LIST_WATCHPOINTS
+
+
+@dataclass(frozen=True)
+class ClearAll(Change):
+    """Remove every breakpoint and watchpoint of the node (a fresh debugger's clean slate)."""
+
+    code: ClassVar[int] = CLEAR_ALL
+    guard: int = ANY_GEN
+
+    def encode(self) -> bytes:
+        return struct.pack(">I", _u32(self.guard, "guard"))
+
+    @classmethod
+    def decode(cls, payload: bytes) -> ClearAll:
+        r = _Reader(payload)
+        guard = r.one("I")
+        r.done()
+        return cls(guard)
+
+
+@dataclass(frozen=True)
+class Translate(Request):
+    """Where a virtual address leads, without side effects (SPACE_VIRT or SPACE_ROOT)."""
+
+    code: ClassVar[int] = TRANSLATE
+    space: int = SPACE_VIRT
+    addr: int = 0
+    access: int = ACCESS_READ
+    root: int = 0
+
+    def encode(self) -> bytes:
+        return struct.pack(">BIBI", self.space, _u32(self.addr, "address"), self.access,
+                           _u32(self.root, "root"))
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Translate:
+        r = _Reader(payload)
+        space, addr, access, root = r.take("BIBI")
+        r.done()
+        return cls(space, addr, access, root)
+
+
+REQUEST_TYPES: dict[int, type[Request]] = {
+    cls.code: cls
+    for cls in (Describe, GetStatus, Stop, Resume, Step, ReadRegs, WriteRegs, ReadMem, WriteMem,
+                SetBreakpoint, ClearBreakpoint, ListBreakpoints, SetWatchpoint, ClearWatchpoint,
+                ListWatchpoints, ClearAll, Translate)
+}
+
+
+def decode_request(code: int, payload: bytes) -> Request:
+    """The request a frame carries; KeyError for an unknown code, PayloadError for a bad payload."""
+    cls = REQUEST_TYPES[code]
+    try:
+        return cls.decode(payload)
+    except (struct.error, ValueError) as e:
+        if isinstance(e, PayloadError):
+            raise
+        raise PayloadError(str(e)) from e
+
+
+# ==============================================================================
+# Replies
+# ==============================================================================
+
+
+@dataclass(frozen=True)
+class Status:
+    """A node's run state as lld sees it: the answer to STATUS and to every change."""
+
+    state: int
+    reason: int
+    priv: int
+    flags: int
+    stops: int
+    gen: int
+    pc: int
+    data_addr: int
+    cycles: int
+    instret: int
+
+    _S: ClassVar[struct.Struct] = struct.Struct(">BBBBIIIIQQ")
+
+    def encode(self) -> bytes:
+        return self._S.pack(self.state, self.reason, self.priv, self.flags, self.stops, self.gen,
+                            self.pc, self.data_addr, self.cycles, self.instret)
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Status:
+        if len(payload) != cls._S.size:
+            raise PayloadError(f"status is {cls._S.size} bytes, not {len(payload)}")
+        return cls(*cls._S.unpack(payload))
+
+    @property
+    def stopped(self) -> bool:
+        return self.state == STATE_STOPPED
+
+    @property
+    def running(self) -> bool:
+        return self.state == STATE_RUNNING
+
+    @property
+    def duplicate(self) -> bool:
+        return bool(self.flags & FLAG_DUPLICATE)
+
+    def describe(self) -> str:
+        state = STATE_NAMES.get(self.state, self.state)
+        text = f"{state} pc={self.pc:#010x} stops={self.stops} gen={self.gen}"
+        if self.state == STATE_STOPPED:
+            text += f" reason={REASON_NAMES.get(self.reason, self.reason)}"
+            if self.reason == REASON_WATCHPOINT:
+                text += f" data={self.data_addr:#010x}"
+        return text
+
+
+@dataclass(frozen=True)
+class MachineDescription:
+    lld_version: int
+    frame_version: int
+    nodes: int
+    max_payload: int
+    max_data: int
+    max_breakpoints: int
+    max_watchpoints: int
+    ram_base: int
+    node_ram_size: int
+    quantum: int
+    timebase_hz: int
+    isa: str
+
+    _S: ClassVar[struct.Struct] = struct.Struct(">HBHHHBBIIII")
+
+    def encode(self) -> bytes:
+        isa = self.isa.encode()
+        return self._S.pack(self.lld_version, self.frame_version, self.nodes, self.max_payload,
+                            self.max_data, self.max_breakpoints, self.max_watchpoints, self.ram_base,
+                            self.node_ram_size, self.quantum, self.timebase_hz) + bytes((len(isa),)) + isa
+
+    @classmethod
+    def decode(cls, payload: bytes) -> MachineDescription:
+        r = _Reader(payload)
+        version, frame_version, nodes, max_payload, max_data, max_bps, max_wps, ram_base, node_ram, \
+            quantum, timebase = r.take("HBHHHBBIIII")
+        n = r.one("B")
+        isa = r.rest()
+        if len(isa) != n:
+            raise PayloadError("ISA string length mismatch")
+        return cls(version, frame_version, nodes, max_payload, max_data, max_bps, max_wps, ram_base,
+                   node_ram, quantum, timebase, isa.decode(errors="replace"))
+
+    def ram_of(self, node: int) -> tuple[int, int]:
+        """(base, size) of node's RAM in the regular map."""
+        return self.ram_base + node * self.node_ram_size, self.node_ram_size
+
+
+@dataclass(frozen=True)
+class BreakpointInfo:
+    addr: int
+    kind: int
+    #: The instruction word now at addr, read like READ_MEM(SPACE_VIRT); None if unmapped.
+    word: int | None
+
+
+@dataclass(frozen=True)
+class WatchpointInfo:
+    space: int
+    kind: int
+    addr: int
+    length: int
+    root: int
+    #: Physical address the first byte was resolved to when the watchpoint was set.
+    paddr: int
+
+
+def encode_breakpoints(items: list[BreakpointInfo]) -> bytes:
+    out = bytes((len(items),))
+    for bp in items:
+        out += struct.pack(">IBBI", bp.addr, bp.kind, 0 if bp.word is None else 1,
+                           0 if bp.word is None else bp.word)
+    return out
+
+
+def decode_breakpoints(payload: bytes) -> list[BreakpointInfo]:
+    r = _Reader(payload)
+    items = []
+    for _ in range(r.one("B")):
+        addr, kind, valid, word = r.take("IBBI")
+        items.append(BreakpointInfo(addr, kind, word if valid else None))
+    r.done()
+    return items
+
+
+def encode_watchpoints(items: list[WatchpointInfo]) -> bytes:
+    out = bytes((len(items),))
+    for wp in items:
+        out += struct.pack(">BBHIII", wp.space, wp.kind, wp.length, wp.addr, wp.root, wp.paddr)
+    return out
+
+
+def decode_watchpoints(payload: bytes) -> list[WatchpointInfo]:
+    r = _Reader(payload)
+    items = []
+    for _ in range(r.one("B")):
+        space, kind, length, addr, root, paddr = r.take("BBHIII")
+        items.append(WatchpointInfo(space, kind, addr, length, root, paddr))
+    r.done()
+    return items
+
+
+def encode_values(values: list[int]) -> bytes:
+    return struct.pack(f">{len(values)}I", *values)
+
+
+def decode_values(payload: bytes) -> list[int]:
+    if len(payload) % 4:
+        raise PayloadError("register values come in 4-byte words")
+    return list(struct.unpack(f">{len(payload) // 4}I", payload))
+
+
+@dataclass(frozen=True)
+class ErrorDetail:
+    """What an error reply's payload says, decoded by error code."""
+
+    code: int
+    status: Status | None = None
+    addr: int | None = None
+    cause: int | None = None
+    reg: int | None = None
+    message: str = ""
+
+    def describe(self) -> str:
+        parts = [ERROR_NAMES.get(self.code, f"error {self.code}")]
+        if self.addr is not None:
+            parts.append(f"at {self.addr:#010x}")
+        if self.cause is not None:
+            parts.append(f"(cause {self.cause})")
+        if self.reg is not None:
+            parts.append(f"register {self.reg:#x}")
+        if self.message:
+            parts.append(self.message)
+        if self.status is not None:
+            parts.append(f"[{self.status.describe()}]")
+        return " ".join(parts)
+
+
+def encode_error(code: int, *, status: Status | None = None, addr: int | None = None,
+                 cause: int = 0, reg: int | None = None, message: str = "") -> bytes:
+    if code in (E_STALE, E_STATE, E_BAD_GUARD):
+        assert status is not None
+        return status.encode()
+    if code == E_UNMAPPED:
+        assert addr is not None
+        return struct.pack(">IB", addr, cause)
+    if code in (E_NOT_RAM, E_ALIGN):
+        assert addr is not None
+        return struct.pack(">I", addr)
+    if code == E_BAD_REGISTER:
+        assert reg is not None
+        return struct.pack(">H", reg)
+    if code == E_VERSION:
+        return bytes((VERSION,))
+    return message.encode()[:200]
+
+
+def decode_error(code: int, payload: bytes) -> ErrorDetail:
+    try:
+        if code in (E_STALE, E_STATE, E_BAD_GUARD):
+            return ErrorDetail(code, status=Status.decode(payload))
+        if code == E_UNMAPPED:
+            addr, cause = struct.unpack(">IB", payload)
+            return ErrorDetail(code, addr=addr, cause=cause)
+        if code in (E_NOT_RAM, E_ALIGN):
+            (addr,) = struct.unpack(">I", payload)
+            return ErrorDetail(code, addr=addr)
+        if code == E_BAD_REGISTER:
+            (reg,) = struct.unpack(">H", payload)
+            return ErrorDetail(code, reg=reg)
+    except struct.error as e:
+        raise PayloadError(str(e)) from e
+    return ErrorDetail(code, message=payload.decode(errors="replace"))
+
+
+@dataclass
+class Reply:
+    """A decoded reply frame: `status` OK with a value, or an error with its detail."""
+
+    code: int
+    status: int
+    value: object = None
+    error: ErrorDetail | None = None
+    raw: bytes = field(default=b"", repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+
+def decode_reply(code: int, status: int, payload: bytes) -> Reply:
+    """Interpret a reply payload given the request code it answers."""
+    if status != OK:
+        return Reply(code, status, error=decode_error(status, payload), raw=payload)
+    value: object
+    if code == DESCRIBE:
+        value = MachineDescription.decode(payload)
+    elif code in (STATUS, STOP, RESUME, STEP, WRITE_REGS, WRITE_MEM, SET_BREAKPOINT, CLEAR_BREAKPOINT,
+                  SET_WATCHPOINT, CLEAR_WATCHPOINT, CLEAR_ALL):
+        value = Status.decode(payload)
+    elif code == READ_REGS:
+        value = decode_values(payload)
+    elif code == READ_MEM:
+        value = payload
+    elif code == LIST_BREAKPOINTS:
+        value = decode_breakpoints(payload)
+    elif code == LIST_WATCHPOINTS:
+        value = decode_watchpoints(payload)
+    elif code == TRANSLATE:
+        if len(payload) != 4:
+            raise PayloadError("a translation is 4 bytes")
+        (value,) = struct.unpack(">I", payload)
+    else:
+        raise PayloadError(f"no reply format for request code {code:#x}")
+    return Reply(code, status, value=value, raw=payload)
+
+
+assert MAX_DATA + 13 <= MAX_PAYLOAD  # a WRITE_MEM of MAX_DATA bytes fits one frame

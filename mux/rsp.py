@@ -1,0 +1,347 @@
+"""gdb Remote Serial Protocol framing: a sans-IO codec in the manner of h11.
+
+The mux speaks RSP to several gdb sessions at once over TCP and UDP
+(DESIGN.md decision 4), and protocol code must be testable and fuzzable
+without sockets (decision 6).  So this module only turns bytes into events
+and payloads into bytes; whoever owns the socket moves the bytes.
+
+On the wire a packet is ``$payload#cs``: ``cs`` is the sum of the payload
+bytes as sent, mod 256, in two hex digits.  A notification is ``%payload#cs``
+and is never acknowledged.  Outside a packet, ``+`` and ``-`` acknowledge the
+peer's last packet and a bare 0x03 byte is gdb's ctrl-C.  Inside a payload,
+``}`` escapes the next byte (sent XOR 0x20) so that ``#``, ``$``, ``}`` and
+``*`` can travel in binary data, and ``X*n`` run-length encodes ``n - 29``
+more copies of ``X``.  Decoding follows gdb's order (remote.c, read_frame):
+expand runs on the raw bytes first, then undo escapes.
+
+`RspConnection` is symmetric: it can sit on either end of a connection,
+which is what lets the tests drive one with another.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum, auto
+
+INTERRUPT = 0x03
+ACK = ord("+")
+NACK = ord("-")
+PACKET_START = ord("$")
+NOTIFICATION_START = ord("%")
+PACKET_END = ord("#")
+ESCAPE = ord("}")
+ESCAPE_XOR = 0x20
+RUN = ord("*")
+#: Bytes that never appear raw inside a payload we send.
+SPECIAL = frozenset(b"#$}*")
+#: A run count is sent as a printable character: repeats + 29.
+RUN_BIAS = 29
+#: '~' (126) is the largest count character.
+MAX_REPEATS = 126 - RUN_BIAS
+#: Default bound on a received payload as sent (escaped), in bytes.  The
+#: stub advertises it as PacketSize, and gdb keeps whole frames below it.
+DEFAULT_MAX_PACKET = 4096
+
+_FRAME_STARTS = (PACKET_START, NOTIFICATION_START)
+_BODY_STOP = re.compile(rb"[$#]")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+class MalformedPayload(ValueError):
+    """A payload whose escapes or runs cannot be undone."""
+
+
+def checksum(raw: bytes) -> int:
+    """The RSP checksum of a payload as sent: byte sum mod 256."""
+    return sum(raw) & 0xFF
+
+
+def escape(payload: bytes) -> bytes:
+    """Escape the bytes that would end, restart or garble a frame."""
+    if not SPECIAL.intersection(payload):
+        return payload
+    out = bytearray()
+    for b in payload:
+        if b in SPECIAL:
+            out += bytes((ESCAPE, b ^ ESCAPE_XOR))
+        else:
+            out.append(b)
+    return bytes(out)
+
+
+def unescape(raw: bytes) -> bytes:
+    """Undo `escape`; binary payloads (``X`` data, qXfer replies) arrive escaped."""
+    if ESCAPE not in raw:
+        return raw
+    out = bytearray()
+    pending = False
+    for b in raw:
+        if pending:
+            out.append(b ^ ESCAPE_XOR)
+            pending = False
+        elif b == ESCAPE:
+            pending = True
+        else:
+            out.append(b)
+    if pending:
+        raise MalformedPayload("payload ends inside an escape")
+    return bytes(out)
+
+
+def run_length_encode(raw: bytes) -> bytes:
+    """Compress runs of an escaped payload the way gdbserver does (try_rle).
+
+    Four or more equal bytes become ``X*n``.  Counts whose character would be
+    ``$`` or ``#`` are shortened, as the protocol requires.
+    """
+    out = bytearray()
+    i = 0
+    while i < len(raw):
+        b = raw[i]
+        run = 1
+        while i + run < len(raw) and raw[i + run] == b and run <= MAX_REPEATS:
+            run += 1
+        repeats = run - 1
+        while repeats + RUN_BIAS in (PACKET_START, PACKET_END):
+            repeats -= 1
+        if repeats >= 3:
+            out += bytes((b, RUN, repeats + RUN_BIAS))
+            i += 1 + repeats
+        else:
+            out.append(b)
+            i += 1
+    return bytes(out)
+
+
+def run_length_decode(raw: bytes) -> bytes:
+    """Expand ``X*n`` runs.  gdb never sends them, but stubs' replies may."""
+    if RUN not in raw:
+        return raw
+    out = bytearray()
+    i = 0
+    while i < len(raw):
+        b = raw[i]
+        if b != RUN:
+            out.append(b)
+            i += 1
+            continue
+        if not out:
+            raise MalformedPayload("run with nothing to repeat")
+        if i + 1 >= len(raw):
+            raise MalformedPayload("run without a count")
+        repeats = raw[i + 1] - RUN_BIAS
+        if repeats < 1:
+            raise MalformedPayload(f"run count character 0x{raw[i + 1]:02x}")
+        out += bytes((out[-1],)) * repeats
+        i += 2
+    return bytes(out)
+
+
+def decode_payload(raw: bytes) -> bytes:
+    """Payload as received between the frame characters -> payload bytes."""
+    return unescape(run_length_decode(raw))
+
+
+def encode_frame(payload: bytes, *, notification: bool = False, rle: bool = False) -> bytes:
+    """Bytes on the wire for one packet (``$...#cs``) or notification (``%...#cs``)."""
+    raw = escape(payload)
+    if rle:
+        raw = run_length_encode(raw)
+    start = b"%" if notification else b"$"
+    return start + raw + b"#%02x" % checksum(raw)
+
+
+# -- events ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Packet:
+    """A well-formed packet, escapes and runs undone.  It has been acked already."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A ``%`` notification (stub to debugger, e.g. ``Stop:T05`` in non-stop mode)."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    """gdb's ctrl-C: a 0x03 byte outside any packet.  The stub should stop the target."""
+
+
+@dataclass(frozen=True)
+class Ack:
+    """The peer received our last packet."""
+
+
+@dataclass(frozen=True)
+class Nack:
+    """The peer received our last packet damaged; it has been queued again."""
+
+
+@dataclass(frozen=True)
+class BadPacket:
+    """A frame that was discarded; `reason` says why.  In ack mode it was nacked,
+    unless it was torn off by the start of a new frame (nacking then would make
+    the peer resend, and the stub would see the new packet twice)."""
+
+    reason: str
+
+
+Event = Packet | Notification | Interrupt | Ack | Nack | BadPacket
+
+
+class _State(Enum):
+    IDLE = auto()  # between frames: acks, ctrl-C, garbage
+    BODY = auto()  # after '$' or '%'
+    CHECKSUM = auto()  # after '#'
+
+
+class RspConnection:
+    """One end of an RSP connection.
+
+    Feed received bytes to `receive_data`, which returns the bytes to send
+    straight away (acks, nacks and retransmissions), then drain `next_event`.
+    Frame outgoing payloads with `send_packet` / `send_notification`.
+
+    Nothing a peer sends can make it raise or buffer without bound: a payload
+    longer than `max_packet_size` is dropped as it arrives, and bytes that
+    belong to no frame are skipped until the next ``$`` or ``%``.
+    """
+
+    def __init__(self, max_packet_size: int = DEFAULT_MAX_PACKET, rle: bool = False) -> None:
+        self.max_packet_size = max_packet_size
+        #: Run-length encode outgoing payloads.  Off by default: it saves
+        #: little on fast links and makes traffic harder to read.
+        self.rle = rle
+        self._ack_mode = True
+        self._events: deque[Event] = deque()
+        self._state = _State.IDLE
+        self._notification = False
+        self._raw = bytearray()
+        self._overlong = False
+        self._checksum = bytearray()
+        self._unacked: bytes | None = None
+
+    @property
+    def ack_mode(self) -> bool:
+        """Whether packets are still acknowledged (see `start_no_ack_mode`)."""
+        return self._ack_mode
+
+    def start_no_ack_mode(self) -> None:
+        """Stop acknowledging and expecting acks.
+
+        The stub calls this right after sending ``OK`` to ``QStartNoAckMode``:
+        gdb still acks that ``OK`` (and it is still resent on a nack), but
+        nothing after it.
+        """
+        self._ack_mode = False
+
+    def send_packet(self, payload: bytes) -> bytes:
+        """Frame a packet; in ack mode it is kept for retransmission until acked."""
+        frame = encode_frame(payload, rle=self.rle)
+        if self._ack_mode:
+            self._unacked = frame
+        return frame
+
+    def send_notification(self, payload: bytes) -> bytes:
+        """Frame a notification.  Notifications are neither acked nor resent."""
+        return encode_frame(payload, notification=True, rle=self.rle)
+
+    def next_event(self) -> Event | None:
+        """The oldest event not yet taken, or None when more data is needed."""
+        return self._events.popleft() if self._events else None
+
+    def receive_data(self, data: bytes) -> bytes:
+        """Consume received bytes; returns the bytes to send in answer, possibly empty."""
+        out = bytearray()
+        i = 0
+        while i < len(data):
+            if self._state is _State.BODY:
+                i = self._take_body(data, i)
+                continue
+            b = data[i]
+            i += 1
+            if self._state is _State.IDLE:
+                out += self._idle(b)
+            elif b in _FRAME_STARTS:
+                self._bad("frame torn in its checksum")
+                self._start(b)
+            else:
+                self._checksum.append(b)
+                if len(self._checksum) == 2:
+                    out += self._finish()
+        return bytes(out)
+
+    def _idle(self, b: int) -> bytes:
+        if b in _FRAME_STARTS:
+            self._start(b)
+        elif b == ACK:
+            self._unacked = None
+            self._events.append(Ack())
+        elif b == NACK:
+            self._events.append(Nack())
+            return self._unacked or b""
+        elif b == INTERRUPT:
+            self._events.append(Interrupt())
+        return b""
+
+    def _start(self, b: int) -> None:
+        self._state = _State.BODY
+        self._notification = b == NOTIFICATION_START
+        self._raw.clear()
+        self._overlong = False
+
+    def _take_body(self, data: bytes, i: int) -> int:
+        """Append payload bytes up to the next '#' or '$'; returns where it stopped."""
+        stop = _BODY_STOP.search(data, i)
+        end = len(data) if stop is None else stop.start()
+        if not self._overlong:
+            self._raw += data[i:end]
+            if len(self._raw) > self.max_packet_size:
+                self._overlong = True
+                self._raw.clear()
+        if stop is None:
+            return end
+        if data[end] == PACKET_END:
+            self._state = _State.CHECKSUM
+            self._checksum.clear()
+        else:
+            self._bad("frame torn by a new '$'")
+            self._start(PACKET_START)
+        return end + 1
+
+    def _finish(self) -> bytes:
+        """A whole frame has arrived: check it, queue its event, say what to answer."""
+        self._state = _State.IDLE
+        raw = bytes(self._raw)
+        self._raw.clear()
+        if self._overlong:
+            return self._reject(f"payload longer than {self.max_packet_size} bytes")
+        if not _HEX.issuperset(self._checksum):
+            return self._reject(f"checksum {bytes(self._checksum)!r} is not hex")
+        sent = int(self._checksum, 16)
+        if sent != checksum(raw):
+            return self._reject(f"checksum {sent:02x}, payload sums to {checksum(raw):02x}")
+        try:
+            payload = decode_payload(raw)
+        except MalformedPayload as e:
+            return self._reject(str(e))
+        if self._notification:
+            self._events.append(Notification(payload))
+            return b""
+        self._events.append(Packet(payload))
+        return b"+" if self._ack_mode else b""
+
+    def _reject(self, reason: str) -> bytes:
+        self._bad(reason)
+        return b"-" if self._ack_mode and not self._notification else b""
+
+    def _bad(self, reason: str) -> None:
+        self._events.append(BadPacket(reason))
