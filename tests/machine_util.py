@@ -10,7 +10,9 @@ from psyche.machine.machine import Machine, MachineConfig
 from psyche.machine.tohost import TohostMonitor, TohostResult
 
 
-def boot(path: Path, nodes: int = 1, quantum: int = 1000, remote_penalty: int = 7) -> tuple[Machine, TohostMonitor]:
+def boot(
+    path: Path, nodes: int = 1, quantum: int = 1000, remote_penalty: int = 7
+) -> tuple[Machine, TohostMonitor]:
     image = load_elf(path)
     machine = Machine(MachineConfig(nodes=nodes, quantum=quantum, remote_penalty=remote_penalty))
     monitor = TohostMonitor(machine, image)
@@ -34,7 +36,8 @@ def trace_hash(machine: Machine, monitor: TohostMonitor, rounds: int) -> str:
     for _ in range(rounds):
         machine.run_round()
         for node in machine.nodes:
-            h.update(f"{machine.time} {node.index} {node.cpu.pc} {node.cpu.cycles} {node.cpu.instret};".encode())
+            cpu = node.cpu
+            h.update(f"{machine.time} {node.index} {cpu.pc} {cpu.cycles} {cpu.instret};".encode())
         if monitor.result is not None:
             break
     return h.hexdigest()

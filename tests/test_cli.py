@@ -30,7 +30,8 @@ def test_run_elf_passes(guest_programs) -> None:
 
 
 def test_run_elf_names_the_failing_test(tmp_path: Path) -> None:
-    elf = _program(tmp_path, "fails", "        li a0, 5\n        CHECK_EQ 7, a0, 6\n        li a0, 0\n        ret\n")
+    body = "        li a0, 5\n        CHECK_EQ 7, a0, 6\n        li a0, 0\n        ret\n"
+    elf = _program(tmp_path, "fails", body)
     result = psyche("run-elf", str(elf))
     assert result.returncode == 1
     assert "test 7 failed" in result.stdout

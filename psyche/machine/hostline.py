@@ -69,9 +69,11 @@ class HostLine(ABC):
 
     def flush_some(self) -> None:
         """Hand as much queued output to the OS as it (and the throttle) accepts now."""
+        return None  # lines that never queue output have nothing to flush
 
     def close(self) -> None:
         """Release OS resources; the line is unusable afterwards."""
+        return None  # lines without OS resources have nothing to release
 
 
 class NullLine(HostLine):

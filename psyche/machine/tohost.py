@@ -35,7 +35,8 @@ class TohostMonitor:
     def __init__(self, machine: Machine, image: ElfImage) -> None:
         address = image.symbol("tohost")
         if address is None:
-            raise ValueError(f"{image.path}: no `tohost` symbol; it does not follow the riscv-tests convention")
+            raise ValueError(
+                f"{image.path}: no `tohost` symbol; it does not follow the riscv-tests convention")
         self.address = address
         self.machine = machine
         self.result: TohostResult | None = None
