@@ -1,0 +1,108 @@
+"""`monitor` commands: what gdb's `monitor ...` (qRcmd) reaches in the mux.
+
+Each command is a coroutine taking the session that asked and its
+arguments, and returning text for gdb's console.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from lld import protocol as p
+from mux.link import LinkError, LldLink
+from mux.session import NodeSession
+
+_WATCH_NAMES = {p.WATCH_READ: "read", p.WATCH_WRITE: "write", p.WATCH_ACCESS: "access"}
+
+Command = Callable[["Monitor", NodeSession, list[str]], Awaitable[str]]
+
+
+@dataclass
+class Monitor:
+    link: LldLink
+    node_count: int
+    sessions: dict[int, object]   # node -> description of the attached client
+
+    async def run(self, session: NodeSession, line: str) -> str:
+        try:
+            words = shlex.split(line)
+        except ValueError as e:
+            return f"monitor: {e}\n"
+        if not words:
+            words = ["help"]
+        entry = COMMANDS.get(words[0])
+        if entry is None:
+            return f"monitor: unknown command {words[0]!r}; `monitor help` lists the commands\n"
+        try:
+            return await entry[0](self, session, words[1:])
+        except LinkError as e:
+            return f"monitor: {e}\n"
+
+
+async def _help(monitor: Monitor, session: NodeSession, args: list[str]) -> str:
+    lines = [f"  {name:18} {text}" for name, (_, text) in COMMANDS.items()]
+    return "mux monitor commands:\n" + "\n".join(lines) + "\n"
+
+
+async def _status(monitor: Monitor, session: NodeSession, args: list[str]) -> str:
+    rows = []
+    for node in range(monitor.node_count):
+        try:
+            status = await monitor.link.ok(node, p.GetStatus())
+            assert isinstance(status, p.Status)
+            text = status.describe()
+        except LinkError as e:
+            text = f"no answer ({e})"
+        client = monitor.sessions.get(node)
+        mark = "*" if node == session.node else " "
+        rows.append(f"{mark}node {node:3}  {text}" + (f"  [gdb {client}]" if client else ""))
+    return "\n".join(rows) + "\n"
+
+
+async def _stats(monitor: Monitor, session: NodeSession, args: list[str]) -> str:
+    client = monitor.link.client.stats
+    lines = [f"line: {client.sent} frames sent, {client.retransmitted} retransmitted, "
+             f"{client.replies} replies, {client.stale_replies} stale, {client.undecodable} undecodable"]
+    for node, stats in sorted(monitor.link.stats.items()):
+        pct = stats.percentiles()
+        latency = "-" if pct is None else " / ".join(f"{x * 1000:.2f}" for x in pct)
+        lines.append(f"node {node:3}: {stats.requests} requests, {stats.retransmissions} retransmissions, "
+                     f"{stats.failures} failures, latency p50/p90/p99 {latency} ms")
+    return "\n".join(lines) + "\n"
+
+
+async def _breakpoints(monitor: Monitor, session: NodeSession, args: list[str]) -> str:
+    bps = await monitor.link.ok(session.node, p.ListBreakpoints())
+    wps = await monitor.link.ok(session.node, p.ListWatchpoints())
+    assert isinstance(bps, list) and isinstance(wps, list)
+    if not bps and not wps:
+        return f"node {session.node}: no breakpoints or watchpoints in lld\n"
+    lines = [f"node {session.node}: breakpoint at {bp.addr:#010x}" for bp in bps]
+    lines += [f"node {session.node}: watchpoint ({_WATCH_NAMES.get(wp.kind, wp.kind)}) at "
+              f"{wp.addr:#010x}, {wp.length} bytes" for wp in wps]
+    return "\n".join(lines) + "\n"
+
+
+async def _clear(monitor: Monitor, session: NodeSession, args: list[str]) -> str:
+    await monitor.link.ok(session.node, p.ClearAll(p.ANY_GEN))
+    session.watchpoints.clear()
+    return f"node {session.node}: every breakpoint and watchpoint cleared\n"
+
+
+async def _step_interrupts(monitor: Monitor, session: NodeSession, args: list[str]) -> str:
+    if args and args[0] in ("on", "off"):
+        session.step_takes_interrupts = args[0] == "on"
+    state = "taken" if session.step_takes_interrupts else "masked"
+    return f"node {session.node}: single steps run with interrupts {state}\n"
+
+
+COMMANDS: dict[str, tuple[Command, str]] = {
+    "help": (_help, "this list"),
+    "status": (_status, "every node: state, pc, stop reason, attached gdb"),
+    "stats": (_stats, "debug line statistics: requests, retransmissions, latency per node"),
+    "breakpoints": (_breakpoints, "breakpoints and watchpoints lld holds for this node"),
+    "clear": (_clear, "remove every breakpoint and watchpoint of this node from lld"),
+    "step-interrupts": (_step_interrupts, "on|off: whether single steps take pending interrupts"),
+}

@@ -1,0 +1,226 @@
+"""The mux's listeners: node k's gdb sessions on TCP and UDP port base + k.
+
+Each connection gets an RSP codec (mux.rsp) and a NodeSession; this module
+only moves bytes between sockets and those two.  One gdb per node: a second
+client on a node that already has one is refused with an error naming the
+first, and closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mux import packets as rsp
+from mux.link import LldLink
+from mux.monitor import Monitor
+from mux.rsp import BadPacket, Interrupt, Packet, RspConnection
+from mux.session import NodeSession
+
+PACKET_SIZE = 4096
+UDP_IDLE_SECONDS = 120.0  # a UDP client that stays silent this long is taken to be gone
+
+
+@dataclass
+class MuxConfig:
+    nodes: int
+    base_port: int = 3333
+    host: str = "127.0.0.1"
+    udp: bool = True
+
+
+@dataclass
+class SessionInfo:
+    peer: str
+    transport: str
+    session: NodeSession
+
+    def __str__(self) -> str:
+        return f"{self.transport} {self.peer}"
+
+
+class _Conversation:
+    """The codec and session of one client, whatever carries its bytes."""
+
+    def __init__(self, mux: Mux, node: int, write: Callable[[bytes], object], no_ack_mode: bool) -> None:
+        self.mux = mux
+        self.node = node
+        self.codec = RspConnection(max_packet_size=PACKET_SIZE)
+        self.write = write
+        self.session = NodeSession(node, mux.link, self._send, mux.monitor.run,
+                                   packet_size=PACKET_SIZE, no_ack_mode=no_ack_mode)
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._worker = asyncio.create_task(self._serve())
+
+    def _send(self, payload: bytes) -> None:
+        self.write(self.codec.send_packet(payload))
+
+    def feed(self, data: bytes) -> None:
+        immediate = self.codec.receive_data(data)
+        if immediate:
+            self.write(immediate)
+        while (event := self.codec.next_event()) is not None:
+            if isinstance(event, Interrupt):
+                asyncio.create_task(self.session.interrupt())
+            elif isinstance(event, Packet):
+                self._queue.put_nowait(rsp.parse_request(event.payload))
+            elif isinstance(event, BadPacket):
+                continue
+
+    async def _serve(self) -> None:
+        """Requests one at a time, in order, as gdb expects."""
+        while True:
+            request = await self._queue.get()
+            reply = await self.session.handle(request)
+            if reply is not None:
+                self._send(reply)
+            if isinstance(request, rsp.StartNoAckMode) and reply == rsp.OK:
+                self.codec.start_no_ack_mode()
+            if isinstance(request, rsp.Detach):
+                self.mux.release(self.node, self.session)
+
+    def close(self) -> None:
+        self._worker.cancel()
+        self.session.close()
+
+
+class Mux:
+    def __init__(self, config: MuxConfig, link: LldLink) -> None:
+        self.config = config
+        self.link = link
+        self.clients: dict[int, SessionInfo] = {}
+        self.monitor = Monitor(link, config.nodes, self.clients)  # type: ignore[arg-type]
+        self._servers: list[asyncio.AbstractServer] = []
+        self._udp: list[asyncio.DatagramTransport] = []
+
+    def port_of(self, node: int) -> int:
+        return self.config.base_port + node
+
+    async def start(self) -> None:
+        for node in range(self.config.nodes):
+            server = await asyncio.start_server(
+                lambda r, w, node=node: self._tcp_client(node, r, w), self.config.host, self.port_of(node))
+            self._servers.append(server)
+            if self.config.udp:
+                transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+                    lambda node=node: _UdpEndpoint(self, node),
+                    local_addr=(self.config.host, self.port_of(node)))
+                self._udp.append(transport)
+
+    async def close(self) -> None:
+        for server in self._servers:
+            server.close()
+        for transport in self._udp:
+            transport.close()
+        for info in list(self.clients.values()):
+            info.session.close()
+
+    def release(self, node: int, session: NodeSession) -> None:
+        """The session's gdb detached: the node is free for another."""
+        info = self.clients.get(node)
+        if info is not None and info.session is session:
+            del self.clients[node]
+
+    def refusal(self, node: int) -> bytes | None:
+        """The error for a client on a node that already has one, or None if it is free."""
+        info = self.clients.get(node)
+        if info is None:
+            return None
+        return f"E.node {node} already has a gdb session ({info}); detach it first".encode()
+
+    async def _tcp_client(
+        self, node: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        host, port = writer.get_extra_info("peername")[:2]
+        peer = f"{host}:{port}"
+        refusal = self.refusal(node)
+        if refusal is not None:
+            await reader.read(PACKET_SIZE)  # gdb's first packet, answered with the refusal
+            writer.write(b"+" + RspConnection().send_packet(refusal))
+            await writer.drain()
+            writer.close()
+            return
+        conversation = _Conversation(self, node, writer.write, no_ack_mode=True)
+        self.clients[node] = SessionInfo(peer, "tcp", conversation.session)
+        try:
+            while data := await reader.read(65536):
+                conversation.feed(data)
+        except ConnectionError:
+            pass
+        finally:
+            conversation.close()
+            self.release(node, conversation.session)
+            writer.close()
+
+
+class _UdpEndpoint(asyncio.DatagramProtocol):
+    """gdb's `target remote udp:host:port`: one datagram stream per node.
+
+    UDP gives no close, so a client is replaced when it detaches and forgotten
+    after UDP_IDLE_SECONDS of silence.  Acks stay on (no-ack mode is not
+    offered): they are the only recovery UDP has.
+    """
+
+    def __init__(self, mux: Mux, node: int) -> None:
+        self.mux = mux
+        self.node = node
+        self.transport: asyncio.DatagramTransport | None = None
+        self.peer: tuple[str, int] | None = None
+        self.conversation: _Conversation | None = None
+        self.last_heard = 0.0
+        self._reaper: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # a datagram endpoint's transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        loop = asyncio.get_running_loop()
+        if self.peer != addr:
+            if self.conversation is not None and loop.time() - self.last_heard < UDP_IDLE_SECONDS \
+                    and not self._detached():
+                self._send_to(addr, b"+" + RspConnection().send_packet(
+                    self.mux.refusal(self.node) or b"E.busy"))
+                return
+            self._forget()
+            refusal = self.mux.refusal(self.node)
+            if refusal is not None:
+                self._send_to(addr, b"+" + RspConnection().send_packet(refusal))
+                return
+            self.peer = addr
+            self.conversation = _Conversation(self.mux, self.node, lambda b, a=addr: self._send_to(a, b),
+                                              no_ack_mode=False)
+            peer = f"{addr[0]}:{addr[1]}"
+            self.mux.clients[self.node] = SessionInfo(peer, "udp", self.conversation.session)
+            self._reaper = asyncio.create_task(self._reap())
+        self.last_heard = loop.time()
+        assert self.conversation is not None
+        self.conversation.feed(data)
+
+    def _detached(self) -> bool:
+        return self.mux.clients.get(self.node) is None
+
+    def _send_to(self, addr: tuple[str, int], data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.sendto(data, addr)
+
+    def _forget(self) -> None:
+        if self.conversation is not None:
+            self.conversation.close()
+            self.mux.release(self.node, self.conversation.session)
+        if self._reaper is not None:
+            self._reaper.cancel()
+        self.conversation = None
+        self.peer = None
+
+    async def _reap(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(5.0)
+            if loop.time() - self.last_heard > UDP_IDLE_SECONDS:
+                self._forget()
+                return

@@ -1,0 +1,87 @@
+"""`psyche mux`: the gdb multiplexor on a machine's debug line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+import serial
+
+from lld import protocol as p
+from mux.link import LinkError, LldLink
+from mux.server import Mux, MuxConfig
+
+
+def add_mux_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gdb-port", type=int, default=3333, metavar="BASE",
+                        help="node k listens on TCP and UDP port BASE + k (default 3333)")
+    parser.add_argument("--bind", default="127.0.0.1", metavar="HOST",
+                        help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--no-udp", action="store_true", help="listen on TCP only")
+    parser.add_argument("--lld-timeout", type=float, default=0.25, metavar="S",
+                        help="retransmit an unanswered lld request after S seconds")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("mux", help="serve gdb sessions for every node over one debug line")
+    parser.add_argument("--line", required=True, metavar="URL",
+                        help="the debug line: a pty path, socket://HOST:PORT, rfc2217://..., or a device")
+    add_mux_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def open_line(url: str) -> serial.SerialBase:
+    try:
+        return serial.serial_for_url(url, timeout=0.05)
+    except (serial.SerialException, ValueError) as e:
+        raise ValueError(f"cannot open the debug line {url!r}: {e}") from e
+
+
+async def start_mux(url: str, args: argparse.Namespace) -> Mux:
+    """Open the line, ask lld how many nodes there are, and listen for gdb."""
+    link = LldLink(open_line(url), timeout=args.lld_timeout)
+    await link.start()
+    try:
+        description = await link.ok(0, p.Describe())
+    except LinkError as e:
+        await link.close()
+        raise ValueError(f"no lld answers on {url}: {e}") from e
+    assert isinstance(description, p.MachineDescription)
+    mux = Mux(MuxConfig(description.nodes, args.gdb_port, args.bind, udp=not args.no_udp), link)
+    await mux.start()
+    return mux
+
+
+def attach_help(mux: Mux, kernel: str | None) -> str:
+    config = mux.config
+    elf = kernel or "KERNEL.elf"
+    last = config.nodes - 1
+    return (f"mux: {config.nodes} nodes; node k on tcp/udp {config.host}:{config.base_port}+k "
+            f"({config.base_port}..{config.base_port + last})\n"
+            f"  attach gdb to node {min(2, last)}:  gdb-multiarch {elf} "
+            f"-ex 'target remote {config.host}:{mux.port_of(min(2, last))}'\n"
+            f"  over UDP:              gdb-multiarch {elf} "
+            f"-ex 'target remote udp:{config.host}:{mux.port_of(0)}'\n")
+
+
+async def serve_forever(mux: Mux) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await mux.close()
+    await mux.link.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    async def main() -> None:
+        mux = await start_mux(args.line, args)
+        print(attach_help(mux, None), flush=True)
+        await serve_forever(mux)
+
+    asyncio.run(main())
+    return 0
+
+
