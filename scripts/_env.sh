@@ -59,9 +59,15 @@ ensure_guest_programs() {
     "$PY" -m psyche.guestbuild >/dev/null
 }
 
+# Build the Psyche kernel (build/kernel/psyche.elf) when missing or older than its sources.
+ensure_kernel() {
+    "$PY" -m psyche.kernel.build >/dev/null
+}
+
 setup_all() {
     ensure_apt_packages
     ensure_venv
     ensure_compiled
     ensure_guest_programs
+    ensure_kernel
 }

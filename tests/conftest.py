@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from psyche import guestbuild
+from psyche.kernel.build import build_kernel
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build" / "guest"
@@ -17,6 +18,12 @@ MACHINE_GUESTS = REPO / "tests" / "guest" / "machine"
 def guest_programs() -> dict[str, Path]:
     """The ISA test programs and the benchmark, by name."""
     return guestbuild.build_all(BUILD)
+
+
+@pytest.fixture(scope="session")
+def kernel_elf() -> Path:
+    """The Psyche kernel (build/kernel/psyche.elf), rebuilt once per session if stale."""
+    return build_kernel()
 
 
 @pytest.fixture(scope="session")

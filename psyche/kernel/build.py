@@ -1,0 +1,134 @@
+"""Build the Psyche kernel ELF from the C and assembly sources in this directory.
+
+The kernel is compiled with the C compiler bundled in the ``ziglang`` PyPI
+package (clang) for RV32IMA + Zicsr + Zifencei, with full debug information
+and frame pointers, and linked with ``kernel.ld``.
+
+Usage::
+
+    python -m psyche.kernel.build [OUT]      # builds if stale, prints the path
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from psyche.guestbuild import MCPU, compiler_command
+
+KERNEL_DIR = Path(__file__).resolve().parent
+REPO_ROOT = KERNEL_DIR.parent.parent
+LINKER_SCRIPT = KERNEL_DIR / "kernel.ld"
+
+#: Where `psyche build`, scripts/run and the tests put the kernel.
+DEFAULT_KERNEL_ELF = REPO_ROOT / "build" / "kernel" / "psyche.elf"
+
+#: Virtual address the kernel is linked at, and where its image sits in the king's RAM.
+KERNEL_VBASE = 0xC000_0000
+KERNEL_PBASE = 0x8000_0000
+
+CFLAGS = (
+    "-target",
+    "riscv32-freestanding-none",
+    f"-mcpu={MCPU}",
+    "-mabi=ilp32",
+    "-mcmodel=medany",
+    "-mno-relax",
+    "-nostdlib",
+    "-ffreestanding",
+    "-fno-builtin",
+    "-fno-stack-protector",
+    "-fno-unwind-tables",
+    "-fno-asynchronous-unwind-tables",
+    "-fno-omit-frame-pointer",
+    "-fno-pic",
+    "-g",
+    "-O1",
+    "-std=gnu11",
+    "-Wall",
+    "-Wextra",
+    "-Wno-unused-parameter",
+)
+
+
+class KernelBuildError(RuntimeError):
+    """Compiling or linking the kernel failed; the message holds the compiler's output."""
+
+
+def kernel_sources() -> list[Path]:
+    """The files compiled into the kernel: every ``*.c`` and ``*.S`` here."""
+    return sorted([*KERNEL_DIR.glob("*.c"), *KERNEL_DIR.glob("*.S")])
+
+
+def kernel_inputs() -> list[Path]:
+    """Everything the ELF depends on: sources, headers, linker script and this module."""
+    return sorted([*kernel_sources(), *KERNEL_DIR.glob("*.h"), LINKER_SCRIPT, Path(__file__)])
+
+
+def is_stale(out: Path) -> bool:
+    """True if ``out`` is missing or older than any kernel input."""
+    if not out.exists():
+        return True
+    built = out.stat().st_mtime
+    return any(p.stat().st_mtime >= built for p in kernel_inputs())
+
+
+def build_kernel(out: Path | None = None) -> Path:
+    """Build the kernel into ``out`` (default DEFAULT_KERNEL_ELF) unless it is up to date.
+
+    Returns the ELF's path.  Raises KernelBuildError with the compiler's
+    messages when the build fails; a failed build leaves any previous ELF alone.
+    """
+    out = Path(out) if out is not None else DEFAULT_KERNEL_ELF
+    if not is_stale(out):
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    cmd = [
+        *compiler_command(),
+        *CFLAGS,
+        f"-I{KERNEL_DIR}",
+        f"-Wl,-T,{LINKER_SCRIPT}",
+        "-Wl,--entry=_entry_phys",  # zig's driver would ask for _start otherwise
+        "-Wl,--build-id=none",
+        *(str(s) for s in kernel_sources()),
+        "-o",
+        str(tmp),
+    ]
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise KernelBuildError(f"cannot run the compiler: {exc}") from exc
+    if result.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise KernelBuildError(
+            f"building the kernel failed (exit status {result.returncode}):\n{result.stderr}{result.stdout}"
+        )
+    os.replace(tmp, out)  # atomic: a concurrent reader never sees half a file
+    if result.stderr.strip():
+        print(result.stderr, end="", file=sys.stderr)  # warnings: the kernel should have none
+    return out
+
+
+def phys_of(vaddr: int) -> int:
+    """Physical address in the king's RAM of a kernel virtual address (as loaded)."""
+    if not KERNEL_VBASE <= vaddr < KERNEL_VBASE + 0x40_0000:
+        raise ValueError(f"{vaddr:#x} is not in the kernel's local window")
+    return vaddr - KERNEL_VBASE + KERNEL_PBASE
+
+
+def main(argv: list[str]) -> int:
+    out = Path(argv[1]) if len(argv) > 1 else None
+    try:
+        path = build_kernel(out)
+    except KernelBuildError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,59 @@
+/*
+ * clock.c: the per-node clock interrupt.
+ *
+ * Each node programs its own Sstc compare register (stimecmp) for HZ
+ * interrupts a second of simulated time and counts them in this_node.ticks.
+ * At the end of a quantum the handler asks for a context switch if another
+ * thread is waiting.  It never switches itself: trap() switches on the way
+ * out when the preemption level is zero; otherwise the request stays
+ * pending (deferred) until preempt_enable() brings the level back to zero.
+ */
+#include "clock.h"
+#include "node.h"
+#include "riscv.h"
+#include "sched.h"
+#include "vm.h"
+
+/* stimecmp is CSR 0x14D, its high half 0x15D (Sstc). */
+static void set_stimecmp(uint64_t when)
+{
+    /* Raise the low word first so no intermediate value lies in the past. */
+    csr_write(0x14D, 0xFFFFFFFFu);
+    csr_write(0x15D, (uint32_t)(when >> 32));
+    csr_write(0x14D, (uint32_t)when);
+}
+
+void clock_start(void)
+{
+    uint64_t now = rdtime();
+    this_node.clock_started = now;
+    this_node.next_tick = now + TICK_CYCLES;
+    set_stimecmp(this_node.next_tick);
+    csr_set(sie, SIE_STIE);
+}
+
+void clock_intr(void)
+{
+    uint64_t now = rdtime();
+    this_node.ticks++;
+    this_node.next_tick += TICK_CYCLES;
+    if (this_node.next_tick <= now) {
+        /* Interrupts were masked across whole ticks: count one, skip the rest. */
+        while (this_node.next_tick <= now) {
+            this_node.missed_ticks++;
+            this_node.next_tick += TICK_CYCLES;
+        }
+    }
+    set_stimecmp(this_node.next_tick);
+    magic.ticks = this_node.ticks;
+    magic.time = now;
+
+    if (++this_node.quantum_used < QUANTUM_TICKS)
+        return;
+    this_node.quantum_used = 0;
+    if (runq_empty())
+        return;                        /* nobody is waiting for the processor */
+    this_node.resched_pending = 1;
+    if (this_node.preempt_level > 0)
+        this_node.deferred_switches++; /* preempt_enable() will switch */
+}

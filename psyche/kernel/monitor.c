@@ -1,0 +1,222 @@
+/*
+ * monitor.c: the kernel monitor, on the king's console line.
+ *
+ * One command per line; `help` lists them.  The monitor is a kernel thread
+ * on the king (its boot thread, once boot is over) that blocks on console
+ * input, so it shows up in `threads` and in gdb like any other thread.
+ */
+#include "clock.h"
+#include "console.h"
+#include "ipi.h"
+#include "monitor.h"
+#include "node.h"
+#include "panic.h"
+#include "restart.h"
+#include "riscv.h"
+#include "sched.h"
+#include "selftest.h"
+
+#define MAX_ARGS 4
+
+static const char *state_name(int state)
+{
+    switch (state) {
+    case NODE_OFF: return "off";
+    case NODE_BOOTING: return "booting";
+    case NODE_UP: return "up";
+    case NODE_PANICKED: return "panicked";
+    case NODE_PARKED: return "parked";
+    default: return "?";
+    }
+}
+
+/* Parse a decimal node number; -1 if it is not one of ours. */
+static int parse_node(const char *s)
+{
+    int v = 0;
+    if (!s || !*s)
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > MAX_NODES)
+            return -1;
+        v = v * 10 + (*s - '0');
+    }
+    return v < this_node.nnodes ? v : -1;
+}
+
+static void print_time(uint64_t cycles)
+{
+    uint32_t ms = (uint32_t)(cycles / (TIMEBASE_HZ / 1000));
+    kprintf("%u.%03u s", ms / 1000, ms % 1000);
+}
+
+static void cmd_help(int argc, char **argv);
+
+static void cmd_status(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    int n = this_node.nnodes, up = 0, panicked = 0;
+    for (int k = 0; k < n; k++) {
+        int s = node_ptr(k)->state;
+        up += s == NODE_UP;
+        panicked += s == NODE_PANICKED;
+    }
+    uint64_t now = rdtime();
+    kprintf("%d nodes: %d up, %d panicked; boot %u; uptime ", n, up, panicked, persist->boots);
+    print_time(now);
+    kprintf(" (%llu cycles)\n", (unsigned long long)now);
+    kprintf("node  state      ticks  current       threads  switches  preempt  deferred  ipis\n");
+    for (int k = 0; k < n; k++) {
+        struct node *p = node_ptr(k);
+        int threads = 0;
+        for (struct kthread *t = p->threads; t; t = t->all_next)
+            threads++;
+        const char *cur = p->current ? p->current->name : "-";
+        kprintf("%4d  %-9s %6u  %-12s %8d  %8u  %7u  %8u  %4u\n", k, state_name(p->state),
+                p->ticks, cur, threads, p->switches, p->preemptions, p->deferred_honoured,
+                p->ipis_received);
+        if (p->state == NODE_PANICKED)
+            kprintf("      panic: %s (pc %p)\n", p->panic_msg, (void *)p->panic_pc);
+    }
+}
+
+static void cmd_ticks(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    int n = this_node.nnodes;
+    kprintf("ticks (%u Hz):", HZ);
+    for (int k = 0; k < n; k++) {
+        if (k % 8 == 0)
+            kprintf("\n ");
+        kprintf(" %3d:%-6u", k, node_ptr(k)->ticks);
+    }
+    kprintf("\n");
+}
+
+static void cmd_threads(int argc, char **argv)
+{
+    int k = argc > 1 ? parse_node(argv[1]) : 0;
+    if (k < 0) {
+        kprintf("threads: no node %s\n", argv[1]);
+        return;
+    }
+    struct node *p = node_ptr(k);
+    kprintf("node %d threads (current %s):\n", k, p->current ? p->current->name : "-");
+    for (struct kthread *t = p->threads; t; t = t->all_next)
+        kprintf("  %-15s %-8s runs %-6u %s%s\n", t->name, thread_state_name(t->state), t->runs,
+                t->waiting_on ? "waits on " : "", t->waiting_on ? t->waiting_on : "");
+}
+
+static bool all_up(const char *what)
+{
+    for (int k = 0; k < this_node.nnodes; k++) {
+        int s = node_ptr(k)->state;
+        if (s != NODE_UP) {
+            kprintf("%s: node %d is %s; not running\n", what, k, state_name(s));
+            return false;
+        }
+    }
+    return true;
+}
+
+static void cmd_selftest(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    if (!all_up("selftest"))
+        return;
+    for (int k = 1; k < this_node.nnodes; k++) {
+        atomic_or(&node_ptr(k)->work, WORK_SELFTEST);
+        ipi_send(k, IPI_WORK);
+    }
+    selftest_run();
+}
+
+static void cmd_restart(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    restart_request();   /* returns only when refused */
+}
+
+static void cmd_panic(int argc, char **argv)
+{
+    int k = argc > 1 ? parse_node(argv[1]) : -1;
+    if (k < 0) {
+        kprintf("usage: panic NODE (0 to %d): make that node panic\n", this_node.nnodes - 1);
+        return;
+    }
+    ipi_send(k, IPI_PANIC);
+}
+
+static void cmd_heap(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    struct heap *h = kg.shared_heap;
+    kprintf("shared heap at %p: %u of %u bytes used (peak %u), %u allocations\n",
+            (void *)h->base, h->used, h->size, h->peak, h->allocs);
+    h = &this_node.heap;
+    kprintf("king's local heap at %p: %u of %u bytes used (peak %u), %u allocations\n",
+            (void *)h->base, h->used, h->size, h->peak, h->allocs);
+}
+
+static const struct command {
+    const char *name;
+    void (*fn)(int argc, char **argv);
+    const char *help;
+} commands[] = {
+    { "help", cmd_help, "list the commands" },
+    { "status", cmd_status, "state, ticks, threads and counters of every node" },
+    { "ticks", cmd_ticks, "the tick count of every node" },
+    { "threads", cmd_threads, "threads [NODE]: the threads of a node (default 0)" },
+    { "heap", cmd_heap, "shared and local heap usage" },
+    { "selftest", cmd_selftest, "run the lock self-test on every node" },
+    { "restart", cmd_restart, "restart the kernel without reloading it" },
+    { "panic", cmd_panic, "panic NODE: make a node panic (tests the panic path)" },
+};
+
+static void cmd_help(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    for (uint32_t i = 0; i < ARRAY_SIZE(commands); i++)
+        kprintf("  %-9s %s\n", commands[i].name, commands[i].help);
+}
+
+static int split(char *line, char **argv)
+{
+    int argc = 0;
+    while (*line && argc < MAX_ARGS) {
+        while (*line == ' ' || *line == '\t')
+            *line++ = 0;
+        if (!*line)
+            break;
+        argv[argc++] = line;
+        while (*line && *line != ' ' && *line != '\t')
+            line++;
+    }
+    return argc;
+}
+
+static void execute(char *line)
+{
+    char *argv[MAX_ARGS];
+    int argc = split(line, argv);
+    if (argc == 0)
+        return;
+    for (uint32_t i = 0; i < ARRAY_SIZE(commands); i++) {
+        if (strcmp(argv[0], commands[i].name) == 0) {
+            commands[i].fn(argc, argv);
+            return;
+        }
+    }
+    kprintf("%s: unknown command; try help\n", argv[0]);
+}
+
+NORETURN void monitor_run(void)
+{
+    char line[128];
+    kthread_rename(this_node.current, "monitor");
+    for (;;) {
+        kputs(MONITOR_PROMPT);
+        console_readline(line, sizeof line);
+        execute(line);
+    }
+}

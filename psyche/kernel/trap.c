@@ -1,0 +1,91 @@
+/*
+ * trap.c: where every S-mode trap lands (via trap_entry in entry.S).
+ *
+ * Interrupts go to their handlers: the clock, the doorbell (remote
+ * interrupts from other nodes) and, on the king, the console line.  The
+ * kernel expects no exceptions yet (no user mode, no demand paging), so any
+ * exception is a kernel bug: panic, which stops this node only.
+ *
+ * Handlers run with interrupts masked and marked in_interrupt, so nothing
+ * they call switches threads.  On the way out, trap() makes the switch the
+ * clock asked for if the interrupted code was at preemption level zero.
+ */
+#include "clock.h"
+#include "console.h"
+#include "ipi.h"
+#include "memlayout.h"
+#include "node.h"
+#include "panic.h"
+#include "riscv.h"
+#include "sched.h"
+#include "trap.h"
+
+/* entry.S saves registers at these offsets. */
+_Static_assert(offsetof(struct trapframe, sp) == 4, "trapframe.sp");
+_Static_assert(offsetof(struct trapframe, t6) == 120, "trapframe.t6");
+_Static_assert(offsetof(struct trapframe, sepc) == 124, "trapframe.sepc");
+_Static_assert(offsetof(struct trapframe, stval) == 136, "trapframe.stval");
+_Static_assert(sizeof(struct trapframe) == 144, "trapframe size");
+
+void trap_init(void)
+{
+    csr_write(stvec, (uint32_t)trap_entry);
+    csr_write(sscratch, 0);
+    csr_write(sie, 0);
+    mmio_write32(INTC_V + INTC_ENABLE_S, 0);   /* each source is enabled by its driver */
+}
+
+/* External interrupt: ask the interrupt controller which sources are up. */
+static void external_intr(void)
+{
+    uint32_t pending = mmio_read32(INTC_V + INTC_PENDING) & mmio_read32(INTC_V + INTC_ENABLE_S);
+    if (pending & (1u << SRC_DOORBELL))
+        ipi_intr();
+    if (pending & (1u << SRC_CONSOLE))
+        console_intr();
+}
+
+void trap(struct trapframe *tf)
+{
+    uint32_t cause = tf->scause;
+    if (!(cause & SCAUSE_INTR))
+        panic_trap(tf, "kernel trap");
+    this_node.in_interrupt = 1;
+    switch (cause & ~SCAUSE_INTR) {
+    case IRQ_S_TIMER:
+        clock_intr();
+        break;
+    case IRQ_S_EXT:
+        external_intr();
+        break;
+    default:
+        panic_trap(tf, "unexpected interrupt");
+    }
+    this_node.in_interrupt = 0;
+    if (this_node.resched_pending && this_node.preempt_level == 0) {
+        if (this_node.current == this_node.idle)
+            yield();         /* a thread woke up: leave the idle loop */
+        else
+            preempt();       /* the quantum ended: involuntary switch */
+    }
+}
+
+const char *trap_cause_name(uint32_t scause)
+{
+    static const char *const exceptions[] = {
+        "instruction address misaligned", "instruction access fault",
+        "illegal instruction", "breakpoint", "load address misaligned",
+        "load access fault", "store address misaligned", "store access fault",
+        "ecall from U mode", "ecall from S mode", "reserved", "ecall from M mode",
+        "instruction page fault", "load page fault", "reserved", "store page fault",
+    };
+    static const char *const interrupts[] = {
+        "reserved", "supervisor software interrupt", "reserved", "machine software interrupt",
+        "reserved", "supervisor timer interrupt", "reserved", "machine timer interrupt",
+        "reserved", "supervisor external interrupt", "reserved", "machine external interrupt",
+    };
+    uint32_t code = scause & ~SCAUSE_INTR;
+    if (scause & SCAUSE_INTR)
+        return code < ARRAY_SIZE(interrupts) ? interrupts[code] : "unknown interrupt";
+    return code < ARRAY_SIZE(exceptions) ? exceptions[code] : "unknown exception";
+}
