@@ -14,8 +14,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
 from gdb_util import GDB, Up, gdb, needs_gdb, start_up
+
 from lld.testing import build_target_guest
 
 pytestmark = [needs_gdb, pytest.mark.slow, pytest.mark.timeout(180)]
