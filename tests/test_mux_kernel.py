@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from gdb_util import Up, gdb, needs_gdb, start_up
 
 pytestmark = [needs_gdb, pytest.mark.slow, pytest.mark.timeout(180)]
