@@ -25,7 +25,7 @@ through the slow path.
 from typing import Final
 
 from librt.vecs import vec
-from mypy_extensions import i64
+from mypy_extensions import i32, i64
 
 from psyche.machine import isa
 from psyche.machine.csr import (
@@ -112,7 +112,7 @@ from psyche.machine.mmu import (
     fault_cause,
     translate,
 )
-from psyche.machine.physmem import PhysMem
+from psyche.machine.physmem import PhysMem, to_i32
 
 M32: Final = 0xFFFFFFFF
 SIGN: Final = 0x80000000
@@ -453,7 +453,7 @@ class Cpu:
             self.flush_tlb()
         mem = self.mem
         regs = self.regs
-        ram: vec[i64] = mem.rams[self.node]
+        ram: vec[i32] = mem.rams[self.node]
         rams = mem.rams
         code_pages = mem.code_pages
         rtag = self.rtag
@@ -539,10 +539,10 @@ class Cpu:
                 if (a & 3) == 0 and rtag[t] == ((a >> 12) | dctx):
                     loc = rval[t] + ((a >> 2) & 1023)
                     if (loc >> 20) == me:
-                        regs[(d >> 8) & 63] = ram[loc & 0xFFFFF]
+                        regs[(d >> 8) & 63] = i64(ram[loc & 0xFFFFF]) & M32
                         local_refs += 1
                     else:
-                        regs[(d >> 8) & 63] = rams[loc >> 20][loc & 0xFFFFF]
+                        regs[(d >> 8) & 63] = i64(rams[loc >> 20][loc & 0xFFFFF]) & M32
                         remote_refs += 1
                         budget -= penalty
                 else:
@@ -555,10 +555,10 @@ class Cpu:
                 if (a & 3) == 0 and wtag[t] == ((a >> 12) | dctx):
                     loc = wval[t] + ((a >> 2) & 1023)
                     if (loc >> 20) == me:
-                        ram[loc & 0xFFFFF] = v
+                        ram[loc & 0xFFFFF] = to_i32(v)
                         local_refs += 1
                     else:
-                        rams[loc >> 20][loc & 0xFFFFF] = v
+                        rams[loc >> 20][loc & 0xFFFFF] = to_i32(v)
                         remote_refs += 1
                         budget -= penalty
                     if mem.nreservations != 0:
@@ -619,10 +619,10 @@ class Cpu:
                     loc = rval[t] + ((a >> 2) & 1023)
                     w: i64 = 0
                     if (loc >> 20) == me:
-                        w = ram[loc & 0xFFFFF]
+                        w = i64(ram[loc & 0xFFFFF])
                         local_refs += 1
                     else:
-                        w = rams[loc >> 20][loc & 0xFFFFF]
+                        w = i64(rams[loc >> 20][loc & 0xFFFFF])
                         remote_refs += 1
                         budget -= penalty
                     w = w >> ((a & 3) * 8)
@@ -651,7 +651,8 @@ class Cpu:
                     shift: i64 = (a & 3) * 8
                     mask: i64 = (0xFF if size == 1 else 0xFFFF) << shift
                     word_vec = ram if (loc >> 20) == me else rams[loc >> 20]
-                    word_vec[loc & 0xFFFFF] = (word_vec[loc & 0xFFFFF] & ~mask) | ((v << shift) & mask)
+                    old_word: i64 = i64(word_vec[loc & 0xFFFFF])
+                    word_vec[loc & 0xFFFFF] = to_i32((old_word & ~mask) | ((v << shift) & mask))
                     if (loc >> 20) == me:
                         local_refs += 1
                     else:

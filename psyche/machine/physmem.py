@@ -2,8 +2,8 @@
 
 RAM is global, as on the Butterfly: node k's 4 MiB sit at
 RAM_BASE + k * NODE_RAM_SIZE and every node reaches every node's RAM.  Each
-node's RAM is a vector of 32-bit words (held in i64 slots so that no value
-ever needs a narrowing conversion on the hot path).
+node's RAM is a vector of 32-bit words (signed i32 slots holding the word's
+bits; `read_word` and the CPU see them as unsigned values).
 
 Besides the words themselves this module owns what must stay coherent across
 nodes:
@@ -24,7 +24,7 @@ Physical addresses outside RAM go to `bus`, the node-local device window.
 from typing import Any, Final
 
 from librt.vecs import vec
-from mypy_extensions import i64
+from mypy_extensions import i32, i64
 
 from psyche.machine.isa import OP_UNDECODED
 
@@ -35,15 +35,21 @@ NODE_SHIFT: Final = 22
 PAGE_WORDS: Final = 1024
 MAX_NODES: Final = 128
 
-_ZERO_RAM: vec[i64] | None = None
+_ZERO_RAM: vec[i32] | None = None
 
 
-def _zeroed_ram() -> vec[i64]:
+def to_i32(value: i64) -> i32:
+    """The low 32 bits of value as a signed 32-bit RAM word (same bits, no overflow)."""
+    v: i64 = value & 0xFFFFFFFF
+    return i32(v - ((v & 0x80000000) << 1))
+
+
+def _zeroed_ram() -> vec[i32]:
     """A fresh zero-filled node RAM; slicing a template is a memcpy."""
     global _ZERO_RAM
     template = _ZERO_RAM
     if template is None:
-        template = vec[i64]([0] * NODE_WORDS)
+        template = vec[i32]([0] * NODE_WORDS)
         _ZERO_RAM = template
     return template[0:NODE_WORDS]
 
@@ -54,7 +60,7 @@ class PhysMem:
             raise ValueError(f"node count {nnodes} out of range 1..{MAX_NODES}")
         self.nnodes: i64 = nnodes
         self.ram_end: i64 = RAM_BASE + nnodes * NODE_RAM_SIZE
-        self.rams: list[vec[i64]] = [_zeroed_ram() for _ in range(nnodes)]
+        self.rams: list[vec[i32]] = [_zeroed_ram() for _ in range(nnodes)]
         # Extra simulated cycles a reference to another node's RAM costs.
         self.remote_penalty: i64 = remote_penalty
         self.code_page_index: dict[int, int] = {}
@@ -90,12 +96,12 @@ class PhysMem:
     def read_word(self, paddr: i64) -> i64:
         """The aligned word containing paddr (which must be RAM)."""
         loc: i64 = self.location(paddr)
-        return self.rams[loc >> 20][loc & 0xFFFFF]
+        return i64(self.rams[loc >> 20][loc & 0xFFFFF]) & 0xFFFFFFFF
 
     def write_word(self, paddr: i64, value: i64, node: i64) -> None:
         """Store a word on behalf of `node` (-1: not a CPU), keeping caches coherent."""
         loc: i64 = self.location(paddr)
-        self.rams[loc >> 20][loc & 0xFFFFF] = value & 0xFFFFFFFF
+        self.rams[loc >> 20][loc & 0xFFFFF] = to_i32(value)
         self.after_store(paddr, node)
 
     def after_store(self, paddr: i64, node: i64) -> None:
@@ -129,7 +135,7 @@ class PhysMem:
         ram = self.rams[node]
         i: i64 = start
         for w in words:
-            ram[i] = w
+            ram[i] = to_i32(w)
             i += 1
 
     def range_is_ram(self, paddr: i64, length: i64) -> bool:

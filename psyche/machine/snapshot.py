@@ -30,7 +30,7 @@ from psyche.machine.physmem import NODE_WORDS
 
 MAGIC = b"PSYCHE-SNAPSHOT 1\n"
 PAGE_WORDS = 1024
-_PAGE_BYTES = PAGE_WORDS * 8
+_PAGE_BYTES = PAGE_WORDS * 4
 _ZERO_PAGE = bytes(_PAGE_BYTES)
 
 
@@ -151,7 +151,7 @@ def restore(path: str | Path, console: HostLine | None = None) -> Machine:
     for offset in range(0, len(ram), record):
         node = int.from_bytes(ram[offset:offset + 4], "little")
         page = int.from_bytes(ram[offset + 4:offset + 8], "little")
-        words = array.array("q", ram[offset + 8:offset + record]).tolist()
+        words = array.array("i", ram[offset + 8:offset + record]).tolist()
         mem.load_words(node, page * PAGE_WORDS, words)
     machine.set_scheduler_state(header["scheduler"])
     return machine
