@@ -130,10 +130,33 @@ ACCESS_EXEC = 2
 REG_PC = 32
 REG_PRIV = 33
 REG_CSR_BASE = 0x1000     # CSR n is register REG_CSR_BASE + n
+#: Read-only pseudo-registers: the node's memory reference counters (the machine counts them per
+#: node; the paper's NUMA costs made them worth watching), each a 64-bit count read as a low and a
+#: high half (REG_X, REG_X + 1), like cycle and cycleh.  Read both in one READ_REGS: they are taken
+#: at the same round boundary.
+REG_LOCAL_REFS = 0x2000       # data references to the node's own RAM
+REG_REMOTE_REFS = 0x2002      # data references to another node's RAM, through the switch
+REG_REMOTE_FETCHES = 0x2004   # instruction fetches from another node's RAM
+COUNTER_REGS = (REG_LOCAL_REFS, REG_LOCAL_REFS + 1, REG_REMOTE_REFS, REG_REMOTE_REFS + 1,
+                REG_REMOTE_FETCHES, REG_REMOTE_FETCHES + 1)
 #: The registers READ_REGS returns when it names none: x0-x31, pc, priv.
 GENERAL_REGS = tuple(range(34))
 
 STEP_TAKE_INTERRUPTS = 0x01
+
+
+@dataclass(frozen=True)
+class RefCounters:
+    """A node's memory reference counters, from READ_REGS of COUNTER_REGS."""
+
+    local: int
+    remote: int
+    remote_fetches: int
+
+    @classmethod
+    def from_values(cls, values: list[int]) -> RefCounters:
+        lo_hi = [values[i] | values[i + 1] << 32 for i in range(0, len(COUNTER_REGS), 2)]
+        return cls(*lo_hi)
 
 
 class PayloadError(ValueError):

@@ -117,6 +117,8 @@ class NodeTarget:
             return cpu.pc & M32
         if reg == p.REG_PRIV:
             return cpu.priv
+        if reg in p.COUNTER_REGS:
+            return self._counter(reg)
         num = reg - p.REG_CSR_BASE
         if 0 <= num <= 0xFFF:
             if num in (_CSR_MIP, _CSR_SIP):
@@ -125,6 +127,14 @@ class NodeTarget:
             if value >= 0:
                 return value & M32
         raise TargetError(p.E_BAD_REGISTER, reg=reg)
+
+    def _counter(self, reg: int) -> int:
+        """Half of a reference counter pseudo-register (read only: writes find no such register)."""
+        cpu = self.cpu
+        base = reg & ~1
+        count = (cpu.local_refs if base == p.REG_LOCAL_REFS
+                 else cpu.remote_refs if base == p.REG_REMOTE_REFS else cpu.remote_fetches)
+        return (count >> 32 if reg & 1 else count) & M32
 
     def write_regs(self, values: tuple[tuple[int, int], ...]) -> None:
         """Write all the registers, or none of them if any write is refused."""

@@ -16,6 +16,7 @@ as_root() {
 ensure_apt_packages() {
     local missing=()
     command -v gdb-multiarch >/dev/null || missing+=(gdb-multiarch)
+    command -v tmux >/dev/null || missing+=(tmux)   # the console's tests drive it as a person would
     [ "${#missing[@]}" = 0 ] && return 0
     log "installing ${missing[*]} with apt-get"
     as_root apt-get update -qq

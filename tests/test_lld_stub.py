@@ -216,6 +216,20 @@ def test_read_and_write_registers(guest: TargetGuest) -> None:
     assert cpu.priv == 1
 
 
+def test_reference_counters_are_read_only_pseudo_registers(guest: TargetGuest) -> None:
+    lb = started(guest, run=False)
+    cpu = lb.machine.nodes[2].cpu
+    counters = p.RefCounters.from_values(lb.ok(2, p.ReadRegs(p.COUNTER_REGS)))   # running, unstopped
+    assert counters == p.RefCounters(cpu.local_refs, cpu.remote_refs, cpu.remote_fetches)
+    assert counters.local + counters.remote > 0
+    cpu.local_refs = (7 << 32) + 5              # 64-bit counts come as low and high halves
+    assert lb.ok(2, p.ReadRegs((p.REG_LOCAL_REFS, p.REG_LOCAL_REFS + 1))) == [5, 7]
+    s = stop(lb, 2)
+    r = lb.call(2, p.WriteRegs(s.gen, ((p.REG_REMOTE_REFS, 0),)))
+    assert r.status == p.E_BAD_REGISTER and r.error is not None and r.error.reg == p.REG_REMOTE_REFS
+    assert lb.call(2, p.ReadRegs((p.REG_REMOTE_FETCHES + 2,))).status == p.E_BAD_REGISTER
+
+
 # -- memory ----------------------------------------------------------------------------------------
 
 

@@ -17,8 +17,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("up", help="boot a machine and its mux, and say how to attach gdb")
     parser.add_argument("--nodes", type=int, default=4, help="number of nodes, 1 to 128 (default 4)")
     parser.add_argument("--kernel", type=Path, help="kernel ELF (default: the Psyche kernel, built if stale)")
+    parser.add_argument("--restore", type=Path, metavar="SNAPSHOT",
+                        help="start the machine from a snapshot (psyche machine --save-snapshot) instead of "
+                             "booting; the node count is the snapshot's, --kernel only gives gdb's symbols")
     parser.add_argument("--no-console", action="store_true",
                         help="no interactive console: print how to attach and serve until interrupted")
+    parser.add_argument("--console-script", type=Path, metavar="FILE",
+                        help="run mux console commands from FILE, then shut down; exit status 1 if any "
+                             "failed (without it, commands come from standard input when it is not a "
+                             "terminal)")
     parser.add_argument("--debug-line-loss", type=float, default=0.0, metavar="RATE",
                         help="drop or corrupt this fraction of debug-line frames")
     add_mux_arguments(parser)
@@ -34,12 +41,15 @@ class MachineProcess:
     debug_line: str
 
     @classmethod
-    def start(cls, kernel: Path, nodes: int, loss: float) -> MachineProcess:
-        command = [sys.executable, "-m", "psyche.cli", "machine", "--nodes", str(nodes),
-                   "--kernel", str(kernel), "--console", "pty", "--debug-line", "pty", "--quiet"]
+    def start(cls, kernel: Path, nodes: int, loss: float, restore: Path | None = None,
+              stderr: int | None = None, own_session: bool = False) -> MachineProcess:
+        image = ["--restore", str(restore)] if restore else ["--nodes", str(nodes), "--kernel", str(kernel)]
+        command = [sys.executable, "-m", "psyche.cli", "machine", *image,
+                   "--console", "pty", "--debug-line", "pty", "--quiet"]
         if loss:
             command += ["--debug-line-loss", str(loss)]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                   start_new_session=own_session)
         assert process.stdout is not None
         banner = process.stdout.readline()
         match = re.search(r"console (\S+); debug line (\S+)", banner)
@@ -65,7 +75,21 @@ def _default_kernel() -> Path:
 
 def run(args: argparse.Namespace) -> int:
     kernel = args.kernel or _default_kernel()
-    machine = MachineProcess.start(kernel, args.nodes, args.debug_line_loss)
+    if args.console_script and args.no_console:
+        raise ValueError("--console-script runs the console: it does not go with --no-console")
+    # The console keeps the machine's messages for its log instead of letting them cross the prompt,
+    # and the machine out of the terminal's reach: Ctrl-C there interrupts a console command.
+    console = not args.no_console
+    machine = MachineProcess.start(kernel, args.nodes, args.debug_line_loss, args.restore,
+                                   stderr=subprocess.PIPE if console else None, own_session=console)
+    if console:
+        from mux.console.app import run_console  # prompt_toolkit and rich: only for the console
+
+        try:
+            return asyncio.run(run_console(args, kernel, machine.process, machine.console,
+                                           machine.debug_line))
+        finally:
+            machine.stop()
 
     async def main() -> None:
         mux = await start_mux(machine.debug_line, args)

@@ -1,0 +1,1 @@
+"""The interactive mux console that `psyche up` opens: see docs/console.md."""
