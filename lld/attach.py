@@ -41,6 +41,14 @@ class Lld:
         """True when a forwarded frame waits: the caller should come back without sleeping."""
         return self.king.busy()
 
+    def heard(self) -> int:
+        """Bytes read from the debug line so far (the runner's sign that a debugger is talking)."""
+        return self.king.bytes_read
+
+    def fileno(self) -> int | None:
+        """The debug line's descriptor, for a runner that polls it between rounds."""
+        return self.line.fileno()
+
     def arm_panic(self, pc: int) -> None:
         """Make a stop at pc, the kernel's panic entry, report REASON_PANIC on every node."""
         for node in self.nodes:

@@ -49,6 +49,8 @@ class King:
         self.nodes = nodes
         self.decoder = FrameDecoder()
         self.stats = KingStats()
+        #: Bytes taken from the debug line so far.
+        self.bytes_read = 0
 
     def busy(self) -> bool:
         """True while forwarded frames wait for their remote interrupt."""
@@ -62,6 +64,7 @@ class King:
                     self._send(reply)
         data = self.line.read_available(READ_BUDGET)
         if data:
+            self.bytes_read += len(data)
             for event in self.decoder.feed(data):
                 if isinstance(event, Frame):
                     self.route(event)

@@ -9,6 +9,7 @@ first, and closed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ class _Conversation:
         self.session = NodeSession(node, mux.link, self._send, mux.monitor.run,
                                    packet_size=PACKET_SIZE, no_ack_mode=no_ack_mode)
         self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._busy = False   # the worker is handling a request
         self._worker = asyncio.create_task(self._serve())
 
     def _send(self, payload: bytes) -> None:
@@ -65,21 +67,36 @@ class _Conversation:
             if isinstance(event, Interrupt):
                 asyncio.create_task(self.session.interrupt())
             elif isinstance(event, Packet):
-                self._queue.put_nowait(rsp.parse_request(event.payload))
+                request = rsp.parse_request(event.payload)
+                # Answered on the spot when nothing of this gdb's is still in hand and the
+                # session needs no lld for it (cached memory, thread queries...): a packet
+                # then costs no task switch.  Otherwise in order, through the queue.
+                if not self._busy and self._queue.empty():
+                    reply = self.session.answer_now(request)
+                    if reply is not None:
+                        self._replied(request, reply)
+                        continue
+                self._queue.put_nowait(request)
             elif isinstance(event, BadPacket):
                 continue
+
+    def _replied(self, request: object, reply: bytes | None) -> None:
+        if reply is not None:
+            self._send(reply)
+        if isinstance(request, rsp.StartNoAckMode) and reply == rsp.OK:
+            self.codec.start_no_ack_mode()
+        if isinstance(request, rsp.Detach):
+            self.mux.release(self.node, self.session)
 
     async def _serve(self) -> None:
         """Requests one at a time, in order, as gdb expects."""
         while True:
             request = await self._queue.get()
-            reply = await self.session.handle(request)
-            if reply is not None:
-                self._send(reply)
-            if isinstance(request, rsp.StartNoAckMode) and reply == rsp.OK:
-                self.codec.start_no_ack_mode()
-            if isinstance(request, rsp.Detach):
-                self.mux.release(self.node, self.session)
+            self._busy = True
+            try:
+                self._replied(request, await self.session.handle(request))
+            finally:
+                self._busy = False
 
     def close(self) -> None:
         self._worker.cancel()
@@ -99,13 +116,14 @@ class Mux:
         return self.config.base_port + node
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
         for node in range(self.config.nodes):
-            server = await asyncio.start_server(
-                lambda r, w, node=node: self._tcp_client(node, r, w), self.config.host, self.port_of(node))
+            server = await loop.create_server(
+                functools.partial(_TcpClient, self, node), self.config.host, self.port_of(node))
             self._servers.append(server)
             if self.config.udp:
-                transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-                    lambda node=node: _UdpEndpoint(self, node),
+                transport, _ = await loop.create_datagram_endpoint(
+                    functools.partial(_UdpEndpoint, self, node),
                     local_addr=(self.config.host, self.port_of(node)))
                 self._udp.append(transport)
 
@@ -130,32 +148,58 @@ class Mux:
             return None
         return f"E.node {node} already has a gdb session ({info}); detach it first".encode()
 
-    async def _tcp_client(
-        self, node: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        sock = writer.get_extra_info("socket")
+
+class _TcpClient(asyncio.Protocol):
+    """One gdb on TCP.
+
+    A protocol rather than a stream reader: the bytes go to the conversation in
+    the event loop's own callback, and a packet the session answers at once
+    (most of gdb's are, from the cache) is answered there too, with no task to
+    wake in between.
+    """
+
+    def __init__(self, mux: Mux, node: int) -> None:
+        self.mux = mux
+        self.node = node
+        self.transport: asyncio.Transport | None = None
+        self.conversation: _Conversation | None = None
+        self.refused = False
+        self.early = bytearray()   # what a refused client sent so far
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        host, port = writer.get_extra_info("peername")[:2]
-        peer = f"{host}:{port}"
-        refusal = self.refusal(node)
-        if refusal is not None:
-            await reader.read(PACKET_SIZE)  # gdb's first packet, answered with the refusal
-            writer.write(b"+" + RspConnection().send_packet(refusal))
-            await writer.drain()
-            writer.close()
+        if self.mux.refusal(self.node) is not None:
+            self.refused = True   # answered at gdb's first packet, then closed
             return
-        conversation = _Conversation(self, node, writer.write, no_ack_mode=True)
-        self.clients[node] = SessionInfo(peer, "tcp", conversation.session)
-        try:
-            while data := await reader.read(65536):
-                conversation.feed(data)
-        except ConnectionError:
-            pass
-        finally:
-            conversation.close()
-            self.release(node, conversation.session)
-            writer.close()
+        host, port = transport.get_extra_info("peername")[:2]
+        self.conversation = _Conversation(self.mux, self.node, transport.write, no_ack_mode=True)
+        self.mux.clients[self.node] = SessionInfo(f"{host}:{port}", "tcp", self.conversation.session)
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        if self.refused:
+            # Wait for gdb's whole first packet (it may come after a lone '+'): closing with
+            # its bytes unread would reset the connection before gdb reads the refusal.
+            self.early += data
+            end = self.early.find(b"#")
+            if (end < 0 or len(self.early) < end + 3) and len(self.early) <= PACKET_SIZE:
+                return
+            refusal = self.mux.refusal(self.node) or b"E.busy"
+            self.transport.write(b"+" + RspConnection().send_packet(refusal))
+            self.transport.close()
+            return
+        if self.conversation is not None:
+            self.conversation.feed(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.conversation is not None:
+            self.conversation.close()
+            self.mux.release(self.node, self.conversation.session)
+            self.conversation = None
 
 
 class _UdpEndpoint(asyncio.DatagramProtocol):
@@ -192,7 +236,7 @@ class _UdpEndpoint(asyncio.DatagramProtocol):
                 self._send_to(addr, b"+" + RspConnection().send_packet(refusal))
                 return
             self.peer = addr
-            self.conversation = _Conversation(self.mux, self.node, lambda b, a=addr: self._send_to(a, b),
+            self.conversation = _Conversation(self.mux, self.node, functools.partial(self._send_to, addr),
                                               no_ack_mode=False)
             peer = f"{addr[0]}:{addr[1]}"
             self.mux.clients[self.node] = SessionInfo(peer, "udp", self.conversation.session)

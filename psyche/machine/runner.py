@@ -60,6 +60,11 @@ class ConsoleMatcher:
             del self.buffer[: len(self.buffer) - self.window]
 
 
+#: For this long after the debug line last delivered bytes, the runner looks at the line after
+#: every round instead of every poll_rounds rounds (see Runner.run).
+DEBUG_ACTIVE_SECONDS = 0.5
+
+
 class DebugService(Protocol):
     """What the runner needs from lld (lld.attach.Lld), without importing it."""
 
@@ -68,6 +73,12 @@ class DebugService(Protocol):
 
     def busy(self) -> bool:
         """True while work waits for the next boundary (do not sleep on the host)."""
+
+    def heard(self) -> int:
+        """Bytes the debug line has delivered so far: a change means a debugger is talking."""
+
+    def fileno(self) -> int | None:
+        """A descriptor that polls readable when debug input waits, or None."""
 
 
 class Runner:
@@ -98,6 +109,14 @@ class Runner:
         self.on_stop = on_stop
         self._wall_origin = time.monotonic()
         self._sim_origin = machine.time
+        # Debug-line promptness (see run): a poller on the line, and when it last spoke.
+        self._debug_poll: select.poll | None = None
+        fd = debug.fileno() if debug is not None else None
+        if fd is not None:
+            self._debug_poll = select.poll()
+            self._debug_poll.register(fd, select.POLLIN)
+        self._debug_heard = debug.heard() if debug is not None else 0
+        self._debug_heard_at = float("-inf")
 
     def _service_lines(self) -> None:
         self.machine.poll_host()
@@ -130,7 +149,8 @@ class Runner:
         deadline = start + max_seconds if max_seconds is not None else None
         try:
             while True:
-                for _ in range(self.poll_rounds):
+                rounds, probe = self._next_stretch()
+                for _ in range(rounds):
                     stopped = machine.run_round()
                     if stopped and self.stop_on_node_stop:
                         self._service_lines()
@@ -139,7 +159,10 @@ class Runner:
                         self.on_stop(stopped)
                     if machine.idle() or self._idle_ahead():
                         break
+                    if probe is not None and probe.poll(0):
+                        break  # a debug frame waits: take it at this boundary
                 self._service_lines()
+                self._note_debug_traffic()
                 if until is not None and until.matched:
                     return RunResult(RunOutcome.MATCHED, [], time.monotonic() - start)
                 now = time.monotonic()
@@ -156,6 +179,39 @@ class Runner:
                     self._wait_host(min(ahead, 0.05))
         except KeyboardInterrupt:
             return RunResult(RunOutcome.INTERRUPTED, [], time.monotonic() - start)
+
+    def _next_stretch(self) -> tuple[int, select.poll | None]:
+        """How many rounds to run before the next service point, and whether to watch the debug line.
+
+        Host input enters only at service points, between rounds (determinism), but
+        which boundary becomes a service point is the runner's choice.  Every
+        poll_rounds rounds is cheap for a machine nobody debugs; but a debugger waits
+        for the answer to every request before it sends the next, and a gdb command
+        is several of them.  So:
+
+        * frames forwarded to another node's mailbox are served at the next service
+          point: make it the very next boundary (one round), not poll_rounds later;
+        * while a debugger is talking (bytes on the debug line within the last
+          DEBUG_ACTIVE_SECONDS), poll the line after every round (a poll(0), well
+          under a microsecond against a round's ten or more) and serve it at the first
+          boundary after a frame arrives.  When the debugger falls silent the machine
+          is back to polling every poll_rounds rounds, at no cost.
+        """
+        if self.debug is None:
+            return self.poll_rounds, None
+        if self.debug.busy():
+            return 1, None
+        if time.monotonic() - self._debug_heard_at < DEBUG_ACTIVE_SECONDS:
+            return self.poll_rounds, self._debug_poll
+        return self.poll_rounds, None
+
+    def _note_debug_traffic(self) -> None:
+        if self.debug is None:
+            return
+        heard = self.debug.heard()
+        if heard != self._debug_heard:
+            self._debug_heard = heard
+            self._debug_heard_at = time.monotonic()
 
     def _idle_ahead(self) -> bool:
         """True when all nodes sleep and the next event lies ahead of wall time."""
