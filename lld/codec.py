@@ -89,17 +89,12 @@ def frame_body(frame: Frame) -> bytes:
 
 
 def stuff(body: bytes) -> bytes:
-    """Escape END and ESC so that END never occurs inside a frame."""
-    if END not in body and ESC not in body:
-        return body
-    out = bytearray()
-    for b in body:
-        esc = _STUFF.get(b)
-        if esc is None:
-            out.append(b)
-        else:
-            out += esc
-    return bytes(out)
+    """Escape END and ESC so that END never occurs inside a frame.
+
+    ESC goes first, so the ESCs that the second replacement adds are not escaped again.
+    """
+    esc, end = bytes((ESC,)), bytes((END,))
+    return body.replace(esc, _STUFF[ESC]).replace(end, _STUFF[END])
 
 
 def encode_frame(frame: Frame) -> bytes:
