@@ -752,13 +752,21 @@ class Cpu:
         self.take_trap(fault_cause(result), vaddr)
         return 0
 
-    def _load_slow(self, vaddr: i64, size: i64, signed: bool, rd: i64) -> i64:
+    def _data_address(self, vaddr: i64, size: i64, access: i64) -> i64:
+        """Physical address of a load or store, or -1 after taking its trap (misaligned, fault)."""
         if (vaddr & (size - 1)) != 0:
-            self.take_trap(CAUSE_LOAD_MISALIGNED, vaddr)
-            return 0
-        pa: i64 = self.translate_data(vaddr, ACCESS_READ)
+            self.take_trap(CAUSE_LOAD_MISALIGNED if access == ACCESS_READ else CAUSE_STORE_MISALIGNED, vaddr)
+            return -1
+        pa: i64 = self.translate_data(vaddr, access)
         if pa < 0:
-            return self._data_fault(pa, vaddr)
+            self._data_fault(pa, vaddr)
+            return -1
+        return pa
+
+    def _load_slow(self, vaddr: i64, size: i64, signed: bool, rd: i64) -> i64:
+        pa: i64 = self._data_address(vaddr, size, ACCESS_READ)
+        if pa < 0:
+            return 0
         mem = self.mem
         result: i64 = RETIRED
         if mem.is_ram(pa):
@@ -811,12 +819,9 @@ class Cpu:
         mem.write_word(pa, (old & ~mask) | ((value << shift) & mask), self.node)
 
     def _store_slow(self, vaddr: i64, size: i64, value: i64) -> i64:
-        if (vaddr & (size - 1)) != 0:
-            self.take_trap(CAUSE_STORE_MISALIGNED, vaddr)
-            return 0
-        pa: i64 = self.translate_data(vaddr, ACCESS_WRITE)
+        pa: i64 = self._data_address(vaddr, size, ACCESS_WRITE)
         if pa < 0:
-            return self._data_fault(pa, vaddr)
+            return 0
         mem = self.mem
         result: i64 = RETIRED
         if mem.is_ram(pa):
