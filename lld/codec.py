@@ -44,6 +44,8 @@ MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE
 MAX_WIRE_FRAME = 2 * MAX_FRAME + 2
 
 _STUFF = {END: bytes((ESC, END ^ ESC_XOR)), ESC: bytes((ESC, ESC ^ ESC_XOR))}
+_ESCAPED_END = _STUFF[END]
+_ESCAPED_ESC = _STUFF[ESC]
 
 
 @dataclass(frozen=True)
@@ -142,13 +144,36 @@ class FrameDecoder:
 
     def feed(self, data: bytes) -> list[Frame | BadFrame]:
         events: list[Frame | BadFrame] = []
+        start = 0
+        while start <= len(data):
+            end = data.find(END, start)
+            self._absorb(data[start:] if end < 0 else data[start:end])
+            if end < 0:
+                break
+            event = self._finish()
+            if event is not None:
+                events.append(event)
+            start = end + 1
+        return events
+
+    def _absorb(self, segment: bytes) -> None:
+        """Take bytes that hold no END: whole, when they are well formed, else byte by byte."""
+        if not segment:
+            return
+        if self._broken is None and not self._escaped:
+            escapes = segment.count(ESC)
+            if escapes == segment.count(_ESCAPED_END) + segment.count(_ESCAPED_ESC):
+                # Every ESC starts a valid pair (a lone trailing ESC does not count).
+                plain = segment.replace(_ESCAPED_END, bytes((END,))).replace(_ESCAPED_ESC, bytes((ESC,)))
+                if len(self._buf) + len(plain) <= MAX_FRAME:
+                    self._buf += plain
+                    return
+        self._absorb_bytes(segment)
+
+    def _absorb_bytes(self, segment: bytes) -> None:
+        """The exact rules, one byte at a time: escapes split across feeds, bad escapes, overlong frames."""
         buf = self._buf
-        for b in data:
-            if b == END:
-                event = self._finish()
-                if event is not None:
-                    events.append(event)
-                continue
+        for b in segment:
             if self._broken is not None:
                 self._skipped += 1
                 continue
@@ -165,7 +190,6 @@ class FrameDecoder:
                 self._break("overlong")
                 continue
             buf.append(b)
-        return events
 
     def _break(self, reason: str) -> None:
         self._broken = reason

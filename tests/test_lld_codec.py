@@ -272,3 +272,39 @@ def test_mangled_streams_never_yield_foreign_frames(rate: float, seed: int) -> N
     survivors = good(decode_all(out))
     assert all(f in items for f in survivors)
     assert [f.seq for f in survivors] == sorted(f.seq for f in survivors)
+
+
+class _ByteByByteDecoder(FrameDecoder):
+    """The decoder's exact per-byte rules alone: the reference for its whole-segment fast path."""
+
+    def _absorb(self, segment: bytes) -> None:
+        self._absorb_bytes(segment)
+
+
+_NEAR_FRAMES = st.lists(
+    st.one_of(
+        st.binary(max_size=40),
+        st.sampled_from([b"\x7e", b"\x7d", b"\x7d\x5e", b"\x7d\x5d", b"\x7d\x7d", b"\x7d\x00"]),
+        st.builds(lambda n, s: encode_frame(Frame(node=n, seq=s, code=2, payload=bytes(range(n)))),
+                  st.integers(0, 127), st.integers(0, 65535)),
+        st.builds(lambda n: b"\x00" * n, st.integers(1300, 1500)),   # overlong
+    ),
+    max_size=12,
+)
+
+
+@given(_NEAR_FRAMES, st.lists(st.integers(1, 64), max_size=20))
+def test_fast_path_decodes_exactly_like_byte_by_byte(pieces: list[bytes], cuts: list[int]) -> None:
+    stream = b"".join(pieces)
+    fast, slow = FrameDecoder(), _ByteByByteDecoder()
+    got_fast, got_slow = [], []
+    start = 0
+    for cut in [*cuts, len(stream)]:
+        chunk = stream[start:start + cut]
+        got_fast += fast.feed(chunk)
+        got_slow += slow.feed(chunk)
+        start += cut
+    got_fast += fast.feed(stream[start:])
+    got_slow += slow.feed(stream[start:])
+    assert got_fast == got_slow
+    assert fast.stats == slow.stats and fast.buffered == slow.buffered
