@@ -111,6 +111,7 @@ class Mux:
         self.monitor = Monitor(link, config.nodes, self.clients)  # type: ignore[arg-type]
         self._servers: list[asyncio.AbstractServer] = []
         self._udp: list[asyncio.DatagramTransport] = []
+        self._tcp: set[_TcpClient] = set()   # live gdb connections, closed with the mux
 
     def port_of(self, node: int) -> int:
         return self.config.base_port + node
@@ -128,12 +129,17 @@ class Mux:
                 self._udp.append(transport)
 
     async def close(self) -> None:
+        """Stop listening and hang up on every gdb (each sees its connection closed)."""
         for server in self._servers:
             server.close()
         for transport in self._udp:
             transport.close()
+        for client in list(self._tcp):
+            if client.transport is not None:
+                client.transport.close()
         for info in list(self.clients.values()):
             info.session.close()
+        await asyncio.sleep(0)   # let the closed connections' callbacks run
 
     def release(self, node: int, session: NodeSession) -> None:
         """The session's gdb detached: the node is free for another."""
@@ -169,6 +175,7 @@ class _TcpClient(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.mux._tcp.add(self)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -196,6 +203,7 @@ class _TcpClient(asyncio.Protocol):
             self.conversation.feed(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.mux._tcp.discard(self)
         if self.conversation is not None:
             self.conversation.close()
             self.mux.release(self.node, self.conversation.session)
