@@ -95,10 +95,7 @@ def build_program(
     inputs = [*sources, *_common_inputs(), Path(__file__)]
     if _up_to_date(out, inputs):
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    cmd = [
-        *compiler_command(),
+    args = [
         *CFLAGS,
         opt,
         *(f"-D{d}" for d in defines),
@@ -107,22 +104,31 @@ def build_program(
         "-Wl,--build-id=none",
         str(CRT0),
         *(str(s) for s in sources),
-        "-o",
-        str(tmp),
     ]
+    names = ", ".join(s.name for s in sources)
+    compile_to(out, args, f"building {out.name} from {names}")
+    return out
+
+
+def compile_to(out: Path, args: list[str], what: str) -> str:
+    """Run zig cc with `args`, writing `out` atomically; returns the compiler's warnings.
+
+    A failed build raises GuestBuildError naming `what` with the compiler's
+    output, and leaves any previous `out` alone.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        result = subprocess.run([*compiler_command(), *args, "-o", str(tmp)],
+                                capture_output=True, text=True, check=False)
     except OSError as exc:
         raise GuestBuildError(f"cannot run the compiler: {exc}") from exc
     if result.returncode != 0:
         tmp.unlink(missing_ok=True)
-        names = ", ".join(s.name for s in sources)
         raise GuestBuildError(
-            f"building {out.name} from {names} failed "
-            f"(exit status {result.returncode}):\n{result.stderr}{result.stdout}"
-        )
+            f"{what} failed (exit status {result.returncode}):\n{result.stderr}{result.stdout}")
     os.replace(tmp, out)  # atomic: concurrent builds never see half a file
-    return out
+    return result.stderr
 
 
 def guest_test_sources() -> list[Path]:

@@ -11,12 +11,10 @@ Usage::
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
-from psyche.guestbuild import MCPU, compiler_command
+from psyche.guestbuild import MCPU, GuestBuildError, compile_to
 
 KERNEL_DIR = Path(__file__).resolve().parent
 REPO_ROOT = KERNEL_DIR.parent.parent
@@ -84,31 +82,20 @@ def build_kernel(out: Path | None = None) -> Path:
     out = Path(out) if out is not None else DEFAULT_KERNEL_ELF
     if not is_stale(out):
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    cmd = [
-        *compiler_command(),
+    args = [
         *CFLAGS,
         f"-I{KERNEL_DIR}",
         f"-Wl,-T,{LINKER_SCRIPT}",
         "-Wl,--entry=_entry_phys",  # zig's driver would ask for _start otherwise
         "-Wl,--build-id=none",
         *(str(s) for s in kernel_sources()),
-        "-o",
-        str(tmp),
     ]
     try:
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    except OSError as exc:
-        raise KernelBuildError(f"cannot run the compiler: {exc}") from exc
-    if result.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        raise KernelBuildError(
-            f"building the kernel failed (exit status {result.returncode}):\n{result.stderr}{result.stdout}"
-        )
-    os.replace(tmp, out)  # atomic: a concurrent reader never sees half a file
-    if result.stderr.strip():
-        print(result.stderr, end="", file=sys.stderr)  # warnings: the kernel should have none
+        warnings = compile_to(out, args, "building the kernel")
+    except GuestBuildError as exc:
+        raise KernelBuildError(str(exc)) from exc
+    if warnings.strip():
+        print(warnings, end="", file=sys.stderr)  # the kernel should have none
     return out
 
 

@@ -270,22 +270,3 @@ def _decode_amo(raw: i64, rd: i64, f3: i64, rs1: i64, rs2: i64) -> i64:
         return _illegal(raw)
     return pack(op, _dest(rd), rs1, rs2, 0)
 
-
-def op_of(d: i64) -> i64:
-    return d & 0xFF
-
-
-def rd_of(d: i64) -> i64:
-    return (d >> 8) & 63
-
-
-def rs1_of(d: i64) -> i64:
-    return (d >> 14) & 31
-
-
-def rs2_of(d: i64) -> i64:
-    return (d >> 19) & 31
-
-
-def imm_of(d: i64) -> i64:
-    return (d >> 24) & MASK32
