@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
+from psyche.machine.blockcpu import make_cpu
 from psyche.machine.cpu import STOP_NONE, STOP_REQUESTED, WATCH_IGNORE, Cpu
 from psyche.machine.csr import NEVER
 from psyche.machine.devices import (
@@ -102,7 +103,7 @@ class Machine:
         self._woken: set[int] = set()
 
     def _make_node(self, index: int, line: HostLine) -> Node:
-        cpu = Cpu(index, self.mem)
+        cpu = make_cpu(index, self.mem)
         intc = InterruptController(cpu, lambda: self.kick(index))
         onboard = Uart(line, lambda high: intc.set_level(SRC_ONBOARD_UART, high))
         console = None

@@ -65,6 +65,9 @@ class PhysMem:
         self.remote_penalty: i64 = remote_penalty
         self.code_page_index: dict[int, int] = {}
         self.code_pages: list[vec[i64]] = []
+        # Per code page, how many times a store dropped one of its decodings
+        # (code translated from the page is stale when this moves).
+        self.code_generations: list[int] = []
         self.reservations: vec[i64] = vec[i64]([-1] * nnodes)
         self.nreservations: i64 = 0
         self.watched_pages: dict[int, int] = {}
@@ -111,6 +114,7 @@ class PhysMem:
         index = self.code_page_index.get(paddr >> 12)
         if index is not None:
             self.code_pages[index][(paddr >> 2) & 1023] = OP_UNDECODED
+            self.code_generations[index] += 1
 
     def read_bytes(self, paddr: i64, length: i64) -> bytes:
         out = bytearray()
@@ -150,6 +154,7 @@ class PhysMem:
             return index
         new_index: i64 = len(self.code_pages)
         self.code_pages.append(vec[i64]([OP_UNDECODED] * PAGE_WORDS))
+        self.code_generations.append(0)
         self.code_page_index[ppn] = new_index
         # Any CPU may hold this page in its write TLB: stores must now take
         # the slow path that drops stale decodings.

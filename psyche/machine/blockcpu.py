@@ -1,0 +1,214 @@
+"""The CPU as plain Python: the interpreter, with straight-line code translated into blocks.
+
+When the hot path is not compiled (PSYCHE_PURE=1, or no C compiler), the
+instruction-at-a-time interpreter in cpu.py runs at about 1 MIPS, too slow
+to boot a kernel in reasonable time.  BlockCpu keeps the interpreter for
+everything rare (first fetches of a page, TLB refills, CSRs, traps, atomics,
+devices, watched pages, code on another node) and runs the rest as Python
+functions made from runs of decoded instructions (blockgen.py), several
+times faster.
+
+Results are the interpreter's, bit for bit: the same instructions retire
+at the same cycles with the same references counted.  The rules that make
+it so:
+
+* a block is entered only when its last instruction would still start
+  before the limit if every data reference were remote; near the limit the
+  interpreter runs the rest;
+* a block gives way to the interpreter before any instruction that needs a
+  slow path, and _exec returns after the interpreter ran, exactly where the
+  interpreter would have re-checked interrupts or ended its own run (no
+  instruction in a block can change what is pending);
+* a block never covers a breakpoint (blocks are dropped when the set
+  changes), and a store into a page drops the page's blocks (its code
+  generation moves).
+
+PSYCHE_BLOCKS=0 runs the plain interpreter instead (to compare the two).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import NamedTuple
+
+from psyche.machine import blockgen, cpu, hotpath, isa
+from psyche.machine.cpu import STOP_BREAKPOINT, TLB_MASK, Cpu
+from psyche.machine.physmem import PhysMem
+
+
+class Block(NamedTuple):
+    """A translated block, unpacked as a tuple by the dispatch loop."""
+
+    run: Callable[[int, int], int]
+    length: int  # instructions in one pass
+    worst: int  # cycles before its last instruction starts if every reference is remote
+    generation: int  # of the code page it was translated from
+    memops: tuple[int, ...]  # memops[k]: data references made by instructions 0..k-1
+
+
+def _no_block(dctx: int, room: int) -> int:
+    raise AssertionError("a block of no instructions never runs")
+
+
+# What the interpreter does after the blocks: nothing, one instruction, the rest of the run.
+_NOTHING = 0
+_ONE_INSTRUCTION = 1
+_TO_THE_LIMIT = 2
+
+
+def blocks_enabled() -> bool:
+    return hotpath.mode() == "pure" and os.environ.get("PSYCHE_BLOCKS") != "0"
+
+
+def make_cpu(node: int, mem: PhysMem) -> Cpu:
+    """The node CPU for this process: compiled interpreter, or pure Python with blocks."""
+    return BlockCpu(node, mem) if blocks_enabled() else Cpu(node, mem)
+
+
+class BlockCpu(Cpu):
+    def __init__(self, node: int, mem: PhysMem) -> None:
+        super().__init__(node, mem)
+        # Plain Python indexes lists faster than vectors; the values are the same.
+        self.regs = list(self.regs)  # type: ignore[assignment]
+        self.rtag, self.rval = list(self.rtag), list(self.rval)  # type: ignore[assignment]
+        self.wtag, self.wval = list(self.wtag), list(self.wval)  # type: ignore[assignment]
+        self.xtag, self.xval = list(self.xtag), list(self.xval)  # type: ignore[assignment]
+        # Mirrors of the load and store TLBs' entries for this node's own RAM:
+        # tag << 12 -> index of the page's first word (what blocks look up).
+        self._local_reads: dict[int, int] = {}
+        self._local_writes: dict[int, int] = {}
+        self._blocks: dict[int, Block] = {}
+        self._breakpoints_seen: set[int] = set()
+        self._globals = dict(
+            r=self.regs, ram=mem.rams[node], rams=mem.rams, rtag=self.rtag, rval=self.rval,
+            wtag=self.wtag, wval=self.wval, local_reads=self._local_reads,
+            local_writes=self._local_writes, mem=mem, alu=cpu._alu,
+        )
+        assert set(self._globals) == set(blockgen.BOUND_NAMES)
+
+    def _exec(self, limit: int) -> None:
+        if self.skip_breakpoint_pc != -1:
+            Cpu._exec(self, min(limit, self.cycles + 1))  # resume over the stop: the interpreter's job
+            return
+        mem = self.mem
+        if self.epoch_seen != mem.epoch:
+            self.flush_tlb()
+        if self.breakpoints != self._breakpoints_seen:
+            self._blocks.clear()
+            self._breakpoints_seen = set(self.breakpoints)
+        breakpoints = self.breakpoints
+        blocks = self._blocks
+        generations = mem.code_generations
+        xtag, xval = self.xtag, self.xval
+        xctx, dctx = self.xctx, self.dctx
+        penalty = mem.remote_penalty
+        pc, cycles = self.pc, self.cycles
+        references = remote_refs = retired = 0
+        then = _NOTHING
+        while cycles < limit:
+            vpn = pc >> 12
+            t = vpn & TLB_MASK
+            entry = xval[t]
+            if xtag[t] != vpn | xctx or entry & 1:
+                then = _ONE_INSTRUCTION  # fetch TLB miss, or code in another node's RAM
+                break
+            if breakpoints and pc in breakpoints:
+                self.stop_reason = STOP_BREAKPOINT
+                break
+            page = entry >> 1
+            key = pc | page << 32
+            block = blocks.get(key)
+            if block is None or block[3] != generations[page]:
+                block = blocks[key] = self._translate_block(pc, page)
+            run, length, worst, _, memops = block
+            if length == 0:
+                then = _ONE_INSTRUCTION
+                break
+            if cycles + worst >= limit:
+                then = _TO_THE_LIMIT
+                break
+            result = run(dctx, limit - cycles)
+            if result >= 0:
+                passes = result >> 40
+                remote = (result >> 32) & 0xFF
+                done = passes * length
+                references += passes * memops[length]
+                pc = result & 0xFFFFFFFF
+            else:
+                result = ~result
+                k = result & 0xFFFF
+                passes = result >> 32
+                remote = (result >> 16) & 0xFFFF
+                done = passes * length + k
+                references += passes * memops[length] + memops[k]
+                pc = (pc + 4 * k) & 0xFFFFFFFF
+                then = _ONE_INSTRUCTION  # instruction k needs a slow path
+            retired += done
+            cycles += done + remote * penalty
+            remote_refs += remote
+            if then != _NOTHING:
+                break
+        self.pc, self.cycles, self.instret = pc, cycles, self.instret + retired
+        self.local_refs += references - remote_refs
+        self.remote_refs += remote_refs
+        if then == _ONE_INSTRUCTION:
+            Cpu._exec(self, cycles + 1)
+        elif then == _TO_THE_LIMIT:
+            Cpu._exec(self, limit)
+
+    # -- the TLB mirrors ---------------------------------------------------
+
+    def flush_tlb(self) -> None:
+        super().flush_tlb()
+        self._local_reads.clear()
+        self._local_writes.clear()
+
+    def _load_slow(self, vaddr: int, size: int, signed: bool, rd: int) -> int:
+        t = (vaddr >> 12) & TLB_MASK
+        old = self.rtag[t]
+        result = super()._load_slow(vaddr, size, signed, rd)
+        self._mirror(self._local_reads, old, self.rtag[t], self.rval[t])
+        return result
+
+    def _store_slow(self, vaddr: int, size: int, value: int) -> int:
+        t = (vaddr >> 12) & TLB_MASK
+        old = self.wtag[t]
+        result = super()._store_slow(vaddr, size, value)
+        self._mirror(self._local_writes, old, self.wtag[t], self.wval[t])
+        return result
+
+    def _mirror(self, local: dict[int, int], old_tag: int, tag: int, location: int) -> None:
+        """A slow path may have refilled a TLB entry: the mirror follows."""
+        if tag != old_tag:
+            local.pop(old_tag << 12, None)
+            if location >> 20 == self.node:
+                local[tag << 12] = location & 0xFFFFF
+
+    # -- translation --------------------------------------------------------
+
+    def _translate_block(self, pc: int, page: int) -> Block:
+        """The block starting at pc, whose code is in decode page `page` (mapped, local)."""
+        decodings = self.mem.code_pages[page]
+        run: list[int] = []
+        at = pc
+        while len(run) < blockgen.MAX_BLOCK and (at == pc or (at & 0xFFF) != 0):
+            if run and at in self.breakpoints:
+                break
+            index = (at & 0xFFF) >> 2
+            if decodings[index] == isa.OP_UNDECODED:
+                self._decode_into(decodings, index, at)
+            d = decodings[index]
+            if not blockgen.can_translate(d) or blockgen.branch_target_misaligned(at, d):
+                break
+            run.append(d)
+            if blockgen.ends_block(d):
+                break
+            at += 4
+        generation = self.mem.code_generations[page]
+        if not run:  # the interpreter runs the instruction at pc
+            return Block(_no_block, 0, 0, generation, (0,))
+        code = blockgen.block_source(self.node, pc, run, self.mem.remote_penalty)
+        exec(compile(code.source, f"<block {pc:#010x}>", "exec"), self._globals)
+        function: Callable[[int, int], int] = self._globals.pop("block")  # type: ignore[assignment]
+        return Block(function, code.count, code.worst, generation, code.memops)

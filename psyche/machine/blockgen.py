@@ -1,0 +1,338 @@
+"""Translate a run of decoded instructions into the source of one Python function.
+
+Used only when the CPU runs as plain Python (psyche/machine/blockcpu.py):
+there, dispatching every instruction costs more than the instruction itself,
+so straight-line code is turned into Python source once and compiled.
+
+A block is a run of instructions from one page that complete without the
+CPU's slow paths: ALU operations, loads and stores that hit the TLBs, and
+one branch or jump at the end.  Its function does exactly what the
+interpreter (Cpu._exec) does for the same instructions.  Registers live in
+Python locals for the length of the block and are written back at every
+exit.  A block whose last instruction branches back to its first (a loop)
+makes further passes itself while they fit in the cycles it is given.
+
+The function takes the data-translation context and the room (cycles
+before the limit; the caller checks the first pass fits) and returns
+
+* next_pc + (remote << 32) + (passes << 40) when it ran to an exit, where
+  remote counts the data references that went to another node's RAM and
+  passes is 1 unless the block loops;
+* ~(k | remote << 16 | passes << 32) when instruction k of the pass after
+  `passes` complete ones needs a slow path (TLB miss, misalignment, watched
+  page, store into code): it has not started, everything before it is done.
+
+The source's globals (r, ram, rams, rtag, ...) are the CPU's objects, bound
+by the caller; see BOUND_NAMES.  No reservation appears or goes while a
+block runs (LR/SC are not in blocks, other nodes wait their turn), so a
+block reads the machine's reservation count once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psyche.machine import isa
+
+M32 = 0xFFFFFFFF
+SIGN = 0x80000000
+MAX_BLOCK = 64
+
+# The globals of every block function: the CPU's registers, RAM, TLBs...
+BOUND_NAMES = (
+    "r", "ram", "rams", "rtag", "rval", "wtag", "wval", "local_reads", "local_writes", "mem", "alu",
+)
+
+_BRANCH_TESTS = {
+    isa.OP_BEQ: "{a} == {b}",
+    isa.OP_BNE: "{a} != {b}",
+    isa.OP_BLT: "({a} ^ 2147483648) < ({b} ^ 2147483648)",
+    isa.OP_BGE: "({a} ^ 2147483648) >= ({b} ^ 2147483648)",
+    isa.OP_BLTU: "{a} < {b}",
+    isa.OP_BGEU: "{a} >= {b}",
+}
+
+# Register-register and register-immediate operations: an expression in the
+# operands a, b and the immediate i (all unsigned 32-bit values).
+_ALU = {
+    isa.OP_ADDI: "({a} + {i}) & 4294967295",
+    isa.OP_ADD: "({a} + {b}) & 4294967295",
+    isa.OP_SUB: "({a} - {b}) & 4294967295",
+    isa.OP_AND: "{a} & {b}",
+    isa.OP_OR: "{a} | {b}",
+    isa.OP_XOR: "{a} ^ {b}",
+    isa.OP_ANDI: "{a} & {i}",
+    isa.OP_ORI: "{a} | {i}",
+    isa.OP_XORI: "{a} ^ {i}",
+    isa.OP_SLLI: "({a} << {i}) & 4294967295",
+    isa.OP_SRLI: "{a} >> {i}",
+    isa.OP_SRAI: "((({a} ^ 2147483648) - 2147483648) >> {i}) & 4294967295",
+    isa.OP_SLL: "({a} << ({b} & 31)) & 4294967295",
+    isa.OP_SRL: "{a} >> ({b} & 31)",
+    isa.OP_SRA: "((({a} ^ 2147483648) - 2147483648) >> ({b} & 31)) & 4294967295",
+    isa.OP_SLT: "1 if ({a} ^ 2147483648) < ({b} ^ 2147483648) else 0",
+    isa.OP_SLTU: "1 if {a} < {b} else 0",
+    isa.OP_SLTI: "1 if ({a} ^ 2147483648) < ({i} ^ 2147483648) else 0",
+    isa.OP_SLTIU: "1 if {a} < {i} else 0",
+}
+_ALU.update({
+    isa.OP_MUL: "({a} * {b}) & 4294967295",
+    isa.OP_MULH: ("(((({a} ^ 2147483648) - 2147483648) * (({b} ^ 2147483648) - 2147483648)) >> 32)"
+                  " & 4294967295"),
+    isa.OP_MULHSU: "(((({a} ^ 2147483648) - 2147483648) * {b}) >> 32) & 4294967295",
+    isa.OP_MULHU: "({a} * {b}) >> 32",
+})
+# Division keeps the interpreter's function (signs, division by zero, overflow).
+_DIVISION = (isa.OP_DIV, isa.OP_DIVU, isa.OP_REM, isa.OP_REMU)
+
+# Loads: (size, the register value from the RAM word w, signed as stored).
+_LOADS = {
+    isa.OP_LW: (4, "{w} & 4294967295"),
+    isa.OP_LBU: (1, "({w} >> ((a & 3) << 3)) & 255"),
+    isa.OP_LB: (1, "(((({w} >> ((a & 3) << 3)) & 255) ^ 128) - 128) & 4294967295"),
+    isa.OP_LHU: (2, "({w} >> ((a & 3) << 3)) & 65535"),
+    isa.OP_LH: (2, "(((({w} >> ((a & 3) << 3)) & 65535) ^ 32768) - 32768) & 4294967295"),
+}
+_STORES = {isa.OP_SW: 4, isa.OP_SB: 1, isa.OP_SH: 2}
+
+
+@dataclass(frozen=True)
+class BlockSource:
+    source: str  # defines the function `block`
+    count: int  # instructions when the block runs to its end
+    memops: tuple[int, ...]  # memops[k]: data references made by instructions 0..k-1
+    worst: int  # cycles before the last instruction starts if every reference is remote
+
+
+def can_translate(d: int) -> bool:
+    """Whether the decoded instruction d may appear in a block."""
+    op = d & 0xFF
+    return (op in _ALU or op in _DIVISION or op in _LOADS or op in _STORES or op in _BRANCH_TESTS
+            or op in (isa.OP_LUI, isa.OP_AUIPC, isa.OP_NOP, isa.OP_JAL, isa.OP_JALR))
+
+
+def ends_block(d: int) -> bool:
+    op = d & 0xFF
+    return op in _BRANCH_TESTS or op == isa.OP_JAL or op == isa.OP_JALR
+
+
+def branch_target_misaligned(pc: int, d: int) -> bool:
+    """A conditional branch or jal whose target traps: left to the interpreter."""
+    op = d & 0xFF
+    return (op in _BRANCH_TESTS or op == isa.OP_JAL) and ((pc + (d >> 24)) & 3) != 0
+
+
+def _plus(register: str, imm: int) -> str:
+    """register + imm, 32 bits (register values are already 32-bit)."""
+    if imm == 0:
+        return register
+    if register == "0":
+        return str(imm)
+    return f"({register} + {imm}) & 4294967295"
+
+
+class _Emitter:
+    """Python source for one block, with registers cached in locals.
+
+    Registers are loaded into locals before the code (`preload`) and written
+    back at every exit: those written so far, or in a loop every register the
+    body writes (a later pass may exit where an earlier pass wrote them).
+    """
+
+    def __init__(self, node: int, penalty: int, loop: bool, preload: set[int], written: set[int]) -> None:
+        self.node = node
+        self.penalty = penalty
+        self.loop = loop
+        self.preload = preload
+        self.lines: list[str] = []
+        self.reads: set[int] = set()
+        self.dirty: set[int] = set(written) if loop else set()
+        self.memops = 0
+        self.depth = 2 if loop else 1
+
+    def emit(self, line: str, depth: int = 0) -> None:
+        self.lines.append("    " * (self.depth + depth) + line)
+
+    def read(self, reg: int) -> str:
+        if reg == 0:
+            return "0"
+        self.reads.add(reg)
+        return f"x{reg}"
+
+    def write(self, reg: int, expr: str) -> None:
+        self.emit(f"x{reg} = {expr}")
+        self.dirty.add(reg)
+
+    def exit(self, value: str, depth: int = 0) -> None:
+        for reg in sorted(self.dirty):
+            self.emit(f"r[{reg}] = x{reg}", depth)
+        self.emit(f"return {value}", depth)
+
+    def leave(self, pc: int, depth: int = 0) -> None:
+        """Exit to pc after completing the block (in a loop: this pass)."""
+        passes = "(c << 40)" if self.loop else str(1 << 40)
+        self.exit(f"{pc} + (rem << 32) + {passes}", depth)
+
+    def slow_path_at(self, k: int, condition: str) -> None:
+        self.emit(f"if {condition}:")
+        self.exit(f"~({k} | rem << 16{' | c << 32' if self.loop else ''})", 1)
+
+    def access(self, k: int, address: str, size: int, kind: str, local: str, other: str) -> None:
+        """Emit `local` for a word of this node's RAM, `other` for another node's.
+
+        Both use {words} and {i}, the RAM vector and the word's index.  Pages
+        of this node's RAM that the TLB holds are found in one dict
+        (local_reads, local_writes: tag << 12 -> first word of the page),
+        whose key also keeps the address's misaligned low bits, so that a
+        misaligned access misses.  A miss takes the TLB's own path, where a
+        hit can only be another node's RAM.
+        """
+        self.emit(f"a = {address}")
+        self.emit("try:")
+        key = f"a & {0xFFFFF000 | (size - 1)} | dk"
+        self.emit(local.format(words="ram", i=f"local_{kind}s[{key}] | ((a >> 2) & 1023)"), 1)
+        self.emit("except KeyError:")
+        self.depth += 1
+        self.emit("p = a >> 12")
+        aligned = "" if size == 1 else f"a & {size - 1} or "
+        self.slow_path_at(k, f"{aligned}{kind[0]}tag[p & 255] != p | dctx")
+        self.emit(f"loc = {kind[0]}val[p & 255] + ((a >> 2) & 1023)")
+        self.emit(other.format(words="rams[loc >> 20]", i="loc & 1048575"))
+        self.emit("rem += 1")
+        self.depth -= 1
+        self.memops += 1
+
+    def load(self, k: int, d: int, op: int) -> None:
+        size, value = _LOADS[op]
+        rd, rs1, imm = (d >> 8) & 63, (d >> 14) & 31, d >> 24
+        assignment = f"x{rd} = " + value.format(w="{words}[{i}]")
+        self.access(k, _plus(self.read(rs1), imm), size, "read", assignment, assignment)
+        self.dirty.add(rd)
+
+    def store(self, k: int, d: int, op: int) -> None:
+        size = _STORES[op]
+        rs1, rs2, imm = (d >> 14) & 31, (d >> 19) & 31, d >> 24
+        value = self.read(rs2)
+        address = _plus(self.read(rs1), imm)
+        if size == 4:
+            assignment = f"{{words}}[{{i}}] = {value} - (({value} & 2147483648) << 1)"
+            self.access(k, address, size, "write", assignment, assignment)
+        else:
+            where = "words, i = {words}, {i}"
+            self.access(k, address, size, "write", where, where)
+            mask = 0xFF if size == 1 else 0xFFFF
+            self.emit(f"m = {mask} << ((a & 3) << 3)")
+            self.emit(f"v = ((words[i] & ~m) | (({value} << ((a & 3) << 3)) & m)) & 4294967295")
+            self.emit("words[i] = v - ((v & 2147483648) << 1)")
+        self.emit("if reservations != 0:")
+        self.emit(f"mem.break_reservations({'a' if size == 4 else 'a & ~3'}, {self.node})", 1)
+
+    def alu(self, d: int, op: int) -> None:
+        rd, rs1, rs2, imm = (d >> 8) & 63, (d >> 14) & 31, (d >> 19) & 31, d >> 24
+        if op in _DIVISION:
+            self.write(rd, f"alu({op}, {self.read(rs1)}, {self.read(rs2)}, 0)")
+        elif op == isa.OP_ADDI:
+            self.write(rd, _plus(self.read(rs1), imm))
+        else:
+            template = _ALU[op]
+            a = self.read(rs1) if "{a}" in template else ""
+            b = self.read(rs2) if "{b}" in template else ""
+            self.write(rd, template.format(a=a, b=b, i=imm))
+
+    def again(self, start: int, count: int, worst: int) -> None:
+        """In a loop, after a pass that branches back to start: another pass if it fits the room."""
+        remote = f" + rem * {self.penalty}" if self.penalty and self.memops else ""
+        self.emit(f"if c * {count}{remote} + {worst} < room:", 1)
+        self.emit("continue", 2)
+        self.leave(start, 1)
+
+    def branch(self, start: int, pc: int, d: int, op: int, count: int, worst: int) -> None:
+        rs1, rs2 = (d >> 14) & 31, (d >> 19) & 31
+        target = (pc + (d >> 24)) & M32
+        if self.loop:
+            self.emit("c += 1")
+        self.emit(f"if {_BRANCH_TESTS[op].format(a=self.read(rs1), b=self.read(rs2))}:")
+        if self.loop and target == start:
+            self.again(start, count, worst)
+        else:
+            self.leave(target, 1)
+        self.leave((pc + 4) & M32)
+
+    def jump(self, k: int, start: int, pc: int, d: int, op: int, count: int, worst: int) -> None:
+        rd = (d >> 8) & 63
+        if op == isa.OP_JAL:
+            self.write(rd, str((pc + 4) & M32))
+            target = (pc + (d >> 24)) & M32
+            if self.loop:
+                self.emit("c += 1")
+                self.emit("if True:")
+                self.again(start, count, worst)
+            else:
+                self.leave(target)
+            return
+        self.emit(f"j = {_plus(self.read((d >> 14) & 31), d >> 24)} & 4294967294")
+        self.slow_path_at(k, "j & 3")
+        self.write(rd, str((pc + 4) & M32))
+        self.leave_to_register()
+
+    def leave_to_register(self) -> None:
+        self.exit(f"j + (rem << 32) + {1 << 40}")
+
+
+def _loops(pc: int, decoded: list[int]) -> bool:
+    """Whether the block ends with a branch or jal back to its own start."""
+    last = decoded[-1]
+    at = pc + 4 * (len(decoded) - 1)
+    op = last & 0xFF
+    return (op in _BRANCH_TESTS or op == isa.OP_JAL) and ((at + (last >> 24)) & M32) == pc
+
+
+def _generate(out: _Emitter, pc: int, decoded: list[int], worst: int) -> list[int]:
+    """Emit the instructions; returns memops (see BlockSource)."""
+    memops = [0]
+    count = len(decoded)
+    for k, d in enumerate(decoded):
+        op = d & 0xFF
+        at = (pc + 4 * k) & M32
+        if op in _LOADS:
+            out.load(k, d, op)
+        elif op in _STORES:
+            out.store(k, d, op)
+        elif op in _BRANCH_TESTS:
+            out.branch(pc, at, d, op, count, worst)
+        elif op == isa.OP_JAL or op == isa.OP_JALR:
+            out.jump(k, pc, at, d, op, count, worst)
+        elif op == isa.OP_LUI:
+            out.write((d >> 8) & 63, str(d >> 24))
+        elif op == isa.OP_AUIPC:
+            out.write((d >> 8) & 63, str((at + (d >> 24)) & M32))
+        elif op != isa.OP_NOP:
+            out.alu(d, op)
+        memops.append(out.memops)
+    if not ends_block(decoded[-1]):
+        out.leave((pc + 4 * count) & M32)
+    return memops
+
+
+def block_source(node: int, pc: int, decoded: list[int], penalty: int) -> BlockSource:
+    """The function for the instructions decoded[0..] at pc, pc + 4, ...
+
+    decoded must be a run that can_translate accepts, of which only the last
+    may end the block.  penalty is the cycles a remote reference adds.
+    """
+    loop = _loops(pc, decoded)
+    probe = _Emitter(node, penalty, loop, set(), set())
+    memops = _generate(probe, pc, decoded, 0)
+    worst = len(decoded) - 1 + penalty * memops[-2]
+    preload = probe.reads | (probe.dirty if loop else set())
+    out = _Emitter(node, penalty, loop, preload, probe.dirty)
+    _generate(out, pc, decoded, worst)
+    head = ["def block(dctx, room):", "    rem = 0"]
+    if memops[-1] != 0:
+        head.append("    dk = dctx << 12")
+    if any((d & 0xFF) in _STORES for d in decoded):
+        head.append("    reservations = mem.nreservations")
+    head += [f"    x{reg} = r[{reg}]" for reg in sorted(preload)]
+    if loop:
+        head += ["    c = 0", "    while True:"]
+    return BlockSource("\n".join([*head, *out.lines, ""]), len(decoded), tuple(memops), worst)
