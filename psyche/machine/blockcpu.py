@@ -40,14 +40,13 @@ from psyche.machine.physmem import PhysMem
 class Block(NamedTuple):
     """A translated block, unpacked as a tuple by the dispatch loop."""
 
-    run: Callable[[int, int], int]
-    length: int  # instructions in one pass
+    run: Callable[[int, int], tuple[int, int, int, int, bool]]
+    length: int  # instructions on the longest path through one pass (0: no block here)
     worst: int  # cycles before its last instruction starts if every reference is remote
     generation: int  # of the code page it was translated from
-    memops: tuple[int, ...]  # memops[k]: data references made by instructions 0..k-1
 
 
-def _no_block(dctx: int, room: int) -> int:
+def _no_block(dctx: int, room: int) -> tuple[int, int, int, int, bool]:
     raise AssertionError("a block of no instructions never runs")
 
 
@@ -121,33 +120,20 @@ class BlockCpu(Cpu):
             block = blocks.get(key)
             if block is None or block[3] != generations[page]:
                 block = blocks[key] = self._translate_block(pc, page)
-            run, length, worst, _, memops = block
+            run, length, worst, _ = block
             if length == 0:
                 then = _ONE_INSTRUCTION
                 break
             if cycles + worst >= limit:
                 then = _TO_THE_LIMIT
                 break
-            result = run(dctx, limit - cycles)
-            if result >= 0:
-                passes = result >> 40
-                remote = (result >> 32) & 0xFF
-                done = passes * length
-                references += passes * memops[length]
-                pc = result & 0xFFFFFFFF
-            else:
-                result = ~result
-                k = result & 0xFFFF
-                passes = result >> 32
-                remote = (result >> 16) & 0xFFFF
-                done = passes * length + k
-                references += passes * memops[length] + memops[k]
-                pc = (pc + 4 * k) & 0xFFFFFFFF
-                then = _ONE_INSTRUCTION  # instruction k needs a slow path
+            pc, done, refs, remote, slow = run(dctx, limit - cycles)
             retired += done
             cycles += done + remote * penalty
+            references += refs
             remote_refs += remote
-            if then != _NOTHING:
+            if slow:
+                then = _ONE_INSTRUCTION  # the instruction at pc needs a slow path
                 break
         self.pc, self.cycles, self.instret = pc, cycles, self.instret + retired
         self.local_refs += references - remote_refs
@@ -190,9 +176,10 @@ class BlockCpu(Cpu):
     def _translate_block(self, pc: int, page: int) -> Block:
         """The block starting at pc, whose code is in decode page `page` (mapped, local)."""
         decodings = self.mem.code_pages[page]
+        pcs: list[int] = []
         run: list[int] = []
         at = pc
-        while len(run) < blockgen.MAX_BLOCK and (at == pc or (at & 0xFFF) != 0):
+        while len(run) < blockgen.MAX_BLOCK:
             if run and at in self.breakpoints:
                 break
             index = (at & 0xFFF) >> 2
@@ -201,14 +188,23 @@ class BlockCpu(Cpu):
             d = decodings[index]
             if not blockgen.can_translate(d) or blockgen.branch_target_misaligned(at, d):
                 break
+            pcs.append(at)
             run.append(d)
-            if blockgen.ends_block(d):
+            if d & 0xFF == isa.OP_JALR:
                 break
-            at += 4
+            if d & 0xFF == isa.OP_JAL:
+                # Follow a jump within the page, unless it goes back into the block.
+                at = (at + (d >> 24)) & 0xFFFFFFFF
+                if at >> 12 != pc >> 12 or at in pcs:
+                    break
+            else:
+                at += 4
+                if at & 0xFFF == 0:
+                    break
         generation = self.mem.code_generations[page]
         if not run:  # the interpreter runs the instruction at pc
-            return Block(_no_block, 0, 0, generation, (0,))
-        code = blockgen.block_source(self.node, pc, run, self.mem.remote_penalty)
+            return Block(_no_block, 0, 0, generation)
+        code = blockgen.block_source(self.node, pcs, run, self.mem.remote_penalty)
         exec(compile(code.source, f"<block {pc:#010x}>", "exec"), self._globals)
-        function: Callable[[int, int], int] = self._globals.pop("block")  # type: ignore[assignment]
-        return Block(function, code.count, code.worst, generation, code.memops)
+        function = self._globals.pop("block")
+        return Block(function, code.length, code.worst, generation)  # type: ignore[arg-type]

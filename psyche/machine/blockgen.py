@@ -6,21 +6,21 @@ so straight-line code is turned into Python source once and compiled.
 
 A block is a run of instructions from one page that complete without the
 CPU's slow paths: ALU operations, loads and stores that hit the TLBs, and
-one branch or jump at the end.  Its function does exactly what the
-interpreter (Cpu._exec) does for the same instructions.  Registers live in
-Python locals for the length of the block and are written back at every
-exit.  A block whose last instruction branches back to its first (a loop)
-makes further passes itself while they fit in the cycles it is given.
+conditional branches, which leave the block when taken (the block goes on
+along the fall-through path), and jal to the same page, which the block
+follows; it ends at jalr, at a jal it does not follow, at the end of the
+page or after MAX_BLOCK instructions.  Its function does exactly what the interpreter
+(Cpu._exec) does for the same instructions.  Registers live in Python
+locals for the length of the block and are written back at every exit.  A
+block with a branch back to its first instruction (a loop) makes further
+passes itself while they fit in the cycles it is given.
 
 The function takes the data-translation context and the room (cycles
-before the limit; the caller checks the first pass fits) and returns
-
-* next_pc + (remote << 32) + (passes << 40) when it ran to an exit, where
-  remote counts the data references that went to another node's RAM and
-  passes is 1 unless the block loops;
-* ~(k | remote << 16 | passes << 32) when instruction k of the pass after
-  `passes` complete ones needs a slow path (TLB miss, misalignment, watched
-  page, store into code): it has not started, everything before it is done.
+before the limit; the caller checks that one pass fits) and returns a
+tuple (pc, retired, references, remote, slow): where to go on, the
+instructions retired, the data references made and how many of them went
+to another node's RAM, and whether the instruction at pc needs a slow path
+(TLB miss, misalignment, watched page, store into code; it has not started).
 
 The source's globals (r, ram, rams, rtag, ...) are the CPU's objects, bound
 by the caller; see BOUND_NAMES.  No reservation appears or goes while a
@@ -99,8 +99,7 @@ _STORES = {isa.OP_SW: 4, isa.OP_SB: 1, isa.OP_SH: 2}
 @dataclass(frozen=True)
 class BlockSource:
     source: str  # defines the function `block`
-    count: int  # instructions when the block runs to its end
-    memops: tuple[int, ...]  # memops[k]: data references made by instructions 0..k-1
+    length: int  # instructions on the longest path through one pass
     worst: int  # cycles before the last instruction starts if every reference is remote
 
 
@@ -112,8 +111,9 @@ def can_translate(d: int) -> bool:
 
 
 def ends_block(d: int) -> bool:
+    """Whether d ends a block wherever it stands: only a jal the block follows does not."""
     op = d & 0xFF
-    return op in _BRANCH_TESTS or op == isa.OP_JAL or op == isa.OP_JALR
+    return op == isa.OP_JAL or op == isa.OP_JALR
 
 
 def branch_target_misaligned(pc: int, d: int) -> bool:
@@ -122,13 +122,13 @@ def branch_target_misaligned(pc: int, d: int) -> bool:
     return (op in _BRANCH_TESTS or op == isa.OP_JAL) and ((pc + (d >> 24)) & 3) != 0
 
 
-def _plus(register: str, imm: int) -> str:
-    """register + imm, 32 bits (register values are already 32-bit)."""
+def _plus(register: str, imm: int, wrap: bool = True) -> str:
+    """register + imm, 32 bits (register values are already 32-bit); wrap=False: up to 33 bits."""
     if imm == 0:
         return register
     if register == "0":
         return str(imm)
-    return f"({register} + {imm}) & 4294967295"
+    return f"({register} + {imm}) & 4294967295" if wrap else f"{register} + {imm}"
 
 
 class _Emitter:
@@ -137,18 +137,28 @@ class _Emitter:
     Registers are loaded into locals before the code (`preload`) and written
     back at every exit: those written so far, or in a loop every register the
     body writes (a later pass may exit where an earlier pass wrote them).
+    In a loop, n and refs count the instructions and references of the
+    passes completed before the current one.
     """
 
-    def __init__(self, node: int, penalty: int, loop: bool, preload: set[int], written: set[int]) -> None:
+    def __init__(
+        self, node: int, pcs: list[int], decoded: list[int], penalty: int, written: set[int]
+    ) -> None:
         self.node = node
+        self.pcs = pcs
+        self.start = pcs[0]
         self.penalty = penalty
-        self.loop = loop
-        self.preload = preload
+        self.loop = _loops(pcs, decoded)
         self.lines: list[str] = []
         self.reads: set[int] = set()
-        self.dirty: set[int] = set(written) if loop else set()
-        self.memops = 0
-        self.depth = 2 if loop else 1
+        self.dirty: set[int] = set(written) if self.loop else set()
+        # memops[k]: data references made by instructions 0..k-1 of a pass.
+        self.memops = [0]
+        for d in decoded:
+            self.memops.append(self.memops[-1] + ((d & 0xFF) in _LOADS or (d & 0xFF) in _STORES))
+        self.depth = 2 if self.loop else 1
+        # Cycles before the last instruction starts if every reference is remote.
+        self.worst = len(decoded) - 1 + penalty * self.memops[len(decoded) - 1]
 
     def emit(self, line: str, depth: int = 0) -> None:
         self.lines.append("    " * (self.depth + depth) + line)
@@ -163,19 +173,28 @@ class _Emitter:
         self.emit(f"x{reg} = {expr}")
         self.dirty.add(reg)
 
-    def exit(self, value: str, depth: int = 0) -> None:
+    def exit(self, pc: str, k: int, slow: bool, depth: int = 0) -> None:
+        """Leave with instructions 0..k-1 of this pass done; slow: pc needs the interpreter."""
         for reg in sorted(self.dirty):
             self.emit(f"r[{reg}] = x{reg}", depth)
-        self.emit(f"return {value}", depth)
-
-    def leave(self, pc: int, depth: int = 0) -> None:
-        """Exit to pc after completing the block (in a loop: this pass)."""
-        passes = "(c << 40)" if self.loop else str(1 << 40)
-        self.exit(f"{pc} + (rem << 32) + {passes}", depth)
+        done, refs = (f"n + {k}", f"refs + {self.memops[k]}") if self.loop else (k, self.memops[k])
+        self.emit(f"return {pc}, {done}, {refs}, rem, {slow}", depth)
 
     def slow_path_at(self, k: int, condition: str) -> None:
         self.emit(f"if {condition}:")
-        self.exit(f"~({k} | rem << 16{' | c << 32' if self.loop else ''})", 1)
+        self.exit(str(self.pcs[k]), k, True, 1)
+
+    def again(self, k: int) -> None:
+        """After instructions 0..k-1 of a pass, back at the start: another pass if it fits the room."""
+        self.emit(f"n += {k}", 1)
+        if self.memops[k]:
+            self.emit(f"refs += {self.memops[k]}", 1)
+        remote = f" + rem * {self.penalty}" if self.penalty and self.memops[-1] else ""
+        self.emit(f"if n{remote} + {self.worst} < room:", 1)
+        self.emit("continue", 2)
+        for reg in sorted(self.dirty):
+            self.emit(f"r[{reg}] = x{reg}", 1)
+        self.emit(f"return {self.start}, n, refs, rem, False", 1)
 
     def access(self, k: int, address: str, size: int, kind: str, local: str, other: str) -> None:
         """Emit `local` for a word of this node's RAM, `other` for another node's.
@@ -185,7 +204,9 @@ class _Emitter:
         (local_reads, local_writes: tag << 12 -> first word of the page),
         whose key also keeps the address's misaligned low bits, so that a
         misaligned access misses.  A miss takes the TLB's own path, where a
-        hit can only be another node's RAM.
+        hit can only be another node's RAM.  The address may carry a 33rd
+        bit from the addition; the fast path drops it with the key's mask
+        (its low 12 bits are right), the other path first.
         """
         self.emit(f"a = {address}")
         self.emit("try:")
@@ -193,6 +214,7 @@ class _Emitter:
         self.emit(local.format(words="ram", i=f"local_{kind}s[{key}] | ((a >> 2) & 1023)"), 1)
         self.emit("except KeyError:")
         self.depth += 1
+        self.emit("a &= 4294967295")
         self.emit("p = a >> 12")
         aligned = "" if size == 1 else f"a & {size - 1} or "
         self.slow_path_at(k, f"{aligned}{kind[0]}tag[p & 255] != p | dctx")
@@ -200,20 +222,19 @@ class _Emitter:
         self.emit(other.format(words="rams[loc >> 20]", i="loc & 1048575"))
         self.emit("rem += 1")
         self.depth -= 1
-        self.memops += 1
 
     def load(self, k: int, d: int, op: int) -> None:
         size, value = _LOADS[op]
         rd, rs1, imm = (d >> 8) & 63, (d >> 14) & 31, d >> 24
         assignment = f"x{rd} = " + value.format(w="{words}[{i}]")
-        self.access(k, _plus(self.read(rs1), imm), size, "read", assignment, assignment)
+        self.access(k, _plus(self.read(rs1), imm, wrap=False), size, "read", assignment, assignment)
         self.dirty.add(rd)
 
     def store(self, k: int, d: int, op: int) -> None:
         size = _STORES[op]
         rs1, rs2, imm = (d >> 14) & 31, (d >> 19) & 31, d >> 24
         value = self.read(rs2)
-        address = _plus(self.read(rs1), imm)
+        address = _plus(self.read(rs1), imm, wrap=False)
         if size == 4:
             assignment = f"{{words}}[{{i}}] = {value} - (({value} & 2147483648) << 1)"
             self.access(k, address, size, "write", assignment, assignment)
@@ -225,7 +246,7 @@ class _Emitter:
             self.emit(f"v = ((words[i] & ~m) | (({value} << ((a & 3) << 3)) & m)) & 4294967295")
             self.emit("words[i] = v - ((v & 2147483648) << 1)")
         self.emit("if reservations != 0:")
-        self.emit(f"mem.break_reservations({'a' if size == 4 else 'a & ~3'}, {self.node})", 1)
+        self.emit(f"mem.break_reservations(a & {0xFFFFFFFF if size == 4 else 0xFFFFFFFC}, {self.node})", 1)
 
     def alu(self, d: int, op: int) -> None:
         rd, rs1, rs2, imm = (d >> 8) & 63, (d >> 14) & 31, (d >> 19) & 31, d >> 24
@@ -239,100 +260,84 @@ class _Emitter:
             b = self.read(rs2) if "{b}" in template else ""
             self.write(rd, template.format(a=a, b=b, i=imm))
 
-    def again(self, start: int, count: int, worst: int) -> None:
-        """In a loop, after a pass that branches back to start: another pass if it fits the room."""
-        remote = f" + rem * {self.penalty}" if self.penalty and self.memops else ""
-        self.emit(f"if c * {count}{remote} + {worst} < room:", 1)
-        self.emit("continue", 2)
-        self.leave(start, 1)
-
-    def branch(self, start: int, pc: int, d: int, op: int, count: int, worst: int) -> None:
+    def branch(self, k: int, pc: int, d: int, op: int) -> None:
+        """Instruction k: leave (or loop) when taken, go on along the block otherwise."""
         rs1, rs2 = (d >> 14) & 31, (d >> 19) & 31
         target = (pc + (d >> 24)) & M32
-        if self.loop:
-            self.emit("c += 1")
         self.emit(f"if {_BRANCH_TESTS[op].format(a=self.read(rs1), b=self.read(rs2))}:")
-        if self.loop and target == start:
-            self.again(start, count, worst)
+        if self.loop and target == self.start:
+            self.again(k + 1)
         else:
-            self.leave(target, 1)
-        self.leave((pc + 4) & M32)
+            self.exit(str(target), k + 1, False, 1)
 
-    def jump(self, k: int, start: int, pc: int, d: int, op: int, count: int, worst: int) -> None:
+    def jump(self, k: int, pc: int, d: int, op: int) -> None:
         rd = (d >> 8) & 63
         if op == isa.OP_JAL:
             self.write(rd, str((pc + 4) & M32))
             target = (pc + (d >> 24)) & M32
-            if self.loop:
-                self.emit("c += 1")
+            if k + 1 < len(self.pcs):
+                return  # the block goes on at the target
+            if self.loop and target == self.start:
                 self.emit("if True:")
-                self.again(start, count, worst)
+                self.again(k + 1)
             else:
-                self.leave(target)
+                self.exit(str(target), k + 1, False)
             return
         self.emit(f"j = {_plus(self.read((d >> 14) & 31), d >> 24)} & 4294967294")
         self.slow_path_at(k, "j & 3")
         self.write(rd, str((pc + 4) & M32))
-        self.leave_to_register()
-
-    def leave_to_register(self) -> None:
-        self.exit(f"j + (rem << 32) + {1 << 40}")
+        self.exit("j", k + 1, False)
 
 
-def _loops(pc: int, decoded: list[int]) -> bool:
-    """Whether the block ends with a branch or jal back to its own start."""
-    last = decoded[-1]
-    at = pc + 4 * (len(decoded) - 1)
-    op = last & 0xFF
-    return (op in _BRANCH_TESTS or op == isa.OP_JAL) and ((at + (last >> 24)) & M32) == pc
-
-
-def _generate(out: _Emitter, pc: int, decoded: list[int], worst: int) -> list[int]:
-    """Emit the instructions; returns memops (see BlockSource)."""
-    memops = [0]
-    count = len(decoded)
-    for k, d in enumerate(decoded):
+def _loops(pcs: list[int], decoded: list[int]) -> bool:
+    """Whether a branch or jal in the block goes back to its first instruction."""
+    for at, d in zip(pcs, decoded, strict=True):
         op = d & 0xFF
-        at = (pc + 4 * k) & M32
+        if (op in _BRANCH_TESTS or op == isa.OP_JAL) and ((at + (d >> 24)) & M32) == pcs[0]:
+            return True
+    return False
+
+
+def _generate(out: _Emitter, pcs: list[int], decoded: list[int]) -> None:
+    for k, (at, d) in enumerate(zip(pcs, decoded, strict=True)):
+        op = d & 0xFF
         if op in _LOADS:
             out.load(k, d, op)
         elif op in _STORES:
             out.store(k, d, op)
         elif op in _BRANCH_TESTS:
-            out.branch(pc, at, d, op, count, worst)
+            out.branch(k, at, d, op)
         elif op == isa.OP_JAL or op == isa.OP_JALR:
-            out.jump(k, pc, at, d, op, count, worst)
+            out.jump(k, at, d, op)
         elif op == isa.OP_LUI:
             out.write((d >> 8) & 63, str(d >> 24))
         elif op == isa.OP_AUIPC:
             out.write((d >> 8) & 63, str((at + (d >> 24)) & M32))
         elif op != isa.OP_NOP:
             out.alu(d, op)
-        memops.append(out.memops)
     if not ends_block(decoded[-1]):
-        out.leave((pc + 4 * count) & M32)
-    return memops
+        out.exit(str((pcs[-1] + 4) & M32), len(decoded), False)
 
 
-def block_source(node: int, pc: int, decoded: list[int], penalty: int) -> BlockSource:
-    """The function for the instructions decoded[0..] at pc, pc + 4, ...
+def block_source(node: int, pcs: list[int], decoded: list[int], penalty: int) -> BlockSource:
+    """The function for the instructions decoded[k] at pcs[k].
 
-    decoded must be a run that can_translate accepts, of which only the last
-    may end the block.  penalty is the cycles a remote reference adds.
+    Each instruction is the one after its predecessor or, after a jal, the
+    jal's target; all are accepted by can_translate and only the last ends
+    the block (a jal that the block follows does not).  penalty is the
+    cycles a remote reference adds.
     """
-    loop = _loops(pc, decoded)
-    probe = _Emitter(node, penalty, loop, set(), set())
-    memops = _generate(probe, pc, decoded, 0)
-    worst = len(decoded) - 1 + penalty * memops[-2]
-    preload = probe.reads | (probe.dirty if loop else set())
-    out = _Emitter(node, penalty, loop, preload, probe.dirty)
-    _generate(out, pc, decoded, worst)
+    probe = _Emitter(node, pcs, decoded, penalty, set())
+    _generate(probe, pcs, decoded)
+    out = _Emitter(node, pcs, decoded, penalty, probe.dirty)
+    _generate(out, pcs, decoded)
     head = ["def block(dctx, room):", "    rem = 0"]
-    if memops[-1] != 0:
+    if out.memops[-1] != 0:
         head.append("    dk = dctx << 12")
     if any((d & 0xFF) in _STORES for d in decoded):
         head.append("    reservations = mem.nreservations")
+    preload = probe.reads | (probe.dirty if out.loop else set())
     head += [f"    x{reg} = r[{reg}]" for reg in sorted(preload)]
-    if loop:
-        head += ["    c = 0", "    while True:"]
-    return BlockSource("\n".join([*head, *out.lines, ""]), len(decoded), tuple(memops), worst)
+    if out.loop:
+        head += ["    n = refs = 0", "    while True:"]
+    return BlockSource("\n".join([*head, *out.lines, ""]), len(decoded), out.worst)

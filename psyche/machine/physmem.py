@@ -66,7 +66,8 @@ class PhysMem:
         self.code_page_index: dict[int, int] = {}
         self.code_pages: list[vec[i64]] = []
         # Per code page, how many times a store dropped one of its decodings
-        # (code translated from the page is stale when this moves).
+        # (code translated from the page is stale when this moves; stores to
+        # words never decoded, data beside code, leave it alone).
         self.code_generations: list[int] = []
         self.reservations: vec[i64] = vec[i64]([-1] * nnodes)
         self.nreservations: i64 = 0
@@ -113,8 +114,10 @@ class PhysMem:
             self.break_reservations(paddr & ~3, node)
         index = self.code_page_index.get(paddr >> 12)
         if index is not None:
-            self.code_pages[index][(paddr >> 2) & 1023] = OP_UNDECODED
-            self.code_generations[index] += 1
+            page = self.code_pages[index]
+            if page[(paddr >> 2) & 1023] != OP_UNDECODED:
+                page[(paddr >> 2) & 1023] = OP_UNDECODED
+                self.code_generations[index] += 1
 
     def read_bytes(self, paddr: i64, length: i64) -> bytes:
         out = bytearray()
