@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from types import CodeType, FunctionType
 from typing import NamedTuple
 
 from psyche.machine import blockgen, cpu, hotpath, isa
@@ -50,10 +51,38 @@ def _no_block(dctx: int, room: int) -> tuple[int, int, int, int, bool]:
     raise AssertionError("a block of no instructions never runs")
 
 
-# What the interpreter does after the blocks: nothing, one instruction, the rest of the run.
+# What the interpreter does after the blocks: nothing, one instruction, a
+# while (cold code), the rest of the run.
 _NOTHING = 0
 _ONE_INSTRUCTION = 1
-_TO_THE_LIMIT = 2
+_A_WHILE = 2
+_TO_THE_LIMIT = 3
+# A block is translated the _HOT-th time its start is reached; before that
+# the interpreter runs _COLD_RUN cycles from there (most code runs a few
+# times only, and translating costs as much as interpreting ~1000 instructions).
+_HOT = 2
+_COLD_RUN = 64
+
+
+# Compiled blocks, shared by every CPU in the process: nodes that run copies
+# of the same code at the same addresses (every node's kernel) compile it once.
+_CompiledKey = tuple[tuple[int, ...], tuple[int, ...], int]
+_compiled_blocks: dict[_CompiledKey, tuple[CodeType, int, int]] = {}
+_COMPILED_LIMIT = 50_000
+
+
+def _compiled(pcs: list[int], decoded: list[int], penalty: int) -> tuple[CodeType, int, int]:
+    """The code of the block function for these instructions, its length and worst case."""
+    key = (tuple(pcs), tuple(decoded), penalty)
+    hit = _compiled_blocks.get(key)
+    if hit is None:
+        if len(_compiled_blocks) >= _COMPILED_LIMIT:
+            _compiled_blocks.clear()
+        block = blockgen.block_source(pcs, decoded, penalty)
+        module = compile(block.source, f"<block {pcs[0]:#010x}>", "exec")
+        code = next(c for c in module.co_consts if isinstance(c, CodeType))
+        hit = _compiled_blocks[key] = (code, block.length, block.worst)
+    return hit
 
 
 def blocks_enabled() -> bool:
@@ -78,9 +107,10 @@ class BlockCpu(Cpu):
         self._local_reads: dict[int, int] = {}
         self._local_writes: dict[int, int] = {}
         self._blocks: dict[int, Block] = {}
+        self._heat: dict[int, int] = {}  # how often each block start was reached untranslated
         self._breakpoints_seen: set[int] = set()
         self._globals = dict(
-            r=self.regs, ram=mem.rams[node], rams=mem.rams, rtag=self.rtag, rval=self.rval,
+            me=node, r=self.regs, ram=mem.rams[node], rams=mem.rams, rtag=self.rtag, rval=self.rval,
             wtag=self.wtag, wval=self.wval, local_reads=self._local_reads,
             local_writes=self._local_writes, mem=mem, alu=cpu._alu,
         )
@@ -98,6 +128,7 @@ class BlockCpu(Cpu):
             self._breakpoints_seen = set(self.breakpoints)
         breakpoints = self.breakpoints
         blocks = self._blocks
+        heat = self._heat
         generations = mem.code_generations
         xtag, xval = self.xtag, self.xval
         xctx, dctx = self.xctx, self.dctx
@@ -119,6 +150,10 @@ class BlockCpu(Cpu):
             key = pc | page << 32
             block = blocks.get(key)
             if block is None or block[3] != generations[page]:
+                if heat.get(key, 0) < _HOT:
+                    heat[key] = heat.get(key, 0) + 1
+                    then = _A_WHILE  # code seen rarely: not worth translating yet
+                    break
                 block = blocks[key] = self._translate_block(pc, page)
             run, length, worst, _ = block
             if length == 0:
@@ -140,6 +175,8 @@ class BlockCpu(Cpu):
         self.remote_refs += remote_refs
         if then == _ONE_INSTRUCTION:
             Cpu._exec(self, cycles + 1)
+        elif then == _A_WHILE:
+            Cpu._exec(self, min(limit, cycles + _COLD_RUN))
         elif then == _TO_THE_LIMIT:
             Cpu._exec(self, limit)
 
@@ -204,7 +241,6 @@ class BlockCpu(Cpu):
         generation = self.mem.code_generations[page]
         if not run:  # the interpreter runs the instruction at pc
             return Block(_no_block, 0, 0, generation)
-        code = blockgen.block_source(self.node, pcs, run, self.mem.remote_penalty)
-        exec(compile(code.source, f"<block {pc:#010x}>", "exec"), self._globals)
-        function = self._globals.pop("block")
-        return Block(function, code.length, code.worst, generation)  # type: ignore[arg-type]
+        code, length, worst = _compiled(pcs, run, self.mem.remote_penalty)
+        return Block(FunctionType(code, self._globals), length, worst, generation)
+

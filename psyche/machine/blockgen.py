@@ -22,8 +22,9 @@ instructions retired, the data references made and how many of them went
 to another node's RAM, and whether the instruction at pc needs a slow path
 (TLB miss, misalignment, watched page, store into code; it has not started).
 
-The source's globals (r, ram, rams, rtag, ...) are the CPU's objects, bound
-by the caller; see BOUND_NAMES.  No reservation appears or goes while a
+The source's globals (me, r, ram, rams, rtag, ...) are the CPU's number and
+objects, bound by the caller (see BOUND_NAMES), so the same source serves
+every node that runs the same code at the same addresses.  No reservation appears or goes while a
 block runs (LR/SC are not in blocks, other nodes wait their turn), so a
 block reads the machine's reservation count once.
 """
@@ -40,7 +41,7 @@ MAX_BLOCK = 64
 
 # The globals of every block function: the CPU's registers, RAM, TLBs...
 BOUND_NAMES = (
-    "r", "ram", "rams", "rtag", "rval", "wtag", "wval", "local_reads", "local_writes", "mem", "alu",
+    "me", "r", "ram", "rams", "rtag", "rval", "wtag", "wval", "local_reads", "local_writes", "mem", "alu",
 )
 
 _BRANCH_TESTS = {
@@ -142,9 +143,8 @@ class _Emitter:
     """
 
     def __init__(
-        self, node: int, pcs: list[int], decoded: list[int], penalty: int, written: set[int]
+        self, pcs: list[int], decoded: list[int], penalty: int, written: set[int]
     ) -> None:
-        self.node = node
         self.pcs = pcs
         self.start = pcs[0]
         self.penalty = penalty
@@ -246,7 +246,7 @@ class _Emitter:
             self.emit(f"v = ((words[i] & ~m) | (({value} << ((a & 3) << 3)) & m)) & 4294967295")
             self.emit("words[i] = v - ((v & 2147483648) << 1)")
         self.emit("if reservations != 0:")
-        self.emit(f"mem.break_reservations(a & {0xFFFFFFFF if size == 4 else 0xFFFFFFFC}, {self.node})", 1)
+        self.emit(f"mem.break_reservations(a & {0xFFFFFFFF if size == 4 else 0xFFFFFFFC}, me)", 1)
 
     def alu(self, d: int, op: int) -> None:
         rd, rs1, rs2, imm = (d >> 8) & 63, (d >> 14) & 31, (d >> 19) & 31, d >> 24
@@ -319,7 +319,7 @@ def _generate(out: _Emitter, pcs: list[int], decoded: list[int]) -> None:
         out.exit(str((pcs[-1] + 4) & M32), len(decoded), False)
 
 
-def block_source(node: int, pcs: list[int], decoded: list[int], penalty: int) -> BlockSource:
+def block_source(pcs: list[int], decoded: list[int], penalty: int) -> BlockSource:
     """The function for the instructions decoded[k] at pcs[k].
 
     Each instruction is the one after its predecessor or, after a jal, the
@@ -327,9 +327,9 @@ def block_source(node: int, pcs: list[int], decoded: list[int], penalty: int) ->
     the block (a jal that the block follows does not).  penalty is the
     cycles a remote reference adds.
     """
-    probe = _Emitter(node, pcs, decoded, penalty, set())
+    probe = _Emitter(pcs, decoded, penalty, set())
     _generate(probe, pcs, decoded)
-    out = _Emitter(node, pcs, decoded, penalty, probe.dirty)
+    out = _Emitter(pcs, decoded, penalty, probe.dirty)
     _generate(out, pcs, decoded)
     head = ["def block(dctx, room):", "    rem = 0"]
     if out.memops[-1] != 0:
