@@ -42,13 +42,13 @@ class Block(NamedTuple):
     """A translated block, unpacked as a tuple by the dispatch loop."""
 
     run: Callable[[int, int], tuple[int, int, int, int, bool]]
-    length: int  # instructions on the longest path through one pass (0: no block here)
     worst: int  # cycles before its last instruction starts if every reference is remote
     generation: int  # of the code page it was translated from
 
 
-def _no_block(dctx: int, room: int) -> tuple[int, int, int, int, bool]:
-    raise AssertionError("a block of no instructions never runs")
+def _interpreter_at(pc: int) -> Callable[[int, int], tuple[int, int, int, int, bool]]:
+    """The `run` of a place where no block starts: the interpreter runs the instruction at pc."""
+    return lambda dctx, room: (pc, 0, 0, 0, True)
 
 
 # What the interpreter does after the blocks: nothing, one instruction, a
@@ -67,12 +67,12 @@ _COLD_RUN = 64
 # Compiled blocks, shared by every CPU in the process: nodes that run copies
 # of the same code at the same addresses (every node's kernel) compile it once.
 _CompiledKey = tuple[tuple[int, ...], tuple[int, ...], int]
-_compiled_blocks: dict[_CompiledKey, tuple[CodeType, int, int]] = {}
+_compiled_blocks: dict[_CompiledKey, tuple[CodeType, int]] = {}
 _COMPILED_LIMIT = 50_000
 
 
-def _compiled(pcs: list[int], decoded: list[int], penalty: int) -> tuple[CodeType, int, int]:
-    """The code of the block function for these instructions, its length and worst case."""
+def _compiled(pcs: list[int], decoded: list[int], penalty: int) -> tuple[CodeType, int]:
+    """The code of the block function for these instructions, and its worst case."""
     key = (tuple(pcs), tuple(decoded), penalty)
     hit = _compiled_blocks.get(key)
     if hit is None:
@@ -81,7 +81,7 @@ def _compiled(pcs: list[int], decoded: list[int], penalty: int) -> tuple[CodeTyp
         block = blockgen.block_source(pcs, decoded, penalty)
         module = compile(block.source, f"<block {pcs[0]:#010x}>", "exec")
         code = next(c for c in module.co_consts if isinstance(c, CodeType))
-        hit = _compiled_blocks[key] = (code, block.length, block.worst)
+        hit = _compiled_blocks[key] = (code, block.worst)
     return hit
 
 
@@ -107,6 +107,7 @@ class BlockCpu(Cpu):
         self._local_reads: dict[int, int] = {}
         self._local_writes: dict[int, int] = {}
         self._blocks: dict[int, Block] = {}
+        self._code_epoch_seen = mem.code_epoch
         self._heat: dict[int, int] = {}  # how often each block start was reached untranslated
         self._breakpoints_seen: set[int] = set()
         self._globals = dict(
@@ -126,10 +127,13 @@ class BlockCpu(Cpu):
         if self.breakpoints != self._breakpoints_seen:
             self._blocks.clear()
             self._breakpoints_seen = set(self.breakpoints)
+        if self._code_epoch_seen != mem.code_epoch:
+            self._drop_stale_blocks()
+        # Nothing below changes code, breakpoints or TLB entries before the
+        # interpreter runs, which is the end of this call.
         breakpoints = self.breakpoints
         blocks = self._blocks
         heat = self._heat
-        generations = mem.code_generations
         xtag, xval = self.xtag, self.xval
         xctx, dctx = self.xctx, self.dctx
         penalty = mem.remote_penalty
@@ -146,19 +150,15 @@ class BlockCpu(Cpu):
             if breakpoints and pc in breakpoints:
                 self.stop_reason = STOP_BREAKPOINT
                 break
-            page = entry >> 1
-            key = pc | page << 32
+            key = pc | entry >> 1 << 32
             block = blocks.get(key)
-            if block is None or block[3] != generations[page]:
+            if block is None:
                 if heat.get(key, 0) < _HOT:
                     heat[key] = heat.get(key, 0) + 1
                     then = _A_WHILE  # code seen rarely: not worth translating yet
                     break
-                block = blocks[key] = self._translate_block(pc, page)
-            run, length, worst, _ = block
-            if length == 0:
-                then = _ONE_INSTRUCTION
-                break
+                block = blocks[key] = self._translate_block(pc, entry >> 1)
+            run, worst, _ = block
             if cycles + worst >= limit:
                 then = _TO_THE_LIMIT
                 break
@@ -179,6 +179,14 @@ class BlockCpu(Cpu):
             Cpu._exec(self, min(limit, cycles + _COLD_RUN))
         elif then == _TO_THE_LIMIT:
             Cpu._exec(self, limit)
+
+    def _drop_stale_blocks(self) -> None:
+        """Forget the blocks of pages where a store dropped decodings."""
+        generations = self.mem.code_generations
+        stale = [key for key, block in self._blocks.items() if block.generation != generations[key >> 32]]
+        for key in stale:
+            del self._blocks[key]
+        self._code_epoch_seen = self.mem.code_epoch
 
     # -- the TLB mirrors ---------------------------------------------------
 
@@ -240,7 +248,7 @@ class BlockCpu(Cpu):
                     break
         generation = self.mem.code_generations[page]
         if not run:  # the interpreter runs the instruction at pc
-            return Block(_no_block, 0, 0, generation)
-        code, length, worst = _compiled(pcs, run, self.mem.remote_penalty)
-        return Block(FunctionType(code, self._globals), length, worst, generation)
+            return Block(_interpreter_at(pc), 0, generation)
+        code, worst = _compiled(pcs, run, self.mem.remote_penalty)
+        return Block(FunctionType(code, self._globals), worst, generation)
 

@@ -100,7 +100,6 @@ _STORES = {isa.OP_SW: 4, isa.OP_SB: 1, isa.OP_SH: 2}
 @dataclass(frozen=True)
 class BlockSource:
     source: str  # defines the function `block`
-    length: int  # instructions on the longest path through one pass
     worst: int  # cycles before the last instruction starts if every reference is remote
 
 
@@ -245,7 +244,7 @@ class _Emitter:
             self.emit(f"m = {mask} << ((a & 3) << 3)")
             self.emit(f"v = ((words[i] & ~m) | (({value} << ((a & 3) << 3)) & m)) & 4294967295")
             self.emit("words[i] = v - ((v & 2147483648) << 1)")
-        self.emit("if reservations != 0:")
+        self.emit("if reservations:")
         self.emit(f"mem.break_reservations(a & {0xFFFFFFFF if size == 4 else 0xFFFFFFFC}, me)", 1)
 
     def alu(self, d: int, op: int) -> None:
@@ -340,4 +339,4 @@ def block_source(pcs: list[int], decoded: list[int], penalty: int) -> BlockSourc
     head += [f"    x{reg} = r[{reg}]" for reg in sorted(preload)]
     if out.loop:
         head += ["    n = refs = 0", "    while True:"]
-    return BlockSource("\n".join([*head, *out.lines, ""]), len(decoded), out.worst)
+    return BlockSource("\n".join([*head, *out.lines, ""]), out.worst)

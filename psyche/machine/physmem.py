@@ -69,6 +69,7 @@ class PhysMem:
         # (code translated from the page is stale when this moves; stores to
         # words never decoded, data beside code, leave it alone).
         self.code_generations: list[int] = []
+        self.code_epoch: i64 = 0  # moves with any page's generation
         self.reservations: vec[i64] = vec[i64]([-1] * nnodes)
         self.nreservations: i64 = 0
         self.watched_pages: dict[int, int] = {}
@@ -118,6 +119,7 @@ class PhysMem:
             if page[(paddr >> 2) & 1023] != OP_UNDECODED:
                 page[(paddr >> 2) & 1023] = OP_UNDECODED
                 self.code_generations[index] += 1
+                self.code_epoch += 1
 
     def read_bytes(self, paddr: i64, length: i64) -> bytes:
         out = bytearray()
