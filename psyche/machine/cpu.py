@@ -466,9 +466,12 @@ class Cpu:
         penalty: i64 = mem.remote_penalty
         start_cycles: i64 = self.cycles
         start_instret: i64 = self.instret
-        budget: i64 = limit - start_cycles
-        initial_budget: i64 = budget
-        n: i64 = 0
+        # Cycles left before the limit, and cycles spent beyond one per retired
+        # instruction (remote references, traps): instructions retired so far
+        # are initial_left - left - extra.
+        left: i64 = limit - start_cycles
+        initial_left: i64 = left
+        extra: i64 = 0
         dctx: i64 = self.dctx
         xctx: i64 = self.xctx
         base: i64 = 0
@@ -480,6 +483,9 @@ class Cpu:
         remote_refs: i64 = 0
         remote_fetches: i64 = 0
         check_bp: bool = len(self.breakpoints) > 0
+        # The fast path runs while idx < window_end: 1024 (the end of the page), or 0
+        # when every instruction needs a fetch hook (breakpoints, code on another node).
+        window_end: i64 = 1024
         skip_bp: i64 = self.skip_breakpoint_pc
         self.skip_breakpoint_pc = -1
         # The instruction at skip_bp runs first and resumes past whatever stopped it there.
@@ -494,40 +500,45 @@ class Cpu:
         t: i64 = 0
         loc: i64 = 0
         taken: bool = False
-        while n < budget:
-            if idx >= 1024:
-                pc: i64 = base + 4096 if idx == 1024 else next_pc
-                vpn: i64 = pc >> 12
-                t = vpn & TLB_MASK
-                entry: i64 = -1
-                if xtag[t] == (vpn | xctx):
-                    entry = xval[t]
-                else:
-                    self._sync(pc, start_cycles, start_instret, n, initial_budget - budget)
-                    entry = self._fill_fetch(pc)
-                    if entry < 0:
-                        budget -= 1
-                        next_pc = self.pc
-                        idx = REFILL
-                        dctx = self.dctx
-                        xctx = self.xctx
-                        if self.stop_reason != STOP_NONE:
+        while left > 0:
+            if idx >= window_end:
+                if idx >= 1024:
+                    pc: i64 = base + 4096 if idx == 1024 else next_pc
+                    vpn: i64 = pc >> 12
+                    t = vpn & TLB_MASK
+                    entry: i64 = -1
+                    if xtag[t] == (vpn | xctx):
+                        entry = xval[t]
+                    else:
+                        self._sync(pc, start_cycles, start_instret, initial_left - left - extra, extra)
+                        entry = self._fill_fetch(pc)
+                        if entry < 0:
+                            left -= 1  # a trap costs a cycle
+                            extra += 1
+                            next_pc = self.pc
+                            idx = REFILL
+                            dctx = self.dctx
+                            xctx = self.xctx
+                            if self.stop_reason != STOP_NONE:
+                                break
+                            continue
+                    cur = code_pages[entry >> 1]
+                    cur_remote = (entry & 1) != 0
+                    window_end = 0 if check_bp or cur_remote else 1024
+                    base = pc & 0xFFFFF000
+                    idx = (pc & 0xFFF) >> 2
+                if window_end == 0:
+                    if check_bp:
+                        pc = base + (idx << 2)
+                        if pc != skip_bp and pc in self.breakpoints:
+                            self.stop_reason = STOP_BREAKPOINT
                             break
-                        continue
-                cur = code_pages[entry >> 1]
-                cur_remote = (entry & 1) != 0
-                base = pc & 0xFFFFF000
-                idx = (pc & 0xFFF) >> 2
-            if check_bp:
-                pc = base + (idx << 2)
-                if pc != skip_bp and pc in self.breakpoints:
-                    self.stop_reason = STOP_BREAKPOINT
-                    break
-                skip_bp = -1
+                        skip_bp = -1
+                    if cur_remote:
+                        remote_fetches += 1
+                        left -= penalty
+                        extra += penalty
             d: i64 = cur[idx]
-            if cur_remote:
-                remote_fetches += 1
-                budget -= penalty
             op: i64 = d & 0xFF
             if op == OP_ADDI:
                 regs[(d >> 8) & 63] = (regs[(d >> 14) & 31] + (d >> 24)) & M32
@@ -544,7 +555,8 @@ class Cpu:
                     else:
                         regs[(d >> 8) & 63] = i64(rams[loc >> 20][loc & 0xFFFFF]) & M32
                         remote_refs += 1
-                        budget -= penalty
+                        left -= penalty
+                        extra += penalty
                 else:
                     slow = SLOW_LOAD
                     size = 4
@@ -560,7 +572,8 @@ class Cpu:
                     else:
                         rams[loc >> 20][loc & 0xFFFFF] = to_i32(v)
                         remote_refs += 1
-                        budget -= penalty
+                        left -= penalty
+                        extra += penalty
                     if mem.nreservations != 0:
                         mem.break_reservations(a, me)
                 else:
@@ -586,15 +599,42 @@ class Cpu:
                     target = (base + (idx << 2) + (d >> 24)) & M32
                     if (target & 0xFFFFF003) == base:
                         idx = (target & 0xFFF) >> 2
-                        n += 1
+                        left -= 1
                         continue
                     if (target & 3) != 0:
                         slow = SLOW_MISALIGNED_JUMP
                     else:
                         next_pc = target
                         idx = REFILL
-                        n += 1
+                        left -= 1
                         continue
+            elif op == OP_SB or op == OP_SH:
+                size = 1 if op == OP_SB else 2
+                a = (regs[(d >> 14) & 31] + (d >> 24)) & M32
+                v = regs[(d >> 19) & 31]
+                t = (a >> 12) & TLB_MASK
+                if (a & (size - 1)) == 0 and wtag[t] == ((a >> 12) | dctx):
+                    loc = wval[t] + ((a >> 2) & 1023)
+                    shift: i64 = (a & 3) * 8
+                    mask: i64 = 0xFF if size == 1 else 0xFFFF
+                    mask = mask << shift
+                    word_vec = ram if (loc >> 20) == me else rams[loc >> 20]
+                    old_word: i64 = i64(word_vec[loc & 0xFFFFF])
+                    word_vec[loc & 0xFFFFF] = to_i32((old_word & ~mask) | ((v << shift) & mask))
+                    if (loc >> 20) == me:
+                        local_refs += 1
+                    else:
+                        remote_refs += 1
+                        left -= penalty
+                        extra += penalty
+                    if mem.nreservations != 0:
+                        mem.break_reservations(a & ~3, me)
+                else:
+                    slow = SLOW_STORE
+            elif op == OP_MUL:
+                x = regs[(d >> 14) & 31]
+                y = regs[(d >> 19) & 31]
+                regs[(d >> 8) & 63] = ((x - ((x & SIGN) << 1)) * (y - ((y & SIGN) << 1))) & M32
             elif op <= OP_JALR:
                 if op == OP_JAL:
                     target = (base + (idx << 2) + (d >> 24)) & M32
@@ -609,7 +649,7 @@ class Cpu:
                     else:
                         next_pc = target
                         idx = REFILL
-                    n += 1
+                    left -= 1
                     continue
             elif op == OP_LBU or op == OP_LB or op == OP_LH or op == OP_LHU:
                 size = 1 if (op == OP_LBU or op == OP_LB) else 2
@@ -624,7 +664,8 @@ class Cpu:
                     else:
                         w = i64(rams[loc >> 20][loc & 0xFFFFF])
                         remote_refs += 1
-                        budget -= penalty
+                        left -= penalty
+                        extra += penalty
                     w = w >> ((a & 3) * 8)
                     if op == OP_LBU:
                         w = w & 0xFF
@@ -641,37 +682,18 @@ class Cpu:
                     regs[(d >> 8) & 63] = w
                 else:
                     slow = SLOW_LOAD
-            elif op == OP_SB or op == OP_SH:
-                size = 1 if op == OP_SB else 2
-                a = (regs[(d >> 14) & 31] + (d >> 24)) & M32
-                v = regs[(d >> 19) & 31]
-                t = (a >> 12) & TLB_MASK
-                if (a & (size - 1)) == 0 and wtag[t] == ((a >> 12) | dctx):
-                    loc = wval[t] + ((a >> 2) & 1023)
-                    shift: i64 = (a & 3) * 8
-                    mask: i64 = (0xFF if size == 1 else 0xFFFF) << shift
-                    word_vec = ram if (loc >> 20) == me else rams[loc >> 20]
-                    old_word: i64 = i64(word_vec[loc & 0xFFFFF])
-                    word_vec[loc & 0xFFFFF] = to_i32((old_word & ~mask) | ((v << shift) & mask))
-                    if (loc >> 20) == me:
-                        local_refs += 1
-                    else:
-                        remote_refs += 1
-                        budget -= penalty
-                    if mem.nreservations != 0:
-                        mem.break_reservations(a & ~3, me)
-                else:
-                    slow = SLOW_STORE
             elif op == OP_AUIPC:
                 regs[(d >> 8) & 63] = (base + (idx << 2) + (d >> 24)) & M32
-            elif op == OP_LUI:
-                regs[(d >> 8) & 63] = d >> 24
-            elif op == OP_ANDI:
-                regs[(d >> 8) & 63] = regs[(d >> 14) & 31] & (d >> 24)
-            elif op == OP_SLLI:
-                regs[(d >> 8) & 63] = (regs[(d >> 14) & 31] << (d >> 24)) & M32
             elif op == OP_SRLI:
                 regs[(d >> 8) & 63] = regs[(d >> 14) & 31] >> (d >> 24)
+            elif op == OP_XOR:
+                regs[(d >> 8) & 63] = regs[(d >> 14) & 31] ^ regs[(d >> 19) & 31]
+            elif op == OP_SLLI:
+                regs[(d >> 8) & 63] = (regs[(d >> 14) & 31] << (d >> 24)) & M32
+            elif op == OP_ANDI:
+                regs[(d >> 8) & 63] = regs[(d >> 14) & 31] & (d >> 24)
+            elif op == OP_LUI:
+                regs[(d >> 8) & 63] = d >> 24
             elif op == OP_NOP:
                 pass
             elif op < isa.OP_FIRST_SYSTEM:
@@ -680,16 +702,17 @@ class Cpu:
                 self._decode_into(cur, idx, base + (idx << 2))
                 if cur_remote:  # the fetch is charged when the decoding executes
                     remote_fetches -= 1
-                    budget += penalty
+                    left += penalty
+                    extra -= penalty
                 continue
             else:
                 slow = SLOW_SYSTEM
             if slow == SLOW_NONE:
                 idx += 1
-                n += 1
+                left -= 1
                 continue
             # The slow path: state goes to self and comes back.
-            self._sync(base + (idx << 2), start_cycles, start_instret, n, initial_budget - budget)
+            self._sync(base + (idx << 2), start_cycles, start_instret, initial_left - left - extra, extra)
             r: i64 = 0
             if slow == SLOW_LOAD:
                 r = self._load_slow(a, size, op == OP_LB or op == OP_LH, (d >> 8) & 63)
@@ -701,21 +724,24 @@ class Cpu:
                 r = self._exec_system(d)
             slow = SLOW_NONE
             # Slow paths charge remote references to self.cycles directly.
-            budget -= self.cycles - (start_cycles + n + initial_budget - budget)
+            charged: i64 = self.cycles - (start_cycles + initial_left - left)
+            left -= charged
+            extra += charged
             next_pc = self.pc
             idx = REFILL
             dctx = self.dctx
             xctx = self.xctx
             if (r & RETIRED) != 0:
-                n += 1
+                left -= 1
             elif (r & NOT_EXECUTED) == 0:
-                budget -= 1  # a trap costs a cycle
+                left -= 1  # a trap costs a cycle
+                extra += 1
             if (r & END_BLOCK) != 0 or self.stop_reason != STOP_NONE:
                 break
             if self.epoch_seen != mem.epoch:
                 self.flush_tlb()
         self._sync(base + (idx << 2) if idx < 1024 else (base + 4096 if idx == 1024 else next_pc),
-                   start_cycles, start_instret, n, initial_budget - budget)
+                   start_cycles, start_instret, initial_left - left - extra, extra)
         self.local_refs += local_refs
         self.remote_refs += remote_refs
         self.remote_fetches += remote_fetches
@@ -1001,15 +1027,13 @@ class Cpu:
 
 
 def _alu(op: i64, x: i64, y: i64, imm: i64) -> i64:
-    """The less frequent register-register and register-immediate operations."""
+    """The less frequent register-register and register-immediate operations (not those inline in _exec)."""
     if op == OP_SUB:
         return (x - y) & M32
     if op == OP_AND:
         return x & y
     if op == OP_OR:
         return x | y
-    if op == OP_XOR:
-        return x ^ y
     if op == OP_ORI:
         return x | imm
     if op == OP_XORI:
@@ -1030,8 +1054,6 @@ def _alu(op: i64, x: i64, y: i64, imm: i64) -> i64:
         return 1 if (x ^ SIGN) < (imm ^ SIGN) else 0
     if op == OP_SLTIU:
         return 1 if x < imm else 0
-    if op == OP_MUL:
-        return (_signed(x) * _signed(y)) & M32
     if op == OP_MULH:
         return ((_signed(x) * _signed(y)) >> 32) & M32
     if op == OP_MULHSU:
