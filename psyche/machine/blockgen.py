@@ -137,8 +137,9 @@ class _Emitter:
     Registers are loaded into locals before the code (`preload`) and written
     back at every exit: those written so far, or in a loop every register the
     body writes (a later pass may exit where an earlier pass wrote them).
-    In a loop, n and refs count the instructions and references of the
-    passes completed before the current one.
+    In a loop, c counts the passes completed before the current one; they
+    all took the one branch back (`back`: after instructions 0..back-1), or
+    if there are several, n and refs count their instructions and references.
     """
 
     def __init__(
@@ -147,7 +148,9 @@ class _Emitter:
         self.pcs = pcs
         self.start = pcs[0]
         self.penalty = penalty
-        self.loop = _loops(pcs, decoded)
+        backs = _back_edges(pcs, decoded)
+        self.loop = bool(backs)
+        self.back = backs[0] if len(backs) == 1 else 0
         self.lines: list[str] = []
         self.reads: set[int] = set()
         self.dirty: set[int] = set(written) if self.loop else set()
@@ -176,24 +179,36 @@ class _Emitter:
         """Leave with instructions 0..k-1 of this pass done; slow: pc needs the interpreter."""
         for reg in sorted(self.dirty):
             self.emit(f"r[{reg}] = x{reg}", depth)
-        done, refs = (f"n + {k}", f"refs + {self.memops[k]}") if self.loop else (k, self.memops[k])
-        self.emit(f"return {pc}, {done}, {refs}, rem, {slow}", depth)
+        self.emit(f"return {pc}, {self.done(k)}, {slow}", depth)
+
+    def done(self, k: int) -> str:
+        """Retired instructions, references, remote references, after instructions 0..k-1 of this pass."""
+        if not self.loop:
+            return f"{k}, {self.memops[k]}, rem"
+        if self.back:
+            return f"c * {self.back} + {k}, c * {self.memops[self.back]} + {self.memops[k]}, rem"
+        return f"n + {k}, refs + {self.memops[k]}, rem"
 
     def slow_path_at(self, k: int, condition: str) -> None:
         self.emit(f"if {condition}:")
         self.exit(str(self.pcs[k]), k, True, 1)
 
     def again(self, k: int) -> None:
-        """After instructions 0..k-1 of a pass, back at the start: another pass if it fits the room."""
-        self.emit(f"n += {k}", 1)
-        if self.memops[k]:
-            self.emit(f"refs += {self.memops[k]}", 1)
+        """After instructions 0..k-1 of a pass, back at the start: another pass if it fits the room.
+
+        The room was reduced by the worst case of a pass at the start.
+        """
         remote = f" + rem * {self.penalty}" if self.penalty and self.memops[-1] else ""
-        self.emit(f"if n{remote} + {self.worst} < room:", 1)
+        if self.back:
+            self.emit("c += 1", 1)
+            self.emit(f"if c * {k}{remote} < room:", 1)
+        else:
+            self.emit(f"n += {k}", 1)
+            if self.memops[k]:
+                self.emit(f"refs += {self.memops[k]}", 1)
+            self.emit(f"if n{remote} < room:", 1)
         self.emit("continue", 2)
-        for reg in sorted(self.dirty):
-            self.emit(f"r[{reg}] = x{reg}", 1)
-        self.emit(f"return {self.start}, n, refs, rem, False", 1)
+        self.exit(str(self.start), 0, False, 1)
 
     def access(self, k: int, address: str, size: int, kind: str, local: str, other: str) -> None:
         """Emit `local` for a word of this node's RAM, `other` for another node's.
@@ -288,13 +303,14 @@ class _Emitter:
         self.exit("j", k + 1, False)
 
 
-def _loops(pcs: list[int], decoded: list[int]) -> bool:
-    """Whether a branch or jal in the block goes back to its first instruction."""
-    for at, d in zip(pcs, decoded, strict=True):
+def _back_edges(pcs: list[int], decoded: list[int]) -> list[int]:
+    """For each branch or jal back to the block's first instruction, the instructions a pass takes."""
+    backs = []
+    for k, (at, d) in enumerate(zip(pcs, decoded, strict=True)):
         op = d & 0xFF
         if (op in _BRANCH_TESTS or op == isa.OP_JAL) and ((at + (d >> 24)) & M32) == pcs[0]:
-            return True
-    return False
+            backs.append(k + 1)
+    return backs
 
 
 def _generate(out: _Emitter, pcs: list[int], decoded: list[int]) -> None:
@@ -338,5 +354,6 @@ def block_source(pcs: list[int], decoded: list[int], penalty: int) -> BlockSourc
     preload = probe.reads | (probe.dirty if out.loop else set())
     head += [f"    x{reg} = r[{reg}]" for reg in sorted(preload)]
     if out.loop:
-        head += ["    n = refs = 0", "    while True:"]
+        head += [f"    room -= {out.worst}", "    c = 0" if out.back else "    n = refs = 0"]
+        head.append("    while True:")
     return BlockSource("\n".join([*head, *out.lines, ""]), out.worst)
