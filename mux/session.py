@@ -230,8 +230,13 @@ class NodeSession:
             return rsp.StopKind.READ_WATCH
         return rsp.StopKind.WRITE_WATCH
 
-    async def stop_reply(self, status: p.Status) -> bytes:
+    async def stop_reply(self, status: p.Status, announce: bool = True) -> bytes:
         """A T stop reply with the reason and every `g` register expedited.
+
+        announce: say on gdb's console why the node stopped, for a panic or a trap
+        loop.  Only for a stop that ends a resume: console output (`O` packets) may
+        only come while the target runs, and gdb takes one in answer to `?` (when it
+        connects to a stopped node) as the answer, out of step with everything after.
 
         Also starts reading the bytes around pc: gdb's first reads after any stop are
         the instruction at pc and its neighbours, and it spends a millisecond or more
@@ -251,7 +256,7 @@ class NodeSession:
         elif status.reason == p.REASON_REQUESTED and self._interrupted:
             signal = rsp.SIGINT
         self._interrupted = False
-        if status.reason in (p.REASON_PANIC, p.REASON_TRAP_LOOP):
+        if announce and status.reason in (p.REASON_PANIC, p.REASON_TRAP_LOOP):
             why = "the kernel's panic path" if status.reason == p.REASON_PANIC else "a trap loop"
             self.send(rsp.console_output(f"node {self.node} stopped in {why}\n".encode()))
         return rsp.stop_reply(signal, reason=reason, registers=expedited, thread=THREAD)
@@ -321,7 +326,7 @@ class NodeSession:
             case rsp.HaltReason():
                 known = self.status
                 status = known if known is not None and known.stopped else await self.attach()
-                return await self.stop_reply(status)
+                return await self.stop_reply(status, announce=False)
             case rsp.ReadRegisters():
                 return rsp.registers_reply(await self._registers())
             case rsp.WriteRegisters(data=data):

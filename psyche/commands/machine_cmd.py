@@ -18,8 +18,9 @@ from psyche.machine.runner import ConsoleMatcher, Runner, RunOutcome
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("machine", help="run a kernel image on a simulated Psyche machine")
     p.add_argument("--nodes", type=int, default=1, help="number of nodes, 1 to 128")
-    p.add_argument("--kernel", help="kernel ELF image, loaded and started on the king node")
-    p.add_argument("--restore", metavar="FILE", help="start from a snapshot instead of a kernel")
+    p.add_argument("--kernel", help="kernel ELF image, loaded and started on the king node; with "
+                                    "--restore, only read for its symbols (the panic breakpoint)")
+    p.add_argument("--restore", metavar="FILE", help="start from a snapshot instead of booting a kernel")
     p.add_argument("--until", metavar="REGEX",
                    help="exit 0 once the console output matches REGEX")
     p.add_argument("--max-seconds", type=float, metavar="S", help="give up after S seconds of wall time")
@@ -65,20 +66,20 @@ def _report_stops(stopped: list[Node], lld: Lld) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if (args.kernel is None) == (args.restore is None):
-        raise ValueError("give exactly one of --kernel ELF and --restore SNAPSHOT")
+    if args.kernel is None and args.restore is None:
+        raise ValueError("give --kernel ELF, --restore SNAPSHOT, or both (the snapshot's kernel's symbols)")
+    image = load_elf(args.kernel) if args.kernel else None
     console, debug = _open_lines(args)
-    panic_pc = None
     if args.restore:
         machine = snapshot.restore(args.restore, console=console)
     else:
-        image = load_elf(args.kernel)
+        assert image is not None
         machine = Machine(
             MachineConfig(nodes=args.nodes, quantum=args.quantum, remote_penalty=args.remote_penalty),
             console=console,
         )
         machine.load(image)
-        panic_pc = image.symbol(args.panic_symbol) if args.panic_symbol else None
+    panic_pc = image.symbol(args.panic_symbol) if image is not None and args.panic_symbol else None
     lld = Lld(machine, debug)
     # With a debug line, a stopped node waits for a debugger instead of ending the run,
     # and a node entering the kernel's panic path stops there for it (without one, the

@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--kernel", type=Path, help="kernel ELF (default: the Psyche kernel, built if stale)")
     parser.add_argument("--restore", type=Path, metavar="SNAPSHOT",
                         help="start the machine from a snapshot (psyche machine --save-snapshot) instead of "
-                             "booting; the node count is the snapshot's, --kernel only gives gdb's symbols")
+                             "booting; the node count is the snapshot's, --kernel only gives symbols "
+                             "(for gdb, and for lld's stop at panic)")
     parser.add_argument("--no-console", action="store_true",
                         help="no interactive console: print how to attach and serve until interrupted")
     parser.add_argument("--console-script", type=Path, metavar="FILE",
@@ -43,8 +44,9 @@ class MachineProcess:
     @classmethod
     def start(cls, kernel: Path, nodes: int, loss: float, restore: Path | None = None,
               stderr: int | None = None, own_session: bool = False) -> MachineProcess:
-        image = ["--restore", str(restore)] if restore else ["--nodes", str(nodes), "--kernel", str(kernel)]
-        command = [sys.executable, "-m", "psyche.cli", "machine", *image,
+        # With a snapshot the kernel is read for its symbols only (lld's panic breakpoint).
+        image = ["--restore", str(restore)] if restore else ["--nodes", str(nodes)]
+        command = [sys.executable, "-m", "psyche.cli", "machine", "--kernel", str(kernel), *image,
                    "--console", "pty", "--debug-line", "pty", "--quiet"]
         if loss:
             command += ["--debug-line-loss", str(loss)]
