@@ -107,6 +107,9 @@ class BlockCpu(Cpu):
         self._local_reads: dict[int, int] = {}
         self._local_writes: dict[int, int] = {}
         self._blocks: dict[int, Block] = {}
+        # The block for a pc (and fetch context), found through the fetch TLB,
+        # the breakpoints and the blocks above: valid until any of them changes.
+        self._routes: dict[int, Block] = {}
         self._code_epoch_seen = mem.code_epoch
         self._heat: dict[int, int] = {}  # how often each block start was reached untranslated
         self._breakpoints_seen: set[int] = set()
@@ -126,6 +129,7 @@ class BlockCpu(Cpu):
             self.flush_tlb()
         if self.breakpoints != self._breakpoints_seen:
             self._blocks.clear()
+            self._routes.clear()
             self._breakpoints_seen = set(self.breakpoints)
         if self._code_epoch_seen != mem.code_epoch:
             self._drop_stale_blocks()
@@ -133,31 +137,36 @@ class BlockCpu(Cpu):
         # interpreter runs, which is the end of this call.
         breakpoints = self.breakpoints
         blocks = self._blocks
+        routes = self._routes
         heat = self._heat
         xtag, xval = self.xtag, self.xval
         xctx, dctx = self.xctx, self.dctx
+        context = xctx << 12
         penalty = mem.remote_penalty
         pc, cycles = self.pc, self.cycles
         references = remote_refs = retired = 0
         then = _NOTHING
         while cycles < limit:
-            vpn = pc >> 12
-            t = vpn & TLB_MASK
-            entry = xval[t]
-            if xtag[t] != vpn | xctx or entry & 1:
-                then = _ONE_INSTRUCTION  # fetch TLB miss, or code in another node's RAM
-                break
-            if breakpoints and pc in breakpoints:
-                self.stop_reason = STOP_BREAKPOINT
-                break
-            key = pc | entry >> 1 << 32
-            block = blocks.get(key)
+            block = routes.get(pc | context)
             if block is None:
-                if heat.get(key, 0) < _HOT:
-                    heat[key] = heat.get(key, 0) + 1
-                    then = _A_WHILE  # code seen rarely: not worth translating yet
+                vpn = pc >> 12
+                t = vpn & TLB_MASK
+                entry = xval[t]
+                if xtag[t] != vpn | xctx or entry & 1:
+                    then = _ONE_INSTRUCTION  # fetch TLB miss, or code in another node's RAM
                     break
-                block = blocks[key] = self._translate_block(pc, entry >> 1)
+                if breakpoints and pc in breakpoints:
+                    self.stop_reason = STOP_BREAKPOINT
+                    break
+                key = pc | entry >> 1 << 32
+                block = blocks.get(key)
+                if block is None:
+                    if heat.get(key, 0) < _HOT:
+                        heat[key] = heat.get(key, 0) + 1
+                        then = _A_WHILE  # code seen rarely: not worth translating yet
+                        break
+                    block = blocks[key] = self._translate_block(pc, entry >> 1)
+                routes[pc | context] = block
             run, worst, _ = block
             if cycles + worst >= limit:
                 then = _TO_THE_LIMIT
@@ -186,6 +195,7 @@ class BlockCpu(Cpu):
         stale = [key for key, block in self._blocks.items() if block.generation != generations[key >> 32]]
         for key in stale:
             del self._blocks[key]
+        self._routes.clear()
         self._code_epoch_seen = self.mem.code_epoch
 
     # -- the TLB mirrors ---------------------------------------------------
@@ -194,6 +204,11 @@ class BlockCpu(Cpu):
         super().flush_tlb()
         self._local_reads.clear()
         self._local_writes.clear()
+        self._routes.clear()
+
+    def _fill_fetch(self, pc: int) -> int:
+        self._routes.clear()  # the refill may take another page's entry
+        return super()._fill_fetch(pc)
 
     def _load_slow(self, vaddr: int, size: int, signed: bool, rd: int) -> int:
         t = (vaddr >> 12) & TLB_MASK
