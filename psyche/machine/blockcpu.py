@@ -102,10 +102,11 @@ class BlockCpu(Cpu):
         self.rtag, self.rval = list(self.rtag), list(self.rval)  # type: ignore[assignment]
         self.wtag, self.wval = list(self.wtag), list(self.wval)  # type: ignore[assignment]
         self.xtag, self.xval = list(self.xtag), list(self.xval)  # type: ignore[assignment]
-        # Mirrors of the load and store TLBs' entries for this node's own RAM:
-        # tag << 12 -> index of the page's first word (what blocks look up).
-        self._local_reads: dict[int, int] = {}
-        self._local_writes: dict[int, int] = {}
+        # Mirrors of the load and store TLBs' entries for this node's own RAM,
+        # per data-translation context: page address -> index of the page's
+        # first word.  Blocks look up the current context's (bound at each run).
+        self._local_reads: dict[int, dict[int, int]] = {}
+        self._local_writes: dict[int, dict[int, int]] = {}
         self._blocks: dict[int, Block] = {}
         # The block for a pc (and fetch context), found through the fetch TLB,
         # the breakpoints and the blocks above: valid until any of them changes.
@@ -115,8 +116,7 @@ class BlockCpu(Cpu):
         self._breakpoints_seen: set[int] = set()
         self._globals = dict(
             me=node, r=self.regs, ram=mem.rams[node], rams=mem.rams, rtag=self.rtag, rval=self.rval,
-            wtag=self.wtag, wval=self.wval, local_reads=self._local_reads,
-            local_writes=self._local_writes, mem=mem, alu=cpu._alu,
+            wtag=self.wtag, wval=self.wval, local_reads={}, local_writes={}, mem=mem, alu=cpu._alu,
         )
         assert set(self._globals) == set(blockgen.BOUND_NAMES)
 
@@ -135,6 +135,8 @@ class BlockCpu(Cpu):
             self._drop_stale_blocks()
         # Nothing below changes code, breakpoints or TLB entries before the
         # interpreter runs, which is the end of this call.
+        self._globals["local_reads"] = self._local_reads.setdefault(self.dctx, {})
+        self._globals["local_writes"] = self._local_writes.setdefault(self.dctx, {})
         breakpoints = self.breakpoints
         blocks = self._blocks
         routes = self._routes
@@ -202,8 +204,8 @@ class BlockCpu(Cpu):
 
     def flush_tlb(self) -> None:
         super().flush_tlb()
-        self._local_reads.clear()
-        self._local_writes.clear()
+        for local in (*self._local_reads.values(), *self._local_writes.values()):
+            local.clear()
         self._routes.clear()
 
     def _fill_fetch(self, pc: int) -> int:
@@ -224,12 +226,13 @@ class BlockCpu(Cpu):
         self._mirror(self._local_writes, old, self.wtag[t], self.wval[t])
         return result
 
-    def _mirror(self, local: dict[int, int], old_tag: int, tag: int, location: int) -> None:
-        """A slow path may have refilled a TLB entry: the mirror follows."""
+    def _mirror(self, local: dict[int, dict[int, int]], old_tag: int, tag: int, location: int) -> None:
+        """A slow path may have refilled a TLB entry (tag: context | page number): the mirror follows."""
         if tag != old_tag:
-            local.pop(old_tag << 12, None)
+            if old_tag >= 0:
+                local.get(old_tag & ~0xFFFFF, {}).pop((old_tag & 0xFFFFF) << 12, None)
             if location >> 20 == self.node:
-                local[tag << 12] = location & 0xFFFFF
+                local.setdefault(tag & ~0xFFFFF, {})[(tag & 0xFFFFF) << 12] = location & 0xFFFFF
 
     # -- translation --------------------------------------------------------
 

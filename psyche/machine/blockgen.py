@@ -214,17 +214,18 @@ class _Emitter:
         """Emit `local` for a word of this node's RAM, `other` for another node's.
 
         Both use {words} and {i}, the RAM vector and the word's index.  Pages
-        of this node's RAM that the TLB holds are found in one dict
-        (local_reads, local_writes: tag << 12 -> first word of the page),
-        whose key also keeps the address's misaligned low bits, so that a
-        misaligned access misses.  A miss takes the TLB's own path, where a
-        hit can only be another node's RAM.  The address may carry a 33rd
-        bit from the addition; the fast path drops it with the key's mask
-        (its low 12 bits are right), the other path first.
+        of this node's RAM that the TLB holds for the current translation
+        context are found in one dict (local_reads, local_writes: page
+        address -> first word of the page), whose key also keeps the
+        address's misaligned low bits, so that a misaligned access misses.
+        A miss takes the TLB's own path, where a hit can only be another
+        node's RAM.  The address may carry a 33rd bit from the addition; the
+        fast path drops it with the key's mask (its low 12 bits are right),
+        the other path first.
         """
         self.emit(f"a = {address}")
         self.emit("try:")
-        key = f"a & {0xFFFFF000 | (size - 1)} | dk"
+        key = f"a & {0xFFFFF000 | (size - 1)}"
         self.emit(local.format(words="ram", i=f"local_{kind}s[{key}] | ((a >> 2) & 1023)"), 1)
         self.emit("except KeyError:")
         self.depth += 1
@@ -347,8 +348,6 @@ def block_source(pcs: list[int], decoded: list[int], penalty: int) -> BlockSourc
     out = _Emitter(pcs, decoded, penalty, probe.dirty)
     _generate(out, pcs, decoded)
     head = ["def block(dctx, room):", "    rem = 0"]
-    if out.memops[-1] != 0:
-        head.append("    dk = dctx << 12")
     if any((d & 0xFF) in _STORES for d in decoded):
         head.append("    reservations = mem.nreservations")
     preload = probe.reads | (probe.dirty if out.loop else set())
