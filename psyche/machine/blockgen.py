@@ -47,8 +47,9 @@ BOUND_NAMES = (
 _BRANCH_TESTS = {
     isa.OP_BEQ: "{a} == {b}",
     isa.OP_BNE: "{a} != {b}",
-    isa.OP_BLT: "({a} ^ 2147483648) < ({b} ^ 2147483648)",
-    isa.OP_BGE: "({a} ^ 2147483648) >= ({b} ^ 2147483648)",
+    # Signed: the unsigned order, reversed when the signs differ (no big-integer xor).
+    isa.OP_BLT: "({a} < {b}) != (({a} < 2147483648) != ({b} < 2147483648))",
+    isa.OP_BGE: "({a} < {b}) == (({a} < 2147483648) != ({b} < 2147483648))",
     isa.OP_BLTU: "{a} < {b}",
     isa.OP_BGEU: "{a} >= {b}",
 }
@@ -56,9 +57,6 @@ _BRANCH_TESTS = {
 # Register-register and register-immediate operations: an expression in the
 # operands a, b and the immediate i (all unsigned 32-bit values).
 _ALU = {
-    isa.OP_ADDI: "({a} + {i}) & 4294967295",
-    isa.OP_ADD: "({a} + {b}) & 4294967295",
-    isa.OP_SUB: "({a} - {b}) & 4294967295",
     isa.OP_AND: "{a} & {b}",
     isa.OP_OR: "{a} | {b}",
     isa.OP_XOR: "{a} ^ {b}",
@@ -71,9 +69,9 @@ _ALU = {
     isa.OP_SLL: "({a} << ({b} & 31)) & 4294967295",
     isa.OP_SRL: "{a} >> ({b} & 31)",
     isa.OP_SRA: "((({a} ^ 2147483648) - 2147483648) >> ({b} & 31)) & 4294967295",
-    isa.OP_SLT: "1 if ({a} ^ 2147483648) < ({b} ^ 2147483648) else 0",
+    isa.OP_SLT: "1 if ({a} < {b}) != (({a} < 2147483648) != ({b} < 2147483648)) else 0",
     isa.OP_SLTU: "1 if {a} < {b} else 0",
-    isa.OP_SLTI: "1 if ({a} ^ 2147483648) < ({i} ^ 2147483648) else 0",
+    isa.OP_SLTI: "1 if ({a} < {i}) != (({a} < 2147483648) != ({i} < 2147483648)) else 0",
     isa.OP_SLTIU: "1 if {a} < {i} else 0",
 }
 _ALU.update({
@@ -83,12 +81,14 @@ _ALU.update({
     isa.OP_MULHSU: "(((({a} ^ 2147483648) - 2147483648) * {b}) >> 32) & 4294967295",
     isa.OP_MULHU: "({a} * {b}) >> 32",
 })
+# Additions and subtractions: see _Emitter.write_wrapped.
+_WRAPPING = (isa.OP_ADDI, isa.OP_ADD, isa.OP_SUB)
 # Division keeps the interpreter's function (signs, division by zero, overflow).
 _DIVISION = (isa.OP_DIV, isa.OP_DIVU, isa.OP_REM, isa.OP_REMU)
 
 # Loads: (size, the register value from the RAM word w, signed as stored).
 _LOADS = {
-    isa.OP_LW: (4, "{w} & 4294967295"),
+    isa.OP_LW: (4, "{w}"),  # then made unsigned (see load)
     isa.OP_LBU: (1, "({w} >> ((a & 3) << 3)) & 255"),
     isa.OP_LB: (1, "(((({w} >> ((a & 3) << 3)) & 255) ^ 128) - 128) & 4294967295"),
     isa.OP_LHU: (2, "({w} >> ((a & 3) << 3)) & 65535"),
@@ -106,8 +106,8 @@ class BlockSource:
 def can_translate(d: int) -> bool:
     """Whether the decoded instruction d may appear in a block."""
     op = d & 0xFF
-    return (op in _ALU or op in _DIVISION or op in _LOADS or op in _STORES or op in _BRANCH_TESTS
-            or op in (isa.OP_LUI, isa.OP_AUIPC, isa.OP_NOP, isa.OP_JAL, isa.OP_JALR))
+    return (op in _ALU or op in _WRAPPING or op in _DIVISION or op in _LOADS or op in _STORES
+            or op in _BRANCH_TESTS or op in (isa.OP_LUI, isa.OP_AUIPC, isa.OP_NOP, isa.OP_JAL, isa.OP_JALR))
 
 
 def ends_block(d: int) -> bool:
@@ -122,13 +122,13 @@ def branch_target_misaligned(pc: int, d: int) -> bool:
     return (op in _BRANCH_TESTS or op == isa.OP_JAL) and ((pc + (d >> 24)) & 3) != 0
 
 
-def _plus(register: str, imm: int, wrap: bool = True) -> str:
-    """register + imm, 32 bits (register values are already 32-bit); wrap=False: up to 33 bits."""
+def _plus(register: str, imm: int) -> str:
+    """register + imm (register values are 32-bit; the sum may carry into bit 32)."""
     if imm == 0:
         return register
     if register == "0":
         return str(imm)
-    return f"({register} + {imm}) & 4294967295" if wrap else f"{register} + {imm}"
+    return f"{register} + {imm}"
 
 
 class _Emitter:
@@ -242,16 +242,19 @@ class _Emitter:
         size, value = _LOADS[op]
         rd, rs1, imm = (d >> 8) & 63, (d >> 14) & 31, d >> 24
         assignment = f"x{rd} = " + value.format(w="{words}[{i}]")
-        self.access(k, _plus(self.read(rs1), imm, wrap=False), size, "read", assignment, assignment)
+        self.access(k, _plus(self.read(rs1), imm), size, "read", assignment, assignment)
         self.dirty.add(rd)
+        if op == isa.OP_LW:  # RAM words are signed
+            self.emit(f"if x{rd} < 0:")
+            self.emit(f"x{rd} += 4294967296", 1)
 
     def store(self, k: int, d: int, op: int) -> None:
         size = _STORES[op]
         rs1, rs2, imm = (d >> 14) & 31, (d >> 19) & 31, d >> 24
         value = self.read(rs2)
-        address = _plus(self.read(rs1), imm, wrap=False)
+        address = _plus(self.read(rs1), imm)
         if size == 4:
-            assignment = f"{{words}}[{{i}}] = {value} - (({value} & 2147483648) << 1)"
+            assignment = f"{{words}}[{{i}}] = {value} if {value} < 2147483648 else {value} - 4294967296"
             self.access(k, address, size, "write", assignment, assignment)
         else:
             where = "words, i = {words}, {i}"
@@ -259,16 +262,44 @@ class _Emitter:
             mask = 0xFF if size == 1 else 0xFFFF
             self.emit(f"m = {mask} << ((a & 3) << 3)")
             self.emit(f"v = ((words[i] & ~m) | (({value} << ((a & 3) << 3)) & m)) & 4294967295")
-            self.emit("words[i] = v - ((v & 2147483648) << 1)")
+            self.emit("words[i] = v if v < 2147483648 else v - 4294967296")
         self.emit("if reservations:")
         self.emit(f"mem.break_reservations(a & {0xFFFFFFFF if size == 4 else 0xFFFFFFFC}, me)", 1)
+
+    def write_wrapped(self, reg: int, a: str, sign: str, b: str) -> None:
+        """reg = a + b or a - b, modulo 2**32.
+
+        Big integers are slow in CPython: a mask with 4294967295 costs a
+        two-digit operation and an allocation every time, a test only when
+        the result left the 32 bits.
+        """
+        if b == "0":
+            self.write(reg, a)
+            return
+        if a == "0" and sign == "+":
+            self.write(reg, b)
+            return
+        self.write(reg, f"{a} {sign} {b}")
+        if sign == "+":
+            self.emit(f"if x{reg} > 4294967295:")
+            self.emit(f"x{reg} -= 4294967296", 1)
+        else:
+            self.emit(f"if x{reg} < 0:")
+            self.emit(f"x{reg} += 4294967296", 1)
 
     def alu(self, d: int, op: int) -> None:
         rd, rs1, rs2, imm = (d >> 8) & 63, (d >> 14) & 31, (d >> 19) & 31, d >> 24
         if op in _DIVISION:
             self.write(rd, f"alu({op}, {self.read(rs1)}, {self.read(rs2)}, 0)")
         elif op == isa.OP_ADDI:
-            self.write(rd, _plus(self.read(rs1), imm))
+            if imm < SIGN:
+                self.write_wrapped(rd, self.read(rs1), "+", str(imm))
+            else:
+                self.write_wrapped(rd, self.read(rs1), "-", str((1 << 32) - imm))
+        elif op == isa.OP_ADD:
+            self.write_wrapped(rd, self.read(rs1), "+", self.read(rs2))
+        elif op == isa.OP_SUB:
+            self.write_wrapped(rd, self.read(rs1), "-", self.read(rs2))
         else:
             template = _ALU[op]
             a = self.read(rs1) if "{a}" in template else ""
@@ -298,7 +329,7 @@ class _Emitter:
             else:
                 self.exit(str(target), k + 1, False)
             return
-        self.emit(f"j = {_plus(self.read((d >> 14) & 31), d >> 24)} & 4294967294")
+        self.emit(f"j = ({_plus(self.read((d >> 14) & 31), d >> 24)}) & 4294967294")
         self.slow_path_at(k, "j & 3")
         self.write(rd, str((pc + 4) & M32))
         self.exit("j", k + 1, False)
