@@ -44,12 +44,21 @@ BOUND_NAMES = (
     "me", "r", "ram", "rams", "rtag", "rval", "wtag", "wval", "local_reads", "local_writes", "mem", "alu",
 )
 
+
+def _signed_less(b: str = "{b}", result: str = "!=") -> str:
+    """Template of signed {a} < b (result "==": {a} >= b) on unsigned 32-bit values.
+
+    The unsigned order, reversed when the signs differ: no big-integer xor
+    with 2**31, which allocates in CPython.
+    """
+    return f"({{a}} < {b}) {result} (({{a}} < 2147483648) != ({b} < 2147483648))"
+
+
 _BRANCH_TESTS = {
     isa.OP_BEQ: "{a} == {b}",
     isa.OP_BNE: "{a} != {b}",
-    # Signed: the unsigned order, reversed when the signs differ (no big-integer xor).
-    isa.OP_BLT: "({a} < {b}) != (({a} < 2147483648) != ({b} < 2147483648))",
-    isa.OP_BGE: "({a} < {b}) == (({a} < 2147483648) != ({b} < 2147483648))",
+    isa.OP_BLT: _signed_less(),
+    isa.OP_BGE: _signed_less(result="=="),
     isa.OP_BLTU: "{a} < {b}",
     isa.OP_BGEU: "{a} >= {b}",
 }
@@ -69,18 +78,16 @@ _ALU = {
     isa.OP_SLL: "({a} << ({b} & 31)) & 4294967295",
     isa.OP_SRL: "{a} >> ({b} & 31)",
     isa.OP_SRA: "((({a} ^ 2147483648) - 2147483648) >> ({b} & 31)) & 4294967295",
-    isa.OP_SLT: "1 if ({a} < {b}) != (({a} < 2147483648) != ({b} < 2147483648)) else 0",
+    isa.OP_SLT: f"1 if {_signed_less()} else 0",
     isa.OP_SLTU: "1 if {a} < {b} else 0",
-    isa.OP_SLTI: "1 if ({a} < {i}) != (({a} < 2147483648) != ({i} < 2147483648)) else 0",
+    isa.OP_SLTI: f"1 if {_signed_less('{i}')} else 0",
     isa.OP_SLTIU: "1 if {a} < {i} else 0",
-}
-_ALU.update({
     isa.OP_MUL: "({a} * {b}) & 4294967295",
     isa.OP_MULH: ("(((({a} ^ 2147483648) - 2147483648) * (({b} ^ 2147483648) - 2147483648)) >> 32)"
                   " & 4294967295"),
     isa.OP_MULHSU: "(((({a} ^ 2147483648) - 2147483648) * {b}) >> 32) & 4294967295",
     isa.OP_MULHU: "({a} * {b}) >> 32",
-})
+}
 # Additions and subtractions: see _Emitter.write_wrapped.
 _WRAPPING = (isa.OP_ADDI, isa.OP_ADD, isa.OP_SUB)
 # Division keeps the interpreter's function (signs, division by zero, overflow).
