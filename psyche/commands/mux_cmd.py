@@ -54,15 +54,25 @@ async def start_mux(url: str, args: argparse.Namespace) -> Mux:
 
 
 def attach_help(mux: Mux, kernel: str | None) -> str:
+    """The start-up banner: where each node listens, and one example node's gdb command lines.
+
+    Both example lines name the same node and that node's port (TCP and UDP share it); the UDP
+    line is left out when the mux does not listen on UDP.
+    """
     config = mux.config
     elf = kernel or "KERNEL.elf"
     last = config.nodes - 1
-    return (f"mux: {config.nodes} nodes; node k on tcp/udp {config.host}:{config.base_port}+k "
+    node = min(2, last)
+    port = mux.port_of(node)
+    kinds = "tcp/udp" if config.udp else "tcp"
+    tcp_label = f"  attach gdb to node {node}:"
+    udp_label = f"  node {node} over UDP:".ljust(len(tcp_label))
+    text = (f"mux: {config.nodes} nodes; node k on {kinds} {config.host}:{config.base_port}+k "
             f"({config.base_port}..{config.base_port + last})\n"
-            f"  attach gdb to node {min(2, last)}:  gdb-multiarch {elf} "
-            f"-ex 'target remote {config.host}:{mux.port_of(min(2, last))}'\n"
-            f"  over UDP:              gdb-multiarch {elf} "
-            f"-ex 'target remote udp:{config.host}:{mux.port_of(0)}'\n")
+            f"{tcp_label}  gdb-multiarch {elf} -ex 'target remote {config.host}:{port}'\n")
+    if config.udp:
+        text += f"{udp_label}  gdb-multiarch {elf} -ex 'target remote udp:{config.host}:{port}'\n"
+    return text
 
 
 async def serve_forever(mux: Mux) -> None:

@@ -1,0 +1,38 @@
+"""The `psyche up` / `psyche mux` start-up banner (issue 12, bug 6).
+
+The banner's example gdb command lines must name one node and that node's port: the UDP line
+used to pair node 2's TCP example with node 0's port (`udp:127.0.0.1:3333`).
+"""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import pytest
+
+from mux.server import MuxConfig
+from psyche.commands.mux_cmd import attach_help
+
+
+def _banner(nodes: int, base: int = 3333, udp: bool = True) -> str:
+    config = MuxConfig(nodes, base, "127.0.0.1", udp=udp)
+    mux = SimpleNamespace(config=config, port_of=lambda node: base + node)
+    return attach_help(mux, "psyche.elf")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("nodes", "node"), [(1, 0), (2, 1), (4, 2), (16, 2)])
+def test_tcp_and_udp_examples_name_the_same_node_and_port(nodes: int, node: int) -> None:
+    text = _banner(nodes)
+    tcp = re.search(r"attach gdb to node (\d+):.*target remote 127\.0\.0\.1:(\d+)'", text)
+    udp = re.search(r"node (\d+) over UDP:.*target remote udp:127\.0\.0\.1:(\d+)'", text)
+    assert tcp and udp, text
+    assert int(tcp.group(1)) == int(udp.group(1)) == node, text
+    assert int(tcp.group(2)) == int(udp.group(2)) == 3333 + node, text
+
+
+def test_no_udp_line_without_udp() -> None:
+    text = _banner(4, udp=False)
+    assert "udp" not in text.lower(), text
+    assert "node k on tcp 127.0.0.1:3333+k (3333..3336)" in text, text
+    assert "target remote 127.0.0.1:3335'" in text, text
