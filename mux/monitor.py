@@ -11,12 +11,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from lld import protocol as p
+from mux.gdb import GdbSession
 from mux.link import LinkError, LldLink
-from mux.session import NodeSession
 
 _WATCH_NAMES = {p.WATCH_READ: "read", p.WATCH_WRITE: "write", p.WATCH_ACCESS: "access"}
 
-Command = Callable[["Monitor", NodeSession, list[str]], Awaitable[str]]
+Command = Callable[["Monitor", GdbSession, list[str]], Awaitable[str]]
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Monitor:
     node_count: int
     sessions: dict[int, object]   # node -> description of the attached client
 
-    async def run(self, session: NodeSession, line: str) -> str:
+    async def run(self, session: GdbSession, line: str) -> str:
         try:
             words = shlex.split(line)
         except ValueError as e:
@@ -41,12 +41,12 @@ class Monitor:
             return f"monitor: {e}\n"
 
 
-async def _help(monitor: Monitor, session: NodeSession, args: list[str]) -> str:
+async def _help(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
     lines = [f"  {name:18} {text}" for name, (_, text) in COMMANDS.items()]
     return "mux monitor commands:\n" + "\n".join(lines) + "\n"
 
 
-async def _status(monitor: Monitor, session: NodeSession, args: list[str]) -> str:
+async def _status(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
     rows = []
     for node in range(monitor.node_count):
         try:
@@ -61,7 +61,7 @@ async def _status(monitor: Monitor, session: NodeSession, args: list[str]) -> st
     return "\n".join(rows) + "\n"
 
 
-async def _stats(monitor: Monitor, session: NodeSession, args: list[str]) -> str:
+async def _stats(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
     client = monitor.link.client.stats
     lines = [f"line: {client.sent} frames sent, {client.retransmitted} retransmitted, "
              f"{client.replies} replies, {client.stale_replies} stale, {client.undecodable} undecodable"]
@@ -73,7 +73,7 @@ async def _stats(monitor: Monitor, session: NodeSession, args: list[str]) -> str
     return "\n".join(lines) + "\n"
 
 
-async def _breakpoints(monitor: Monitor, session: NodeSession, args: list[str]) -> str:
+async def _breakpoints(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
     bps = await monitor.link.ok(session.node, p.ListBreakpoints())
     wps = await monitor.link.ok(session.node, p.ListWatchpoints())
     assert isinstance(bps, list) and isinstance(wps, list)
@@ -85,17 +85,33 @@ async def _breakpoints(monitor: Monitor, session: NodeSession, args: list[str]) 
     return "\n".join(lines) + "\n"
 
 
-async def _clear(monitor: Monitor, session: NodeSession, args: list[str]) -> str:
-    await monitor.link.ok(session.node, p.ClearAll(p.ANY_GEN))
+async def _clear(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
+    await session.handle.clear_all()
     session.watchpoints.clear()
-    return f"node {session.node}: every breakpoint and watchpoint cleared\n"
+    return (f"node {session.node}: every breakpoint and watchpoint cleared, the machine's own "
+            f"(the panic stop) and other clients' included\n")
 
 
-async def _step_interrupts(monitor: Monitor, session: NodeSession, args: list[str]) -> str:
-    if args and args[0] in ("on", "off"):
-        session.step_takes_interrupts = args[0] == "on"
-    state = "taken" if session.step_takes_interrupts else "masked"
-    return f"node {session.node}: single steps run with interrupts {state}\n"
+def _on_off(args: list[str]) -> bool | None:
+    return None if not args or args[0] not in ("on", "off") else args[0] == "on"
+
+
+async def _step_interrupts(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
+    setting = _on_off(args)
+    if setting is not None:
+        session.step.interrupts = setting
+    if session.step.interrupts:
+        return f"node {session.node}: a single step takes a pending interrupt and stops in its handler\n"
+    return f"node {session.node}: single steps run with interrupts masked\n"
+
+
+async def _step_traps(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
+    setting = _on_off(args)
+    if setting is not None:
+        session.step.traps = setting
+    if session.step.traps:
+        return f"node {session.node}: a single step into a trap (ecall, a fault) stops at the trap vector\n"
+    return f"node {session.node}: a single step into a trap runs the handler and ends where gdb expects\n"
 
 
 COMMANDS: dict[str, tuple[Command, str]] = {
@@ -105,4 +121,5 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     "breakpoints": (_breakpoints, "breakpoints and watchpoints lld holds for this node"),
     "clear": (_clear, "remove every breakpoint and watchpoint of this node from lld"),
     "step-interrupts": (_step_interrupts, "on|off: whether single steps take pending interrupts"),
+    "step-traps": (_step_traps, "on|off: whether a step into ecall or a fault stops at the trap vector"),
 }

@@ -1,7 +1,8 @@
 """The mux's listeners: node k's gdb sessions on TCP and UDP port base + k.
 
-Each connection gets an RSP codec (mux.rsp) and a NodeSession; this module
-only moves bytes between sockets and those two.  One gdb per node: a second
+Each connection gets an RSP codec (mux.rsp) and a GdbSession over the node's
+NodeHandle, which the mux owns for its whole life; this module only moves
+bytes between sockets and those two.  One gdb per node: a second
 client on a node that already has one is refused with an error naming the
 first, and closed.
 """
@@ -15,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mux import packets as rsp
+from mux.gdb import GdbSession
 from mux.link import LldLink
 from mux.monitor import Monitor
+from mux.node import NodeHandle
 from mux.rsp import BadPacket, Interrupt, Packet, RspConnection
-from mux.session import NodeSession
 
 PACKET_SIZE = 4096
 UDP_IDLE_SECONDS = 120.0  # a UDP client that stays silent this long is taken to be gone
@@ -36,7 +38,7 @@ class MuxConfig:
 class SessionInfo:
     peer: str
     transport: str
-    session: NodeSession
+    session: GdbSession
 
     def __str__(self) -> str:
         return f"{self.transport} {self.peer}"
@@ -50,9 +52,9 @@ class _Conversation:
         self.node = node
         self.codec = RspConnection(max_packet_size=PACKET_SIZE)
         self.write = write
-        self.session = NodeSession(node, mux.link, self._send, mux.monitor.run,
-                                   packet_size=PACKET_SIZE, no_ack_mode=no_ack_mode)
-        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self.session = GdbSession(mux.nodes[node], self._send, mux.monitor.run,
+                                  packet_size=PACKET_SIZE, no_ack_mode=no_ack_mode)
+        self._queue: asyncio.Queue[rsp.Request] = asyncio.Queue()
         self._busy = False   # the worker is handling a request
         self._worker = asyncio.create_task(self._serve())
 
@@ -80,7 +82,7 @@ class _Conversation:
             elif isinstance(event, BadPacket):
                 continue
 
-    def _replied(self, request: object, reply: bytes | None) -> None:
+    def _replied(self, request: rsp.Request, reply: bytes | None) -> None:
         if reply is not None:
             self._send(reply)
         if isinstance(request, rsp.StartNoAckMode) and reply == rsp.OK:
@@ -94,7 +96,7 @@ class _Conversation:
             request = await self._queue.get()
             self._busy = True
             try:
-                self._replied(request, await self.session.handle(request))
+                self._replied(request, await self.session.handle_request(request))
             finally:
                 self._busy = False
 
@@ -107,6 +109,7 @@ class Mux:
     def __init__(self, config: MuxConfig, link: LldLink) -> None:
         self.config = config
         self.link = link
+        self.nodes = [NodeHandle(node, link) for node in range(config.nodes)]
         self.clients: dict[int, SessionInfo] = {}
         self.monitor = Monitor(link, config.nodes, self.clients)  # type: ignore[arg-type]
         self._servers: list[asyncio.AbstractServer] = []
@@ -141,7 +144,7 @@ class Mux:
             info.session.close()
         await asyncio.sleep(0)   # let the closed connections' callbacks run
 
-    def release(self, node: int, session: NodeSession) -> None:
+    def release(self, node: int, session: GdbSession) -> None:
         """The session's gdb detached: the node is free for another."""
         info = self.clients.get(node)
         if info is not None and info.session is session:

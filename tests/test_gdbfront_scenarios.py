@@ -105,9 +105,12 @@ def test_detach_over_udp_leaves_the_machine_running(psyche_machine: PsycheMachin
     first = monitor_ticks(psyche_machine)[1]
     assert first >= stopped_at
     eventually(lambda: monitor_ticks(psyche_machine)[1] > first)
-    # And the detach took gdb's breakpoint out of lld: a new gdb on node 1 finds none.
+    # And the detach took gdb's breakpoint out of lld, and only gdb's: a new gdb on node 1 finds
+    # the machine's own stop at panic and nothing else.
     again = gdb(1)
-    assert "node 1: no breakpoints or watchpoints in lld" in again.console("monitor breakpoints")
+    listing = again.console("monitor breakpoints")
+    panic = again.integer("(unsigned int)&panic")
+    assert listing.count("breakpoint at") == 1 and f"breakpoint at {panic:#010x}" in listing, listing
 
 
 def test_gdb_killed_and_replaced_mid_session(gdb: GdbSessions) -> None:

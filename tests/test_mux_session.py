@@ -1,4 +1,4 @@
-"""The mux session's economies, checked request by request against an in-process machine.
+"""A gdb session's economies and debug semantics, checked request by request against an in-process machine.
 
 gdb's software single step (a breakpoint at the next instruction and a
 continue), its habit of removing every breakpoint at a stop and inserting them
@@ -22,8 +22,10 @@ from lld import protocol as p
 from lld.attach import Lld
 from lld.testing import TargetGuest, build_target_guest
 from mux import packets as rsp
+from mux import rv32
+from mux.gdb import GdbSession
 from mux.link import LldLink
-from mux.session import NodeSession
+from mux.node import NodeHandle
 from psyche.machine.hostline import BufferLine
 from psyche.machine.machine import Machine
 
@@ -76,13 +78,13 @@ class Rig:
     machine: Machine
     lld: Lld
     link: CountingLink
-    session: NodeSession
+    session: GdbSession
     sent_to_gdb: list[bytes] = field(default_factory=list)
 
     async def ask(self, request: object) -> bytes:
         """One gdb request; for a continue, waits for the stop reply."""
         before = len(self.sent_to_gdb)
-        reply = await self.session.handle(request)
+        reply = await self.session.handle_request(request)  # type: ignore[arg-type]
         if reply is not None:
             return reply
         for _ in range(2000):
@@ -120,10 +122,10 @@ def run(guest: TargetGuest, nodes: int, test: Callable[[Rig], Awaitable[None]], 
             await asyncio.sleep(0)   # the king starts the other nodes
         sent: list[bytes] = []
 
-        async def no_monitor(session: NodeSession, command: str) -> str:
+        async def no_monitor(session: GdbSession, command: str) -> str:
             return ""
 
-        session = NodeSession(node, link, sent.append, no_monitor)
+        session = GdbSession(NodeHandle(node, link), sent.append, no_monitor)
         rig = Rig(machine, lld, link, session, sent)
         try:
             await rig.ask(rsp.HaltReason())
@@ -180,9 +182,11 @@ def test_a_continue_that_goes_further_gives_lld_the_breakpoints_first(guest: Tar
         # and a second lap needs no breakpoint traffic at all.
         assert spin_store in rig.lld.nodes[0].state.breakpoints
         rig.link.sent.clear()
+        await to(rig, guest.sym("spin_check"))              # gdb's step over the breakpoint at pc
         await to(rig, spin_store)
         assert "SetBreakpoint" not in rig.link.sent and "ClearBreakpoint" not in rig.link.sent
-        assert "Step" not in rig.link.sent   # `sw` cannot reach spin_store: straight to RESUME
+        # The step over is one STEP; `lw` at spin_check cannot reach spin_store: straight to RESUME.
+        assert rig.link.sent["Step"] == 1 and rig.link.sent["Resume"] == 1
         assert int.from_bytes(rig.machine.read_phys(guest.counter(0), 4), "little") == \
             int.from_bytes(counter, "little") + 1
         # Before the node runs without it, lld loses it.
@@ -194,6 +198,28 @@ def test_a_continue_that_goes_further_gives_lld_the_breakpoints_first(guest: Tar
         await rig.ask(rsp.VCont((rsp.VContAction("c"),)))
         assert rig.pc() == guest.sym("spin_loop")
         assert set(rig.lld.nodes[0].state.breakpoints) == {guest.sym("spin_loop")}
+
+    run(guest, 1, test)
+
+
+def test_a_resume_at_a_breakpoint_stops_at_once_as_hardware_does(guest: TargetGuest) -> None:
+    async def test(rig: Rig) -> None:
+        spin_store = guest.sym("spin_store")
+        await to(rig, spin_store)
+        counter = rig.machine.read_phys(guest.counter(0), 4)
+        stops = rig.machine.nodes[0].stops
+        rig.link.sent.clear()
+        # `jump *$pc` with a breakpoint there: gdb resumes without stepping over it.
+        reply = await to(rig, spin_store)
+        assert reply.startswith(b"T05swbreak:;") and stop_pc(reply) == spin_store
+        assert not {"Step", "Resume"} & set(rig.link.sent)
+        assert rig.machine.read_phys(guest.counter(0), 4) == counter   # nothing executed
+        assert rig.machine.nodes[0].stops == stops
+        # With an explicit address (`c ADDR`) too.
+        await rig.ask(rsp.Breakpoint(True, rsp.BreakpointType.SOFTWARE, guest.sym("spin_loop"), 4))
+        reply = await rig.ask(rsp.Continue(guest.sym("spin_loop")))
+        assert reply.startswith(b"T05swbreak:;") and stop_pc(reply) == guest.sym("spin_loop")
+        assert rig.machine.read_phys(guest.counter(0), 4) == counter
 
     run(guest, 1, test)
 
@@ -211,6 +237,47 @@ def test_a_breakpoint_someone_else_set_stops_a_continue_and_stays(guest: TargetG
         assert rig.lld.nodes[1].state.breakpoints.get(spin_check) == p.BP_PANIC   # ...and it stays
 
     run(guest, 2, test, node=1)
+
+
+def test_a_continue_from_someone_elses_breakpoint_gets_past_it_with_an_interrupt_pending(
+        guest: TargetGuest) -> None:
+    """The resume steps over it with interrupts masked, then the interrupt is taken.
+
+    Resuming straight away would take the interrupt first, and its handler would
+    return onto the breakpoint: the node would stop again where it was.
+    """
+    async def test(rig: Rig) -> None:
+        spin_check, scratch = guest.sym("spin_check"), guest.sym("scratch")
+        await to(rig, spin_check)
+        await rig.link.ok(0, p.SetBreakpoint(p.ANY_GEN, spin_check, p.BP_PANIC))   # not gdb's
+        # Handler at scratch: t0 = 2; clear mip.SSIP; mret.  Then a software interrupt pending.
+        handler = (0x00200293, 0x3442B073, 0x30200073)
+        rig.machine.write_phys(scratch, b"".join(w.to_bytes(4, "little") for w in handler))
+        csr = p.REG_CSR_BASE
+        await rig.session.handle.write_registers([(csr + 0x305, scratch), (csr + 0x303, 0),
+                                                  (csr + 0x304, 2), (csr + 0x344, 2),
+                                                  (csr + 0x300, 8)])
+        reply = await to(rig, guest.sym("spin_loop"))
+        assert stop_pc(reply) == guest.sym("spin_loop"), reply
+        assert rig.machine.nodes[0].cpu.csr.read(0x344, 3, 0, 0) & 2 == 0   # the interrupt was taken
+
+    run(guest, 1, test)
+
+
+def test_detach_takes_out_this_gdbs_breakpoints_only(guest: TargetGuest) -> None:
+    async def test(rig: Rig) -> None:
+        spin_check, spin_loop = guest.sym("spin_check"), guest.sym("spin_loop")
+        await rig.link.ok(0, p.SetBreakpoint(p.ANY_GEN, guest.sym("panic"), p.BP_PANIC))   # the machine's
+        await rig.ask(rsp.Breakpoint(True, rsp.BreakpointType.SOFTWARE, spin_check, 4))
+        await rig.ask(rsp.Breakpoint(True, rsp.BreakpointType.SOFTWARE, guest.sym("panic"), 4))
+        await rig.ask(rsp.Breakpoint(True, rsp.BreakpointType.SOFTWARE, spin_loop, 4))
+        assert await rig.session._synced()   # as before the node runs
+        assert set(rig.lld.nodes[0].state.breakpoints) == {spin_check, spin_loop, guest.sym("panic")}
+        assert await rig.ask(rsp.Detach()) == rsp.OK
+        assert rig.lld.nodes[0].state.breakpoints == {guest.sym("panic"): p.BP_PANIC}
+        assert rig.machine.nodes[0].state.value == "running"
+
+    run(guest, 1, test)
 
 
 def test_breakpoint_changes_do_not_cost_the_cached_code(guest: TargetGuest) -> None:
@@ -257,33 +324,30 @@ def test_a_gdb_that_goes_away_takes_its_removed_breakpoints_out_of_lld(guest: Ta
     run(guest, 1, test)
 
 
-def test_a_continue_steps_first_only_where_one_instruction_can_reach_a_breakpoint() -> None:
-    session = NodeSession(0, None, lambda _: None, None)  # type: ignore[arg-type]
+def test_next_pcs_predict_control_flow_as_gdb_does() -> None:
     base = 0x8000_0000
     registers = [0] * 33
-    registers[1] = base + 0x200                       # ra
-    session.cache.registers = registers
-    code = {
-        0x00: 0x00100093,   # addi ra, zero, 1
-        0x04: 0x0100006F,   # jal zero, +16
-        0x08: 0xFE0008E3,   # beq zero, zero, -16
-        0x0C: 0x00008067,   # jalr zero, 0(ra)
-        0x10: 0x00000073,   # ecall
-    }
-    block = b"".join(code.get(i, 0x13).to_bytes(4, "little") for i in range(0, 64, 4))
-    session.cache.blocks[base] = block
+    registers[1] = base + 0x200                                        # ra
+    assert rv32.next_pcs(0x00100093, base, None) == {base + 4}         # addi: pc + 4
+    assert rv32.next_pcs(0x0100006F, base, None) == {base + 16}        # jal +16: the target only
+    assert rv32.next_pcs(0xFE0008E3, base, None) == {base + 4, base - 16}   # beq -16: both ways
+    assert rv32.next_pcs(0x00008067, base, registers) == {base + 0x200}     # jalr 0(ra)
+    assert rv32.next_pcs(0x00008067, base, None) is None                     # ...needs the registers
+    assert rv32.next_pcs(rv32.ECALL, base, None) is None                     # SYSTEM: the CPU decides
 
-    def sure_not(offset: int, *targets: int) -> bool:
-        return session._cannot_end_in_one_step(base + offset, {base + t for t in targets})
 
-    assert sure_not(0x00, 0x40) and not sure_not(0x00, 0x04)          # plain: pc + 4
-    assert sure_not(0x04, 0x08) and not sure_not(0x04, 0x14)          # jal: the target only
-    assert not sure_not(0x08, 0x0C) and not sure_not(0x08, -0x08)     # branch: both ways
-    assert sure_not(0x08, 0x10)
-    assert not sure_not(0x0C, 0x200) and sure_not(0x0C, 0x10)         # jalr: through ra
-    assert not sure_not(0x10, 0x40)                                   # ecall: who knows
-    assert not session._cannot_end_in_one_step(base + 0x100, {base})  # code not cached
-    assert session._cannot_end_in_one_step(base + 0x100, set())       # no breakpoints at all
+def test_a_continue_is_a_software_step_when_every_next_pc_holds_a_breakpoint() -> None:
+    session = GdbSession(NodeHandle(0, None), lambda _: None, None)  # type: ignore[arg-type]
+    base = 0x8000_0000
+    beq = 0xFE0008E3   # beq zero, zero, -16
+    session._desired = {base + 4}
+    assert session._is_software_step(0x00100093, base)                 # addi, pc + 4
+    assert not session._is_software_step(beq, base)                    # the other way is open
+    session._desired.add(base - 16)
+    assert session._is_software_step(beq, base)
+    assert session._is_software_step(rv32.SRET, base)                  # gdb assumes pc + 4
+    assert not session._is_software_step(rv32.WFI, base)               # sleeps until woken: run it
+    assert not session._is_software_step(0x00008067, base)             # jalr, registers unknown
 
 
 def test_sequential_long_reads_are_read_ahead_and_not_hoarded(guest: TargetGuest) -> None:
@@ -300,7 +364,7 @@ def test_sequential_long_reads_are_read_ahead_and_not_hoarded(guest: TargetGuest
             await asyncio.sleep(0.001)
         else:
             raise AssertionError("the third piece was not read ahead")
-        assert rig.session._cached(base, piece) is None                 # delivered: dropped
+        assert rig.session.handle.memory().cached(base, piece) is None                 # delivered: dropped
         rig.machine.write_phys(base + 3 * piece, b"\xff" * 4)           # the node's memory is
         await to(rig, guest.sym("spin_store"))                          # re-read after it runs
         assert await rig.ask(rsp.ReadMemory(base + 3 * piece, 4)) == b"ffffffff"
@@ -316,7 +380,7 @@ def test_a_read_waiting_for_a_read_ahead_sends_nothing_more(guest: TargetGuest) 
         await rig.ask(rsp.ReadMemory(base + 2048, 2048))
         ahead = base + 4096   # being read ahead: catch its second half answered, not yet absorbed
         for _ in range(10_000):
-            second = session.cache.fetching.get(ahead + 1024)
+            second = session.handle.memory().fetching.get(ahead + 1024)
             if second is not None and second.done():
                 break
             await asyncio.sleep(0)

@@ -1,0 +1,497 @@
+"""One gdb on one node: the gdb remote protocol's requests mapped onto a node handle.
+
+A `GdbSession` knows nothing of sockets: the transport feeds it parsed requests
+and gets back reply payloads (or None when gdb expects none yet, as while the
+node runs after a continue); stop replies that come later go out through `send`.
+What it knows of the node (status, caches, lld's breakpoints) lives in the
+node's `NodeHandle`, shared with the monitor, the console and later sessions.
+
+Debug semantics follow hardware (docs/debug-semantics.md says it for users):
+
+* gdb's breakpoints are gdb's to insert and remove, but only a running node
+  needs them in lld: Z0/z0 are answered at once, and lld is brought in line
+  with them just before the node runs (`_sync_breakpoints`).  gdb removes every
+  breakpoint at every stop and inserts them again at every resume, so most of
+  that traffic cancels out and never reaches the line.
+* A resume whose pc holds one of gdb's breakpoints stops at once, before the
+  instruction, as hardware does (gdb removes the breakpoint it steps over, so
+  one still inserted there is meant to be hit: `jump *$pc`).
+* gdb 13 single-steps RISC-V in software: a breakpoint at every next pc of the
+  instruction and a continue.  The session recognises that pattern and runs it
+  as one lld STEP, with interrupts masked unless `monitor step-interrupts on`
+  (`_software_step`).  So `stepi` is exact and costs one round trip, a step on
+  `mret`/`sret` stops where the return goes, and a step into `ecall` or a
+  faulting instruction runs the handler as it does on QEMU unless
+  `monitor step-traps on`.
+* A breakpoint lld holds for someone else (the machine's panic stop, the
+  console) stops a continue and is stepped over, masked, when the node resumes
+  from it; gdb's requests never remove it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
+from collections.abc import Set as AbstractSet
+
+from lld import protocol as p
+from mux import packets as rsp
+from mux import rv32, target_xml
+from mux.link import LinkError
+from mux.node import PC, NodeError, NodeHandle
+
+# gdb's errno-style error numbers in E replies.
+EFAULT = 0x0E
+EINVAL = 0x16
+EIO = 0x05
+SIGSEGV = 0x0B
+
+THREAD = rsp.ThreadId(1)
+
+_WATCH_KINDS = {
+    rsp.BreakpointType.WRITE_WATCH: p.WATCH_WRITE,
+    rsp.BreakpointType.READ_WATCH: p.WATCH_READ,
+    rsp.BreakpointType.ACCESS_WATCH: p.WATCH_ACCESS,
+}
+_CODE_BREAKPOINTS = (rsp.BreakpointType.SOFTWARE, rsp.BreakpointType.HARDWARE)
+
+Monitor = Callable[["GdbSession", str], Awaitable[str]]
+
+
+@dataclasses.dataclass
+class StepSettings:
+    """How a single step treats traps, set with `monitor step-interrupts` and `monitor step-traps`."""
+
+    #: Take a pending interrupt: the step ends at the first instruction of its handler.
+    interrupts: bool = False
+    #: Stop at the trap vector when the stepped instruction traps (ecall, a fault), instead of
+    #: running the handler to where gdb expects the step to end, as QEMU does.
+    traps: bool = False
+
+
+def lld_register(regnum: int) -> int | None:
+    """lld's number for gdb's register regnum, or None if there is no such register."""
+    reg = target_xml.register(regnum)
+    if reg is None:
+        return None
+    if reg.kind is target_xml.RegisterKind.CSR:
+        assert reg.csr is not None
+        return p.REG_CSR_BASE + reg.csr
+    if reg.kind is target_xml.RegisterKind.PRIV:
+        return p.REG_PRIV
+    return regnum  # x0..x31 and pc (32) share gdb's numbers
+
+
+class GdbSession:
+    def __init__(
+        self,
+        handle: NodeHandle,
+        send: Callable[[bytes], None],
+        monitor: Monitor,
+        *,
+        packet_size: int = 4096,
+        no_ack_mode: bool = True,
+    ) -> None:
+        self.handle = handle
+        self.send = send
+        self.monitor = monitor
+        self.packet_size = packet_size
+        self.no_ack_mode = no_ack_mode
+        self.step = StepSettings()
+        self.watchpoints: dict[tuple[int, int], int] = {}   # (addr, length) -> lld kind
+        self._desired: set[int] = set()   # gdb's breakpoints: inserted (Z0/Z1) and not removed
+        self._running: asyncio.Task[None] | None = None
+        self._interrupted = False
+        self._flush: asyncio.Task[str | None] | None = None   # close()'s last _sync_breakpoints
+
+    @property
+    def node(self) -> int:
+        return self.handle.node
+
+    @property
+    def running(self) -> bool:
+        return self._running is not None
+
+    # -- requests ------------------------------------------------------------------------
+
+    async def handle_request(self, request: rsp.Request) -> bytes | None:
+        """The reply payload for one gdb request; None when the reply comes later or never."""
+        reply = self.answer_now(request)
+        if reply is not None:
+            return reply
+        try:
+            return await self._handle(request)
+        except (LinkError, NodeError) as e:
+            self.send(rsp.console_output(f"mux: {e}\n".encode()))
+            return rsp.error(EIO)
+
+    def answer_now(self, request: rsp.Request) -> bytes | None:  # noqa: C901 - one arm per packet
+        """The reply if it needs no waiting for lld (constant answers, the cache), else None.
+
+        A transport may call this as soon as a packet arrives, when no earlier request
+        of the same gdb is still being handled, and skip the trip through its queue.
+        """
+        match request:
+            case rsp.QuerySupported():
+                return rsp.supported_reply(self.packet_size, no_ack_mode=self.no_ack_mode)
+            case rsp.StartNoAckMode():
+                return rsp.OK if self.no_ack_mode else rsp.EMPTY
+            case rsp.ReadRegisters():
+                registers = self.handle.cached_registers
+                return None if registers is None else rsp.registers_reply(registers)
+            case rsp.ReadRegister(regnum=regnum):
+                registers = self.handle.cached_registers
+                reg = target_xml.register(regnum)
+                if registers is None or reg is None or regnum >= target_xml.G_REGISTER_COUNT:
+                    return None
+                return rsp.register_value(registers[regnum], reg.size)
+            case rsp.ReadMemory(addr=addr, length=length):
+                data = self.handle.memory().read_now(addr, length)
+                return None if data is None else rsp.hex_bytes(data)
+            case rsp.Breakpoint(type=kind) if kind in _CODE_BREAKPOINTS:
+                return self._breakpoint_now(request)
+            case rsp.VContQuery():
+                return rsp.VCONT_ACTIONS
+            case rsp.QueryAttached():
+                return rsp.ATTACHED
+            case rsp.QueryCurrentThread():
+                return rsp.current_thread(THREAD)
+            case rsp.QueryThreadInfo(first=first):
+                return rsp.thread_list([THREAD]) if first else rsp.THREAD_LIST_END
+            case rsp.SetThread() | rsp.ThreadAlive():
+                return rsp.OK
+            case rsp.ReadFeatures(annex=annex, offset=offset, length=length):
+                document = target_xml.ANNEXES.get(annex)
+                return rsp.error(EINVAL) if document is None else rsp.xfer_chunk(document, offset, length)
+            case rsp.QueryOffsets():
+                return rsp.NO_OFFSETS
+            case rsp.QuerySymbol():
+                return rsp.OK
+            case rsp.MustReplyEmpty() | rsp.QueryTraceStatus() | rsp.Unsupported():
+                return rsp.EMPTY
+            case rsp.MalformedRequest():
+                return rsp.error(EINVAL)
+        return None
+
+    async def _handle(self, request: rsp.Request) -> bytes | None:  # noqa: C901 - one arm per packet
+        match request:
+            case rsp.HaltReason():
+                known = self.handle.status
+                status = known if known is not None and known.stopped else await self.handle.stop()
+                return await self.stop_reply(status, announce=False)
+            case rsp.ReadRegisters():
+                return rsp.registers_reply(await self.handle.registers())
+            case rsp.WriteRegisters(data=data):
+                values = rsp.register_block(data)[: target_xml.G_REGISTER_COUNT]
+                return self._ok(await self.handle.write_registers(list(enumerate(values))))
+            case rsp.ReadRegister(regnum=regnum):
+                return await self._read_register(regnum)
+            case rsp.WriteRegister(regnum=regnum, value=value):
+                lld_reg = lld_register(regnum)
+                if lld_reg is None:
+                    return rsp.error(EINVAL)
+                return self._ok(await self.handle.write_registers([(lld_reg, value)]))
+            case rsp.ReadMemory(addr=addr, length=length):
+                data = await self.handle.read_memory(addr, length)
+                # gdb accepts a short read; nothing readable at all is an error.
+                return rsp.hex_bytes(data) if data or length == 0 else rsp.error(EFAULT)
+            case rsp.WriteMemory(addr=addr, data=data):
+                return rsp.OK if await self.handle.write_memory(addr, data) else rsp.error(EFAULT)
+            case rsp.Continue(addr=addr):
+                return await self._resume(addr, step=False)
+            case rsp.Step(addr=addr):
+                return await self._resume(addr, step=True)
+            case rsp.VCont(actions=actions):
+                kinds = {a.kind for a in actions}
+                if "s" in kinds:
+                    return await self._resume(None, step=True)
+                if "c" in kinds:
+                    return await self._resume(None, step=False)
+                return rsp.OK
+            case rsp.Breakpoint():
+                return await self._watchpoint(request)
+            case rsp.Detach():
+                await self.detach()
+                return rsp.OK
+            case rsp.Kill():
+                return None  # the node stays as it is, like a gdb that went away
+            case rsp.MonitorCommand(command=command):
+                await self._synced()   # so that what it shows (or clears) is what gdb set
+                output = await self.monitor(self, command)
+                if output:
+                    self.send(rsp.console_output(output.encode()))
+                return rsp.OK
+        return rsp.EMPTY
+
+    @staticmethod
+    def _ok(done: bool) -> bytes:
+        return rsp.OK if done else rsp.error(EINVAL)
+
+    async def _read_register(self, regnum: int) -> bytes:
+        reg = target_xml.register(regnum)
+        lld_reg = lld_register(regnum)
+        if reg is None or lld_reg is None:
+            return rsp.error(EINVAL)
+        # A register lld cannot read is shown by gdb as unavailable.
+        return rsp.register_value(await self.handle.read_register(lld_reg), reg.size)
+
+    # -- stop replies ----------------------------------------------------------------
+
+    def _watch_kind(self, status: p.Status) -> rsp.StopKind:
+        for (addr, length), kind in self.watchpoints.items():
+            if addr <= status.data_addr < addr + length and kind == p.WATCH_ACCESS:
+                return rsp.StopKind.ACCESS_WATCH
+        if status.flags & p.FLAG_WATCH_READ:
+            return rsp.StopKind.READ_WATCH
+        return rsp.StopKind.WRITE_WATCH
+
+    async def stop_reply(self, status: p.Status, announce: bool = True) -> bytes:
+        """A T stop reply with the reason and every `g` register expedited.
+
+        announce: say on gdb's console why the node stopped, for a panic or a trap
+        loop.  Only for a stop that ends a resume: console output (`O` packets) may
+        only come while the target runs, and gdb takes one in answer to `?` (when it
+        connects to a stopped node) as the answer, out of step with everything after.
+
+        Also starts reading the bytes around pc: gdb's first reads after any stop are
+        the instruction at pc and its neighbours, and it spends a millisecond or more
+        on the stop reply before it asks, time in which that read is already done.
+        """
+        registers = await self.handle.registers()
+        if status.stopped:
+            self.handle.memory().prefetch(registers[PC])
+        signal, reason = rsp.SIGTRAP, None
+        if status.reason in (p.REASON_BREAKPOINT, p.REASON_PANIC) and status.pc in self._desired:
+            # Only for gdb's own: gdb takes a software-breakpoint stop where it has none for a
+            # late report of one it removed, and silently resumes.  Anyone else's (the panic
+            # stop, the console's) is a plain SIGTRAP, which gdb shows.
+            reason = rsp.StopReason(rsp.StopKind.SOFTWARE_BREAK)
+        elif status.reason == p.REASON_WATCHPOINT:
+            reason = rsp.StopReason(self._watch_kind(status), status.data_addr)
+        elif status.reason == p.REASON_TRAP_LOOP:
+            signal = SIGSEGV
+        elif status.reason == p.REASON_REQUESTED and self._interrupted:
+            signal = rsp.SIGINT
+        self._interrupted = False
+        if announce and status.reason in (p.REASON_PANIC, p.REASON_TRAP_LOOP):
+            why = "the kernel's panic path" if status.reason == p.REASON_PANIC else "a trap loop"
+            self.send(rsp.console_output(f"node {self.node} stopped in {why}\n".encode()))
+        return rsp.stop_reply(signal, reason=reason, registers=dict(enumerate(registers)), thread=THREAD)
+
+    async def _breakpoint_stop(self, status: p.Status) -> bytes:
+        """The stop reply for a node resting on a breakpoint: gdb's, or the kind lld holds there."""
+        kind = (await self.handle.lld_breakpoints()).get(status.pc)
+        theirs = kind == p.BP_PANIC and status.pc not in self._desired
+        reason = p.REASON_PANIC if theirs else p.REASON_BREAKPOINT
+        return await self.stop_reply(dataclasses.replace(status, reason=reason))
+
+    # -- breakpoints and watchpoints ------------------------------------------------------
+
+    def _breakpoint_now(self, bp: rsp.Breakpoint) -> bytes:
+        """Insert or remove a breakpoint in gdb's set; lld follows before the node runs.
+
+        lld would refuse a misaligned address (no C extension), and more breakpoints
+        than a node holds; those are refused here, at once, as lld would.
+        """
+        if bp.addr & 3 or bp.addr > rv32.M32:
+            return rsp.error(EINVAL)
+        if bp.insert:
+            if bp.addr not in self._desired and len(self._desired) >= p.MAX_BREAKPOINTS:
+                return rsp.error(EINVAL)
+            self._desired.add(bp.addr)
+        else:
+            self._desired.discard(bp.addr)
+        return rsp.OK
+
+    async def _watchpoint(self, bp: rsp.Breakpoint) -> bytes:
+        """Watchpoints go to lld at once: lld translates them when set, and may refuse."""
+        kind = _WATCH_KINDS[bp.type]
+        if bp.addr > rv32.M32 or not 1 <= bp.kind <= p.MAX_WATCH_LENGTH:
+            return rsp.error(EINVAL)
+        request: p.SetWatchpoint | p.ClearWatchpoint
+        if bp.insert:
+            request = p.SetWatchpoint(p.ANY_GEN, p.SPACE_VIRT, bp.addr, bp.kind, kind)
+        else:
+            request = p.ClearWatchpoint(p.ANY_GEN, bp.addr, bp.kind, kind)
+        reply = await self.handle.watch(request)
+        if not reply.ok:
+            return rsp.error(EFAULT if reply.status == p.E_UNMAPPED else EINVAL)
+        if bp.insert:
+            self.watchpoints[(bp.addr, bp.kind)] = kind
+        else:
+            self.watchpoints.pop((bp.addr, bp.kind), None)
+        return rsp.OK
+
+    async def _sync_breakpoints(self) -> str | None:
+        """Make lld hold gdb's breakpoints, before the node runs; the first refusal, or None."""
+        handle = self.handle
+        for addr in sorted(handle.breakpoint_owners.owned_by(self) - self._desired):
+            await handle.remove_breakpoint(addr, self)
+        for addr in sorted(self._desired):
+            failure = await handle.place_breakpoint(addr, self)
+            if failure is not None:
+                return f"node {self.node}: cannot set the breakpoint at {addr:#x}: {failure}"
+        return None
+
+    async def _synced(self) -> bool:
+        """_sync_breakpoints, telling gdb's console of a refusal; False if there was one."""
+        failure = await self._sync_breakpoints()
+        if failure is not None:
+            self.send(rsp.console_output(f"mux: {failure}\n".encode()))
+        return failure is None
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def _resume(self, addr: int | None, *, step: bool) -> bytes | None:
+        if addr is not None and not await self.handle.write_registers([(PC, addr)]):
+            return rsp.error(EINVAL)
+        status = self.handle.status or await self.handle.refresh()
+        if not status.stopped:
+            return rsp.error(EINVAL)
+        if step:
+            # A hardware single step (gdb 13 never asks for one on RISC-V; other clients do).
+            return await self.stop_reply(await self.handle.step(self.step.interrupts))
+        return await self._continue(status)
+
+    async def _continue(self, status: p.Status) -> bytes | None:
+        """gdb's continue, with the debug semantics of hardware (see the module's docstring)."""
+        pc = status.pc
+        if pc in self._desired:
+            return await self._breakpoint_stop(status)
+        if status.flags & p.FLAG_WAITING:
+            return await self._run()   # asleep in WFI: a step would wake it
+        insn = await self._instruction(pc)
+        if insn is not None and self._is_software_step(insn, pc):
+            return await self._software_step(insn, status)
+        if not await self._synced():
+            return rsp.error(EINVAL)
+        known = await self.handle.lld_breakpoints()
+        if pc in known:
+            # Someone else's breakpoint (the panic stop, say), which the node rests on: get
+            # past it before anything else can happen, as gdb does over its own.
+            stepped = await self.handle.step(False)
+        elif insn is not None and not rv32.is_wfi(insn) and self._may_reach(insn, pc, known.keys(),
+                                                                             self.handle.cached_registers):
+            # One instruction may end this continue: a STEP, taking a pending interrupt as a
+            # running node would, costs one round trip where RESUME and a poll cost two.
+            stepped = await self.handle.step(True)
+        else:
+            return await self._run()
+        if stepped.reason != p.REASON_STEP:
+            return await self.stop_reply(stepped)
+        if stepped.pc in known or stepped.pc in self._desired:
+            return await self._breakpoint_stop(stepped)
+        return await self._run()
+
+    async def _instruction(self, pc: int) -> int | None:
+        code = await self.handle.memory().read(pc, 4)
+        return None if code is None else int.from_bytes(code, "little")
+
+    def _is_software_step(self, insn: int, pc: int) -> bool:
+        """True if this continue is gdb's software single step of the instruction at pc.
+
+        gdb plants a breakpoint at every pc its own decoder says the instruction may
+        go to (pc + 4 for SYSTEM instructions, whose real destination it cannot know)
+        and continues.  A continue for which every one of those pcs holds one of gdb's
+        breakpoints can only end after that one instruction, unless it traps; running
+        it as one STEP is exact.  WFI is left to run: the hart must sleep until an
+        interrupt wakes it, as it would on QEMU.
+        """
+        if rv32.is_wfi(insn):
+            return False
+        nexts = rv32.next_pcs(insn, pc, self.handle.cached_registers)
+        if nexts is None:
+            if insn & 0x7F != rv32.OP_SYSTEM:
+                return False   # a jalr without the registers: do not guess
+            nexts = frozenset({(pc + 4) & rv32.M32})
+        return nexts <= self._desired
+
+    @staticmethod
+    def _may_reach(insn: int, pc: int, breakpoints: AbstractSet[int], registers: list[int] | None) -> bool:
+        """False if the instruction at pc surely leads to none of `breakpoints` (no STEP needed)."""
+        if not breakpoints:
+            return False
+        nexts = rv32.next_pcs(insn, pc, registers)
+        return nexts is None or bool(nexts & breakpoints)
+
+    async def _software_step(self, insn: int, before: p.Status) -> bytes | None:
+        """gdb's software single step of insn, as one lld STEP (see _is_software_step)."""
+        stepped = await self.handle.step(self.step.interrupts)
+        if stepped.reason != p.REASON_STEP:
+            return await self.stop_reply(stepped)   # a watchpoint, a trap loop
+        known = await self.handle.lld_breakpoints()
+        if stepped.pc in self._desired or stepped.pc in known:
+            return await self._breakpoint_stop(stepped)
+        if rv32.is_trap_return(insn) or stepped.instret != before.instret:
+            return await self.stop_reply(stepped)   # where mret/sret went, which gdb cannot know
+        # The step entered a trap handler instead of completing the instruction.
+        if self.step.traps or await self._entered_interrupt(stepped):
+            return await self.stop_reply(stepped)   # at the vector, as a hardware single step stops
+        return await self._continue(stepped)   # ecall, a fault: the handler runs, as on QEMU
+
+    async def _entered_interrupt(self, status: p.Status) -> bool:
+        cause_csr = rv32.CSR_MCAUSE if status.priv == 3 else rv32.CSR_SCAUSE
+        cause = await self.handle.read_register(p.REG_CSR_BASE + cause_csr)
+        return cause is not None and bool(cause & rv32.CAUSE_INTERRUPT)
+
+    async def _run(self) -> bytes | None:
+        """RESUME with gdb's breakpoints in lld; the stop reply comes from _report_stop."""
+        if not await self._synced():
+            return rsp.error(EINVAL)
+        await self.handle.resume()
+        self._running = asyncio.create_task(self._report_stop())
+        return None
+
+    async def _report_stop(self) -> None:
+        try:
+            status = await self.handle.wait_for_stop()
+            self.send(await self.stop_reply(status))
+        except (LinkError, NodeError) as e:
+            self.send(rsp.console_output(f"mux: {e}\n".encode()))
+            self.send(rsp.stop_reply(rsp.SIGTRAP, thread=THREAD))
+        finally:
+            self._running = None
+
+    async def interrupt(self) -> None:
+        """gdb's ctrl-C: stop the node; the waiting continue reports the stop."""
+        self._interrupted = True
+        try:
+            await self.handle.stop()
+        except LinkError as e:
+            self.send(rsp.console_output(f"mux: {e}\n".encode()))
+
+    async def detach(self) -> None:
+        """Take this gdb's breakpoints and watchpoints out of lld and let the node run.
+
+        Only this gdb's: a breakpoint lld holds for the machine (the panic stop) or for
+        another client stays, and stops the node as before.
+        """
+        self._desired.clear()
+        await self._sync_breakpoints()
+        for (addr, length), kind in sorted(self.watchpoints.items()):
+            await self.handle.watch(p.ClearWatchpoint(p.ANY_GEN, addr, length, kind))
+        self.watchpoints.clear()
+        status = await self.handle.refresh()
+        if status.stopped:
+            if status.pc in await self.handle.lld_breakpoints():
+                status = await self.handle.step(False)   # off the breakpoint it rests on
+            await self.handle.resume()
+
+    def close(self) -> None:
+        """The gdb went away: stop waiting, and leave the node as gdb left it.
+
+        That includes its breakpoints: gdb had removed them if the node was stopped,
+        and left them in if it was running, and lld must hold exactly those.
+        """
+        if self._running is not None:
+            self._running.cancel()
+        owned = self.handle.breakpoint_owners.owned_by(self)
+        if owned != self._desired:
+            self._flush = asyncio.get_running_loop().create_task(self._close_flush())
+
+    async def _close_flush(self) -> str | None:
+        try:
+            return await self._sync_breakpoints()
+        except LinkError as e:
+            return str(e)

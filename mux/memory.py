@@ -1,0 +1,214 @@
+"""A stopped node's memory as the mux caches it: aligned blocks, read ahead, never the truth.
+
+Every lld request is a round trip over the debug line, and gdb reads memory in
+many small pieces (the instruction at pc, its neighbours, a frame, a variable).
+`MemoryCache` answers repeats without the line and keeps the round trips it
+cannot avoid off gdb's critical path:
+
+* memory is kept in aligned CACHE_BLOCK-byte blocks while the node stays
+  stopped (the node handle clears it whenever the node may have changed);
+* at every stop, the bytes around the new pc are read ahead (`prefetch`)
+  while gdb digests the stop reply;
+* long reads that follow one another (a dump) are read ahead, so the line
+  works while gdb handles the piece before (`bulk_done`).
+
+One cache serves one address space (`AddressSpace`): two protection domains
+mapping the same virtual address never share a block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lld import protocol as p
+
+CACHE_BLOCK = 64          # memory is cached in aligned blocks of this size
+CACHED_READ = p.MAX_DATA  # reads up to this long are kept in the cache until the node changes
+BULK_READ = 16384         # longer ones up to this go through it too, then leave it (see bulk_done)
+PREFETCH_SPAN = 256       # at a stop, this much around pc is read ahead (within pc's page)
+PAGE = 4096
+ADDRESS_END = 1 << 32
+
+
+@dataclass(frozen=True)
+class AddressSpace:
+    """Which translation an address goes through: lld's space code and, for SPACE_ROOT, a satp."""
+
+    space: int = p.SPACE_VIRT
+    root: int = 0
+
+    def read(self, addr: int, length: int) -> p.ReadMem:
+        return p.ReadMem(self.space, addr, length, self.root)
+
+    def write(self, guard: int, addr: int, data: bytes) -> p.WriteMem:
+        return p.WriteMem(guard, self.space, addr, data, self.root)
+
+
+#: The node's current translation, as its next data access would see it.
+CURRENT = AddressSpace()
+
+Submit = Callable[[p.Request], "asyncio.Future[p.Reply]"]
+
+
+@dataclass
+class MemoryCache:
+    """Blocks of one address space of one node, valid until `clear`."""
+
+    submit: Submit
+    space: AddressSpace = CURRENT
+    blocks: dict[int, bytes] = field(default_factory=dict)
+    #: Reads in flight, by every block they will fill: a read that needs one of those waits for it.
+    fetching: dict[int, asyncio.Future[p.Reply]] = field(default_factory=dict)
+    #: Block reads not yet put in the cache: (first block, blocks, epoch when sent).
+    reads: dict[asyncio.Future[p.Reply], tuple[int, int, int]] = field(default_factory=dict)
+    #: Bumped at every clear, so that a read that was in flight across a clear fills nothing.
+    epoch: int = 0
+    #: Where the last long read ended (a read starting there reads ahead).
+    read_end: int = -1
+
+    def clear(self) -> None:
+        self.blocks.clear()
+        self.fetching.clear()
+        self.reads.clear()
+        self.epoch += 1
+
+    # -- answers without the line ------------------------------------------------
+
+    def cached(self, addr: int, length: int) -> bytes | None:
+        """The bytes if every block they lie in is cached, else None."""
+        if not 0 < length <= BULK_READ or addr + length > ADDRESS_END:
+            return None
+        first = addr - addr % CACHE_BLOCK
+        out = bytearray()
+        for block in range(first, addr + length, CACHE_BLOCK):
+            data = self.blocks.get(block)
+            if data is None:
+                return None
+            out += data
+        return bytes(out[addr - first: addr - first + length])
+
+    def read_now(self, addr: int, length: int) -> bytes | None:
+        """The bytes of a read if the cache has them all (noting a long read as delivered)."""
+        data = self.cached(addr, length)
+        if data is not None and length > CACHED_READ:
+            self.bulk_done(addr, length)
+        return data
+
+    # -- reads through the line -------------------------------------------------------
+
+    async def read(self, addr: int, length: int) -> bytes | None:
+        """Read through the cache; None if any part is unreadable (or keeps changing)."""
+        if not 0 < length <= BULK_READ or addr + length > ADDRESS_END:
+            return None
+        for _ in range(3):
+            data = self.cached(addr, length)
+            if data is not None:
+                break
+            epoch = self.epoch
+            for future in self._fetch_missing(addr, length):
+                reply = await future
+                self._absorb(future)
+                if not reply.ok and self.epoch == epoch:
+                    return None   # unreadable (unmapped, not RAM): the caller reads it piece by piece
+            if self.epoch == epoch:
+                data = self.cached(addr, length)
+                break
+            # The node changed while we waited (a write, a resume): read it again.
+        else:
+            return None
+        if data is not None and length > CACHED_READ:
+            self.bulk_done(addr, length)
+        return data
+
+    def prefetch(self, pc: int) -> None:
+        """Read the bytes around pc ahead of gdb, within pc's page (so the read cannot fail there)."""
+        page = pc - pc % PAGE
+        block = pc - pc % CACHE_BLOCK
+        first = max(page, block - PREFETCH_SPAN // 2)
+        last = min(page + PAGE, first + PREFETCH_SPAN) - CACHE_BLOCK
+        if not self.blocks and not self.fetching:
+            self._fetch(first, (last - first) // CACHE_BLOCK + 1)
+
+    def bulk_done(self, addr: int, length: int) -> None:
+        """After a read longer than CACHED_READ: drop it from the cache, and read ahead if sequential.
+
+        gdb reads big ranges (dump, x/1000x, a large structure) in packet-sized pieces,
+        one after another, each asked for only when the last has arrived.  The line
+        would sit idle while gdb handles each piece; instead the next piece is already
+        being read when this one is answered.  (A read-ahead past what gdb wants costs
+        one wasted read; reads change nothing.)  What gdb has had is dropped, so that
+        a long dump does not fill the cache.
+        """
+        first = addr + (-addr) % CACHE_BLOCK
+        for block in range(first, addr + length - CACHE_BLOCK + 1, CACHE_BLOCK):
+            self.blocks.pop(block, None)
+        if addr == self.read_end and addr + 2 * length <= ADDRESS_END:
+            self._fetch_missing(addr + length, length)
+        self.read_end = addr + length
+
+    def _fetch(self, first: int, count: int) -> asyncio.Future[p.Reply]:
+        """Start one READ_MEM of `count` blocks from block address `first`; it fills the cache."""
+        future = self.submit(self.space.read(first, count * CACHE_BLOCK))
+        self.reads[future] = (first, count, self.epoch)
+        for i in range(count):
+            self.fetching[first + i * CACHE_BLOCK] = future
+        future.add_done_callback(self._absorb)
+        return future
+
+    def _absorb(self, future: asyncio.Future[p.Reply]) -> None:
+        """Put a finished block read into the cache (once; a read from before a clear is dropped).
+
+        Runs as the future's callback, and again from whoever awaited it: a future
+        that is already done when awaited returns at once, before its callbacks have
+        had their turn in the event loop.
+        """
+        read = self.reads.pop(future, None)
+        if read is None:
+            return
+        first, count, epoch = read
+        if self.epoch != epoch:
+            return   # the node changed while the read was on the line: it is stale
+        blocks = [first + i * CACHE_BLOCK for i in range(count)]
+        for block in blocks:
+            if self.fetching.get(block) is future:
+                del self.fetching[block]
+        if future.cancelled() or future.exception() is not None:
+            return
+        reply = future.result()
+        if reply.ok and isinstance(reply.value, bytes) and len(reply.value) == count * CACHE_BLOCK:
+            for i, block in enumerate(blocks):
+                self.blocks[block] = reply.value[i * CACHE_BLOCK: (i + 1) * CACHE_BLOCK]
+
+    def _fetch_missing(self, addr: int, length: int) -> list[asyncio.Future[p.Reply]]:
+        """Start reading every block of [addr, addr + length) that is neither cached nor on its way.
+
+        Returns the reads that will bring the range in, those already in flight
+        included.  Missing blocks go in runs of at most p.MAX_DATA bytes, all queued at
+        once, so the link sends each as soon as the one before is answered.
+        """
+        waits: list[asyncio.Future[p.Reply]] = []
+        run: list[int] = []
+        per_read = p.MAX_DATA // CACHE_BLOCK
+
+        def flush() -> None:
+            if run:
+                waits.append(self._fetch(run[0], len(run)))
+                run.clear()
+
+        for block in range(addr - addr % CACHE_BLOCK, addr + length, CACHE_BLOCK):
+            if block in self.blocks:
+                flush()
+                continue
+            in_flight = self.fetching.get(block)
+            if in_flight is not None:
+                flush()
+                if in_flight not in waits:
+                    waits.append(in_flight)
+                continue
+            run.append(block)
+            if len(run) == per_read:
+                flush()
+        flush()
+        return waits

@@ -1,0 +1,316 @@
+"""One node as the mux sees it: the handle every gdb front end, the monitor and the console share.
+
+A `NodeHandle` is owned by the mux, one per node, for the mux's whole life; gdb
+sessions come and go over it.  It knows nothing of the gdb protocol.  It keeps:
+
+* the node's last known status and `gen` (lld's change counter), and the one
+  guarded change-and-retry every change goes through (`change`);
+* what is known of a stopped node until it changes: its registers and its
+  memory, per address space (`MemoryCache`);
+* lld's breakpoints on the node and who placed which (`BreakpointOwners`), so
+  that one client's removal never takes another's breakpoint, nor the
+  machine's own (the panic stop);
+* the stop poller: lld never speaks first, so a running node is polled until
+  it stops, once for everyone who waits (`wait_for_stop`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lld import protocol as p
+from mux.link import LinkError, LldLink
+from mux.memory import CURRENT, AddressSpace, MemoryCache
+
+#: Registers in gdb's `g` block (x0..x31 and pc), which lld numbers the same way.
+GENERAL_REGISTERS = 33
+PC = 32
+POLL_FIRST = 0.0005       # a running node is polled at once, then after this, then less and less often
+POLL_MAX = 0.05
+
+
+class NodeError(Exception):
+    """lld refused a change; carries its reply."""
+
+    def __init__(self, node: int, reply: p.Reply) -> None:
+        detail = reply.error.describe() if reply.error is not None else ""
+        super().__init__(f"node {node}: {p.ERROR_NAMES.get(reply.status, reply.status)} {detail}".strip())
+        self.reply = reply
+
+
+@dataclass
+class BreakpointOwners:
+    """Which client placed which of lld's breakpoints on one node.
+
+    lld does not know owners; the mux does, for everything it placed itself.  A
+    breakpoint lld holds that no client here placed (the machine's panic stop, one
+    a previous mux left) belongs to nobody here and is never removed on anyone's
+    behalf.
+    """
+
+    placed: dict[int, set[object]] = field(default_factory=dict)   # addr -> owners
+
+    def owned_by(self, owner: object) -> set[int]:
+        return {addr for addr, owners in self.placed.items() if owner in owners}
+
+    def add(self, addr: int, owner: object) -> None:
+        self.placed.setdefault(addr, set()).add(owner)
+
+    def release(self, addr: int, owner: object) -> bool:
+        """Drop owner's claim; True if nobody here wants the breakpoint any more."""
+        owners = self.placed.get(addr)
+        if owners is None:
+            return False
+        owners.discard(owner)
+        if owners:
+            return False
+        del self.placed[addr]
+        return True
+
+    def forget(self) -> None:
+        """lld's breakpoints were cleared wholesale (monitor clear): no claims are left."""
+        self.placed.clear()
+
+
+class NodeHandle:
+    def __init__(self, node: int, link: LldLink) -> None:
+        self.node = node
+        self.link = link
+        self.status: p.Status | None = None
+        self.breakpoint_owners = BreakpointOwners()
+        #: The gen the cached registers and memory belong to (-1: nothing cached).
+        self._cached_gen = -1
+        #: Bumped whenever the cache is dropped, so a read in flight across that fills nothing.
+        self._epoch = 0
+        self._registers: list[int] | None = None
+        self._memory: dict[AddressSpace, MemoryCache] = {}
+        self._poller: asyncio.Task[p.Status] | None = None
+        self._poll_now = asyncio.Event()
+
+    # -- status and gen ---------------------------------------------------------------
+
+    def note(self, status: p.Status) -> None:
+        """Take a status lld replied with; a new gen means the cache is stale."""
+        if self._cached_gen != status.gen:
+            self.forget()
+            self._cached_gen = status.gen
+        self.status = status
+
+    def note_breakpoint_change(self, status: p.Status) -> None:
+        """Note the status a breakpoint or watchpoint change replied with, keeping the cache.
+
+        Such a change advances gen but leaves registers and memory alone (lld keeps
+        breakpoints beside memory, never in it), so the cache stays valid if nothing
+        else happened: the node has not stopped again (same stops) and gen moved by at
+        most this one change.  (Otherwise every breakpoint change of gdb's software
+        single step would throw away the registers and code read at the stop.)
+        """
+        known = self.status
+        if (known is not None and self._cached_gen == known.gen and status.stops == known.stops
+                and status.state == known.state and 0 <= status.gen - known.gen <= 1):
+            self._cached_gen = status.gen
+        self.note(status)
+
+    def forget(self) -> None:
+        """Drop everything cached: the node may have changed."""
+        self._cached_gen = -1
+        self._epoch += 1
+        self._registers = None
+        for cache in self._memory.values():
+            cache.clear()
+
+    async def refresh(self) -> p.Status:
+        status = await self.link.ok(self.node, p.GetStatus())
+        assert isinstance(status, p.Status)
+        self.note(status)
+        return status
+
+    async def change(self, make: Callable[[int], p.Request]) -> p.Reply:
+        """Send a change guarded by the node's gen; refresh the gen and retry once if stale."""
+        status = self.status or await self.refresh()
+        reply = await self.link.request(self.node, make(status.gen))
+        if reply.status == p.E_STALE:
+            status = await self.refresh()
+            reply = await self.link.request(self.node, make(status.gen))
+        if reply.ok and isinstance(reply.value, p.Status):
+            self.note(reply.value)
+        return reply
+
+    async def changed(self, make: Callable[[int], p.Request]) -> p.Status:
+        """`change`, raising NodeError if lld refused it; the status it left the node in."""
+        reply = await self.change(make)
+        if not reply.ok or not isinstance(reply.value, p.Status):
+            raise NodeError(self.node, reply)
+        return reply.value
+
+    # -- run control ----------------------------------------------------------------------
+
+    async def stop(self) -> p.Status:
+        """Stop the node (only this one); a stopped node stays as it is."""
+        status = await self.link.ok(self.node, p.Stop(p.ANY_GEN))
+        assert isinstance(status, p.Status)
+        self.note(status)
+        self._poll_now.set()
+        return status
+
+    async def step(self, take_interrupts: bool) -> p.Status:
+        """One instruction, or the entry into one pending interrupt's handler if they are taken."""
+        return await self.changed(lambda gen: p.Step(gen, take_interrupts))
+
+    async def resume(self) -> None:
+        await self.changed(lambda gen: p.Resume(gen))
+        self.forget()
+
+    def wait_for_stop(self) -> asyncio.Future[p.Status]:
+        """The status of the running node's next stop: one poller, however many wait.
+
+        lld never speaks first.  The first poll goes at once: a continue that ends at
+        a breakpoint a few instructions on (every software single step is one) has
+        stopped by the time it arrives.  Then every POLL_FIRST, doubling up to
+        POLL_MAX, so a long run costs the line little; `stop` makes the next poll
+        come at once.
+        """
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.get_running_loop().create_task(self._poll())
+        return asyncio.shield(self._poller)
+
+    async def _poll(self) -> p.Status:
+        delay = POLL_FIRST
+        while True:
+            status = await self.refresh()
+            if not status.running:
+                return status
+            self._poll_now.clear()
+            try:
+                await asyncio.wait_for(self._poll_now.wait(), delay)
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, POLL_MAX)
+
+    # -- registers --------------------------------------------------------------------------
+
+    @property
+    def cached_registers(self) -> list[int] | None:
+        return self._registers
+
+    async def registers(self) -> list[int]:
+        """x0..x31 and pc, read once per stop."""
+        if self._registers is None:
+            epoch = self._epoch
+            values = await self.link.ok(self.node, p.ReadRegs(tuple(range(GENERAL_REGISTERS))))
+            assert isinstance(values, list)
+            if self._epoch != epoch:
+                return values   # the node changed meanwhile: good for this answer, not for the cache
+            self._registers = values
+        return self._registers
+
+    async def read_register(self, lld_reg: int) -> int | None:
+        """One register by lld's number (CSRs too); None if lld cannot read it."""
+        if 0 <= lld_reg < GENERAL_REGISTERS:
+            return (await self.registers())[lld_reg]
+        reply = await self.link.request(self.node, p.ReadRegs((lld_reg,)))
+        if not reply.ok or not isinstance(reply.value, list):
+            return None
+        return int(reply.value[0])
+
+    async def write_registers(self, values: list[tuple[int, int]]) -> bool:
+        """Write registers by lld's numbers, all or none; True if lld took them."""
+        reply = await self.change(lambda gen: p.WriteRegs(gen, tuple(values)))
+        self.forget()
+        if reply.ok and isinstance(reply.value, p.Status):
+            self.note(reply.value)   # what is read from now on belongs to the gen after the write
+        return reply.ok
+
+    # -- memory -------------------------------------------------------------------------------
+
+    def memory(self, space: AddressSpace = CURRENT) -> MemoryCache:
+        cache = self._memory.get(space)
+        if cache is None:
+            cache = MemoryCache(lambda request: self.link.submit(self.node, request), space)
+            self._memory[space] = cache
+        return cache
+
+    async def read_memory(self, addr: int, length: int, space: AddressSpace = CURRENT) -> bytes:
+        """As much of [addr, addr + length) as is readable from its start (maybe nothing)."""
+        data = await self.memory(space).read(addr, length)
+        if data is not None:
+            return data
+        # Uncached, piece by piece: every piece is queued at once, so the link sends each as
+        # soon as the one before is answered, without a trip back through this coroutine.
+        pieces = [self.link.submit(self.node, space.read(addr + offset, min(p.MAX_DATA, length - offset)))
+                  for offset in range(0, length, p.MAX_DATA)]
+        out = bytearray()
+        try:
+            for piece in pieces:
+                reply = await piece
+                if not reply.ok:
+                    break
+                assert isinstance(reply.value, bytes)
+                out += reply.value
+        finally:
+            for piece in pieces:
+                piece.cancel()   # the rest, after a failure: the link drops them unsent
+        return bytes(out)
+
+    async def write_memory(self, addr: int, data: bytes, space: AddressSpace = CURRENT) -> bool:
+        """Write all of data; False at the first piece lld refuses."""
+        self.forget()   # (a read in flight may have been answered before the write)
+        for offset in range(0, len(data), p.MAX_DATA):
+            request = space.write(p.ANY_GEN, addr + offset, data[offset: offset + p.MAX_DATA])
+            reply = await self.link.request(self.node, request)
+            if not reply.ok:
+                return False
+        return True
+
+    # -- breakpoints and watchpoints in lld ------------------------------------------------------
+
+    async def lld_breakpoints(self) -> dict[int, int]:
+        """lld's breakpoints on the node (address -> kind), listed once, then kept by the link."""
+        known = self.link.breakpoints.get(self.node)
+        if known is None:
+            await self.link.ok(self.node, p.ListBreakpoints())
+            known = self.link.breakpoints.get(self.node, {})
+        return known
+
+    async def place_breakpoint(self, addr: int, owner: object) -> str | None:
+        """Have lld hold a breakpoint at addr for owner; None, or why lld refused.
+
+        A breakpoint lld already holds that nobody here placed (the machine's panic
+        stop) is left as it is: setting it again would change its kind.
+        """
+        known = await self.lld_breakpoints()
+        if addr in known and addr not in self.breakpoint_owners.placed:
+            return None
+        if addr not in known:
+            reply = await self.link.request(self.node, p.SetBreakpoint(p.ANY_GEN, addr))
+            if not reply.ok:
+                return reply.error.describe() if reply.error is not None else p.ERROR_NAMES.get(
+                    reply.status, str(reply.status))
+            if isinstance(reply.value, p.Status):
+                self.note_breakpoint_change(reply.value)
+        self.breakpoint_owners.add(addr, owner)
+        return None
+
+    async def remove_breakpoint(self, addr: int, owner: object) -> None:
+        """Drop owner's breakpoint at addr; lld loses it when nobody else here holds it."""
+        if not self.breakpoint_owners.release(addr, owner):
+            return
+        reply = await self.link.request(self.node, p.ClearBreakpoint(p.ANY_GEN, addr))
+        if reply.ok and isinstance(reply.value, p.Status):
+            self.note_breakpoint_change(reply.value)
+
+    async def watch(self, request: p.SetWatchpoint | p.ClearWatchpoint) -> p.Reply:
+        reply = await self.link.request(self.node, request)
+        if reply.ok and isinstance(reply.value, p.Status):
+            self.note_breakpoint_change(reply.value)
+        return reply
+
+    async def clear_all(self) -> None:
+        """Every breakpoint and watchpoint off the node, whoever set them (an explicit request)."""
+        await self.link.ok(self.node, p.ClearAll(p.ANY_GEN))
+        self.breakpoint_owners.forget()
+
+
+__all__ = ["GENERAL_REGISTERS", "PC", "LinkError", "NodeError", "NodeHandle"]
