@@ -368,21 +368,27 @@ class GdbSession:
             return rsp.error(EINVAL)
         known = await self.handle.lld_breakpoints()
         if pc in known:
-            # Someone else's breakpoint (the panic stop, say), which the node rests on: get
-            # past it before anything else can happen, as gdb does over its own.
-            stepped = await self.handle.step(False)
-        elif insn is not None and not rv32.is_wfi(insn) and self._may_reach(insn, pc, known.keys(),
-                                                                             self.handle.cached_registers):
+            # Someone else's breakpoint (the panic stop, say), which the node rests on: the
+            # handle gets past it before anything else can happen, as gdb does over its own.
+            stopped = await self.handle.resume_off_breakpoint()
+            if stopped is not None:
+                return await self._stop_after_step(stopped)
+            self._wait_for_stop()
+            return None
+        if insn is not None and not rv32.is_wfi(insn) and self._may_reach(insn, pc, known.keys(),
+                                                                          self.handle.cached_registers):
             # One instruction may end this continue: a STEP, taking a pending interrupt as a
             # running node would, costs one round trip where RESUME and a poll cost two.
             stepped = await self.handle.step(True)
-        else:
-            return await self._run()
-        if stepped.reason != p.REASON_STEP:
-            return await self.stop_reply(stepped)
-        if stepped.pc in known or stepped.pc in self._desired:
-            return await self._breakpoint_stop(stepped)
+            if stepped.reason != p.REASON_STEP or stepped.pc in known:
+                return await self._stop_after_step(stepped)
         return await self._run()
+
+    async def _stop_after_step(self, status: p.Status) -> bytes:
+        """The stop reply for a STEP that ended a continue: its own reason, or the breakpoint it met."""
+        if status.reason != p.REASON_STEP:
+            return await self.stop_reply(status)
+        return await self._breakpoint_stop(status)
 
     async def _instruction(self, pc: int) -> int | None:
         code = await self.handle.memory().read(pc, 4)
@@ -440,8 +446,12 @@ class GdbSession:
         if not await self._synced():
             return rsp.error(EINVAL)
         await self.handle.resume()
-        self._running = asyncio.create_task(self._report_stop())
+        self._wait_for_stop()
         return None
+
+    def _wait_for_stop(self) -> None:
+        """The node runs: its stop reply goes out when the handle's poller sees it stop."""
+        self._running = asyncio.create_task(self._report_stop())
 
     async def _report_stop(self) -> None:
         try:
@@ -472,11 +482,8 @@ class GdbSession:
         for (addr, length), kind in sorted(self.watchpoints.items()):
             await self.handle.watch(p.ClearWatchpoint(p.ANY_GEN, addr, length, kind))
         self.watchpoints.clear()
-        status = await self.handle.refresh()
-        if status.stopped:
-            if status.pc in await self.handle.lld_breakpoints():
-                status = await self.handle.step(False)   # off the breakpoint it rests on
-            await self.handle.resume()
+        if (await self.handle.refresh()).stopped:
+            await self.handle.resume_off_breakpoint()
 
     def close(self) -> None:
         """The gdb went away: stop waiting, and leave the node as gdb left it.

@@ -87,6 +87,7 @@ class NodeHandle:
         self._registers: list[int] | None = None
         self._memory: dict[AddressSpace, MemoryCache] = {}
         self._poller: asyncio.Task[p.Status] | None = None
+        self._waiters = 0
         self._poll_now = asyncio.Event()
 
     # -- status and gen ---------------------------------------------------------------
@@ -163,6 +164,22 @@ class NodeHandle:
         await self.changed(lambda gen: p.Resume(gen))
         self.forget()
 
+    async def resume_off_breakpoint(self) -> p.Status | None:
+        """Resume a node that may rest on a breakpoint; the status if it stopped again at once.
+
+        A node resting on one of lld's breakpoints first steps off it with interrupts
+        masked: resumed straight away it would take a pending interrupt first, and the
+        handler would return onto the breakpoint.  If that step stops for a reason of
+        its own (a watchpoint) or lands on another breakpoint, the node stays stopped.
+        """
+        status = self.status or await self.refresh()
+        if status.stopped and status.pc in await self.lld_breakpoints():
+            status = await self.step(False)
+            if status.reason != p.REASON_STEP or status.pc in await self.lld_breakpoints():
+                return status
+        await self.resume()
+        return None
+
     def wait_for_stop(self) -> asyncio.Future[p.Status]:
         """The status of the running node's next stop: one poller, however many wait.
 
@@ -174,7 +191,16 @@ class NodeHandle:
         """
         if self._poller is None or self._poller.done():
             self._poller = asyncio.get_running_loop().create_task(self._poll())
-        return asyncio.shield(self._poller)
+        self._waiters += 1
+        waiter = asyncio.shield(self._poller)
+        waiter.add_done_callback(self._waiter_gone)
+        return waiter
+
+    def _waiter_gone(self, _: object) -> None:
+        """A waiter had its stop, or gave up: with nobody left, the polling ends."""
+        self._waiters -= 1
+        if self._waiters == 0 and self._poller is not None and not self._poller.done():
+            self._poller.cancel()
 
     async def _poll(self) -> p.Status:
         delay = POLL_FIRST

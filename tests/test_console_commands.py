@@ -31,7 +31,7 @@ from mux.console.script import run_script
 from mux.console.symbols import Symbols
 from mux.console.view import count
 from mux.console.watch import NodeWatcher, boot_state, wait_for_boot
-from mux.link import LinkError, NodeLinkStats
+from mux.link import LinkError, LldLink, NodeLinkStats
 from mux.server import Mux, MuxConfig, SessionInfo
 from psyche.kernel.harness import KernelRun, kernel_phys
 
@@ -45,10 +45,13 @@ class LoopbackLink:
         self.lb = lb
         self.client = lb.client
         self.stats: dict[int, NodeLinkStats] = {}
+        self.breakpoints: dict[int, dict[int, int]] = {}
 
     async def request(self, node: int, request: p.Request) -> p.Reply:
         self.stats.setdefault(node, NodeLinkStats()).requests += 1
-        return self.lb.call(node, request)
+        reply = self.lb.call(node, request)
+        LldLink._observe(self, node, request, reply)  # type: ignore[arg-type]  # keeps `breakpoints`
+        return reply
 
     async def ok(self, node: int, request: p.Request) -> object:
         reply = await self.request(node, request)

@@ -99,7 +99,9 @@ async def cmd_cont(ctx: ConsoleContext, args: list[str]) -> RenderableType:
     async def cont(node: int) -> Text | None:
         if len(nodes) > 1 and not (await ctx.status(node)).stopped:
             return None          # `cont all` continues the stopped ones and leaves the rest alone
-        await ctx.change(node, lambda gen: p.Resume(gen))
+        stopped = await ctx.resume(node)
+        if stopped is not None:   # stepped off a breakpoint onto another (or a watchpoint)
+            return view.stop_line(node, stopped, ctx.locate(node, stopped.pc))
         return Text(f"node {node} continued")
 
     lines = [line for line in await asyncio.gather(*(cont(n) for n in nodes)) if line is not None]
@@ -119,18 +121,12 @@ async def cmd_step(ctx: ConsoleContext, args: list[str]) -> RenderableType:
 async def cmd_wait(ctx: ConsoleContext, args: list[str]) -> RenderableType:
     node = ctx.node_number(args[0])
     timeout = _seconds(args[1]) if len(args) > 1 else DEFAULT_WAIT
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    delay = 0.005
-    while True:
-        status = await ctx.status(node)
-        if not status.running:
-            return view.stop_line(node, status, ctx.locate(node, status.pc))
-        if loop.time() > deadline:
-            raise CommandError(f"node {node} still running after {timeout:g} s",
-                               f"`stop {node}` stops it; `wait {node} SECONDS` waits longer")
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.1)
+    try:
+        status = await asyncio.wait_for(ctx.wait_for_stop(node), timeout)
+    except TimeoutError:
+        raise CommandError(f"node {node} still running after {timeout:g} s",
+                           f"`stop {node}` stops it; `wait {node} SECONDS` waits longer") from None
+    return view.stop_line(node, status, ctx.locate(node, status.pc))
 
 
 _CSRS = (("sstatus", 0x100), ("sepc", 0x141), ("scause", 0x142), ("stval", 0x143), ("satp", 0x180))

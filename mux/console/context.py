@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from rich.console import Console, RenderableType
 
@@ -20,7 +21,10 @@ from lld import protocol as p
 from mux.console.line import PsycheConsole
 from mux.console.symbols import Location, Symbols
 from mux.link import LinkError, LldLink
+from mux.node import NodeError
 from mux.server import Mux
+
+T = TypeVar("T")
 
 
 class CommandError(Exception):
@@ -160,24 +164,37 @@ class ConsoleContext:
         return status
 
     async def change(self, node: int, make: Callable[[int], p.Request]) -> p.Status:
-        """A guarded change (resume, step), made against the node's current gen.
+        """A guarded change (resume, step) through the node's handle, shared with gdb sessions.
 
-        If the node moved on between the status and the change (a stop of its
-        own, or a gdb session's request), lld refuses it as stale, having done
-        nothing; the change is then made once more against the new gen.
+        If the node moved on between the status and the change (a stop of its own, or a
+        gdb session's request), the handle makes it once more against the new gen.
         """
-        status = await self.status(node)
-        try:
-            return await self._change(node, make(status.gen))
-        except CommandError:
-            if self.statuses[node].gen == status.gen:    # refused for another reason than staleness
-                raise
-        return await self._change(node, make(self.statuses[node].gen))
+        return await self._through_handle(node, self.mux.nodes[node].changed(make))
 
-    async def _change(self, node: int, request: p.Request) -> p.Status:
-        status = await self.ask(node, request)
-        assert isinstance(status, p.Status)
-        return status
+    async def resume(self, node: int) -> p.Status | None:
+        """Resume the node, stepping off a breakpoint it rests on; the stop if it stopped again."""
+        return await self._through_handle(node, self.mux.nodes[node].resume_off_breakpoint())
+
+    async def wait_for_stop(self, node: int) -> p.Status:
+        """The running node's next stop, from the poller its gdb session (if any) shares."""
+        return await self._through_handle(node, self.mux.nodes[node].wait_for_stop())
+
+    async def _through_handle(self, node: int, work: Awaitable[T]) -> T:
+        try:
+            result = await work
+        except LinkError as e:
+            raise CommandError(str(e),
+                               "the debug line is not answering: `stats` shows retransmissions") from None
+        except NodeError as e:
+            error = e.reply.error
+            if error is not None and error.status is not None:
+                self.statuses[node] = error.status
+            detail = error.describe() if error is not None else p.ERROR_NAMES.get(e.reply.status, "")
+            raise CommandError(f"node {node}: {detail}", _hint_for(e.reply.status, node)) from None
+        status = self.mux.nodes[node].status
+        if status is not None:
+            self.statuses[node] = status
+        return result
 
     async def counters(self, node: int) -> p.RefCounters | None:
         """The node's reference counters, or None if its lld does not have them (or does not answer)."""
