@@ -76,6 +76,7 @@
 #define DB_RING         0x08
 #define DB_START_PC     0x0C
 #define DB_PENDING_FROM 0x10
+#define DB_HALTED       0x20    /* bit k of word k/32: node k is stopped by a debugger */
 
 /* Interrupt controller registers and sources. */
 #define INTC_PENDING    0x0

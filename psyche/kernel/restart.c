@@ -84,6 +84,17 @@ NORETURN void sbi_restart(void)
     sbi_call(SBI_RESTART);
 }
 
+/*
+ * Is node k stopped by a debugger?  The doorbells' HALTED bitmap says
+ * (docs/memory-map.md), as a Butterfly node could see a peer held on its
+ * front panel: the kernel cannot talk to the debugger, but it can tell the
+ * user why a node does not answer.
+ */
+static int node_halted(int k)
+{
+    return (mmio_read32(DOORBELL_V + DB_HALTED + 4 * (uint32_t)(k / 32)) >> (k % 32)) & 1;
+}
+
 static int count_parked(void)
 {
     int n = 0;
@@ -122,7 +133,28 @@ int restart_request(void)
         for (int k = 1; k < this_node.nnodes; k++)
             if (!persist->parked[k])
                 kprintf(" %d", k);
-        kprintf("\n  (the parked nodes stay parked; try restart again)\n");
+        kprintf("\n");
+        /*
+         * Say why each one did not answer.  A node a debugger holds cannot
+         * take the restart interrupt; it is still pending, so the node parks
+         * as soon as it is let go.
+         */
+        int held = 0;
+        for (int k = 1; k < this_node.nnodes; k++) {
+            if (persist->parked[k])
+                continue;
+            if (node_halted(k)) {
+                held++;
+                kprintf("  node %d did not answer: it is stopped by a debugger; release it (detach\n"
+                        "    its gdb, or `cont %d` in the mux console) and it parks\n", k, k);
+            } else {
+                kprintf("  node %d did not answer within %d ms and is not stopped by a debugger\n"
+                        "    (interrupts masked for long, or hung?)\n",
+                        k, (int)(PARK_TIMEOUT_CYCLES / (TIMEBASE_HZ / 1000)));
+            }
+        }
+        kprintf("  (the parked nodes stay parked; %s)\n",
+                held ? "try restart again once the node is released" : "try restart again");
         return -1;
     }
     kprintf("restart: restarting %d node%s without reloading\n",

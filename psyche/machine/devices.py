@@ -79,7 +79,8 @@ class Doorbell:
 
     Registers: +0 NODE_ID, +4 NODE_COUNT, +8 RING (write a node number),
     +0xC START_PC (where a held node rung by this node starts),
-    +0x10..+0x1C PENDING_FROM bitmap of ringing nodes (write 1 to clear).
+    +0x10..+0x1C PENDING_FROM bitmap of ringing nodes (write 1 to clear),
+    +0x20..+0x2C HALTED bitmap of nodes stopped by the host (a debugger), read only.
     """
 
     node: int
@@ -89,6 +90,8 @@ class Doorbell:
     ring: Callable[[int, int, int], None]
     start_pc: int = 0
     pending_from: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    # halted(word) is word `word` of the machine's bitmap of stopped nodes (derived, not state).
+    halted: Callable[[int], int] = lambda word: 0
 
     def read(self, offset: int) -> int:
         if offset == 0:
@@ -99,6 +102,8 @@ class Doorbell:
             return self.start_pc
         if 0x10 <= offset < 0x20:
             return self.pending_from[(offset - 0x10) // 4]
+        if 0x20 <= offset < 0x30:
+            return self.halted((offset - 0x20) // 4)
         return 0
 
     def write(self, offset: int, value: int) -> None:

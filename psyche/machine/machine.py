@@ -112,7 +112,7 @@ class Machine:
         devices = NodeDevices(
             clint=Clint(cpu),
             intc=intc,
-            doorbell=Doorbell(index, self.config.nodes, intc, self._ring),
+            doorbell=Doorbell(index, self.config.nodes, intc, self._ring, halted=self._halted_word),
             onboard=onboard,
             console=console,
         )
@@ -157,6 +157,18 @@ class Machine:
             self.start_node(target, start_pc)
             return
         node.devices.doorbell.receive(sender)
+
+    def _halted_word(self, word: int) -> int:
+        """The doorbells' HALTED register: bit k of word k/32 set while node k is stopped.
+
+        What a kernel can know of a debugger: that a node is held and cannot answer (the
+        restart monitor command says so instead of just "not parked").
+        """
+        bits = 0
+        for node in self.nodes[32 * word:32 * word + 32]:
+            if node.state is NodeState.STOPPED:
+                bits |= 1 << (node.index % 32)
+        return bits
 
     def node(self, index: int) -> Node:
         if not 0 <= index < len(self.nodes):
