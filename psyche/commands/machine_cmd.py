@@ -39,6 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quantum", type=int, default=DEFAULT_QUANTUM, help="cycles per scheduling round")
     p.add_argument("--remote-penalty", type=int, default=DEFAULT_REMOTE_PENALTY,
                    help="extra cycles for a reference to another node's RAM")
+    p.add_argument("--stoptime", action="store_true",
+                   help="stop a node's clock while a debugger holds it, like the RISC-V debug spec's "
+                        "dcsr.stoptime (default: it goes on with the machine, so waits on `time` end; "
+                        "see docs/debug-semantics.md); kept in snapshots")
     p.add_argument("--no-pace", action="store_true",
                    help="skip idle time at full speed instead of pacing it to wall time")
     p.add_argument("--save-snapshot", metavar="FILE", help="save the machine to FILE when the run ends")
@@ -72,10 +76,13 @@ def run(args: argparse.Namespace) -> int:
     console, debug = _open_lines(args)
     if args.restore:
         machine = snapshot.restore(args.restore, console=console)
+        if args.stoptime:
+            machine.config.stoptime = True
     else:
         assert image is not None
         machine = Machine(
-            MachineConfig(nodes=args.nodes, quantum=args.quantum, remote_penalty=args.remote_penalty),
+            MachineConfig(nodes=args.nodes, quantum=args.quantum, remote_penalty=args.remote_penalty,
+                          stoptime=args.stoptime),
             console=console,
         )
         machine.load(image)

@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "terminal)")
     parser.add_argument("--debug-line-loss", type=float, default=0.0, metavar="RATE",
                         help="drop or corrupt this fraction of debug-line frames")
+    parser.add_argument("--stoptime", action="store_true",
+                        help="stop a node's clock while a debugger holds it (psyche machine --stoptime; "
+                             "default: it goes on with the machine, docs/debug-semantics.md)")
     add_mux_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -43,6 +46,7 @@ class MachineProcess:
 
     @classmethod
     def start(cls, kernel: Path, nodes: int, loss: float, restore: Path | None = None,
+              extra: tuple[str, ...] = (),
               stderr: int | None = None, own_session: bool = False) -> MachineProcess:
         # With a snapshot the kernel is read for its symbols only (lld's panic breakpoint).
         image = ["--restore", str(restore)] if restore else ["--nodes", str(nodes)]
@@ -50,6 +54,7 @@ class MachineProcess:
                    "--console", "pty", "--debug-line", "pty", "--quiet"]
         if loss:
             command += ["--debug-line-loss", str(loss)]
+        command += extra
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True,
                                    start_new_session=own_session)
         assert process.stdout is not None
@@ -83,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     # and the machine out of the terminal's reach: Ctrl-C there interrupts a console command.
     console = not args.no_console
     machine = MachineProcess.start(kernel, args.nodes, args.debug_line_loss, args.restore,
+                                   ("--stoptime",) if args.stoptime else (),
                                    stderr=subprocess.PIPE if console else None, own_session=console)
     if console:
         from mux.console.app import run_console  # prompt_toolkit and rich: only for the console

@@ -38,11 +38,24 @@ void clock_intr(void)
     this_node.ticks++;
     this_node.next_tick += TICK_CYCLES;
     if (this_node.next_tick <= now) {
-        /* Interrupts were masked across whole ticks: count one, skip the rest. */
-        while (this_node.next_tick <= now) {
-            this_node.missed_ticks++;
-            this_node.next_tick += TICK_CYCLES;
-        }
+        /*
+         * Whole ticks went by unserved: interrupts were masked across them, or
+         * a debugger held this node, whose clock goes on while it is stopped
+         * (docs/debug-semantics.md), for seconds or minutes perhaps.  Take
+         * this interrupt as one tick, count the others as missed, and set the
+         * next deadline from now: the first point of the tick grid after now.
+         * The way real kernels catch up (Linux's tick_do_update_jiffies64
+         * divides the delay by the tick period): one division, never a replay
+         * of every lost tick, so neither a burst of stale interrupts nor a
+         * loop that runs once per missed tick (which gdb's `next` stepped
+         * through instruction by instruction: 30 s for 799 missed ticks).
+         * The grid keeps the tick phase, so the clock does not drift.
+         */
+        uint64_t behind = now - this_node.next_tick;
+        uint32_t skipped = 1 + (behind >> 32 ? (uint32_t)(behind / TICK_CYCLES)
+                                             : (uint32_t)behind / TICK_CYCLES);
+        this_node.missed_ticks += skipped;
+        this_node.next_tick += (uint64_t)skipped * TICK_CYCLES;
     }
     set_stimecmp(this_node.next_tick);
     magic.ticks = this_node.ticks;

@@ -47,6 +47,10 @@ class MachineConfig:
     nodes: int = 1
     quantum: int = DEFAULT_QUANTUM
     remote_penalty: int = DEFAULT_REMOTE_PENALTY
+    # Like the RISC-V debug spec's dcsr.stoptime: when set, a node's clock stands still while
+    # a debugger holds it (the old behaviour); by default it goes on with the machine
+    # (docs/debug-semantics.md, "Time while a node is stopped").
+    stoptime: bool = False
 
     def validate(self) -> None:
         if not 1 <= self.nodes <= MAX_NODES:
@@ -298,15 +302,42 @@ class Machine:
     def step_node(self, index: int, take_interrupts: bool = True) -> int:
         """Execute one instruction on a stopped node; returns the CPU's stop reason.
 
-        A step ends in a new stop (STOP_NONE when nothing else stopped it).
+        A step ends in a new stop (STOP_NONE when nothing else stopped it).  Unless the
+        machine's config says stoptime, the node's clock first catches up with machine time,
+        which went on while the node was stopped: a stepped loop that waits on `time` ends.
         """
         node = self.node(index)
         if node.state is not NodeState.STOPPED:
             raise RuntimeError(f"node {index} is {node.state.value}: stop it before stepping")
+        if not self.config.stoptime and node.cpu.cycles < self.time:
+            node.cpu.cycles = self.time
         reason = node.cpu.step(take_interrupts)
         node.stop_reason = reason
         node.stops += 1
         return reason
+
+    def has_stopped(self) -> bool:
+        return any(node.state is NodeState.STOPPED for node in self.nodes)
+
+    def advance_time(self, cycles: int) -> int:
+        """Let up to `cycles` of simulated time pass while no node can run; returns how many passed.
+
+        For a machine that is idle only because a debugger holds a node: the runner calls this
+        with wall time, so the stopped node's clock (which follows machine time at its next step
+        or resume, see step_node) goes on.  Time moves only to a quantum boundary, never past the
+        round in which a sleeping node wakes (run_round would skip to the same place), and not at
+        all while a node is runnable: rounds advance time then.
+        """
+        if cycles <= 0 or self.has_runnable():
+            return 0
+        quantum = self.config.quantum
+        target = min(self.time + cycles, self.next_event())
+        target -= target % quantum
+        if target <= self.time:
+            return 0
+        passed = target - self.time
+        self.time = target
+        return passed
 
     # -- memory seen from the host ------------------------------------------
 

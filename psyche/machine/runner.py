@@ -9,6 +9,11 @@ Pacing: busy nodes run as fast as the host allows, but when every node is
 waiting for a timer the runner does not let simulated time run ahead of wall
 time (at TIMEBASE_HZ), so an idle kernel with a ticking clock costs little
 host CPU.  `pace=False` skips idle time at full speed instead.
+
+Time while a debugger holds a node: unless the machine's config says stoptime,
+a machine that is idle only because a node is stopped still lets simulated
+time pass with wall time (see Runner._stopped_time), so a stopped node's clock
+goes on with the machine (docs/debug-semantics.md).
 """
 
 from __future__ import annotations
@@ -117,6 +122,8 @@ class Runner:
             self._debug_poll.register(fd, select.POLLIN)
         self._debug_heard = debug.heard() if debug is not None else 0
         self._debug_heard_at = float("-inf")
+        # (wall, simulated) time when the machine became idle with a node stopped, or None.
+        self._stopped_since: tuple[float, int] | None = None
 
     def _service_lines(self) -> None:
         self.machine.poll_host()
@@ -161,6 +168,7 @@ class Runner:
                         break
                     if probe is not None and probe.poll(0):
                         break  # a debug frame waits: take it at this boundary
+                self._stopped_time()
                 self._service_lines()
                 self._note_debug_traffic()
                 if until is not None and until.matched:
@@ -212,6 +220,27 @@ class Runner:
         if heard != self._debug_heard:
             self._debug_heard = heard
             self._debug_heard_at = time.monotonic()
+
+    def _stopped_time(self) -> None:
+        """Let simulated time go on with wall time while the machine idles with a node stopped.
+
+        When a debugger holds a node and nothing else can run, no round advances machine
+        time, so a node stepped in a loop that waits on `time` would wait forever.  Here,
+        just before host input (a debugger's step) is served, machine time is brought to
+        where wall time says it would be since the machine became idle this way, on the
+        quantum grid (Machine.advance_time).  Nothing changes for a machine with no node
+        stopped, nor with stoptime set: a run nobody debugs stays deterministic.
+        """
+        machine = self.machine
+        if machine.config.stoptime or not machine.idle() or not machine.has_stopped():
+            self._stopped_since = None
+            return
+        now = time.monotonic()
+        if self._stopped_since is None:
+            self._stopped_since = (now, machine.time)
+            return
+        wall, sim = self._stopped_since
+        machine.advance_time(sim + int((now - wall) * TIMEBASE_HZ) - machine.time)
 
     def _idle_ahead(self) -> bool:
         """True when all nodes sleep and the next event lies ahead of wall time."""
