@@ -134,7 +134,8 @@ class Stop:
     @property
     def value(self) -> dict[str, str]:
         """A watchpoint's values: {'old': ..., 'new': ...} for writes, {'value': ...} for reads."""
-        return self.record.get("value", {})
+        value: dict[str, str] = self.record.get("value", {})
+        return value
 
 
 @dataclass(frozen=True)
@@ -397,7 +398,8 @@ class GdbSession:
 
     def evaluate(self, expression: str) -> str:
         """An expression's value as gdb prints it."""
-        return self.command(f"-data-evaluate-expression {_mi_quote(expression)}")["value"]
+        value: str = self.command(f"-data-evaluate-expression {_mi_quote(expression)}")["value"]
+        return value
 
     def integer(self, expression: str) -> int:
         """An integer or pointer expression's value."""

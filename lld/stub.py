@@ -30,7 +30,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from lld import protocol as p
-from lld.codec import VERSION, Frame
+from lld.codec import MAX_PAYLOAD, VERSION, Frame
 from lld.target import NodeTarget, Segment, TargetError
 from psyche.machine.cpu import STOP_BREAKPOINT, STOP_NONE, STOP_REQUESTED, STOP_TRAP_LOOP, STOP_WATCH
 from psyche.machine.machine import TIMEBASE_HZ
@@ -234,7 +234,7 @@ class NodeLld:
             m = t.machine
             return p.MachineDescription(
                 lld_version=p.LLD_VERSION, frame_version=VERSION, nodes=len(m.nodes),
-                max_payload=p.MAX_PAYLOAD, max_data=p.MAX_DATA, max_breakpoints=p.MAX_BREAKPOINTS,
+                max_payload=MAX_PAYLOAD, max_data=p.MAX_DATA, max_breakpoints=p.MAX_BREAKPOINTS,
                 max_watchpoints=p.MAX_WATCHPOINTS, ram_base=RAM_BASE, node_ram_size=NODE_RAM_SIZE,
                 quantum=m.config.quantum, timebase_hz=TIMEBASE_HZ, isa=ISA,
             ).encode()

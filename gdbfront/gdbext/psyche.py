@@ -90,7 +90,8 @@ def _enum_name(type_name: str, value: int) -> str:
     """The enumerator for value, without the common prefix, lower case (NODE_UP -> up)."""
     for field in _type(type_name).fields():
         if field.enumval == value:
-            return field.name.split("_", 1)[-1].lower()
+            name: str = field.name
+            return name.split("_", 1)[-1].lower()
     return str(value)
 
 
@@ -204,7 +205,7 @@ def _thread_name(pointer: gdb.Value) -> str:
 
 
 def threads(record: gdb.Value) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     thread = _member(record, "threads")
     while int(thread) != 0 and len(out) < MAX_THREADS:
         t = _fetch(thread.dereference(), f"thread at {int(thread):#x}")
@@ -274,7 +275,8 @@ def node_detail(kernel: Kernel, node: int) -> dict[str, Any]:
 
 def _is_struct(value_type: gdb.Type, tag: str) -> bool:
     t = value_type.strip_typedefs()
-    return t.code == gdb.TYPE_CODE_STRUCT and t.tag == tag
+    is_struct: bool = t.code == gdb.TYPE_CODE_STRUCT and t.tag == tag
+    return is_struct
 
 
 def _lock_row(where_: str, lock: gdb.Value) -> dict[str, Any]:
@@ -285,7 +287,7 @@ def _lock_row(where_: str, lock: gdb.Value) -> dict[str, Any]:
 
 
 def _sem_row(where_: str, sem: gdb.Value) -> dict[str, Any]:
-    waiters = []
+    waiters: list[str] = []
     thread = _member(sem, "head")
     while int(thread) != 0 and len(waiters) < MAX_THREADS:
         t = thread.dereference()
@@ -296,7 +298,8 @@ def _sem_row(where_: str, sem: gdb.Value) -> dict[str, Any]:
             "lock": _lock_row(where_, _member(sem, "lock"))}
 
 
-def _walk(where_: str, separator: str, value: gdb.Value, locks: list, sems: list) -> None:
+def _walk(where_: str, separator: str, value: gdb.Value,
+          locks: list[dict[str, Any]], sems: list[dict[str, Any]]) -> None:
     """Every spin lock and semaphore embedded in value, found by type, not by name."""
     for field in value.type.strip_typedefs().fields():
         if field.name is None or field.type.strip_typedefs().code != gdb.TYPE_CODE_STRUCT:
@@ -571,7 +574,8 @@ class PcFunction(gdb.Function):
         if status is None or status["pc"] is None:
             raise PsycheError(f"psyche: no pc for node {int(node)}: the mux's `monitor status` did not "
                               "report one (is gdb attached through the Psyche mux?)")
-        return status["pc"]
+        pc: int = status["pc"]
+        return pc
 
 
 for _register in (PsycheCommand, NodesCommand, NodeCommand, LocksCommand, HeapCommand,

@@ -14,8 +14,11 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from typing import cast
 
 import serial
+
+from mux.link import BytePort
 
 #: The kernel monitor's prompt (psyche/kernel/monitor.c).
 PROMPT = "psyche> "
@@ -33,7 +36,7 @@ class ConsoleTimeout(TimeoutError):
 
 
 class PsycheConsole:
-    def __init__(self, port: serial.SerialBase, url: str) -> None:
+    def __init__(self, port: BytePort, url: str) -> None:
         self.port = port
         self.url = url
         self._transcript = bytearray()
@@ -49,7 +52,9 @@ class PsycheConsole:
             port = serial.serial_for_url(url, timeout=0.05)
         except (serial.SerialException, ValueError) as e:
             raise ValueError(f"cannot open the console line {url!r}: {e}") from e
-        console = cls(port, url)
+        # Typed as SerialBase, which does not declare in_waiting; every port class
+        # serial_for_url makes (a device, socket://, rfc2217://, loop://) has it.
+        console = cls(cast(BytePort, port), url)
         console._reader.start()
         return console
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from typing import cast
 
 import serial
 
 from lld import protocol as p
-from mux.link import LinkError, LldLink
+from mux.link import BytePort, LinkError, LldLink
 from mux.server import Mux, MuxConfig
 
 
@@ -23,7 +24,7 @@ def add_mux_arguments(parser: argparse.ArgumentParser) -> None:
                         help="retransmit an unanswered lld request after S seconds")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("mux", help="serve gdb sessions for every node over one debug line")
     parser.add_argument("--line", required=True, metavar="URL",
                         help="the debug line: a pty path, socket://HOST:PORT, rfc2217://..., or a device")
@@ -31,11 +32,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def open_line(url: str) -> serial.SerialBase:
+def open_line(url: str) -> BytePort:
     try:
-        return serial.serial_for_url(url, timeout=0.05)
+        port = serial.serial_for_url(url, timeout=0.05)
     except (serial.SerialException, ValueError) as e:
         raise ValueError(f"cannot open the debug line {url!r}: {e}") from e
+    # Typed as SerialBase, which does not declare in_waiting; every port class
+    # serial_for_url makes (a device, socket://, rfc2217://, loop://) has it.
+    return cast(BytePort, port)
 
 
 async def start_mux(url: str, args: argparse.Namespace) -> Mux:
