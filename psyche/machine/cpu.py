@@ -704,6 +704,10 @@ class Cpu:
                     remote_fetches -= 1
                     left += penalty
                     extra -= penalty
+                # This pc passed the breakpoint check already: the check must not stop it
+                # when it comes round again, decoded (a resume over a breakpoint on code
+                # that never ran would stop on it again, without moving).
+                skip_bp = base + (idx << 2)
                 continue
             else:
                 slow = SLOW_SYSTEM
