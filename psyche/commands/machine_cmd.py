@@ -35,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--panic-symbol", default="panic", metavar="NAME",
                    help="with a debug line, stop a node that reaches this kernel symbol and report "
                         "a panic (default panic; '' for none)")
+    p.add_argument("--halted", action="store_true",
+                   help="start halted, as QEMU's -S: every node that would run is stopped before its "
+                        "first instruction (the king at the ELF entry) and waits for a debugger; "
+                        "nodes the kernel has not started yet stay held, and run when it starts them")
     p.add_argument("--baud", type=int, help="throttle both lines to this baud rate")
     p.add_argument("--quantum", type=int, default=DEFAULT_QUANTUM, help="cycles per scheduling round")
     p.add_argument("--remote-penalty", type=int, default=DEFAULT_REMOTE_PENALTY,
@@ -69,9 +73,25 @@ def _report_stops(stopped: list[Node], lld: Lld) -> None:
               f"waiting for a debugger", file=sys.stderr, flush=True)
 
 
+def _halt(machine: Machine) -> None:
+    """Stop every running node before its first instruction (`--halted`, QEMU's -S).
+
+    The stop is a stop request, as if a debugger had asked for it at time zero: lld reports
+    it (reason REQUESTED), the mux as SIGTRAP, and gdb finds pc at the entry point.
+    """
+    for node in machine.nodes:
+        stops = node.stops
+        machine.stop_node(node.index)   # a running node only: a held one stays held
+        if node.stops != stops:
+            print(f"psyche machine: node {node.index} halted at pc {node.cpu.pc:#010x} before its "
+                  f"first instruction; waiting for a debugger", file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.kernel is None and args.restore is None:
         raise ValueError("give --kernel ELF, --restore SNAPSHOT, or both (the snapshot's kernel's symbols)")
+    if args.halted and args.debug_line == "null":
+        raise ValueError("--halted needs a debug line: only a debugger can start a halted node")
     image = load_elf(args.kernel) if args.kernel else None
     console, debug = _open_lines(args)
     if args.restore:
@@ -96,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
         lld.arm_panic(panic_pc)
     print(f"psyche machine: {len(machine.nodes)} nodes; console {console.describe()}; "
           f"debug line {debug.describe()}", flush=True)
+    if args.halted:
+        _halt(machine)
     matcher = ConsoleMatcher(args.until) if args.until else None
     if matcher is not None:
         machine.console.add_output_listener(matcher.feed)

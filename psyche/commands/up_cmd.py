@@ -29,6 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "terminal)")
     parser.add_argument("--debug-line-loss", type=float, default=0.0, metavar="RATE",
                         help="drop or corrupt this fraction of debug-line frames")
+    parser.add_argument("--halted", action="store_true",
+                        help="start halted, as QEMU's -S: the king stops at the ELF entry (with --restore, "
+                             "every running node where it is) before any instruction, until a gdb "
+                             "continues it; nodes the kernel has not started yet stay held")
     parser.add_argument("--stoptime", action="store_true",
                         help="stop a node's clock while a debugger holds it (psyche machine --stoptime; "
                              "default: it goes on with the machine, docs/debug-semantics.md)")
@@ -88,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     # and the machine out of the terminal's reach: Ctrl-C there interrupts a console command.
     console = not args.no_console
     machine = MachineProcess.start(kernel, args.nodes, args.debug_line_loss, args.restore,
-                                   ("--stoptime",) if args.stoptime else (),
+                                   tuple(flag for flag, on in (("--stoptime", args.stoptime),
+                                                               ("--halted", args.halted)) if on),
                                    stderr=subprocess.PIPE if console else None, own_session=console)
     if console:
         from mux.console.app import run_console  # prompt_toolkit and rich: only for the console
