@@ -31,8 +31,9 @@ ESC_XOR = 0x20
 VERSION = 1
 FLAG_REPLY = 0x01
 
-#: Largest payload of any frame, request or reply.
-MAX_PAYLOAD = 1280
+#: Largest payload of any frame, request or reply: a WRITE_MEM of lld's largest transfer (16 KiB)
+#: and its header, with room to spare.
+MAX_PAYLOAD = 16384 + 256
 
 _HEADER = struct.Struct(">BBHBBH")  # version<<4|flags, node, seq, code, status, length
 HEADER_SIZE = _HEADER.size

@@ -25,8 +25,10 @@ from lld.codec import MAX_PAYLOAD, VERSION
 
 LLD_VERSION = 1
 
-#: Largest memory transfer (READ_MEM length, WRITE_MEM data) in one request.
-MAX_DATA = 1024
+#: Largest memory transfer (READ_MEM length, WRITE_MEM data) in one request: large, because a
+#: round trip costs far more than the bytes on an unthrottled line (a client on a slow line asks
+#: for less).
+MAX_DATA = 16384
 MAX_BREAKPOINTS = 64
 MAX_WATCHPOINTS = 16
 #: Longest watched range (it may span two pages).
@@ -143,6 +145,10 @@ COUNTER_REGS = (REG_LOCAL_REFS, REG_LOCAL_REFS + 1, REG_REMOTE_REFS, REG_REMOTE_
 GENERAL_REGS = tuple(range(34))
 
 STEP_TAKE_INTERRUPTS = 0x01
+#: STEP and STATUS flag: a stopped node's reply carries x0-x31 and pc after the status.
+EXPEDITE = 0x02
+#: How many registers an expedited status carries: x0-x31 and pc, gdb's `g` block.
+EXPEDITED_REGS = 33
 
 
 @dataclass(frozen=True)
@@ -240,7 +246,24 @@ class Describe(Request):
 
 @dataclass(frozen=True)
 class GetStatus(Request):
+    """The node's status; with `expedite`, a stopped node's registers too (one round trip, not two)."""
+
     code: ClassVar[int] = STATUS
+    expedite: bool = False
+
+    def encode(self) -> bytes:
+        return bytes((EXPEDITE,)) if self.expedite else b""
+
+    @classmethod
+    def decode(cls, payload: bytes) -> GetStatus:
+        if not payload:
+            return cls()
+        r = _Reader(payload)
+        flags = r.one("B")
+        r.done()
+        if flags & ~EXPEDITE:
+            raise PayloadError(f"unknown status flags {flags:#x}")
+        return cls(bool(flags & EXPEDITE))
 
 
 @dataclass(frozen=True)
@@ -286,19 +309,21 @@ class Step(Change):
     needs_stop: ClassVar[bool] = True
     guard: int = 0
     take_interrupts: bool = False
+    #: Reply with the registers after the status: the step's result in one round trip.
+    expedite: bool = False
 
     def encode(self) -> bytes:
-        return struct.pack(">IB", _u32(self.guard, "guard"),
-                           STEP_TAKE_INTERRUPTS if self.take_interrupts else 0)
+        flags = (STEP_TAKE_INTERRUPTS if self.take_interrupts else 0) | (EXPEDITE if self.expedite else 0)
+        return struct.pack(">IB", _u32(self.guard, "guard"), flags)
 
     @classmethod
     def decode(cls, payload: bytes) -> Step:
         r = _Reader(payload)
         guard, flags = r.take("IB")
         r.done()
-        if flags & ~STEP_TAKE_INTERRUPTS:
+        if flags & ~(STEP_TAKE_INTERRUPTS | EXPEDITE):
             raise PayloadError(f"unknown step flags {flags:#x}")
-        return cls(guard, bool(flags & STEP_TAKE_INTERRUPTS))
+        return cls(guard, bool(flags & STEP_TAKE_INTERRUPTS), bool(flags & EXPEDITE))
 
 
 @dataclass(frozen=True)
@@ -553,18 +578,25 @@ class Status:
     data_addr: int
     cycles: int
     instret: int
+    #: x0-x31 and pc, when the request asked to expedite them and the node is stopped.
+    registers: tuple[int, ...] | None = None
 
     _S: ClassVar[struct.Struct] = struct.Struct(">BBBBIIIIQQ")
+    _EXPEDITED: ClassVar[struct.Struct] = struct.Struct(f">{EXPEDITED_REGS}I")
 
     def encode(self) -> bytes:
-        return self._S.pack(self.state, self.reason, self.priv, self.flags, self.stops, self.gen,
+        head = self._S.pack(self.state, self.reason, self.priv, self.flags, self.stops, self.gen,
                             self.pc, self.data_addr, self.cycles, self.instret)
+        return head if self.registers is None else head + self._EXPEDITED.pack(*self.registers)
 
     @classmethod
     def decode(cls, payload: bytes) -> Status:
-        if len(payload) != cls._S.size:
-            raise PayloadError(f"status is {cls._S.size} bytes, not {len(payload)}")
-        return cls(*cls._S.unpack(payload))
+        size = cls._S.size
+        if len(payload) not in (size, size + cls._EXPEDITED.size):
+            raise PayloadError(f"status is {size} or {size + cls._EXPEDITED.size} bytes, not {len(payload)}")
+        state, reason, priv, flags, stops, gen, pc, data_addr, cycles, instret = cls._S.unpack(payload[:size])
+        registers = cls._EXPEDITED.unpack(payload[size:]) if len(payload) > size else None
+        return cls(state, reason, priv, flags, stops, gen, pc, data_addr, cycles, instret, registers)
 
     @property
     def stopped(self) -> bool:

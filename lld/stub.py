@@ -98,6 +98,10 @@ class NodeStats:
     internal_errors: int = 0
 
 
+def _expedite(request: p.Request) -> bool:
+    return isinstance(request, p.Step) and request.expedite
+
+
 def fingerprint(code: int, payload: bytes) -> int:
     return zlib.crc32(bytes((code,)) + payload)
 
@@ -168,7 +172,8 @@ class NodeLld:
         else:
             st.reason = p.REASON_HOST
 
-    def status(self, flags: int = 0) -> p.Status:
+    def status(self, flags: int = 0, expedite: bool = False) -> p.Status:
+        """The node's status; with expedite, a stopped node's x0-x31 and pc come with it."""
         self.sync()
         t = self.target
         cpu = t.cpu
@@ -181,6 +186,7 @@ class NodeLld:
             state=t.state, reason=self.state.reason if stopped else p.REASON_NONE, priv=cpu.priv,
             flags=flags, stops=t.stops & M32, gen=self.gen(), pc=cpu.pc & M32,
             data_addr=self.state.data_addr if stopped else 0, cycles=cpu.cycles, instret=cpu.instret,
+            registers=tuple(t.read_reg(r) for r in range(p.EXPEDITED_REGS)) if expedite and stopped else None,
         )
 
     def on_access(self, paddr: int, size: int, is_write: bool) -> bool:
@@ -239,7 +245,7 @@ class NodeLld:
                 quantum=m.config.quantum, timebase_hz=TIMEBASE_HZ, isa=ISA,
             ).encode()
         if isinstance(request, p.GetStatus):
-            return self.status().encode()
+            return self.status(expedite=request.expedite).encode()
         if isinstance(request, p.ReadRegs):
             regs = request.regs or p.GENERAL_REGS
             if len(regs) > p.MAX_REGS:
@@ -282,11 +288,11 @@ class NodeLld:
         elif guard != gen:
             if (fp, guard) in st.recent_changes:
                 # A repeat of a request that made a change from that very gen: it took effect already.
-                return p.OK, self.status(p.FLAG_DUPLICATE).encode()
+                return p.OK, self.status(p.FLAG_DUPLICATE, _expedite(request)).encode()
             return p.E_STALE, self.status().encode()
         if self._apply(request):
             st.recent_changes.append((fp, gen))
-        return p.OK, self.status().encode()
+        return p.OK, self.status(expedite=_expedite(request)).encode()
 
     def _count_change(self) -> bool:
         self.state.mutations += 1

@@ -193,6 +193,8 @@ class GdbSession:
                     return rsp.error(EINVAL)
                 return self._ok(await self.handle.write_registers([(lld_reg, value)]))
             case rsp.ReadMemory(addr=addr, length=length):
+                # A reply fits the packet size gdb was told; gdb asks again for the rest.
+                length = min(length, self.packet_size // 2, (1 << 32) - addr)
                 data = await self.handle.read_memory(addr, length)
                 # gdb accepts a short read; nothing readable at all is an error.
                 return rsp.hex_bytes(data) if data or length == 0 else rsp.error(EFAULT)

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from lld import protocol as p
 
 CACHE_BLOCK = 64          # memory is cached in aligned blocks of this size
-CACHED_READ = p.MAX_DATA  # reads up to this long are kept in the cache until the node changes
-BULK_READ = 16384         # longer ones up to this go through it too, then leave it (see bulk_done)
+CACHED_READ = 1024        # reads up to this long are kept in the cache until the node changes
+BULK_READ = 65536         # longer ones up to this go through it too, then leave it (see bulk_done)
 PREFETCH_SPAN = 256       # at a stop, this much around pc is read ahead (within pc's page)
 PAGE = 4096
 ADDRESS_END = 1 << 32

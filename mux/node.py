@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from lld import protocol as p
 from mux.link import LinkError, LldLink
-from mux.memory import CURRENT, AddressSpace, MemoryCache
+from mux.memory import CURRENT, PAGE, AddressSpace, MemoryCache
 
 #: Registers in gdb's `g` block (x0..x31 and pc), which lld numbers the same way.
 GENERAL_REGISTERS = 33
@@ -97,6 +97,8 @@ class NodeHandle:
         if self._cached_gen != status.gen:
             self.forget()
             self._cached_gen = status.gen
+        if status.registers is not None:
+            self._registers = list(status.registers)
         self.status = status
 
     def note_breakpoint_change(self, status: p.Status) -> None:
@@ -122,8 +124,9 @@ class NodeHandle:
         for cache in self._memory.values():
             cache.clear()
 
-    async def refresh(self) -> p.Status:
-        status = await self.link.ok(self.node, p.GetStatus())
+    async def refresh(self, expedite: bool = False) -> p.Status:
+        """Ask lld for the node's status (with its registers, if stopped and `expedite`)."""
+        status = await self.link.ok(self.node, p.GetStatus(expedite))
         assert isinstance(status, p.Status)
         self.note(status)
         return status
@@ -158,7 +161,7 @@ class NodeHandle:
 
     async def step(self, take_interrupts: bool) -> p.Status:
         """One instruction, or the entry into one pending interrupt's handler if they are taken."""
-        return await self.changed(lambda gen: p.Step(gen, take_interrupts))
+        return await self.changed(lambda gen: p.Step(gen, take_interrupts, expedite=True))
 
     async def resume(self) -> None:
         await self.changed(lambda gen: p.Resume(gen))
@@ -205,7 +208,7 @@ class NodeHandle:
     async def _poll(self) -> p.Status:
         delay = POLL_FIRST
         while True:
-            status = await self.refresh()
+            status = await self.refresh(expedite=True)   # a stop's registers come with it
             if not status.running:
                 return status
             self._poll_now.clear()
@@ -272,12 +275,29 @@ class NodeHandle:
             for piece in pieces:
                 reply = await piece
                 if not reply.ok:
+                    out += await self._readable_pages(addr + len(out), min(p.MAX_DATA, length - len(out)),
+                                                      space)
                     break
                 assert isinstance(reply.value, bytes)
                 out += reply.value
         finally:
             for piece in pieces:
                 piece.cancel()   # the rest, after a failure: the link drops them unsent
+        return bytes(out)
+
+    async def _readable_pages(self, addr: int, length: int, space: AddressSpace) -> bytes:
+        """The readable start of a range lld refused as a whole, a page at a time.
+
+        What makes an address unreadable (no mapping, no RAM) comes in whole pages.
+        """
+        out = bytearray()
+        while len(out) < length:
+            at = addr + len(out)
+            piece = min(PAGE - at % PAGE, length - len(out))
+            reply = await self.link.request(self.node, space.read(at, piece))
+            if not reply.ok or not isinstance(reply.value, bytes):
+                break
+            out += reply.value
         return bytes(out)
 
     async def write_memory(self, addr: int, data: bytes, space: AddressSpace = CURRENT) -> bool:

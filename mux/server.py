@@ -22,7 +22,9 @@ from mux.monitor import Monitor
 from mux.node import NodeHandle
 from mux.rsp import BadPacket, Interrupt, Packet, RspConnection
 
-PACKET_SIZE = 4096
+#: gdb's PacketSize: large, so that a big read is one `m` packet (gdb asks for about half of it,
+#: hex doubling the reply) and one or two lld round trips, not dozens.
+PACKET_SIZE = 0x10000
 UDP_IDLE_SECONDS = 120.0  # a UDP client that stays silent this long is taken to be gone
 
 

@@ -148,12 +148,12 @@ def test_memory_by_symbol_in_pieces_matches_the_machine(ctx: ConsoleContext,
     lb, symbols = machine
     ok, out = run(ctx, "x 3 this_node 16")
     assert ok and "this_node" in out and "45444f4e 03000000 04000000" in out, out   # magic, id 3, 4 nodes
-    ok, out = run(ctx, f"x 1 _text_start {5 * p.MAX_DATA + 3}")     # more than one request
+    ok, out = run(ctx, f"x 1 _text_start {p.MAX_DATA + 3}")     # more than one request
     assert ok
     first_line = lb.machine.read_phys(kernel_phys(symbols.address("_text_start"), node=1), 16)
     assert " ".join(first_line[i:i + 4].hex() for i in range(0, 16, 4)) in out
     dump_lines = [line for line in out.splitlines() if line.startswith("0xc")]
-    assert len(dump_lines) == (5 * p.MAX_DATA + 3 + 15) // 16
+    assert len(dump_lines) == (p.MAX_DATA + 3 + 15) // 16
 
 
 def test_sessions_stats_log_help(ctx: ConsoleContext) -> None:

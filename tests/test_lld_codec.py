@@ -28,11 +28,15 @@ pytestmark = pytest.mark.timeout(60)
 u32 = st.integers(0, 0xFFFFFFFF)
 u16 = st.integers(0, 0xFFFF)
 u8 = st.integers(0, 0xFF)
+_EVERY_BYTE = bytes(range(256)) * (MAX_PAYLOAD // 256 + 2)
 # Payloads rich in the two bytes that need escaping.
 payloads = st.one_of(
     st.binary(max_size=64),
     st.lists(st.sampled_from([END, ESC, 0x00, 0x5E, 0x5D, 0xFF]), max_size=64).map(bytes),
-    st.binary(min_size=MAX_PAYLOAD - 4, max_size=MAX_PAYLOAD),
+    # Full-size payloads, built rather than drawn byte by byte (hypothesis would refuse to
+    # generate that much data): every byte value, END and ESC included, from a drawn start.
+    st.builds(lambda start, cut: _EVERY_BYTE[start:start + MAX_PAYLOAD - cut],
+              st.integers(0, 255), st.integers(0, 4)),
 )
 frames = st.builds(Frame, node=u8, seq=u16, code=u8, payload=payloads, reply=st.booleans(),
                    status=u8, version=st.integers(0, 15))

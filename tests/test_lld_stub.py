@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from lld import protocol as p
-from lld.codec import Frame, FrameDecoder, encode_frame
+from lld.codec import MAX_PAYLOAD, Frame, FrameDecoder, encode_frame
 from lld.loopback import Loopback
 from lld.stub import CHANGE_HISTORY
 from lld.testing import TargetGuest, build_target_guest
@@ -82,7 +82,7 @@ def test_describe_tells_every_client_the_same_machine(guest: TargetGuest) -> Non
     assert answers[0] == answers[1] == answers[2]
     d = answers[0]
     assert isinstance(d, p.MachineDescription)
-    assert (d.nodes, d.lld_version, d.max_payload, d.max_data) == (3, p.LLD_VERSION, 1280, p.MAX_DATA)
+    assert (d.nodes, d.lld_version, d.max_payload, d.max_data) == (3, p.LLD_VERSION, MAX_PAYLOAD, p.MAX_DATA)
     assert d.isa.startswith("rv32ima") and "sv32" in d.isa
     assert d.ram_of(2) == (RAM_BASE + 2 * NODE_RAM_SIZE, NODE_RAM_SIZE)
 
@@ -149,6 +149,25 @@ def test_step_executes_exactly_one_instruction_and_a_repeat_does_nothing(guest: 
     assert other.error is not None and other.error.status == lb.status(1)
     lb.ok(1, p.Resume(b.gen))
     assert lb.call(1, p.Step(b.gen + 1)).status == p.E_STATE   # running: no stepping
+
+
+def test_an_expedited_step_or_status_carries_the_registers_of_a_stopped_node(guest: TargetGuest) -> None:
+    lb = started(guest, run=False)
+    assert lb.ok(1, p.GetStatus(expedite=True)).registers is None     # running: nothing to expedite
+    s = stop(lb, 1)
+    cpu = lb.machine.nodes[1].cpu
+    step = p.Step(s.gen, expedite=True)
+    a = lb.ok(1, step)
+    assert isinstance(a, p.Status) and a.registers is not None
+    assert list(a.registers) == [0, *(cpu.regs[i] & 0xFFFFFFFF for i in range(1, 32)), cpu.pc]
+    again = lb.ok(1, step)                                  # a repeat is a duplicate, registers and all
+    assert again.duplicate and again.registers == a.registers
+    assert lb.ok(1, p.GetStatus(expedite=True)).registers == a.registers
+    assert lb.ok(1, p.GetStatus()).registers is None
+    assert p.decode_request(p.STEP, step.encode()) == step
+    assert p.decode_request(p.STATUS, p.GetStatus(True).encode()) == p.GetStatus(True)
+    with pytest.raises(p.PayloadError):
+        p.decode_request(p.STATUS, b"\x04")
 
 
 def test_step_with_interrupts_masked_or_taken(guest: TargetGuest) -> None:
