@@ -272,3 +272,11 @@ def test_random_bytes_never_raise_and_the_next_frame_still_decodes(
         assert events[-1] == Packet(payload)
     else:
         assert events[-1] == BadPacket("payload longer than 256 bytes")
+
+
+@given(st.integers(0, 140_000), st.integers(0, 255), st.binary(max_size=64))
+def test_the_checksum_of_a_long_payload_is_its_byte_sum(length: int, fill: int, head: bytes) -> None:
+    # Long runs of one byte (0xff at worst) and the sizes around the exact-piece limit included.
+    raw = (head + bytes((fill,)) * length)[:length]
+    assert checksum(raw) == sum(raw) & 0xFF
+    assert checksum(bytes(range(256)) * 300) == sum(bytes(range(256)) * 300) & 0xFF
