@@ -17,6 +17,8 @@ ensure_apt_packages() {
     local missing=()
     command -v gdb-multiarch >/dev/null || missing+=(gdb-multiarch)
     command -v tmux >/dev/null || missing+=(tmux)   # the console's tests drive it as a person would
+    # the reference the gdb conformance suite (tests/conformance) compares the mux with
+    command -v qemu-system-riscv32 >/dev/null || missing+=(qemu-system-misc)
     [ "${#missing[@]}" = 0 ] && return 0
     log "installing ${missing[*]} with apt-get"
     as_root apt-get update -qq
