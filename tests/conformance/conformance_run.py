@@ -166,7 +166,11 @@ class Spares:
     def take(self, kind: str, elf: Path) -> Target:
         target = self.spares.pop((kind, elf), None) or start(kind, elf)
         self.spares[(kind, elf)] = start(kind, elf)
-        target.wait_ready()
+        try:
+            target.wait_ready()
+        except BaseException:
+            target.stop()
+            raise
         return target
 
     def close(self) -> None:

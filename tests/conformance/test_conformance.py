@@ -57,8 +57,10 @@ def test_every_difference_is_documented() -> None:
 @pytest.mark.parametrize("scenario", [_param(s) for s in SCENARIOS])
 def test_same_transcript_as_qemu(scenario: Scenario, spares: Spares, guests: dict[str, Path]) -> None:
     elf = guests[scenario.guest]
-    targets = {kind: spares.take(kind, elf) for kind in KINDS}
+    targets: dict[str, conformance_run.Target] = {}
     try:
+        for kind in KINDS:
+            targets[kind] = spares.take(kind, elf)
         with ThreadPoolExecutor(len(KINDS)) as pool:
             futures = {kind: pool.submit(conformance_run.run_scenario, elf, targets[kind], scenario.sessions,
                                          scenario.watchdog, 60.0) for kind in KINDS}
