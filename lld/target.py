@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lld import protocol as p
-from psyche.machine.cpu import Cpu
+from psyche.machine.cpu import STOP_WATCH, Cpu
 from psyche.machine.csr import PRV_M, PRV_S
 from psyche.machine.machine import Machine, Node, NodeState
 from psyche.machine.mmu import fault_cause, translate
@@ -92,20 +92,31 @@ class NodeTarget:
     def stop(self) -> None:
         self.machine.stop_node(self.index)
 
+    def _resume_over_stop(self) -> None:
+        """The instruction at pc must not stop again for what stopped it there.
+
+        Its breakpoint is passed; its watchpoint only if a watchpoint stopped it (the
+        access is then the one already reported): after any other stop, the first
+        instruction's access to a watched range is a new hit.
+        """
+        cpu = self.cpu
+        cpu.skip_breakpoint_pc = cpu.pc
+        cpu.skip_watch = self.node.stop_reason == STOP_WATCH
+
     def resume(self) -> None:
-        # Resuming at a breakpoint must not stop there again at once: step over it.
-        self.cpu.skip_breakpoint_pc = self.cpu.pc
+        self._resume_over_stop()
         self.machine.resume_node(self.index)
 
     def step(self, take_interrupts: bool) -> int:
         """One instruction (or the entry into one interrupt handler); the CPU's stop reason."""
         cpu = self.cpu
-        cpu.skip_breakpoint_pc = cpu.pc
+        self._resume_over_stop()
         try:
             return self.machine.step_node(self.index, take_interrupts)
         finally:
             # Unused if the step entered an interrupt handler instead: never let it linger.
             cpu.skip_breakpoint_pc = -1
+            cpu.skip_watch = False
 
     # -- registers ------------------------------------------------------------
 

@@ -502,6 +502,22 @@ def test_watchpoints_write_read_access_on_their_own_node(guest: TargetGuest) -> 
     assert lb.status(2).running and lb.status(1).running
 
 
+def test_the_first_instruction_after_a_stop_hits_a_watchpoint_unless_it_stopped_there(
+        guest: TargetGuest) -> None:
+    lb = started(guest)
+    mine, spin_store = guest.counter(1), guest.sym("spin_store")
+    lb.ok(1, p.SetBreakpoint(p.ANY_GEN, spin_store))
+    lb.ok(1, p.Resume(stop(lb, 1).gen))
+    run_until(lb, lambda: lb.status(1).stopped)
+    assert lb.status(1).pc == spin_store                          # at the store, by a breakpoint
+    lb.ok(1, p.ClearBreakpoint(p.ANY_GEN, spin_store))
+    lb.ok(1, p.SetWatchpoint(p.ANY_GEN, p.SPACE_VIRT, mine, 4, p.WATCH_WRITE))
+    hit = lb.ok(1, p.Step(lb.status(1).gen))                      # the store is a new hit
+    assert (hit.reason, hit.pc, hit.data_addr) == (p.REASON_WATCHPOINT, spin_store, mine)
+    past = lb.ok(1, p.Step(hit.gen))                              # the hit it stopped for: passed
+    assert (past.reason, past.pc) == (p.REASON_STEP, guest.sym("spin_check"))
+
+
 def test_watchpoint_rules(guest: TargetGuest) -> None:
     machine, lb, at = _paged_node()
     gen = lb.status(1).gen

@@ -187,9 +187,10 @@ class Cpu:
         self.waiting: bool = False
         self.stop_reason: i64 = STOP_NONE
         self.breakpoints: set[int] = set()
-        # A breakpoint or watchpoint stop at this pc is not taken again by the
-        # next instruction (resume over it).
+        # A breakpoint stop at this pc is not taken again by the next instruction
+        # (resume over it); nor a watchpoint stop, if skip_watch (the node stopped at one).
         self.skip_breakpoint_pc: i64 = -1
+        self.skip_watch: bool = False
         self.resume_pc: i64 = -1
         self.resume_instret: i64 = -1
         # Per-node reference counts: data references local and remote, remote fetches.
@@ -488,8 +489,11 @@ class Cpu:
         window_end: i64 = 1024
         skip_bp: i64 = self.skip_breakpoint_pc
         self.skip_breakpoint_pc = -1
-        # The instruction at skip_bp runs first and resumes past whatever stopped it there.
-        self.resume_pc = skip_bp
+        # The instruction at skip_bp runs first and resumes past whatever stopped it there: its
+        # breakpoint, and its watchpoint if that is what stopped it (a watchpoint hit by the
+        # first instruction after any other stop is a new hit, and stops).
+        self.resume_pc = skip_bp if self.skip_watch else -1
+        self.skip_watch = False
         self.resume_instret = start_instret
         # Operands of the pending slow path.
         slow: i64 = SLOW_NONE

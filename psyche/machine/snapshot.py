@@ -58,6 +58,7 @@ def _cpu_state(machine: Machine, index: int) -> dict[str, Any]:
         "refs": [cpu.local_refs, cpu.remote_refs, cpu.remote_fetches],
         "trap_loop": [cpu.traps_without_progress, cpu.last_trap_instret],
         "skip_breakpoint_pc": cpu.skip_breakpoint_pc,
+        "skip_watch": cpu.skip_watch,
         "intc": [dev.intc.levels, dev.intc.enable_m, dev.intc.enable_s],
         "doorbell": [dev.doorbell.start_pc, *dev.doorbell.pending_from],
         "onboard": dev.onboard.get_state(),
@@ -85,6 +86,7 @@ def _set_cpu_state(machine: Machine, index: int, s: dict[str, Any]) -> None:
     cpu.local_refs, cpu.remote_refs, cpu.remote_fetches = s["refs"]
     cpu.traps_without_progress, cpu.last_trap_instret = s["trap_loop"]
     cpu.skip_breakpoint_pc = s["skip_breakpoint_pc"]
+    cpu.skip_watch = bool(s.get("skip_watch", False))
     dev.intc.levels, dev.intc.enable_m, dev.intc.enable_s = s["intc"]
     dev.doorbell.start_pc = s["doorbell"][0]
     dev.doorbell.pending_from = list(s["doorbell"][1:])

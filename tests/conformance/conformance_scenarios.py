@@ -69,8 +69,6 @@ def deliberate(heading: str) -> str:
 # Why a scenario's transcripts differ, for as long as they do.
 STEP_XRET = deliberate("Stepping mret and sret")
 STEP_IRQ = deliberate("Interrupts during a single step")
-WATCH_FIRST = ("mux bug: a resume or step never reports a watchpoint hit by the first instruction it "
-               "executes (lld skips it as if resuming from a watchpoint stop there)")
 
 
 SCENARIOS = [
@@ -156,14 +154,13 @@ SCENARIOS = [
     # -- watchpoints ---------------------------------------------------------------------------------
     scenario("watch_global", "watch counter", "continue", "continue", "continue", "p counter"),
     scenario("watch_local_leaves_scope", "break scoped", "continue", "watch local", "continue",
-             "continue", "continue", "continue", "continue", "bt 1", "p $pc", xfail=WATCH_FIRST),
+             "continue", "continue", "continue", "continue", "bt 1", "p $pc"),
     scenario("rwatch", "rwatch watched", "continue", "p $pc", "continue", "p $pc"),
-    scenario("awatch", "awatch watched", "continue", "continue", "continue", "continue", watchdog=3.0,
-             xfail=WATCH_FIRST),
+    scenario("awatch", "awatch watched", "continue", "continue", "continue", "continue", watchdog=3.0),
     scenario("watch_with_condition", "watch counter if counter > 50", "continue", "p counter",
              "bt 1"),
     scenario("stepi_onto_watched_store", "break writer", "continue", "watch watched", "stepi",
-             "stepi", "stepi", "stepi", "p watched", xfail=WATCH_FIRST),
+             "stepi", "stepi", "stepi", "p watched"),
 
     # -- display, memory, registers -----------------------------------------------------------------
     scenario("display", "break tick", "display i", "display/x counter", "continue", "continue",
