@@ -100,6 +100,23 @@ def test_pty_is_raw_before_anyone_opens_it(pty_line: PtyLine) -> None:
 
 
 @pytest.mark.timeout(10)
+def test_a_pty_with_output_the_os_could_not_take_is_waited_on_for_writing(pty_line: PtyLine) -> None:
+    with serial.Serial(pty_line.describe(), timeout=0.2) as ser:
+        assert pty_line.output_fileno() is None                  # nothing queued: nothing to wait for
+        pty_line.write(bytes(256 * 1024))                         # more than a pty holds
+        pty_line.flush_some()
+        assert pty_line.pending_output() > 0
+        fd = pty_line.output_fileno()
+        assert fd == pty_line.fileno()
+        got = 0
+        while pty_line.pending_output():
+            got += len(ser.read(ser.in_waiting or 1))             # the far end reads...
+            select.select([], [fd], [], 1.0)                      # ...and the line can go on
+            pty_line.flush_some()
+        assert pty_line.output_fileno() is None
+
+
+@pytest.mark.timeout(10)
 def test_pty_both_directions_binary_clean(pty_line: PtyLine) -> None:
     with serial.Serial(pty_line.describe(), timeout=0.2) as ser:
         ser.write(ALL_BYTES)

@@ -71,6 +71,13 @@ class HostLine(ABC):
         """Hand as much queued output to the OS as it (and the throttle) accepts now."""
         return None  # lines that never queue output have nothing to flush
 
+    def output_fileno(self) -> int | None:
+        """A descriptor that select() reports writable when flush_some() can send more, or None.
+
+        None when nothing waits to go out, or when only time (a throttle) lets it go.
+        """
+        return None
+
     def close(self) -> None:
         """Release OS resources; the line is unusable afterwards."""
         return None  # lines without OS resources have nothing to release
@@ -163,6 +170,15 @@ class _StreamLine(HostLine):
     def pending_output(self) -> int:
         return len(self._out)
 
+    def output_fileno(self) -> int | None:
+        if not self._out or self._throttle is not None:
+            return None
+        return self._output_fd()
+
+    def _output_fd(self) -> int | None:
+        """The descriptor output is written to, or None if there is none now."""
+        return None
+
     def flush_some(self) -> None:
         budget = len(self._out)
         if self._throttle is not None:
@@ -243,6 +259,9 @@ class PtyLine(_StreamLine):
     def fileno(self) -> int | None:
         return self._master
 
+    def _output_fd(self) -> int | None:
+        return self._master
+
     def read_available(self, max_bytes: int = DEFAULT_READ_SIZE) -> bytes:
         if max_bytes <= 0:
             return b""
@@ -306,6 +325,9 @@ class TcpLine(_StreamLine):
 
     def fileno(self) -> int | None:
         return self._poller.fileno()
+
+    def _output_fd(self) -> int | None:
+        return None if self._client is None else self._client.fileno()
 
     @property
     def connected(self) -> bool:

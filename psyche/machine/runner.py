@@ -134,11 +134,18 @@ class Runner:
                 line.flush_some()
 
     def _wait_host(self, seconds: float) -> None:
+        """Sleep until host input arrives, or a line can take more of its queued output.
+
+        The second matters to a debugger: a large reply (lld's 16 KiB memory frames) does
+        not fit a pty's buffer at once, and an idle machine would otherwise send the rest
+        only after its next timeout, once per buffer-full.
+        """
         fds = [fd for fd in (line.fileno() for line in self.lines) if fd is not None]
+        writers = [fd for fd in (line.output_fileno() for line in self.lines) if fd is not None]
         if seconds <= 0:
             return
-        if fds:
-            select.select(fds, [], [], seconds)
+        if fds or writers:
+            select.select(fds, writers, [], seconds)
         else:
             time.sleep(seconds)
 
