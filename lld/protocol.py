@@ -145,10 +145,13 @@ COUNTER_REGS = (REG_LOCAL_REFS, REG_LOCAL_REFS + 1, REG_REMOTE_REFS, REG_REMOTE_
 GENERAL_REGS = tuple(range(34))
 
 STEP_TAKE_INTERRUPTS = 0x01
-#: STEP and STATUS flag: a stopped node's reply carries x0-x31 and pc after the status.
+#: STEP and STATUS flag: a stopped node's reply carries x0-x31 and pc after the status, and the
+#: code around pc after them (when pc's page is mapped).
 EXPEDITE = 0x02
 #: How many registers an expedited status carries: x0-x31 and pc, gdb's `g` block.
 EXPEDITED_REGS = 33
+#: The code an expedited status carries: the aligned CODE_WINDOW bytes that hold pc.
+CODE_WINDOW = 256
 
 
 @dataclass(frozen=True)
@@ -580,6 +583,8 @@ class Status:
     instret: int
     #: x0-x31 and pc, when the request asked to expedite them and the node is stopped.
     registers: tuple[int, ...] | None = None
+    #: With the registers, the CODE_WINDOW bytes at `code_addr` (pc rounded down), if readable.
+    code: bytes | None = None
 
     _S: ClassVar[struct.Struct] = struct.Struct(">BBBBIIIIQQ")
     _EXPEDITED: ClassVar[struct.Struct] = struct.Struct(f">{EXPEDITED_REGS}I")
@@ -587,16 +592,26 @@ class Status:
     def encode(self) -> bytes:
         head = self._S.pack(self.state, self.reason, self.priv, self.flags, self.stops, self.gen,
                             self.pc, self.data_addr, self.cycles, self.instret)
-        return head if self.registers is None else head + self._EXPEDITED.pack(*self.registers)
+        if self.registers is None:
+            return head
+        return head + self._EXPEDITED.pack(*self.registers) + (self.code or b"")
 
     @classmethod
     def decode(cls, payload: bytes) -> Status:
         size = cls._S.size
-        if len(payload) not in (size, size + cls._EXPEDITED.size):
-            raise PayloadError(f"status is {size} or {size + cls._EXPEDITED.size} bytes, not {len(payload)}")
+        expedited = size + cls._EXPEDITED.size
+        if len(payload) not in (size, expedited, expedited + CODE_WINDOW):
+            raise PayloadError(f"status is {size}, {expedited} or {expedited + CODE_WINDOW} bytes, "
+                               f"not {len(payload)}")
         state, reason, priv, flags, stops, gen, pc, data_addr, cycles, instret = cls._S.unpack(payload[:size])
-        registers = cls._EXPEDITED.unpack(payload[size:]) if len(payload) > size else None
-        return cls(state, reason, priv, flags, stops, gen, pc, data_addr, cycles, instret, registers)
+        registers = cls._EXPEDITED.unpack(payload[size:expedited]) if len(payload) > size else None
+        code = payload[expedited:] if len(payload) > expedited else None
+        return cls(state, reason, priv, flags, stops, gen, pc, data_addr, cycles, instret, registers, code)
+
+    @property
+    def code_addr(self) -> int:
+        """Where `code` starts: pc rounded down to CODE_WINDOW."""
+        return self.pc - self.pc % CODE_WINDOW
 
     @property
     def stopped(self) -> bool:

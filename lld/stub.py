@@ -25,6 +25,7 @@ page that is not mapped yet.
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
@@ -173,7 +174,8 @@ class NodeLld:
             st.reason = p.REASON_HOST
 
     def status(self, flags: int = 0, expedite: bool = False) -> p.Status:
-        """The node's status; with expedite, a stopped node's x0-x31 and pc come with it."""
+        """The node's status; with expedite, a stopped node's x0-x31 and pc come with it, and its code
+        around pc."""
         self.sync()
         t = self.target
         cpu = t.cpu
@@ -182,12 +184,22 @@ class NodeLld:
             flags |= p.FLAG_WAITING
         if stopped:
             flags |= self.state.watch_flags
-        return p.Status(
+        status = p.Status(
             state=t.state, reason=self.state.reason if stopped else p.REASON_NONE, priv=cpu.priv,
             flags=flags, stops=t.stops & M32, gen=self.gen(), pc=cpu.pc & M32,
             data_addr=self.state.data_addr if stopped else 0, cycles=cpu.cycles, instret=cpu.instret,
-            registers=tuple(t.read_reg(r) for r in range(p.EXPEDITED_REGS)) if expedite and stopped else None,
         )
+        if not (expedite and stopped):
+            return status
+        return dataclasses.replace(status, registers=tuple(t.read_reg(r) for r in range(p.EXPEDITED_REGS)),
+                                   code=self._code_window(status.code_addr))
+
+    def _code_window(self, addr: int) -> bytes | None:
+        """The expedited code at addr, or None if the node's page tables do not let it be read."""
+        try:
+            return self.target.read_mem(p.SPACE_VIRT, addr, p.CODE_WINDOW)
+        except TargetError:
+            return None
 
     def on_access(self, paddr: int, size: int, is_write: bool) -> bool:
         """Watch hook for this node's accesses to watched pages: True stops the CPU."""

@@ -74,6 +74,11 @@ class MemoryCache:
         self.reads.clear()
         self.epoch += 1
 
+    def fill(self, addr: int, data: bytes) -> None:
+        """Take bytes that came without asking (the code an expedited stop carries)."""
+        for offset in range(-addr % CACHE_BLOCK, len(data) - CACHE_BLOCK + 1, CACHE_BLOCK):
+            self.blocks[addr + offset] = data[offset: offset + CACHE_BLOCK]
+
     # -- answers without the line ------------------------------------------------
 
     def cached(self, addr: int, length: int) -> bytes | None:

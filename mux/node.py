@@ -99,6 +99,8 @@ class NodeHandle:
             self._cached_gen = status.gen
         if status.registers is not None:
             self._registers = list(status.registers)
+        if status.code is not None:
+            self.memory().fill(status.code_addr, status.code)
         self.status = status
 
     def note_breakpoint_change(self, status: p.Status) -> None:

@@ -160,6 +160,8 @@ def test_an_expedited_step_or_status_carries_the_registers_of_a_stopped_node(gue
     a = lb.ok(1, step)
     assert isinstance(a, p.Status) and a.registers is not None
     assert list(a.registers) == [0, *(cpu.regs[i] & 0xFFFFFFFF for i in range(1, 32)), cpu.pc]
+    assert a.code_addr == cpu.pc - cpu.pc % p.CODE_WINDOW <= cpu.pc
+    assert a.code == lb.machine.read_phys(a.code_addr, p.CODE_WINDOW)         # the code around pc
     again = lb.ok(1, step)                                  # a repeat is a duplicate, registers and all
     assert again.duplicate and again.registers == a.registers
     assert lb.ok(1, p.GetStatus(expedite=True)).registers == a.registers

@@ -161,9 +161,9 @@ def test_a_gdb_single_step_is_one_lld_step(guest: TargetGuest) -> None:
         reply = await to(rig, guest.sym("spin_check"))      # gdb's stepi over `sw`
         assert reply.startswith(b"T05swbreak:;") and stop_pc(reply) == guest.sym("spin_check")
         assert rig.pc() == guest.sym("spin_check")
-        # One STEP, whose reply carries the registers (and a read-ahead of the code at pc);
-        # no RESUME, no status poll, no register read, no breakpoint ever sent to lld.
-        assert rig.link.sent["Step"] == 1
+        # One STEP, whose reply carries the registers and the code around pc: nothing else,
+        # no RESUME, no status poll, no register or code read, no breakpoint ever sent to lld.
+        assert rig.link.sent == {"Step": 1}, rig.link.sent
         assert not {"Resume", "GetStatus", "ReadRegs", "SetBreakpoint", "ClearBreakpoint"} \
             & set(rig.link.sent)
         assert guest.sym("spin_check") not in rig.lld.nodes[0].state.breakpoints
