@@ -54,6 +54,9 @@ ensure_compiled() {
     if [ "${PSYCHE_PURE:-0}" = 1 ]; then return 0; fi
     if ! "$PY" -c 'import psyche.machine' 2>/dev/null; then
         log "node CPU sources changed: recompiling with mypyc"
+        # Without build isolation pip builds with the venv's own tools: make sure they are the
+        # ones pyproject.toml's [build-system] asks for (a venv made by an older pip lacks wheel).
+        "$PY" -m pip install -q "setuptools>=68" wheel
         "$PY" -m pip install -q --no-deps --no-build-isolation -e "$ROOT"
     fi
 }
