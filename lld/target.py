@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lld import protocol as p
+from psyche import rv32
 from psyche.machine.cpu import STOP_WATCH, Cpu
 from psyche.machine.csr import PRV_M, PRV_S
 from psyche.machine.machine import Machine, Node, NodeState
@@ -31,11 +32,6 @@ from psyche.machine.mmu import fault_cause, translate
 
 M32 = 0xFFFFFFFF
 PAGE = 4096
-_SATP_MODE = 0x80000000
-_MSTATUS_SUM = 1 << 18
-_MSTATUS_MXR = 1 << 19
-_CSR_MIP = 0x344
-_CSR_SIP = 0x144
 _CSR_ILLEGAL = -1
 
 
@@ -132,7 +128,7 @@ class NodeTarget:
             return self._counter(reg)
         num = reg - p.REG_CSR_BASE
         if 0 <= num <= 0xFFF:
-            if num in (_CSR_MIP, _CSR_SIP):
+            if num in (rv32.CSR_MIP, rv32.CSR_SIP):
                 cpu.update_mip()  # mip's device bits are derived state; bring them up to date
             value = cpu.csr.read(num, PRV_M, cpu.cycles, cpu.instret)
             if value >= 0:
@@ -200,16 +196,16 @@ class NodeTarget:
         if space == p.SPACE_VIRT:
             if access == p.ACCESS_EXEC:
                 satp = cpu.csr.satp
-                if cpu.priv == PRV_M or not satp & _SATP_MODE:
+                if cpu.priv == PRV_M or not satp & rv32.SATP_MODE_SV32:
                     result = vaddr
                 else:
                     st = cpu.csr.mstatus
                     result = translate(mem, satp, vaddr, access, cpu.priv,
-                                       bool(st & _MSTATUS_SUM), bool(st & _MSTATUS_MXR), False)
+                                       bool(st & rv32.MSTATUS_SUM), bool(st & rv32.MSTATUS_MXR), False)
             else:
                 result = cpu.debug_translate(vaddr, access)
         elif space == p.SPACE_ROOT:
-            if not root & _SATP_MODE:
+            if not root & rv32.SATP_MODE_SV32:
                 result = vaddr
             else:
                 result = translate(mem, root, vaddr, access, PRV_S, True, True, False)

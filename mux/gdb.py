@@ -37,9 +37,10 @@ from collections.abc import Set as AbstractSet
 
 from lld import protocol as p
 from mux import packets as rsp
-from mux import rv32, target_xml
+from mux import target_xml
 from mux.link import LinkError
 from mux.node import PC, NodeError, NodeHandle
+from psyche import rv32
 
 # gdb's errno-style error numbers in E replies.
 EFAULT = 0x0E

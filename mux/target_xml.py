@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from psyche import rv32
+
 FEATURE_CPU = "org.gnu.gdb.riscv.cpu"
 FEATURE_CSR = "org.gnu.gdb.riscv.csr"
 FEATURE_VIRTUAL = "org.gnu.gdb.riscv.virtual"
@@ -58,29 +60,11 @@ class Register:
         return self.bitsize // 8
 
 
-_GPR_NAMES = (
-    "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "fp", "s1",
-    "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7",
-    "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11",
-    "t3", "t4", "t5", "t6",
-)
-#: gdb's 32bit-cpu.xml gives pointer types to these, so `p $sp` prints as a pointer.
+#: gdb's 32bit-cpu.xml names x8 fp, and gives pointer types to these, so `p $sp` prints as a pointer.
+_GPR_NAMES = tuple("fp" if i == 8 else name for i, name in enumerate(rv32.ABI_NAMES))
 _GPR_TYPES = {"ra": "code_ptr", "sp": "data_ptr", "gp": "data_ptr", "tp": "data_ptr", "fp": "data_ptr"}
-
-#: The CSRs a kernel debugger wants: those the node CPU implements
-#: (psyche/machine/csr.py), minus the PMP registers, which read as zero.
-CSRS: dict[str, int] = {
-    "sstatus": 0x100, "sie": 0x104, "stvec": 0x105, "scounteren": 0x106, "senvcfg": 0x10A,
-    "sscratch": 0x140, "sepc": 0x141, "scause": 0x142, "stval": 0x143, "sip": 0x144,
-    "stimecmp": 0x14D, "stimecmph": 0x15D, "satp": 0x180,
-    "mstatus": 0x300, "misa": 0x301, "medeleg": 0x302, "mideleg": 0x303, "mie": 0x304,
-    "mtvec": 0x305, "mcounteren": 0x306, "menvcfg": 0x30A, "mstatush": 0x310, "menvcfgh": 0x31A,
-    "mcountinhibit": 0x320, "mscratch": 0x340, "mepc": 0x341, "mcause": 0x342, "mtval": 0x343,
-    "mip": 0x344, "mcycle": 0xB00, "minstret": 0xB02, "mcycleh": 0xB80, "minstreth": 0xB82,
-    "cycle": 0xC00, "time": 0xC01, "instret": 0xC02, "cycleh": 0xC80, "timeh": 0xC81,
-    "instreth": 0xC82, "mvendorid": 0xF11, "marchid": 0xF12, "mimpid": 0xF13, "mhartid": 0xF14,
-    "mconfigptr": 0xF15,
-}
+#: The CSRs a kernel debugger wants: every one the node CPU implements.
+CSRS = rv32.CSRS
 
 
 def _registers() -> tuple[Register, ...]:

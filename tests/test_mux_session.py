@@ -22,11 +22,11 @@ from lld import protocol as p
 from lld.attach import Lld
 from lld.testing import TargetGuest, build_target_guest
 from mux import packets as rsp
-from mux import rv32
 from mux.gdb import GdbSession
 from mux.link import LldLink
 from mux.node import NodeHandle
 from mux.server import PACKET_SIZE
+from psyche import rv32
 from psyche.machine.hostline import BufferLine
 from psyche.machine.machine import Machine
 

@@ -24,6 +24,7 @@ from mux.console import view
 from mux.console.context import CommandError, ConsoleContext
 from mux.console.line import ConsoleTimeout
 from mux.console.passthrough import ESCAPE_NAME, passthrough
+from psyche import rv32
 
 Run = Callable[[ConsoleContext, list[str]], Awaitable[RenderableType | None]]
 
@@ -129,7 +130,7 @@ async def cmd_wait(ctx: ConsoleContext, args: list[str]) -> RenderableType:
     return view.stop_line(node, status, ctx.locate(node, status.pc))
 
 
-_CSRS = (("sstatus", 0x100), ("sepc", 0x141), ("scause", 0x142), ("stval", 0x143), ("satp", 0x180))
+_CSRS = tuple((name, rv32.CSRS[name]) for name in ("sstatus", "sepc", "scause", "stval", "satp"))
 
 
 async def cmd_regs(ctx: ConsoleContext, args: list[str]) -> RenderableType:

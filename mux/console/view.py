@@ -18,11 +18,8 @@ from lld import protocol as p
 from mux.console.context import Event
 from mux.console.symbols import Location
 from mux.link import NodeLinkStats
+from psyche import rv32
 
-ABI_NAMES = ("zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3",
-             "a4", "a5", "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11",
-             "t3", "t4", "t5", "t6")
-PRIV_NAMES = {0: "U", 1: "S", 3: "M"}
 STATE_STYLES = {p.STATE_RUNNING: "green", p.STATE_STOPPED: "bold yellow", p.STATE_HELD: "dim"}
 
 
@@ -120,7 +117,7 @@ def registers(node: int, status: p.Status, values: list[int], locate: dict[int, 
         cells: list[RenderableType] = []
         for col in range(4):
             reg = col * 8 + row
-            cells += [f"{ABI_NAMES[reg]}", f"{values[reg]:#010x}"]
+            cells += [f"{rv32.ABI_NAMES[reg]}", f"{values[reg]:#010x}"]
         table.add_row(*cells)
     heading = Text(f"node {node} ", style="bold")
     heading.append(state_text(status))
@@ -128,7 +125,7 @@ def registers(node: int, status: p.Status, values: list[int], locate: dict[int, 
         heading.append(" (a snapshot taken between two rounds)", style="dim")
     pc = Text(f"pc {values[32]:#010x} ", style="bold")
     pc.append(place(locate[values[32]]))
-    pc.append(f"   priv {PRIV_NAMES.get(values[33], values[33])}   ra ")
+    pc.append(f"   priv {rv32.PRIV_NAMES.get(values[33], values[33])}   ra ")
     pc.append(place(locate[values[1]]))
     extra = Text("   ".join(f"{name} {value:#010x}" for name, value in csrs), style="dim")
     return Group(heading, pc, table, extra)

@@ -1,0 +1,102 @@
+"""Facts of the RV32 instruction set that the debugger's layers share.
+
+Register names, CSR numbers and status bits, privilege names, and where an
+instruction may go next.  No simulator imports: lld, the mux and the console use
+it to name and decode what they see, never to run anything (the node CPU in
+psyche/machine/ keeps its own definitions, compiled for speed).  `next_pcs`
+predicts control flow as gdb's own `riscv_next_pc` does for its software single
+step.
+"""
+
+from __future__ import annotations
+
+M32 = 0xFFFFFFFF
+
+OP_JAL = 0x6F
+OP_JALR = 0x67
+OP_BRANCH = 0x63
+OP_SYSTEM = 0x73
+
+ECALL = 0x00000073
+EBREAK = 0x00100073
+MRET = 0x30200073
+SRET = 0x10200073
+WFI = 0x10500073
+
+#: x0..x31 by their ABI names (x8 is s0, also called fp).
+ABI_NAMES = ("zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3",
+             "a4", "a5", "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11",
+             "t3", "t4", "t5", "t6")
+PRIV_NAMES = {0: "U", 1: "S", 3: "M"}
+PRV_M = 3
+
+#: The CSRs a node implements, by their assembler names (the PMP registers left out: they read
+#: as zero).
+CSRS: dict[str, int] = {
+    "sstatus": 0x100, "sie": 0x104, "stvec": 0x105, "scounteren": 0x106, "senvcfg": 0x10A,
+    "sscratch": 0x140, "sepc": 0x141, "scause": 0x142, "stval": 0x143, "sip": 0x144,
+    "stimecmp": 0x14D, "stimecmph": 0x15D, "satp": 0x180,
+    "mstatus": 0x300, "misa": 0x301, "medeleg": 0x302, "mideleg": 0x303, "mie": 0x304,
+    "mtvec": 0x305, "mcounteren": 0x306, "menvcfg": 0x30A, "mstatush": 0x310, "menvcfgh": 0x31A,
+    "mcountinhibit": 0x320, "mscratch": 0x340, "mepc": 0x341, "mcause": 0x342, "mtval": 0x343,
+    "mip": 0x344, "mcycle": 0xB00, "minstret": 0xB02, "mcycleh": 0xB80, "minstreth": 0xB82,
+    "cycle": 0xC00, "time": 0xC01, "instret": 0xC02, "cycleh": 0xC80, "timeh": 0xC81,
+    "instreth": 0xC82, "mvendorid": 0xF11, "marchid": 0xF12, "mimpid": 0xF13, "mhartid": 0xF14,
+    "mconfigptr": 0xF15,
+}
+CSR_MCAUSE = CSRS["mcause"]
+CSR_SCAUSE = CSRS["scause"]
+CSR_MIP = CSRS["mip"]
+CSR_SIP = CSRS["sip"]
+#: Bit 31 of a cause: the trap was an interrupt.
+CAUSE_INTERRUPT = 1 << 31
+MSTATUS_SUM = 1 << 18
+MSTATUS_MXR = 1 << 19
+SATP_MODE_SV32 = 1 << 31
+
+
+def _signed(value: int, bits: int) -> int:
+    return value - ((value & 1 << (bits - 1)) << 1)
+
+
+def jal_offset(insn: int) -> int:
+    imm = ((insn >> 31) & 1) << 20 | ((insn >> 12) & 0xFF) << 12 | ((insn >> 20) & 1) << 11 \
+        | ((insn >> 21) & 0x3FF) << 1
+    return _signed(imm, 21)
+
+
+def branch_offset(insn: int) -> int:
+    imm = ((insn >> 31) & 1) << 12 | ((insn >> 7) & 1) << 11 | ((insn >> 25) & 0x3F) << 5 \
+        | ((insn >> 8) & 0xF) << 1
+    return _signed(imm, 13)
+
+
+def next_pcs(insn: int, pc: int, registers: list[int] | None) -> frozenset[int] | None:
+    """Every pc the instruction at pc may go to when it completes, as gdb predicts them.
+
+    A branch may go either way; a `jalr` needs the registers (None without them).
+    SYSTEM instructions give None: where `mret`, `sret`, `ecall` or a trap go is the
+    CPU's business, not the instruction's (gdb assumes pc + 4 for them).
+    """
+    opcode = insn & 0x7F
+    if opcode == OP_JAL:
+        return frozenset({(pc + jal_offset(insn)) & M32})
+    if opcode == OP_JALR:
+        if registers is None:
+            return None
+        rs1 = (insn >> 15) & 31
+        base = registers[rs1] if rs1 else 0
+        return frozenset({(base + _signed(insn >> 20, 12)) & M32 & ~1})
+    if opcode == OP_BRANCH:
+        return frozenset({(pc + 4) & M32, (pc + branch_offset(insn)) & M32})
+    if opcode == OP_SYSTEM:
+        return None
+    return frozenset({(pc + 4) & M32})
+
+
+def is_trap_return(insn: int) -> bool:
+    return insn in (MRET, SRET)
+
+
+def is_wfi(insn: int) -> bool:
+    return insn == WFI
