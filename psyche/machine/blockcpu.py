@@ -57,9 +57,10 @@ _NOTHING = 0
 _ONE_INSTRUCTION = 1
 _A_WHILE = 2
 _TO_THE_LIMIT = 3
-# A block is translated the _HOT-th time its start is reached; before that
-# the interpreter runs _COLD_RUN cycles from there (most code runs a few
-# times only, and translating costs as much as interpreting ~1000 instructions).
+# A block is translated once its start has been reached _HOT times without
+# one, so the third time (_HOT + 1); the first _HOT times the interpreter
+# runs _COLD_RUN cycles from there instead (most code runs a few times only,
+# and translating costs as much as interpreting ~1000 instructions).
 _HOT = 2
 _COLD_RUN = 64
 
