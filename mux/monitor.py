@@ -92,26 +92,23 @@ async def _clear(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
             f"(the panic stop) and other clients' included\n")
 
 
-def _on_off(args: list[str]) -> bool | None:
-    return None if not args or args[0] not in ("on", "off") else args[0] == "on"
+def _step_setting(name: str, on: str, off: str) -> Command:
+    """A command that sets (with `on` or `off`) or shows one of the session's step settings."""
+
+    async def command(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
+        if args and args[0] in ("on", "off"):
+            setattr(session.step, name, args[0] == "on")
+        return f"node {session.node}: {on if getattr(session.step, name) else off}\n"
+
+    return command
 
 
-async def _step_interrupts(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
-    setting = _on_off(args)
-    if setting is not None:
-        session.step.interrupts = setting
-    if session.step.interrupts:
-        return f"node {session.node}: a single step takes a pending interrupt and stops in its handler\n"
-    return f"node {session.node}: single steps run with interrupts masked\n"
-
-
-async def _step_traps(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
-    setting = _on_off(args)
-    if setting is not None:
-        session.step.traps = setting
-    if session.step.traps:
-        return f"node {session.node}: a single step into a trap (ecall, a fault) stops at the trap vector\n"
-    return f"node {session.node}: a single step into a trap runs the handler and ends where gdb expects\n"
+_step_interrupts = _step_setting(
+    "interrupts", on="a single step takes a pending interrupt and stops in its handler",
+    off="single steps run with interrupts masked")
+_step_traps = _step_setting(
+    "traps", on="a single step into a trap (ecall, a fault) stops at the trap vector",
+    off="a single step into a trap runs the handler and ends where gdb expects")
 
 
 COMMANDS: dict[str, tuple[Command, str]] = {
