@@ -8,6 +8,7 @@ import sys
 from lld.attach import Lld
 from lld.lossy import LossyLine
 from lld.protocol import REASON_NAMES
+from psyche import lifetime
 from psyche.machine import snapshot
 from psyche.machine.elf import load_elf
 from psyche.machine.hostline import HostLine, NullLine, open_host_line
@@ -51,6 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="skip idle time at full speed instead of pacing it to wall time")
     p.add_argument("--save-snapshot", metavar="FILE", help="save the machine to FILE when the run ends")
     p.add_argument("--quiet", action="store_true", help="do not echo console output")
+    p.add_argument("--exit-with-parent", action="store_true",
+                   help="end when the process that started this one ends, however it ends (Linux's "
+                        "parent-death signal; psyche up starts its machine so): a killed mux leaves no "
+                        "orphan machine behind (docs/failure-modes.md)")
     p.set_defaults(handler=run)
 
 
@@ -87,7 +92,20 @@ def _halt(machine: Machine) -> None:
                   f"first instruction; waiting for a debugger", file=sys.stderr, flush=True)
 
 
+def _exit_with_parent() -> None:
+    """--exit-with-parent: the kernel ends this process when its parent ends (psyche/lifetime.py).
+
+    Asked for at start-up: a parent that dies before that is not noticed, which is why
+    `psyche up` also sets it between fork and exec.
+    """
+    if not lifetime.exit_with_parent():
+        print("psyche machine: --exit-with-parent: this system has no parent-death signal (prctl); "
+              "the machine will outlive its parent", file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.exit_with_parent:
+        _exit_with_parent()
     if args.kernel is None and args.restore is None:
         raise ValueError("give --kernel ELF, --restore SNAPSHOT, or both (the snapshot's kernel's symbols)")
     if args.halted and args.debug_line == "null":

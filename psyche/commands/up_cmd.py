@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from psyche import lifetime
 from psyche.commands.mux_cmd import add_mux_arguments, attach_help, serve_forever, start_mux
 
 
@@ -54,13 +55,15 @@ class MachineProcess:
               stderr: int | None = None, own_session: bool = False) -> MachineProcess:
         # With a snapshot the kernel is read for its symbols only (lld's panic breakpoint).
         image = ["--restore", str(restore)] if restore else ["--nodes", str(nodes)]
+        # --exit-with-parent and the preexec: the machine ends with this process however it
+        # ends, kill -9 included (psyche/lifetime.py, docs/failure-modes.md).
         command = [sys.executable, "-m", "psyche.cli", "machine", "--kernel", str(kernel), *image,
-                   "--console", "pty", "--debug-line", "pty", "--quiet"]
+                   "--console", "pty", "--debug-line", "pty", "--quiet", "--exit-with-parent"]
         if loss:
             command += ["--debug-line-loss", str(loss)]
         command += extra
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True,
-                                   start_new_session=own_session)
+                                   start_new_session=own_session, preexec_fn=lifetime.preexec())
         assert process.stdout is not None
         banner = process.stdout.readline()
         match = re.search(r"console (\S+); debug line (\S+)", banner)
