@@ -124,8 +124,39 @@ class GdbSession:
         try:
             return await self._handle(request)
         except (LinkError, NodeError) as e:
-            self.send(rsp.console_output(f"mux: {e}\n".encode()))
-            return rsp.error(EIO)
+            return self._failure_reply(request, f"mux: {e}")
+
+    def _failure_reply(self, request: rsp.Request, why: str) -> bytes:
+        """The reply to a request lld could not serve: one gdb takes as an error, for that packet.
+
+        As gdb-multiarch 13 takes them (docs/failure-modes.md):
+
+        * `?`: a plain stop, S05, never an error: gdb spins forever on an error reply to
+          `?`.  Its register read that follows fails, saying why.
+        * `g`: `E.reason`, which gdb shows: "Could not read registers; remote failure
+          reply 'E.mux: ...'".
+        * a resume: gdb waits for a stop reply and shows console output meanwhile: the
+          reason, then E05 ("Remote failure reply: E05", and gdb takes the node as stopped).
+        * `monitor`: the reason as the command's output.
+        * `D`: OK.  The mux lets the node go whatever lld said (the node stays as it was,
+          as for a gdb that vanished); an error would leave gdb attached to nothing.
+        * anything else: E05 alone.  gdb parses most replies as hex, so console output or
+          a text error there would be garbage to it ("Invalid hex digit 116").
+        """
+        match request:
+            case rsp.HaltReason():
+                return rsp.stop_reply(rsp.SIGTRAP, thread=THREAD)
+            case rsp.ReadRegisters():
+                return b"E." + why.encode("ascii", "replace")
+            case rsp.Continue() | rsp.Step() | rsp.VCont():
+                self.send(rsp.console_output(f"{why}\n".encode()))
+                return rsp.error(EIO)
+            case rsp.MonitorCommand():
+                self.send(rsp.console_output(f"{why}\n".encode()))
+                return rsp.OK
+            case rsp.Detach():
+                return rsp.OK
+        return rsp.error(EIO)
 
     def answer_now(self, request: rsp.Request) -> bytes | None:  # noqa: C901 - one arm per packet
         """The reply if it needs no waiting for lld (constant answers, the cache), else None.

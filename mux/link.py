@@ -12,6 +12,16 @@ session, the monitor and the console call `await link.request(node, req)`.
 * Lost or corrupted frames are retransmitted by the client's timer; a node
   that never answers fails its request with `LinkError` after the client's
   last attempt.
+* A line from which nothing at all comes (a machine stopped or hung, a cable
+  pulled) fails each request after `give_up` seconds (1.5), well within gdb's
+  `remotetimeout` (2 s): gdb gets an error reply in time and stays in step,
+  where the client's 40 attempts (10 s) would outlast it.  The line is only
+  *silent*: the next request is sent again, and the first byte back ends it.
+* A line that hangs up (a pty whose machine process ended reads EIO, a socket
+  reads EOF), or that the owner of the machine declares dead (`declare_down`),
+  is *down* for good: every request, waiting or new, fails at once with
+  `LinkDown`.  Listeners (`add_listener`) hear of silence, recovery and the
+  end (docs/failure-modes.md).
 * Per-node statistics: requests, retransmissions, failures, latency.
 * Per-node knowledge of lld's breakpoints (`breakpoints`), kept from the
   replies that pass: every client in this process reaches lld through this
@@ -26,11 +36,17 @@ import statistics
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from lld import protocol as p
 from lld.client import LldClient
+
+#: A request fails when nothing at all has come from the line for this long since it was first
+#: sent (and it went out SILENT_ATTEMPTS times): under gdb's default remotetimeout of 2 s.
+GIVE_UP_SILENT = 1.5
+SILENT_ATTEMPTS = 3
 
 
 class LinkError(Exception):
@@ -48,6 +64,10 @@ class BytePort(Protocol):
 
     @property
     def in_waiting(self) -> int: ...
+
+
+class LinkDown(LinkError):
+    """The debug line is gone for good (it hung up, or its machine ended): nothing will be answered."""
 
 
 @dataclass
@@ -83,8 +103,17 @@ class LldLink:
         timeout: float = 0.25,
         max_attempts: int = 40,
         max_in_flight: int = 16,
+        give_up: float = GIVE_UP_SILENT,
     ) -> None:
         self.port = port
+        self.give_up = give_up
+        #: Why the line is down for good, or None while it is up (see declare_down).
+        self.down: str | None = None
+        #: True from a request failing for the line's silence until the next byte from it.
+        self.silent = False
+        self._last_heard = time.monotonic()
+        self._first_sent: dict[tuple[int, int], float] = {}   # (node, seq) -> first send
+        self._listeners: list[Callable[[str], None]] = []
         self.client = LldClient(timeout=timeout, max_attempts=max_attempts)
         self.max_in_flight = max_in_flight
         self.stats: dict[int, NodeLinkStats] = {}
@@ -145,35 +174,57 @@ class LldLink:
             data = os.read(self._fd, 65536)
         except BlockingIOError:
             return
-        except OSError:
-            # The far end went away (a pty reads EIO while nobody holds the other side):
-            # stop watching for a moment instead of spinning; retransmission carries on.
-            self._pause_reading()
+        except OSError as e:
+            # The far end closed: a pty whose other side (the machine's) is gone reads EIO,
+            # and stays so: the machine process owns that side for its whole life.
+            self.declare_down(f"the debug line hung up ({os.strerror(e.errno) if e.errno else e}): "
+                              "the machine's end of it closed")
             return
         if data:
             self._on_data(data)
         else:
-            self._pause_reading()
+            self.declare_down("the debug line hung up (end of file): the machine's end of it closed")
 
-    def _pause_reading(self) -> None:
-        assert self._loop is not None
-        self._loop.remove_reader(self._fd)
-        if not self._closing.is_set():
-            self._loop.call_later(0.05, self._resume_reading)
+    def add_listener(self, listener: Callable[[str], None]) -> None:
+        """Be told, in a sentence, when the line goes silent, answers again, or goes down."""
+        self._listeners.append(listener)
 
-    def _resume_reading(self) -> None:
-        if not self._closing.is_set() and self._loop is not None:
-            self._loop.add_reader(self._fd, self._read_ready)
+    def _tell(self, message: str) -> None:
+        for listener in list(self._listeners):
+            listener(message)
+
+    def declare_down(self, reason: str) -> None:
+        """The line is gone for good: fail everything waiting, and everything asked from now on.
+
+        Called by the link itself when the line hangs up, and by whoever owns the machine
+        when it learns the machine ended (`psyche up` watches its process).
+        """
+        if self.down is not None or self._closing.is_set():
+            return
+        self.down = reason
+        if self._fd >= 0 and self._loop is not None:
+            self._loop.remove_reader(self._fd)
+        for node in list(self._in_flight):
+            self.client.cancel(node)
+        self._fail_all(LinkDown(reason))
+        self._tell(reason)
+
+    def _fail_all(self, error: LinkError) -> None:
+        waiting = [*self._in_flight.items(), *((n, w) for n, q in self._queues.items() for w in q)]
+        self._in_flight.clear()
+        self._queues.clear()
+        for node, item in waiting:
+            if not item.future.done():
+                self.stats[node].failures += 1
+                item.future.set_exception(error)
 
     async def close(self) -> None:
         self._closing.set()
         if self._timer is not None:
             self._timer.cancel()
-        if self._fd >= 0 and self._loop is not None:
+        if self._fd >= 0 and self._loop is not None and self.down is None:
             self._loop.remove_reader(self._fd)
-        for waiting in [*self._in_flight.values(), *(w for q in self._queues.values() for w in q)]:
-            if not waiting.future.done():
-                waiting.future.set_exception(LinkError("the mux is shutting down"))
+        self._fail_all(LinkDown("the mux is shutting down"))
         if self._reader is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._reader.join, 1.0)
         self.port.close()
@@ -184,13 +235,19 @@ class LldLink:
         while not self._closing.is_set():
             try:
                 data = self.port.read(max(1, self.port.in_waiting))
-            except Exception:  # noqa: BLE001 - a port that died: the link stays up, requests fail
-                if self._closing.is_set():
-                    return
-                time.sleep(0.05)
-                continue
+            except Exception as e:  # noqa: BLE001 - a port that died (socket:// at EOF raises)
+                if not self._closing.is_set():
+                    self._from_thread(self.declare_down, f"the debug line failed: {e}")
+                return
             if data:
-                self._loop.call_soon_threadsafe(self._on_data, data)
+                self._from_thread(self._on_data, data)
+
+    def _from_thread(self, callback: Callable[[Any], None], argument: Any) -> None:
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(callback, argument)
+        except RuntimeError:   # the event loop has closed: nobody is left to tell
+            self._closing.set()
 
     # -- requests --------------------------------------------------------------
 
@@ -207,8 +264,13 @@ class LldLink:
         """
         loop = asyncio.get_running_loop()
         waiting = _Waiting(request, loop.create_future(), time.monotonic())
+        stats = self.stats.setdefault(node, NodeLinkStats())
+        stats.requests += 1
+        if self.down is not None or self._closing.is_set():
+            stats.failures += 1
+            waiting.future.set_exception(LinkDown(self.down or "the mux is shutting down"))
+            return waiting.future
         self._queues.setdefault(node, deque()).append(waiting)
-        self.stats.setdefault(node, NodeLinkStats()).requests += 1
         self._dispatch()
         return waiting.future
 
@@ -258,6 +320,10 @@ class LldLink:
 
     def _on_data(self, data: bytes) -> None:
         now = time.monotonic()
+        self._last_heard = now
+        if self.silent:
+            self.silent = False
+            self._tell("the debug line answers again")
         for done in self.client.receive(data):
             waiting = self._in_flight.pop(done.node, None)
             if waiting is None:
@@ -293,19 +359,44 @@ class LldLink:
                 continue
             except TimeoutError:
                 pass
-            before = {w.node: w.attempts for w in self.client.outstanding()}
-            data, failed = self.client.poll(time.monotonic())
+            now = time.monotonic()
+            outstanding = self.client.outstanding()
+            # Every request is seen here before its first retransmission: its first send is its sent_at.
+            self._first_sent = {(w.node, w.seq): self._first_sent.get((w.node, w.seq), w.sent_at)
+                                for w in outstanding}
+            before = {w.node: w.attempts for w in outstanding}
+            data, failed = self.client.poll(now)
             for pending in self.client.outstanding():
                 if pending.attempts > before.get(pending.node, pending.attempts):
                     self.stats[pending.node].retransmissions += 1
             if data:
                 self._write(data)
             for failure in failed:
-                self.stats[failure.node].failures += 1
-                if isinstance(failure.request, (p.SetBreakpoint, p.ClearBreakpoint, p.ClearAll)):
-                    self.breakpoints.pop(failure.node, None)   # it may or may not have taken effect
-                waiting = self._in_flight.pop(failure.node, None)
-                if waiting is not None and not waiting.future.done():
-                    waiting.future.set_exception(LinkError(
-                        f"node {failure.node} did not answer after {failure.attempts} attempts"))
+                self._fail(failure.node, failure.request,
+                           LinkError(f"node {failure.node} did not answer after {failure.attempts} attempts"))
+            self._give_up_if_silent(now)
             self._dispatch()
+
+    def _give_up_if_silent(self, now: float) -> None:
+        """Fail the requests sent into a line from which nothing has come since (see GIVE_UP_SILENT)."""
+        for pending in self.client.outstanding():
+            since = max(self._first_sent.get((pending.node, pending.seq), pending.sent_at), self._last_heard)
+            if pending.attempts < SILENT_ATTEMPTS or now - since < self.give_up:
+                continue
+            self.client.cancel(pending.node)
+            quiet = now - self._last_heard
+            self._fail(pending.node, pending.request, LinkError(
+                f"node {pending.node}: no answer: nothing has come from the debug line for {quiet:.1f} s "
+                f"(is the machine running?)"))
+            if not self.silent:
+                self.silent = True
+                self._tell(f"the debug line is silent: nothing from it for {quiet:.1f} s; requests fail "
+                           f"after {self.give_up:g} s until it answers again")
+
+    def _fail(self, node: int, request: p.Request, error: LinkError) -> None:
+        self.stats[node].failures += 1
+        if isinstance(request, (p.SetBreakpoint, p.ClearBreakpoint, p.ClearAll)):
+            self.breakpoints.pop(node, None)   # it may or may not have taken effect
+        waiting = self._in_flight.pop(node, None)
+        if waiting is not None and not waiting.future.done():
+            waiting.future.set_exception(error)
