@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
+import struct
 import threading
 import time
 from collections import deque
@@ -51,6 +52,15 @@ SILENT_ATTEMPTS = 3
 
 class LinkError(Exception):
     """A request got no answer: the node or the line is not responding."""
+
+
+class RequestError(LinkError):
+    """A request that cannot be put in a frame (an address over 32 bits, a length over 16): never sent.
+
+    Callers should refuse such requests before they reach the link; this is the last
+    line of defence, so that one bad request fails alone instead of raising in the
+    dispatcher and leaving every later request of its node unsent.
+    """
 
 
 class BytePort(Protocol):
@@ -292,15 +302,22 @@ class LldLink:
             if len(self._in_flight) >= self.max_in_flight:
                 break
             queue = self._queues[node]
-            while queue and queue[0].future.cancelled():
-                queue.popleft()   # its caller no longer wants it: never sent
-            if not queue:
-                continue
-            waiting = queue.popleft()
-            _, wire = self.client.send(node, waiting.request, time.monotonic())
-            self._in_flight[node] = waiting
-            self._turn = node + 1
-            self._write(wire)
+            while queue:
+                waiting = queue.popleft()
+                if waiting.future.cancelled():
+                    continue   # its caller no longer wants it: never sent
+                try:
+                    _, wire = self.client.send(node, waiting.request, time.monotonic())
+                except (ValueError, OverflowError, struct.error) as e:
+                    # The request does not fit a frame: it fails alone, and the next one goes.
+                    self.stats[node].failures += 1
+                    waiting.future.set_exception(RequestError(
+                        f"node {node}: {type(waiting.request).__name__} cannot be sent to lld: {e}"))
+                    continue
+                self._in_flight[node] = waiting
+                self._turn = node + 1
+                self._write(wire)
+                break
         self._wake_timer.set()
 
     def _write(self, data: bytes) -> None:
