@@ -215,22 +215,28 @@ class GdbSession:
             case rsp.ReadRegisters():
                 return rsp.registers_reply(await self.handle.registers())
             case rsp.WriteRegisters(data=data):
+                if len(data) % 4:
+                    return rsp.error(EINVAL)   # not whole registers
                 values = rsp.register_block(data)[: target_xml.G_REGISTER_COUNT]
                 return self._ok(await self.handle.write_registers(list(enumerate(values))))
             case rsp.ReadRegister(regnum=regnum):
                 return await self._read_register(regnum)
             case rsp.WriteRegister(regnum=regnum, value=value):
                 lld_reg = lld_register(regnum)
-                if lld_reg is None:
+                if lld_reg is None or value > rv32.M32:
                     return rsp.error(EINVAL)
                 return self._ok(await self.handle.write_registers([(lld_reg, value)]))
             case rsp.ReadMemory(addr=addr, length=length):
+                if addr > rv32.M32:
+                    return rsp.error(EFAULT)   # no such address: lld's addresses are 32 bits
                 # A reply fits the packet size gdb was told; gdb asks again for the rest.
                 length = min(length, self.packet_size // 2, (1 << 32) - addr)
                 data = await self.handle.read_memory(addr, length)
                 # gdb accepts a short read; nothing readable at all is an error.
                 return rsp.hex_bytes(data) if data or length == 0 else rsp.error(EFAULT)
             case rsp.WriteMemory(addr=addr, data=data):
+                if addr + len(data) > 1 << 32 or addr > rv32.M32:
+                    return rsp.error(EFAULT)
                 return rsp.OK if await self.handle.write_memory(addr, data) else rsp.error(EFAULT)
             case rsp.Continue(addr=addr):
                 return await self._resume(addr, step=False)
@@ -378,7 +384,7 @@ class GdbSession:
     # -- running ----------------------------------------------------------------------------
 
     async def _resume(self, addr: int | None, *, step: bool) -> bytes | None:
-        if addr is not None and not await self.handle.write_registers([(PC, addr)]):
+        if addr is not None and (addr > rv32.M32 or not await self.handle.write_registers([(PC, addr)])):
             return rsp.error(EINVAL)
         status = self.handle.status or await self.handle.refresh()
         if not status.stopped:
