@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, auto
 
 INTERRUPT = 0x03
@@ -215,12 +215,24 @@ class Nack:
 class BadPacket:
     """A frame that was discarded; `reason` says why.  In ack mode it was nacked,
     unless it was torn off by the start of a new frame (nacking then would make
-    the peer resend, and the stub would see the new packet twice)."""
+    the peer resend, and the stub would see the new packet twice).
+
+    `rejected`: a whole packet (not a notification) that arrived and was refused
+    (checksum, escapes, length): in no-ack mode nothing nacks it, and its sender
+    waits for a reply, which the stub should give (an error).
+    """
 
     reason: str
+    rejected: bool = field(default=False, compare=False)
 
 
 Event = Packet | Notification | Interrupt | Ack | Nack | BadPacket
+
+_ACK = Ack()
+_NACK = Nack()
+_INTERRUPT = Interrupt()
+#: Between frames: a frame start, a run of acks, of nacks or of ctrl-Cs, or a run of anything else.
+_IDLE_RUN = re.compile(rb"[$%]|\++|-+|\x03+|[^$%+\-\x03]+")
 
 
 class _State(Enum):
@@ -254,6 +266,10 @@ class RspConnection:
         self._overlong = False
         self._checksum = bytearray()
         self._unacked: bytes | None = None
+        #: Answer no nack with a resend (the owner sets it while the last copy has not left its
+        #: output buffer: a nack then cannot be about that copy, and resending would only pile up).
+        self.hold_resends = False
+        self._resent = False   # a resend went out in this call of receive_data
 
     @property
     def ack_mode(self) -> bool:
@@ -285,18 +301,29 @@ class RspConnection:
         return self._events.popleft() if self._events else None
 
     def receive_data(self, data: bytes) -> bytes:
-        """Consume received bytes; returns the bytes to send in answer, possibly empty."""
+        """Consume received bytes; returns the bytes to send in answer, possibly empty.
+
+        A run of nacks in one call resends the unacked packet once: each nack answers a
+        copy the peer received, and it cannot have received the resend before it sent them.
+        """
         out = bytearray()
+        self._resent = False
         i = 0
         while i < len(data):
             if self._state is _State.BODY:
                 i = self._take_body(data, i)
                 continue
+            if self._state is _State.IDLE:
+                # Between frames, in one step: the bytes that mean nothing, or a run of one
+                # of the bytes that do (a flood costs a regular expression, not a loop).
+                run = _IDLE_RUN.match(data, i)
+                assert run is not None
+                i = run.end()
+                out += self._idle(data[run.start()], run.end() - run.start())
+                continue
             b = data[i]
             i += 1
-            if self._state is _State.IDLE:
-                out += self._idle(b)
-            elif b in _FRAME_STARTS:
+            if b in _FRAME_STARTS:
                 self._bad("frame torn in its checksum")
                 self._start(b)
             else:
@@ -305,18 +332,27 @@ class RspConnection:
                     out += self._finish()
         return bytes(out)
 
-    def _idle(self, b: int) -> bytes:
+    def _idle(self, b: int, count: int) -> bytes:
+        """`count` bytes between frames, all `b` if it means something (a frame start is one)."""
         if b in _FRAME_STARTS:
             self._start(b)
         elif b == ACK:
             self._unacked = None
-            self._events.append(Ack())
+            self._coalesce(_ACK)
         elif b == NACK:
-            self._events.append(Nack())
-            return self._unacked or b""
+            self._events.extend([_NACK] * count)
+            if self._unacked is None or self._resent or self.hold_resends:
+                return b""
+            self._resent = True
+            return self._unacked
         elif b == INTERRUPT:
-            self._events.append(Interrupt())
+            self._coalesce(_INTERRUPT)
         return b""
+
+    def _coalesce(self, event: Ack | Interrupt) -> None:
+        """Queue an ack or a ctrl-C, unless the event queued last is the same: two mean one."""
+        if not self._events or self._events[-1] != event:
+            self._events.append(event)
 
     def _start(self, b: int) -> None:
         self._state = _State.BODY
@@ -366,8 +402,8 @@ class RspConnection:
         return b"+" if self._ack_mode else b""
 
     def _reject(self, reason: str) -> bytes:
-        self._bad(reason)
+        self._bad(reason, rejected=not self._notification)
         return b"-" if self._ack_mode and not self._notification else b""
 
-    def _bad(self, reason: str) -> None:
-        self._events.append(BadPacket(reason))
+    def _bad(self, reason: str, rejected: bool = False) -> None:
+        self._events.append(BadPacket(reason, rejected))
