@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,12 +21,24 @@ from mux.gdb import GdbSession
 from mux.link import LldLink
 from mux.monitor import Monitor
 from mux.node import NodeHandle
-from mux.rsp import BadPacket, Interrupt, Packet, RspConnection
+from mux.rsp import BadPacket, Event, Interrupt, Packet, RspConnection
 
 #: gdb's PacketSize: large, so that a big read is one `m` packet (gdb asks for about half of it,
 #: hex doubling the reply) and one or two lld round trips, not dozens.
 PACKET_SIZE = 0x10000
+#: Over UDP a packet must fit one datagram (at most 65507 bytes), replies included: half as large.
+UDP_PACKET_SIZE = 0x8000
 UDP_IDLE_SECONDS = 120.0  # a UDP client that stays silent this long is taken to be gone
+#: Requests of one gdb waiting for lld before its input waits too (gdb itself has one at a time).
+MAX_QUEUED = 16
+#: Input is decoded this much at a time, so that a flood stops where the backpressure begins ...
+FEED_SLICE = 4096
+#: ... and for about this long at once (seconds): then the other clients have their turn.
+TURN = 0.005
+#: A client's transport stops reading (and its requests wait) while this much output is unread.
+WRITE_HIGH_WATER = 4 * PACKET_SIZE
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,42 +60,130 @@ class SessionInfo:
 
 
 class _Conversation:
-    """The codec and session of one client, whatever carries its bytes."""
+    """The codec and session of one client, whatever carries its bytes.
 
-    def __init__(self, mux: Mux, node: int, write: Callable[[bytes], object], no_ack_mode: bool) -> None:
+    Nothing a client sends may cost the mux without bound, nor hold up the other
+    clients (docs/debug-semantics.md, "Hostile input"):
+
+    * its input is taken FEED_SLICE bytes at a time, and not at all while MAX_QUEUED of
+      its requests wait for lld or while the client does not read what it was sent
+      (the transport's write buffer is over its high-water mark): the transport is
+      told to stop reading (`pause_input`), and TCP's own flow control holds the client;
+    * ctrl-Cs coalesce: while one is being served, more change nothing;
+    * a nack resends the last packet at most once per piece of input, and never while
+      the copy before it is still in the output buffer;
+    * every request gets its reply, an error if handling it failed in a way nobody
+      foresaw: no exception escapes into the transport's callbacks.
+    """
+
+    def __init__(self, mux: Mux, node: int, write: Callable[[bytes], object], no_ack_mode: bool,
+                 *, packet_size: int = PACKET_SIZE,
+                 pause_input: Callable[[bool], object] | None = None) -> None:
         self.mux = mux
         self.node = node
-        self.codec = RspConnection(max_packet_size=PACKET_SIZE)
+        self.codec = RspConnection(max_packet_size=packet_size)
         self.write = write
+        self.pause_input = pause_input
         self.session = GdbSession(mux.nodes[node], self._send, mux.monitor.run,
-                                  packet_size=PACKET_SIZE, no_ack_mode=no_ack_mode)
+                                  packet_size=packet_size, no_ack_mode=no_ack_mode)
         self._queue: asyncio.Queue[rsp.Request] = asyncio.Queue()
         self._busy = False   # the worker is handling a request
+        self._input = bytearray()   # received, not yet given to the codec
+        self._input_paused = False
+        self._writable = asyncio.Event()   # the client takes what it is sent (see writing_paused)
+        self._writable.set()
+        self._interrupting: asyncio.Task[None] | None = None
+        self._next_turn: asyncio.Handle | None = None
         self._worker = asyncio.create_task(self._serve())
 
     def _send(self, payload: bytes) -> None:
         self.write(self.codec.send_packet(payload))
 
+    # -- input, with backpressure --------------------------------------------------------
+
+    @property
+    def input_paused(self) -> bool:
+        """True while the conversation takes no more input (a UDP endpoint drops datagrams)."""
+        return self._input_paused
+
+    def _blocked(self) -> bool:
+        return not self._writable.is_set() or self._queue.qsize() >= MAX_QUEUED
+
+    def writing_paused(self, paused: bool) -> None:
+        """The transport's write buffer went over its high-water mark (True) or drained (False)."""
+        if paused:
+            self._writable.clear()
+        else:
+            self._writable.set()
+        self.codec.hold_resends = paused
+        if not paused and self._next_turn is None:
+            self._pump()
+
     def feed(self, data: bytes) -> None:
-        immediate = self.codec.receive_data(data)
-        if immediate:
-            self.write(immediate)
-        while (event := self.codec.next_event()) is not None:
-            if isinstance(event, Interrupt):
-                asyncio.create_task(self.session.interrupt())
-            elif isinstance(event, Packet):
-                request = rsp.parse_request(event.payload)
-                # Answered on the spot when nothing of this gdb's is still in hand and the
-                # session needs no lld for it (cached memory, thread queries...): a packet
-                # then costs no task switch.  Otherwise in order, through the queue.
-                if not self._busy and self._queue.empty():
-                    reply = self.session.answer_now(request)
-                    if reply is not None:
-                        self._replied(request, reply)
-                        continue
-                self._queue.put_nowait(request)
-            elif isinstance(event, BadPacket):
-                continue
+        self._input += data
+        if self._next_turn is None:   # (else the turn to come takes it)
+            self._pump()
+
+    def _pump(self) -> None:
+        """Take events, and input a slice at a time, until there is none or the client must wait.
+
+        For about TURN seconds at a time: the rest waits for the event loop's next pass,
+        so that other clients (and the debug line) have their turn in between.
+        """
+        self._next_turn = None
+        loop = asyncio.get_running_loop()
+        end_of_turn = loop.time() + TURN
+        try:
+            while not self._blocked():
+                event = self.codec.next_event()
+                if event is not None:
+                    self._take(event)
+                    continue
+                if not self._input:
+                    break
+                if loop.time() > end_of_turn:
+                    self._next_turn = loop.call_soon(self._pump)
+                    break
+                piece = bytes(self._input[:FEED_SLICE])
+                del self._input[:FEED_SLICE]
+                immediate = self.codec.receive_data(piece)
+                if immediate:
+                    self.write(immediate)
+        except Exception:  # noqa: BLE001 - a bug here must not close the transport or stop the loop
+            _log.exception("mux: node %d: handling gdb's input failed", self.node)
+        paused = self._blocked() or bool(self._input)
+        if paused != self._input_paused:
+            self._input_paused = paused
+            if self.pause_input is not None:
+                self.pause_input(paused)
+
+    def _take(self, event: Event) -> None:
+        if isinstance(event, Interrupt):
+            # One ctrl-C in hand is enough: the node is being stopped already.
+            if self._interrupting is None or self._interrupting.done():
+                self._interrupting = asyncio.create_task(self._interrupt())
+        elif isinstance(event, Packet):
+            request = rsp.parse_request(event.payload)
+            # Answered on the spot when nothing of this gdb's is still in hand and the
+            # session needs no lld for it (cached memory, thread queries...): a packet
+            # then costs no task switch.  Otherwise in order, through the queue.
+            if not self._busy and self._queue.empty():
+                reply = self.session.answer_now(request)
+                if reply is not None:
+                    self._replied(request, reply)
+                    return
+            self._queue.put_nowait(request)
+        elif isinstance(event, BadPacket) and event.rejected and not self.codec.ack_mode:
+            # Nothing nacks it in no-ack mode, and its sender waits: an error is its reply.
+            self._queue.put_nowait(rsp.MalformedRequest(b"", event.reason))
+
+    async def _interrupt(self) -> None:
+        try:
+            await self.session.interrupt()
+        except Exception:  # noqa: BLE001 - see _serve
+            _log.exception("mux: node %d: ctrl-C failed", self.node)
+
+    # -- requests ------------------------------------------------------------------------
 
     def _replied(self, request: rsp.Request, reply: bytes | None) -> None:
         if reply is not None:
@@ -93,17 +194,29 @@ class _Conversation:
             self.mux.release(self.node, self.session)
 
     async def _serve(self) -> None:
-        """Requests one at a time, in order, as gdb expects."""
+        """Requests one at a time, in order, as gdb expects; each waits until the client reads."""
         while True:
             request = await self._queue.get()
+            await self._writable.wait()
             self._busy = True
             try:
-                self._replied(request, await self.session.handle_request(request))
+                try:
+                    reply = await self.session.handle_request(request)
+                except Exception as e:  # noqa: BLE001 - every request gets a reply, whatever went wrong
+                    _log.exception("mux: node %d: handling %r failed", self.node, request)
+                    reply = self.session._failure_reply(request, f"mux: internal error: {e!r}")
+                self._replied(request, reply)
             finally:
                 self._busy = False
+            if self._input_paused and self._next_turn is None:
+                self._pump()
 
     def close(self) -> None:
         self._worker.cancel()
+        if self._interrupting is not None:
+            self._interrupting.cancel()
+        if self._next_turn is not None:
+            self._next_turn.cancel()
         self.session.close()
 
 
@@ -188,7 +301,9 @@ class _TcpClient(asyncio.Protocol):
             self.refused = True   # answered at gdb's first packet, then closed
             return
         host, port = transport.get_extra_info("peername")[:2]
-        self.conversation = _Conversation(self.mux, self.node, transport.write, no_ack_mode=True)
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        self.conversation = _Conversation(self.mux, self.node, transport.write, no_ack_mode=True,
+                                          pause_input=self._pause_input)
         self.mux.clients[self.node] = SessionInfo(f"{host}:{port}", "tcp", self.conversation.session)
 
     def data_received(self, data: bytes) -> None:
@@ -207,6 +322,22 @@ class _TcpClient(asyncio.Protocol):
         if self.conversation is not None:
             self.conversation.feed(data)
 
+    def _pause_input(self, paused: bool) -> None:
+        if self.transport is None:
+            return
+        if paused:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+
+    def pause_writing(self) -> None:
+        if self.conversation is not None:
+            self.conversation.writing_paused(True)
+
+    def resume_writing(self) -> None:
+        if self.conversation is not None:
+            self.conversation.writing_paused(False)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.mux._tcp.discard(self)
         if self.conversation is not None:
@@ -220,7 +351,10 @@ class _UdpEndpoint(asyncio.DatagramProtocol):
 
     UDP gives no close, so a client is replaced when it detaches and forgotten
     after UDP_IDLE_SECONDS of silence.  Acks stay on (no-ack mode is not
-    offered): they are the only recovery UDP has.
+    offered): they are the only recovery UDP has.  Packets are at most
+    UDP_PACKET_SIZE, so that every reply fits one datagram; a datagram that
+    arrives while the conversation takes no input (see _Conversation) is
+    dropped unacknowledged, and gdb sends it again.
     """
 
     def __init__(self, mux: Mux, node: int) -> None:
@@ -250,13 +384,22 @@ class _UdpEndpoint(asyncio.DatagramProtocol):
                 return
             self.peer = addr
             self.conversation = _Conversation(self.mux, self.node, functools.partial(self._send_to, addr),
-                                              no_ack_mode=False)
+                                              no_ack_mode=False, packet_size=UDP_PACKET_SIZE)
             peer = f"{addr[0]}:{addr[1]}"
             self.mux.clients[self.node] = SessionInfo(peer, "udp", self.conversation.session)
             self._reaper = asyncio.create_task(self._reap())
         self.last_heard = loop.time()
         assert self.conversation is not None
-        self.conversation.feed(data)
+        if not self.conversation.input_paused:
+            self.conversation.feed(data)
+
+    def pause_writing(self) -> None:
+        if self.conversation is not None:
+            self.conversation.writing_paused(True)
+
+    def resume_writing(self) -> None:
+        if self.conversation is not None:
+            self.conversation.writing_paused(False)
 
     def _detached(self) -> bool:
         return self.mux.clients.get(self.node) is None

@@ -1,0 +1,211 @@
+"""An in-process mux for tests: a machine ticking in the event loop, a real LldLink and a real Mux.
+
+The machine runs a round and lld's service every tick of the event loop, as
+the Runner does between rounds; the link reaches it through a BufferLine.
+Tests talk to the mux through `Conversation`s fed directly (no sockets), or
+through the Mux's real TCP and UDP listeners on free ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import socket
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from lld import protocol as p
+from lld.attach import Lld
+from lld.testing import TargetGuest
+from mux.link import LldLink
+from mux.rsp import Packet, RspConnection
+from mux.server import Mux, MuxConfig, _Conversation
+from psyche.machine.hostline import BufferLine
+from psyche.machine.machine import Machine
+
+
+class LinePort:
+    """The link's port, with the machine on the far side; nothing to read (the machine pushes)."""
+
+    def __init__(self, line: BufferLine) -> None:
+        self.line = line
+
+    def read(self, size: int = 1) -> bytes:
+        time.sleep(0.02)
+        return b""
+
+    def write(self, data: bytes) -> int:
+        self.line.feed(data)
+        return len(data)
+
+    def close(self) -> None:
+        return None
+
+    @property
+    def in_waiting(self) -> int:
+        return 0
+
+
+class CountingLink(LldLink):
+    """An LldLink that counts the requests it is given, by type."""
+
+    def __init__(self, port: LinePort, **kwargs: float) -> None:
+        super().__init__(port, **kwargs)  # type: ignore[arg-type]
+        self.sent: Counter[str] = Counter()
+
+    def submit(self, node: int, request: p.Request) -> asyncio.Future[p.Reply]:
+        self.sent[type(request).__name__] += 1
+        return super().submit(node, request)
+
+
+def free_base_port(nodes: int) -> int:
+    """A base port with `nodes` consecutive ports free on TCP and UDP (at the time of asking)."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + nodes > 65535:
+            continue
+        try:
+            for port in range(base, base + nodes):
+                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                    with socket.socket(socket.AF_INET, kind) as s:
+                        s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free ports")
+
+
+@dataclass
+class MuxRig:
+    machine: Machine
+    lld: Lld
+    link: CountingLink
+    mux: Mux
+    #: What escaped into the event loop (exceptions in callbacks, tasks' unretrieved exceptions)
+    #: and what the mux logged as a failure: `running_mux` fails the test if anything is here.
+    errors: list[str] = field(default_factory=list)
+    clients: list[Client] = field(default_factory=list)
+
+    def check(self) -> None:
+        """Fail if anything escaped so far."""
+        gc.collect()   # tasks and futures whose exception nobody retrieved report it when collected
+        assert not self.errors, "\n".join(self.errors)
+
+    def conversation(self, node: int = 0, *, no_ack_mode: bool = True) -> Client:
+        """A gdb on node, fed straight into the mux's codec and session (no socket)."""
+        client = Client(self)
+        client.conversation = _Conversation(self.mux, node, client.received, no_ack_mode=no_ack_mode)
+        self.clients.append(client)
+        return client
+
+    def close_clients(self) -> None:
+        for client in self.clients:
+            if client.conversation is not None:
+                client.conversation.close()
+                self.mux.release(client.conversation.node, client.conversation.session)
+                client.conversation = None
+
+
+@dataclass
+class Client:
+    """The gdb end of a Conversation: frames packets, decodes what the mux sends back."""
+
+    rig: MuxRig
+    conversation: _Conversation | None = None
+    codec: RspConnection = field(default_factory=lambda: RspConnection(max_packet_size=1 << 20))
+    wire: bytearray = field(default_factory=bytearray)
+    packets: list[bytes] = field(default_factory=list)
+
+    def received(self, data: bytes) -> None:
+        self.wire += data
+        self.codec.receive_data(data)
+        while (event := self.codec.next_event()) is not None:
+            if isinstance(event, Packet):
+                self.packets.append(event.payload)
+
+    def send(self, payload: bytes) -> None:
+        assert self.conversation is not None
+        self.conversation.feed(RspConnection().send_packet(payload))
+
+    def feed(self, data: bytes) -> None:
+        assert self.conversation is not None
+        self.conversation.feed(data)
+
+    async def replies(self, count: int, timeout: float = 10.0, *, skip_output: bool = True) -> list[bytes]:
+        """Wait until `count` replies (console output packets aside) have come; returns them all."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            got = [m for m in self.packets if not (skip_output and m.startswith(b"O") and m != b"OK")]
+            if len(got) >= count:
+                return got
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{len(got)} replies of {count}: {got[-5:]!r}")
+            await asyncio.sleep(0.001)
+
+    async def ask(self, payload: bytes, timeout: float = 10.0) -> bytes:
+        before = len([m for m in self.packets if not (m.startswith(b"O") and m != b"OK")])
+        self.send(payload)
+        return (await self.replies(before + 1, timeout))[before]
+
+
+@asynccontextmanager
+async def running_mux(guest: TargetGuest, nodes: int = 2, *, listen: bool = False,
+                      timeout: float = 5.0, max_attempts: int = 40) -> AsyncIterator[MuxRig]:
+    """A booted guest on `nodes` nodes with a Mux over it (listening on free ports if `listen`)."""
+    machine = guest.boot(nodes)
+    line = BufferLine()
+    lld = Lld(machine, line)
+    link = CountingLink(LinePort(line), timeout=timeout, max_attempts=max_attempts)
+    await link.start()
+    stop = asyncio.Event()
+
+    async def tick_forever() -> None:   # the Runner's order: a round, then lld's service
+        while not stop.is_set():
+            if not machine.idle():
+                machine.run_round()
+            lld.service()
+            out = line.take_output()
+            if out:
+                link._on_data(out)
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(tick_forever())
+    for _ in range(20):
+        await asyncio.sleep(0)   # the king starts the other nodes
+    config = MuxConfig(nodes, free_base_port(nodes) if listen else 0)
+    mux = Mux(config, link)
+    if listen:
+        await mux.start()
+    rig = MuxRig(machine, lld, link, mux)
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: rig.errors.append(
+        f"{context.get('message')}: {context.get('exception')!r} {context.get('task', '')}"))
+    recorder = _Recorder(rig.errors)
+    logging.getLogger("mux").addHandler(recorder)
+    try:
+        yield rig
+        rig.close_clients()
+        await asyncio.sleep(0.01)
+        rig.check()
+    finally:
+        logging.getLogger("mux").removeHandler(recorder)
+        await mux.close()
+        stop.set()
+        await ticker
+        await link.close()
+        loop.set_exception_handler(None)
+
+
+class _Recorder(logging.Handler):
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__(logging.ERROR)
+        self.errors = errors
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.errors.append(self.format(record))
