@@ -235,16 +235,33 @@ class Mux:
         return self.config.base_port + node
 
     async def start(self) -> None:
+        """Listen on every node's port; a ValueError or OSError naming the port if one cannot be had."""
+        config = self.config
+        last = self.port_of(config.nodes - 1)
+        if not 1 <= config.base_port or last > 65535:
+            raise ValueError(f"gdb ports {config.base_port}..{last} for {config.nodes} nodes do not fit "
+                             f"1..65535: the base port must be at most {65536 - config.nodes}")
         loop = asyncio.get_running_loop()
-        for node in range(self.config.nodes):
-            server = await loop.create_server(
-                functools.partial(_TcpClient, self, node), self.config.host, self.port_of(node))
-            self._servers.append(server)
-            if self.config.udp:
-                transport, _ = await loop.create_datagram_endpoint(
-                    functools.partial(_UdpEndpoint, self, node),
-                    local_addr=(self.config.host, self.port_of(node)))
-                self._udp.append(transport)
+        try:
+            for node in range(config.nodes):
+                address = f"{config.host}:{self.port_of(node)}"
+                kind = "tcp"
+                try:
+                    server = await loop.create_server(
+                        functools.partial(_TcpClient, self, node), config.host, self.port_of(node))
+                    self._servers.append(server)
+                    if config.udp:
+                        kind = "udp"
+                        transport, _ = await loop.create_datagram_endpoint(
+                            functools.partial(_UdpEndpoint, self, node),
+                            local_addr=(config.host, self.port_of(node)))
+                        self._udp.append(transport)
+                except OSError as e:
+                    why = e.strerror or str(e)
+                    raise OSError(f"cannot listen on {kind} {address} for node {node}: {why}") from e
+        except BaseException:
+            await self.close()   # (the ports it did get)
+            raise
 
     async def close(self) -> None:
         """Stop listening and hang up on every gdb (each sees its connection closed)."""
