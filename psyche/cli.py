@@ -23,6 +23,9 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
+    check = getattr(args, "check", None)
+    if check is not None:
+        check(args)   # what one argument cannot say alone (`up`: every node's port exists)
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:

@@ -14,8 +14,19 @@ from mux.link import BytePort, LinkError, LldLink
 from mux.server import Mux, MuxConfig
 
 
+def port_number(text: str) -> int:
+    """--gdb-port: a TCP/UDP port, 1 to 65535, or argparse's usage error."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: 1 to 65535")
+    return port
+
+
 def add_mux_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--gdb-port", type=int, default=3333, metavar="BASE",
+    parser.add_argument("--gdb-port", type=port_number, default=3333, metavar="BASE",
                         help="node k listens on TCP and UDP port BASE + k (default 3333)")
     parser.add_argument("--bind", default="127.0.0.1", metavar="HOST",
                         help="address to listen on (default 127.0.0.1)")

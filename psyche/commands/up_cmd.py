@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import re
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from psyche import lifetime
 from psyche.commands.mux_cmd import add_mux_arguments, attach_help, serve_forever, start_mux
@@ -16,7 +19,7 @@ from psyche.commands.mux_cmd import add_mux_arguments, attach_help, serve_foreve
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("up", help="boot a machine and its mux, and say how to attach gdb")
-    parser.add_argument("--nodes", type=int, default=4, help="number of nodes, 1 to 128 (default 4)")
+    parser.add_argument("--nodes", type=node_count, default=4, help="number of nodes, 1 to 128 (default 4)")
     parser.add_argument("--kernel", type=Path, help="kernel ELF (default: the Psyche kernel, built if stale)")
     parser.add_argument("--restore", type=Path, metavar="SNAPSHOT",
                         help="start the machine from a snapshot (psyche machine --save-snapshot) instead of "
@@ -38,7 +41,27 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="stop a node's clock while a debugger holds it (psyche machine --stoptime; "
                              "default: it goes on with the machine, docs/debug-semantics.md)")
     add_mux_arguments(parser)
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, check=functools.partial(_check_ports, parser))
+
+
+def node_count(text: str) -> int:
+    """--nodes: 1 to 128, or argparse's usage error."""
+    try:
+        nodes = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 1 <= nodes <= 128:
+        raise argparse.ArgumentTypeError(f"{nodes} nodes: a machine has 1 to 128")
+    return nodes
+
+
+def _check_ports(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every node's port must exist: node k listens on --gdb-port + k (with --restore the snapshot
+    says how many nodes there are, and the mux checks when it knows)."""
+    last = args.gdb_port + args.nodes - 1
+    if not args.restore and last > 65535:
+        parser.error(f"--gdb-port {args.gdb_port} with {args.nodes} nodes needs ports up to {last}, past "
+                     f"65535: node k listens on BASE + k, so BASE must be at most {65536 - args.nodes}")
 
 
 @dataclass
@@ -62,14 +85,27 @@ class MachineProcess:
         if loss:
             command += ["--debug-line-loss", str(loss)]
         command += extra
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True,
+        # Its error output is read here until it has started, so that a machine that does not start
+        # says why in one line (it printed its reason, then this contradicted it: 'no output');
+        # then, unless the caller reads it, it goes on to ours.
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    start_new_session=own_session, preexec_fn=lifetime.preexec())
-        assert process.stdout is not None
+        assert process.stdout is not None and process.stderr is not None
         banner = process.stdout.readline()
         match = re.search(r"console (\S+); debug line (\S+)", banner)
         if match is None:
-            process.kill()
-            raise ValueError(f"the machine did not start: {banner.strip() or 'no output'}")
+            try:
+                _, errors = process.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                _, errors = process.communicate()
+            said = [line.removeprefix("psyche machine: ").strip() for line in (banner + errors).splitlines()]
+            said = [line for line in said if line]
+            why = said[-1] if said else f"it exited with status {process.returncode} and said nothing"
+            raise ValueError(f"the machine did not start: {why}")
+        if stderr is None:
+            threading.Thread(target=_forward, args=(process.stderr,), name="machine-stderr",
+                             daemon=True).start()
         return cls(process, match.group(1), match.group(2))
 
     def stop(self) -> None:
@@ -79,6 +115,13 @@ class MachineProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def _forward(stream: IO[str]) -> None:
+    """Copy the machine's error output to ours, line by line, until it ends."""
+    for line in stream:
+        sys.stderr.write(line)
+        sys.stderr.flush()
 
 
 def _default_kernel() -> Path:
