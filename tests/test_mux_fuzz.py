@@ -323,7 +323,7 @@ def test_every_packet_gets_one_reply_and_lld_stays_consistent(
         assert not rig.lld.nodes[0].state.watchpoints
         rig.check()
 
-    @settings(max_examples=int(200 * SCALE), deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=int(150 * SCALE), deadline=None, suppress_health_check=list(HealthCheck))
     @given(actions(guest))
     def check(steps: list[Action]) -> None:
         loop.run_until_complete(conversation(steps))
