@@ -48,6 +48,9 @@ from lld.client import LldClient
 #: sent (and it went out SILENT_ATTEMPTS times): under gdb's default remotetimeout of 2 s.
 GIVE_UP_SILENT = 1.5
 SILENT_ATTEMPTS = 3
+#: A line that hangs up is declared down this much later: whoever owns the machine process
+#: (psyche up) learns at about the same moment how it ended, and can say so first (declare_down).
+HANGUP_GRACE = 0.25
 
 
 class LinkError(Exception):
@@ -187,13 +190,20 @@ class LldLink:
         except OSError as e:
             # The far end closed: a pty whose other side (the machine's) is gone reads EIO,
             # and stays so: the machine process owns that side for its whole life.
-            self.declare_down(f"the debug line hung up ({os.strerror(e.errno) if e.errno else e}): "
-                              "the machine's end of it closed")
+            self._hung_up(f"the debug line hung up ({os.strerror(e.errno) if e.errno else e}): "
+                          "the machine's end of it closed")
             return
         if data:
             self._on_data(data)
         else:
-            self.declare_down("the debug line hung up (end of file): the machine's end of it closed")
+            self._hung_up("the debug line hung up (end of file): the machine's end of it closed")
+
+    def _hung_up(self, reason: str) -> None:
+        """The line will never carry anything again: down, after HANGUP_GRACE."""
+        assert self._loop is not None
+        if self._fd >= 0:
+            self._loop.remove_reader(self._fd)
+        self._loop.call_later(HANGUP_GRACE, self.declare_down, reason)
 
     def add_listener(self, listener: Callable[[str], None]) -> None:
         """Be told, in a sentence, when the line goes silent, answers again, or goes down."""
@@ -247,7 +257,7 @@ class LldLink:
                 data = self.port.read(max(1, self.port.in_waiting))
             except Exception as e:  # noqa: BLE001 - a port that died (socket:// at EOF raises)
                 if not self._closing.is_set():
-                    self._from_thread(self.declare_down, f"the debug line failed: {e}")
+                    self._from_thread(self._hung_up, f"the debug line failed: {e}")
                 return
             if data:
                 self._from_thread(self._on_data, data)

@@ -6,6 +6,7 @@ arguments, and returning text for gdb's console.
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -103,6 +104,17 @@ def _step_setting(name: str, on: str, off: str) -> Command:
     return command
 
 
+async def _sessions(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
+    """Every gdb session: who, connected how long, when its last packet came (see `kick` in the console)."""
+    now = asyncio.get_running_loop().time()
+    lines = []
+    for node, info in sorted(monitor.sessions.items()):
+        summary = getattr(info, "summary", None)
+        text = summary(now) if callable(summary) else str(info)
+        lines.append(f"{'*' if node == session.node else ' '}node {node:3}  {text}")
+    return "\n".join(lines) + "\n" if lines else "no gdb sessions\n"
+
+
 _step_interrupts = _step_setting(
     "interrupts", on="a single step takes a pending interrupt and stops in its handler",
     off="single steps run with interrupts masked")
@@ -115,6 +127,7 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     "help": (_help, "this list"),
     "status": (_status, "every node: state, pc, stop reason, attached gdb"),
     "stats": (_stats, "debug line statistics: requests, retransmissions, latency per node"),
+    "sessions": (_sessions, "every gdb session: address, connected for, last packet"),
     "breakpoints": (_breakpoints, "breakpoints and watchpoints lld holds for this node"),
     "clear": (_clear, "remove every breakpoint and watchpoint of this node from lld"),
     "step-interrupts": (_step_interrupts, "on|off: whether single steps take pending interrupts"),

@@ -5,6 +5,18 @@ NodeHandle, which the mux owns for its whole life; this module only moves
 bytes between sockets and those two.  One gdb per node: a second
 client on a node that already has one is refused with an error naming the
 first, and closed.
+
+How long a client may hold a node (docs/failure-modes.md):
+
+* a connection that sends no packet within `gdb_idle_timeout` seconds of
+  connecting (10 by default) is dropped: four silent connections cannot hold
+  four nodes for ever.  A gdb that has spoken and is merely idle is never
+  dropped: a person debugging may think for an hour;
+* `Mux.kick` ends a session on request (the console's `kick`);
+* UDP has no connections: a UDP session is its source address and port, and
+  ends when it detaches, after UDP_IDLE_SECONDS of silence, or when kicked;
+* when the machine or the debug line is gone for good, `Mux.end` tells every
+  gdb waiting for a stop why, closes every connection and stops listening.
 """
 
 from __future__ import annotations
@@ -29,6 +41,8 @@ PACKET_SIZE = 0x10000
 #: Over UDP a packet must fit one datagram (at most 65507 bytes), replies included: half as large.
 UDP_PACKET_SIZE = 0x8000
 UDP_IDLE_SECONDS = 120.0  # a UDP client that stays silent this long is taken to be gone
+#: A connection that sends no packet this long after connecting is dropped (MuxConfig.gdb_idle_timeout).
+GDB_IDLE_TIMEOUT = 10.0
 #: Requests of one gdb waiting for lld before its input waits too (gdb itself has one at a time).
 MAX_QUEUED = 16
 #: Input is decoded this much at a time, so that a flood stops where the backpressure begins ...
@@ -47,16 +61,60 @@ class MuxConfig:
     base_port: int = 3333
     host: str = "127.0.0.1"
     udp: bool = True
+    #: Seconds a client may stay connected without sending a packet; 0 for no limit.
+    gdb_idle_timeout: float = GDB_IDLE_TIMEOUT
 
 
 @dataclass
 class SessionInfo:
+    """A gdb's claim on a node: who, since when, how recently it spoke, and how to end it."""
+
     peer: str
     transport: str
     session: GdbSession
+    conversation: _Conversation | None = None
+    #: Ends the session, saying why to a gdb that waits for a stop: TCP closes, UDP forgets.
+    hang_up: Callable[[str], None] | None = None
 
     def __str__(self) -> str:
         return f"{self.transport} {self.peer}"
+
+    @property
+    def connected_at(self) -> float:
+        """When the client connected (UDP: its first datagram), in the event loop's time."""
+        return self.conversation.connected_at if self.conversation is not None else 0.0
+
+    @property
+    def last_packet_at(self) -> float | None:
+        """When its last packet (or ctrl-C) came, in the event loop's time; None if none has."""
+        return self.conversation.last_packet_at if self.conversation is not None else None
+
+    @property
+    def packets(self) -> int:
+        return self.conversation.packets if self.conversation is not None else 0
+
+    def idle(self, now: float) -> float:
+        """Seconds since the client last sent a packet (since it connected, if it never has)."""
+        last = self.last_packet_at
+        return now - (last if last is not None else self.connected_at)
+
+    def summary(self, now: float) -> str:
+        """One line: `tcp 127.0.0.1:5555, connected 12 s, last packet 3.0 s ago`."""
+        last = self.last_packet_at
+        spoke = "no packet yet" if last is None else f"last packet {duration(now - last)} ago"
+        return f"{self}, connected {duration(now - self.connected_at)}, {spoke}"
+
+
+def duration(seconds: float) -> str:
+    """A length of time for people: 0.4 s, 12 s, 3m05s, 2h07m."""
+    if seconds < 10:
+        return f"{max(seconds, 0.0):.1f} s"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 class _Conversation:
@@ -95,6 +153,9 @@ class _Conversation:
         self._interrupting: asyncio.Task[None] | None = None
         self._next_turn: asyncio.Handle | None = None
         self._worker = asyncio.create_task(self._serve())
+        self.connected_at = asyncio.get_running_loop().time()
+        self.last_packet_at: float | None = None
+        self.packets = 0   # packets and ctrl-Cs taken from the client
 
     def _send(self, payload: bytes) -> None:
         self.write(self.codec.send_packet(payload))
@@ -158,6 +219,9 @@ class _Conversation:
                 self.pause_input(paused)
 
     def _take(self, event: Event) -> None:
+        if isinstance(event, (Interrupt, Packet)):
+            self.packets += 1
+            self.last_packet_at = asyncio.get_running_loop().time()
         if isinstance(event, Interrupt):
             # One ctrl-C in hand is enough: the node is being stopped already.
             if self._interrupting is None or self._interrupting.done():
@@ -230,6 +294,88 @@ class Mux:
         self._servers: list[asyncio.AbstractServer] = []
         self._udp: list[asyncio.DatagramTransport] = []
         self._tcp: set[_TcpClient] = set()   # live gdb connections, closed with the mux
+        #: Why the mux ended (the machine or its line is gone for good), or None while it serves.
+        self.ended: str | None = None
+        #: Set when the mux has ended: `psyche up` and `psyche mux` then exit.
+        self.finished = asyncio.Event()
+        self._listeners: list[Callable[[str, str], None]] = []
+        add_listener = getattr(link, "add_listener", None)   # (a test's stand-in link may have none)
+        if add_listener is not None:
+            add_listener(self._line_event)
+
+    # -- what happens, for people ---------------------------------------------------------------
+
+    def add_listener(self, listener: Callable[[str, str], None]) -> None:
+        """Be told (source, sentence) of what the mux does on its own: the line's health, sessions
+        dropped or kicked, the end.  `psyche up` prints them; the console logs them."""
+        self._listeners.append(listener)
+
+    def report(self, source: str, text: str) -> None:
+        if not self._listeners:
+            _log.warning("mux: %s", text)
+        for listener in list(self._listeners):
+            listener(source, text)
+
+    def _line_event(self, text: str) -> None:
+        if self.ended is not None:
+            return   # (the end declared the line down itself, and says so)
+        self.report("line", text)
+        if self.link.down is not None:
+            self.end(self.link.down)
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    def attach(self, node: int, info: SessionInfo) -> None:
+        """A client holds node from now on: it must send a packet within gdb_idle_timeout."""
+        self.clients[node] = info
+        limit = self.config.gdb_idle_timeout
+        if limit > 0:
+            asyncio.get_running_loop().call_later(limit, self._drop_if_silent, node, info)
+
+    def _drop_if_silent(self, node: int, info: SessionInfo) -> None:
+        if self.clients.get(node) is not info or info.packets:
+            return
+        why = (f"sent no packet within {self.config.gdb_idle_timeout:g} s of connecting "
+               f"(--gdb-idle-timeout)")
+        self.report("gdb", f"node {node}: dropped the connection from {info}: it {why}")
+        if info.hang_up is not None:
+            info.hang_up(f"this connection {why}")
+
+    def kick(self, node: int, why: str) -> SessionInfo | None:
+        """End node's gdb session (the node stays as it is, as for a gdb that went away)."""
+        info = self.clients.get(node)
+        if info is None:
+            return None
+        self.report("gdb", f"node {node}: ended the session of {info}: {why}")
+        if info.hang_up is not None:
+            info.hang_up(why)
+        self.release(node, info.session)
+        return info
+
+    def end(self, why: str) -> None:
+        """The machine or its debug line is gone for good: nothing will be answered any more.
+
+        Every gdb waiting for a stop is told why (console output, which gdb shows at
+        once); every connection closes (gdb: "Remote connection closed"), and the mux
+        stops listening, so a new gdb is refused at once instead of waiting on a dead line.
+        """
+        if self.ended is not None:
+            return
+        self.ended = why
+        declare_down = getattr(self.link, "declare_down", None)
+        if declare_down is not None:
+            declare_down(why)
+        for info in list(self.clients.values()):
+            if info.hang_up is not None:
+                info.hang_up(why)
+        for client in list(self._tcp):
+            client.hang_up(why)   # the refused ones, and any the loop above has not reached
+        for server in self._servers:
+            server.close()
+        for transport in self._udp:
+            transport.close()
+        self.report("mux", f"{why}: every gdb connection is closed and the mux no longer listens")
+        self.finished.set()
 
     def port_of(self, node: int) -> int:
         return self.config.base_port + node
@@ -316,12 +462,29 @@ class _TcpClient(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.mux.refusal(self.node) is not None:
             self.refused = True   # answered at gdb's first packet, then closed
+            if self.mux.config.gdb_idle_timeout > 0:   # (or at the idle limit, if none comes)
+                asyncio.get_running_loop().call_later(self.mux.config.gdb_idle_timeout, self.hang_up,
+                                                      "no packet")
             return
         host, port = transport.get_extra_info("peername")[:2]
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self.conversation = _Conversation(self.mux, self.node, transport.write, no_ack_mode=True,
                                           pause_input=self._pause_input)
-        self.mux.clients[self.node] = SessionInfo(f"{host}:{port}", "tcp", self.conversation.session)
+        self.mux.attach(self.node, SessionInfo(f"{host}:{port}", "tcp", self.conversation.session,
+                                               self.conversation, self.hang_up))
+
+    def hang_up(self, why: str) -> None:
+        """Close the connection; a gdb waiting for a stop is told why first (it shows that at once).
+
+        gdb then says "Remote connection closed"; the node stays as it is, as for a gdb
+        that went away.
+        """
+        if self.transport is None or self.transport.is_closing():
+            return
+        conversation = self.conversation
+        if conversation is not None and conversation.session.running:
+            self.transport.write(conversation.codec.send_packet(rsp.console_output(f"mux: {why}\n".encode())))
+        self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
@@ -403,7 +566,8 @@ class _UdpEndpoint(asyncio.DatagramProtocol):
             self.conversation = _Conversation(self.mux, self.node, functools.partial(self._send_to, addr),
                                               no_ack_mode=False, packet_size=UDP_PACKET_SIZE)
             peer = f"{addr[0]}:{addr[1]}"
-            self.mux.clients[self.node] = SessionInfo(peer, "udp", self.conversation.session)
+            self.mux.attach(self.node, SessionInfo(peer, "udp", self.conversation.session,
+                                                   self.conversation, self.hang_up))
             self._reaper = asyncio.create_task(self._reap())
         self.last_heard = loop.time()
         assert self.conversation is not None
@@ -420,6 +584,15 @@ class _UdpEndpoint(asyncio.DatagramProtocol):
 
     def _detached(self) -> bool:
         return self.mux.clients.get(self.node) is None
+
+    def hang_up(self, why: str) -> None:
+        """Forget the client (a gdb waiting for a stop is told why first).  There is no
+        connection to close: a gdb that sends again from the same address and port
+        starts a new session."""
+        conversation = self.conversation
+        if conversation is not None and conversation.session.running:
+            conversation._send(rsp.console_output(f"mux: {why}\n".encode()))
+        self._forget()
 
     def _send_to(self, addr: tuple[str, int], data: bytes) -> None:
         if self.transport is not None:

@@ -13,10 +13,12 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console
+from rich.text import Text
 
 from lld import protocol as p
 from mux.console.context import ConsoleContext, EventLog, Terminal
@@ -38,9 +40,8 @@ def _follow_machine_stderr(process: subprocess.Popen[str], log: EventLog) -> Non
         return
 
     def read() -> None:
-        for line in stream:
+        for line in stream:   # (how the process ended is psyche up's to say: MachineProcess.watch)
             log.add("machine", line.rstrip())
-        log.add("machine", f"the machine process ended (status {process.wait()})")
 
     threading.Thread(target=read, name="machine-stderr", daemon=True).start()
 
@@ -66,8 +67,13 @@ def _screen(interactive: bool) -> Console:
 
 
 async def run_console(args: argparse.Namespace, kernel: Path, process: subprocess.Popen[str],
-                      console_url: str, debug_line: str) -> int:
-    """The console on a running machine process; the exit status for `psyche up`."""
+                      console_url: str, debug_line: str,
+                      watch: Callable[[Callable[[str], None]], None] | None = None) -> int:
+    """The console on a running machine process; the exit status for `psyche up`.
+
+    `watch(ended)` has `ended` called, in the event loop, with how the machine process
+    ended, if it ends by itself (MachineProcess.watch).
+    """
     script: TextIO | None = None
     if args.console_script is not None:
         script = open(args.console_script)     # closed below, with everything else the console opened
@@ -87,15 +93,20 @@ async def run_console(args: argparse.Namespace, kernel: Path, process: subproces
             terminal = Terminal(sys.stdin.fileno(), sys.stdout.fileno()) if script is None else None
             ctx = ConsoleContext(link=mux.link, mux=mux, description=description, symbols=symbols,
                                  console=line, terminal=terminal, out=out, log=log)
+            _tell_what_the_mux_does(ctx, interactive=script is None)
+            if watch is not None:
+                watch(mux.end)
             out.print(f"psyche up: machine pid {process.pid}; console {console_url}\n"
                       + attach_help(mux, str(kernel)).rstrip(), highlight=False)
             booted = await wait_for_boot(ctx)
             log.add("machine", booted)
             out.print(booted)
             if script is not None:
-                return await run_script(ctx, script)
-            history = Repl.history_file(Path(os.environ.get("PSYCHE_CONSOLE_HISTORY", HISTORY)).expanduser())
-            return await Repl(ctx, history).run()
+                status = await run_script(ctx, script)
+            else:
+                history = Path(os.environ.get("PSYCHE_CONSOLE_HISTORY", HISTORY)).expanduser()
+                status = await Repl(ctx, Repl.history_file(history)).run()
+            return 1 if mux.ended is not None else status   # the machine died under the console
         finally:
             await mux.close()
             await mux.link.close()
@@ -103,6 +114,24 @@ async def run_console(args: argparse.Namespace, kernel: Path, process: subproces
         line.close()
         if script is not None and script is not sys.stdin:
             script.close()
+
+
+def _tell_what_the_mux_does(ctx: ConsoleContext, interactive: bool) -> None:
+    """The mux's own events (the line silent, a session dropped, the machine gone) go to `log`; the
+    ones that need the user go to the screen too: above the prompt, or into a script's transcript."""
+    def tell(source: str, text: str) -> None:
+        ctx.log.add(source, text)
+        if source == "gdb":
+            return   # (the watcher announces sessions coming and going)
+        message = Text(text, style="bold red" if ctx.mux.ended is not None else "yellow")
+        if ctx.mux.ended is not None:
+            message.append("\n  `log` shows the machine's last messages; `quit` leaves", style="dim")
+        if interactive:
+            ctx.notify(message)
+        else:
+            ctx.out.print(message)
+
+    ctx.mux.add_listener(tell)
 
 
 def _symbols(kernel: Path, log: EventLog) -> Symbols | None:

@@ -212,9 +212,23 @@ async def cmd_delete(ctx: ConsoleContext, args: list[str]) -> RenderableType:
 
 
 async def cmd_sessions(ctx: ConsoleContext, args: list[str]) -> RenderableType:
-    rows = [view.SessionRow(node, info.transport, info.peer, ctx.mux.port_of(node), info.session.running)
+    now = asyncio.get_running_loop().time()
+    rows = [view.SessionRow(node, info.transport, info.peer, ctx.mux.port_of(node), info.session.running,
+                            now - info.connected_at,
+                            None if info.last_packet_at is None else now - info.last_packet_at)
             for node, info in sorted(ctx.mux.clients.items())]
     return view.sessions_table(rows)
+
+
+async def cmd_kick(ctx: ConsoleContext, args: list[str]) -> RenderableType:
+    node = ctx.node_number(args[0])
+    info = ctx.mux.kick(node, "the mux console ended this session (kick)")
+    if info is None:
+        raise CommandError(f"node {node} has no gdb session", "`sessions` lists them")
+    status = ctx.statuses.get(node)
+    state = "" if status is None else f" ({p.STATE_NAMES.get(status.state, status.state)})"
+    return Text(f"node {node}: ended the gdb session of {info}; the node stays as it is{state}, "
+                f"with the breakpoints lld holds (`break {node}` lists them)")
 
 
 async def cmd_stats(ctx: ConsoleContext, args: list[str]) -> RenderableType:
@@ -316,7 +330,14 @@ COMMANDS: tuple[Command, ...] = (
     Command("delete", "delete N|all [SYMBOL|ADDR]", "remove a breakpoint, or every breakpoint you set",
             cmd_delete, ("nodes", "symbol"), 1, 2,
             "Without an address the panic breakpoints the machine armed stay in place."),
-    Command("sessions", "sessions", "the gdb sessions attached through the mux", cmd_sessions),
+    Command("sessions", "sessions", "the gdb sessions: address, port, connected for, last packet",
+            cmd_sessions, details="A connection that sends no packet within --gdb-idle-timeout seconds of "
+            "connecting (default 10) is dropped by itself; a gdb that has spoken is never dropped for "
+            "being idle.  `kick N` ends a session."),
+    Command("kick", "kick N", "end node N's gdb session (its gdb sees the connection close)", cmd_kick,
+            ("node",), 1, 1,
+            "The node stays as the session left it, breakpoints included, as when a gdb goes away; a gdb "
+            "waiting for a stop is told why.  Over UDP a gdb that sends again starts a new session."),
     Command("stats", "stats", "debug line: requests, retransmissions, failures, latency per node", cmd_stats),
     Command("console", "console [LINE]", f"the Psyche console; {ESCAPE_NAME} comes back", cmd_console,
             ("console",), 0, 100,

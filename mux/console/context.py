@@ -20,7 +20,7 @@ from rich.console import Console, RenderableType
 from lld import protocol as p
 from mux.console.line import PsycheConsole
 from mux.console.symbols import Location, Symbols
-from mux.link import LinkError, LldLink
+from mux.link import LinkDown, LinkError, LldLink
 from mux.node import NodeError
 from mux.server import Mux
 
@@ -147,8 +147,7 @@ class ConsoleContext:
         try:
             reply = await self.link.request(node, request)
         except LinkError as e:
-            raise CommandError(str(e),
-                               "the debug line is not answering: `stats` shows retransmissions") from None
+            raise CommandError(str(e), _link_hint(e)) from None
         if not reply.ok:
             assert reply.error is not None
             if reply.error.status is not None:
@@ -183,8 +182,7 @@ class ConsoleContext:
         try:
             result = await work
         except LinkError as e:
-            raise CommandError(str(e),
-                               "the debug line is not answering: `stats` shows retransmissions") from None
+            raise CommandError(str(e), _link_hint(e)) from None
         except NodeError as e:
             error = e.reply.error
             if error is not None and error.status is not None:
@@ -205,6 +203,12 @@ class ConsoleContext:
         if not reply.ok or not isinstance(reply.value, list):
             return None
         return p.RefCounters.from_values(reply.value)
+
+
+def _link_hint(error: LinkError) -> str:
+    if isinstance(error, LinkDown):
+        return "the machine or its debug line is gone: `log` says how; `quit` leaves"
+    return "the debug line is not answering: `stats` shows retransmissions, `log` when it went silent"
 
 
 def _hint_for(error: int, node: int) -> str:

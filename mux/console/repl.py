@@ -79,6 +79,9 @@ class ConsoleCompleter(Completer):
 
 def status_line(ctx: ConsoleContext) -> FormattedText:
     """The toolbar: node states, where stopped nodes are, gdb sessions, the line's health."""
+    if ctx.mux.ended is not None:
+        return FormattedText([("bold fg:ansired", f" {ctx.mux.ended}"),
+                              ("", " | `log` says what happened, Ctrl-D quits ")])
     states = [ctx.statuses.get(node) for node in range(ctx.nodes)]
     running = sum(1 for s in states if s is not None and s.running)
     stopped = [node for node, s in enumerate(states) if s is not None and s.stopped]
@@ -99,6 +102,8 @@ def status_line(ctx: ConsoleContext) -> FormattedText:
     parts.append(("fg:ansired" if failures else "",
                   f" | line: {sum(s.requests for s in link)} requests, {retx} retransmitted"
                   + (f", {failures} failed" if failures else "")))
+    if getattr(ctx.link, "silent", False):
+        parts.append(("bold fg:ansired", ", SILENT"))
     parts.append(("", " | Tab completes, `help`, Ctrl-D quits "))
     return FormattedText(parts)
 

@@ -18,6 +18,7 @@ from lld import protocol as p
 from mux.console.context import Event
 from mux.console.symbols import Location
 from mux.link import NodeLinkStats
+from mux.server import duration
 from psyche import rv32
 
 STATE_STYLES = {p.STATE_RUNNING: "green", p.STATE_STOPPED: "bold yellow", p.STATE_HELD: "dim"}
@@ -163,18 +164,24 @@ class SessionRow:
     peer: str
     port: int
     running: bool
+    #: How long ago the client connected, and sent its last packet (None: it has sent none).
+    connected: float = 0.0
+    idle: float | None = None
 
 
 def sessions_table(rows: list[SessionRow]) -> RenderableType:
     if not rows:
         return Text("no gdb sessions attached", style="dim")
     table = Table(title="gdb sessions", title_justify="left", header_style="bold")
-    for name in ("node", "transport", "gdb at", "mux port", "gdb waits for"):
+    for name in ("node", "transport", "gdb at", "mux port", "connected", "last packet", "gdb waits for"):
         table.add_column(name)
     for row in rows:
-        table.add_row(str(row.node), row.transport, row.peer, str(row.port),
+        last = (Text("none yet", style="bold yellow") if row.idle is None
+                else Text(f"{duration(row.idle)} ago"))
+        table.add_row(str(row.node), row.transport, row.peer, str(row.port), duration(row.connected), last,
                       "a stop (continue)" if row.running else "-")
-    return table
+    return Group(table, Text("`kick N` ends a session; one that sends no packet is dropped by itself "
+                             "(--gdb-idle-timeout)", style="dim"))
 
 
 def stats_table(stats: dict[int, NodeLinkStats], line: str) -> Group:

@@ -50,7 +50,7 @@ class NodeWatcher:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        while self.ctx.mux.ended is None:   # (once the machine is gone there is nothing to watch)
             started = loop.time()
             await self.sweep()
             await asyncio.sleep(max(self.interval, 2 * (loop.time() - started)))

@@ -1,0 +1,236 @@
+"""How long a gdb connection may hold a node, and how to end one (issue 13, item 6).
+
+Four TCP connections that never sent a byte used to hold all four nodes for ever.
+Now a connection that sends no packet within `gdb_idle_timeout` of connecting is
+dropped; a gdb that has spoken is never dropped for being idle; the console lists
+sessions with their idle time (`sessions`) and ends one (`kick N`); gdb sees them
+with `monitor sessions`.  A real Mux on real sockets over an in-process machine
+(tests/mux_rig.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+from collections.abc import Awaitable, Callable
+
+import pytest
+from mux_rig import MuxRig, running_mux
+from rich.console import Console
+
+from lld import protocol as p
+from lld.testing import TargetGuest, build_target_guest
+from mux.console import commands
+from mux.console.context import ConsoleContext
+from mux.rsp import Packet, RspConnection
+
+pytestmark = pytest.mark.timeout(60)
+
+LIMIT = 0.5   # the idle limit these tests run with (the default is 10 s)
+
+
+@pytest.fixture(scope="module")
+def guest() -> TargetGuest:
+    return build_target_guest()
+
+
+def run(guest: TargetGuest, test: Callable[[MuxRig, list[tuple[str, str]]], Awaitable[None]],
+        nodes: int = 4) -> None:
+    async def main() -> None:
+        async with running_mux(guest, nodes, listen=True) as rig:
+            rig.mux.config.gdb_idle_timeout = LIMIT
+            events: list[tuple[str, str]] = []
+            rig.mux.add_listener(lambda source, text: events.append((source, text)))
+            await test(rig, events)
+
+    asyncio.run(main())
+
+
+class Gdb:
+    """A gdb's end of one TCP connection to the mux, in no-ack mode after `attach`."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.codec = RspConnection()
+        self.packets: list[bytes] = []
+        self.text = ""   # console output (O packets) the mux sent
+        self.closed = False
+
+    @classmethod
+    async def connect(cls, port: int) -> Gdb:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket()
+        sock.setblocking(False)
+        await loop.sock_connect(sock, ("127.0.0.1", port))
+        return cls(sock)
+
+    def send(self, payload: bytes) -> None:
+        self.sock.send(RspConnection().send_packet(payload))
+
+    async def _read(self, timeout: float) -> None:
+        data = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(self.sock, 65536), timeout)
+        if not data:
+            self.closed = True
+            return
+        self.codec.receive_data(data)
+        while (event := self.codec.next_event()) is not None:
+            if isinstance(event, Packet):
+                if event.payload.startswith(b"O") and event.payload != b"OK":
+                    self.text += bytes.fromhex(event.payload[1:].decode()).decode()
+                else:
+                    self.packets.append(event.payload)
+
+    async def reply(self, timeout: float = 10.0) -> bytes:
+        """The next packet that is not console output."""
+        while not self.packets:
+            assert not self.closed, "the mux closed the connection"
+            await self._read(timeout)
+        return self.packets.pop(0)
+
+    async def ask(self, payload: bytes) -> bytes:
+        self.send(payload)
+        return await self.reply()
+
+    async def until_closed(self, timeout: float) -> None:
+        while not self.closed:
+            await self._read(timeout)
+
+    async def attach(self) -> None:
+        self.sock.send(b"+")
+        assert b"PacketSize" in await self.ask(b"qSupported:swbreak+")
+        assert await self.ask(b"QStartNoAckMode") == b"OK"
+        assert (await self.ask(b"?")).startswith(b"T05")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_connections_that_never_speak_are_dropped_and_free_their_nodes(guest: TargetGuest) -> None:
+    async def test(rig: MuxRig, events: list[tuple[str, str]]) -> None:
+        mux = rig.mux
+        silent = [await Gdb.connect(mux.port_of(node)) for node in range(4)]
+        await asyncio.sleep(0.05)
+        assert sorted(mux.clients) == [0, 1, 2, 3]                   # every node held: the failure
+        await asyncio.gather(*(gdb.until_closed(LIMIT + 2) for gdb in silent))
+        assert not mux.clients
+        dropped = [text for source, text in events if source == "gdb"]
+        assert len(dropped) == 4 and all(f"sent no packet within {LIMIT:g} s" in t for t in dropped), events
+        gdb = await Gdb.connect(mux.port_of(2))                     # the node is free for a real gdb
+        await gdb.attach()
+        assert mux.clients[2].packets == 3
+        for one in [*silent, gdb]:
+            one.close()
+
+    run(guest, test)
+
+
+def test_an_attached_gdb_that_is_merely_idle_is_never_dropped(guest: TargetGuest) -> None:
+    async def test(rig: MuxRig, events: list[tuple[str, str]]) -> None:
+        gdb = await Gdb.connect(rig.mux.port_of(1))
+        await gdb.attach()
+        await asyncio.sleep(3 * LIMIT)                                # thinking, for a long time
+        assert 1 in rig.mux.clients and not events
+        assert (await gdb.ask(b"qC")) == b"QC1"
+        # A second client on the node is refused; one that never sends its first packet is closed.
+        second = await Gdb.connect(rig.mux.port_of(1))
+        await second.until_closed(LIMIT + 2)
+        assert rig.mux.clients[1].session is not None and (await gdb.ask(b"qC")) == b"QC1"
+        assert (await gdb.ask(b"D")) == b"OK"
+        gdb.close()
+        second.close()
+
+    run(guest, test)
+
+
+def test_sessions_show_idle_time_and_kick_ends_one(guest: TargetGuest) -> None:
+    """The console's `sessions` and `kick`, and gdb's `monitor sessions`."""
+    async def test(rig: MuxRig, events: list[tuple[str, str]]) -> None:
+        mux = rig.mux
+        description = await rig.link.ok(0, p.Describe())
+        assert isinstance(description, p.MachineDescription)
+        ctx = ConsoleContext(link=rig.link, mux=mux, description=description,
+                             out=Console(file=io.StringIO(), width=200))
+
+        async def console(line: str) -> tuple[bool, str]:
+            outcome = await commands.execute(ctx, line)
+            screen = Console(record=True, width=200, file=io.StringIO())
+            if outcome.output is not None:
+                screen.print(outcome.output)
+            return outcome.ok, screen.export_text()
+
+        talker = await Gdb.connect(mux.port_of(0))
+        await talker.attach()
+        waiting = await Gdb.connect(mux.port_of(3))
+        await waiting.attach()
+        waiting.send(b"vCont;c")                                   # gdb waits for a stop
+        await asyncio.sleep(0.3)
+        mute = await Gdb.connect(mux.port_of(1))
+        await asyncio.sleep(0.1)
+
+        ok, out = await console("sessions")
+        assert ok, out
+        rows = {int(line.split("│")[1]): line for line in out.splitlines() if line.startswith("│ ")}
+        assert sorted(rows) == [0, 1, 3], out
+        assert "none yet" in rows[1] and "ago" in rows[0] and "a stop (continue)" in rows[3], out
+
+        talker.send(b"qRcmd," + b"sessions".hex().encode())
+        assert await talker.reply() == b"OK"
+        shown = talker.text
+        assert "*node   0  tcp 127.0.0.1:" in shown, shown
+        assert "node   1" in shown and "no packet yet" in shown, shown
+        assert "node   3" in shown and "last packet" in shown, shown
+
+        ok, out = await console("kick 3")
+        assert ok and "node 3: ended the gdb session of tcp 127.0.0.1:" in out, out
+        await waiting.until_closed(5)
+        assert "mux: the mux console ended this session (kick)" in waiting.text
+        assert 3 not in mux.clients
+        status = await rig.link.ok(3, p.GetStatus())
+        assert isinstance(status, p.Status) and status.running            # left as the session left it
+        assert any("ended the session" in text for source, text in events if source == "gdb")
+
+        ok, out = await console("kick 3")
+        assert not ok and "node 3 has no gdb session" in out and "`sessions` lists them" in out
+        assert (await talker.ask(b"D")) == b"OK"
+        for one in (talker, waiting, mute):
+            one.close()
+
+    run(guest, test)
+
+
+def test_a_udp_session_is_its_address_and_a_datagram_of_junk_holds_nothing(guest: TargetGuest) -> None:
+    async def test(rig: MuxRig, events: list[tuple[str, str]]) -> None:
+        loop = asyncio.get_running_loop()
+        port = rig.mux.port_of(2)
+
+        async def exchange(sock: socket.socket, payload: bytes) -> bytes:
+            sock.send(RspConnection().send_packet(payload))
+            while True:
+                data = await asyncio.wait_for(loop.sock_recv(sock, 70000), 10)
+                if data != b"+":
+                    sock.send(b"+")
+                    return data[data.index(b"$") + 1: data.rindex(b"#")]
+
+        junk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        junk.setblocking(False)
+        junk.connect(("127.0.0.1", port))
+        junk.send(b"hello?")                                         # not a packet: holds the node ...
+        await asyncio.sleep(0.1)
+        assert 2 in rig.mux.clients
+        await asyncio.sleep(LIMIT + 0.3)                             # ... only until the idle limit
+        assert 2 not in rig.mux.clients
+        gdb = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        gdb.setblocking(False)
+        gdb.connect(("127.0.0.1", port))
+        assert (await exchange(gdb, b"?")).startswith(b"T05")
+        first = rig.mux.clients[2]
+        assert rig.mux.kick(2, "test") is first and 2 not in rig.mux.clients
+        # The same address and port speaks again: a new session, as UDP knows no connections.
+        assert (await exchange(gdb, b"qC")) == b"QC1"
+        assert rig.mux.clients[2] is not first
+        assert await exchange(gdb, b"D") == b"OK"
+        junk.close()
+        gdb.close()
+
+    run(guest, test)
