@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from gdb_util import free_port_block
+from gdb_util import GDB, free_port_block, needs_gdb
 
 from lld.testing import build_target_guest
 
@@ -139,3 +140,118 @@ def test_a_machine_started_with_exit_with_parent_ends_with_any_parent(cleanup: l
     parent.kill()
     parent.wait(timeout=10)
     assert wait_gone(pid, 2.0) is not None, "the machine outlived its parent"
+
+
+# -- item 4: the machine dies or hangs under a live gdb -------------------------------------------
+
+#: What gdb says when its replies are out of step with its packets, or not replies at all.
+GARBAGE = ("Invalid hex digit", "odd length", "Malformed response", "Ignoring packet error")
+
+
+def gdb_args(elf: Path, target: str, *commands: str) -> list[str]:
+    assert GDB is not None
+    args = [GDB, "-batch", "-nx", str(elf), "-ex", "set confirm off", "-ex", f"target remote {target}"]
+    for command in commands:
+        args += ["-ex", command]
+    return args
+
+
+def marks(output: str) -> dict[str, float]:
+    """`shell date +MARK=%s.%N` lines in gdb's output, as seconds."""
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"\b([A-Z_]+)=(\d+\.\d+)$", output, re.M)}
+
+
+def mark(name: str) -> str:
+    return f"shell date +{name}=%s.%N"
+
+
+@needs_gdb
+def test_an_idle_gdb_hears_the_machine_died_and_psyche_up_says_so(cleanup: list[int]) -> None:
+    up = start_up()
+    cleanup.append(up.machine)
+    target = f"127.0.0.1:{up.port(2)}"
+    result = subprocess.run(gdb_args(up.elf, target, "p/x $pc", f"shell kill -9 {up.machine}", mark("KILLED"),
+                                     "shell sleep 1", mark("ASK"), "x/x 0x80001000", mark("ANSWERED"),
+                                     "p/x $pc"),
+                            capture_output=True, text=True, timeout=60)
+    out = result.stdout + result.stderr
+    assert not any(garbage in out for garbage in GARBAGE), out
+    assert "Remote connection closed" in out, out
+    times = marks(out)
+    assert times["ANSWERED"] - times["ASK"] < 1.0, out
+    # psyche up said why, reaped its machine, stopped listening and ended.
+    assert up.process.wait(timeout=5) == 1
+    said = up.finish()
+    assert "the machine process ended (killed by signal 9, SIGKILL)" in said, said
+    assert not alive(up.machine)
+    with pytest.raises(ConnectionRefusedError):   # a new gdb is refused at once (gdb retries for 15 s)
+        socket.create_connection(("127.0.0.1", up.port(1)), timeout=5).close()
+
+
+@needs_gdb
+def test_a_gdb_in_continue_is_told_the_machine_died_at_once(cleanup: list[int]) -> None:
+    up = start_up()
+    cleanup.append(up.machine)
+    gdb = subprocess.Popen(gdb_args(up.elf, f"127.0.0.1:{up.port(1)}", "continue", "p 1 + 1"),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(3.0)                     # attached, continued: waiting for a stop
+        os.kill(up.machine, signal.SIGKILL)
+        killed = time.monotonic()
+        out, _ = gdb.communicate(timeout=30)
+        took = time.monotonic() - killed
+    finally:
+        if gdb.poll() is None:
+            gdb.kill()
+    assert "mux: the machine process ended (killed by signal 9, SIGKILL)" in out, out
+    assert "Remote connection closed" in out, out
+    assert not any(garbage in out for garbage in GARBAGE), out
+    assert took < 2.0, (took, out)
+    assert up.process.wait(timeout=5) == 1
+
+
+@needs_gdb
+def test_a_hung_machine_gets_gdb_errors_in_time_and_in_step(cleanup: list[int]) -> None:
+    """SIGSTOP: the machine lives but answers nothing.  Each request that needs lld fails
+    within gdb's 2-s remotetimeout, and gdb stays in step: when the machine is continued,
+    the same gdb goes on as if nothing had happened."""
+    up = start_up()
+    cleanup.append(up.machine)
+    try:
+        result = subprocess.run(
+            gdb_args(up.elf, f"127.0.0.1:{up.port(2)}", "p/x $pc", f"shell kill -STOP {up.machine}",
+                     mark("READ"), "x/x 0x80001000", mark("READ_DONE"),
+                     "stepi", mark("STEP_DONE"),
+                     f"shell kill -CONT {up.machine}", "shell sleep 0.5",
+                     "x/x 0x80001000", "stepi", "p/x $pc", "detach"),
+            capture_output=True, text=True, timeout=60)
+        out = result.stdout + result.stderr
+    finally:
+        os.kill(up.machine, signal.SIGCONT)
+        up.process.terminate()
+        up.finish()
+    assert not any(garbage in out for garbage in GARBAGE), out
+    times = marks(out)
+    assert times["READ_DONE"] - times["READ"] < 2.0, out
+    assert times["STEP_DONE"] - times["READ_DONE"] < 2.0, out
+    assert "Cannot access memory at address 0x80001000" in out, out
+    assert "no answer: nothing has come from the debug line" in out, out   # the stepi, on gdb's console
+    assert re.search(r"0x80001000 <\w+(\+\d+)?>:\s+0x[0-9a-f]+", out), out   # answered again after SIGCONT
+    assert "[Inferior 1 (Remote target) detached]" in out, out
+
+
+def test_the_console_says_the_machine_died_and_its_commands_fail_at_once(cleanup: list[int]) -> None:
+    up = start_up(console=True)
+    cleanup.append(up.machine)
+    assert up.process.stdin is not None
+    os.kill(up.machine, signal.SIGKILL)
+    time.sleep(1.0)
+    started = time.monotonic()
+    up.process.stdin.write("nodes\nregs 1\nsessions\nlog 5\n")
+    out = up.finish()                        # (closes stdin: the end of the commands, the console quits)
+    assert time.monotonic() - started < 10, out
+    assert up.process.returncode == 1, out   # the machine died
+    assert "the machine process ended (killed by signal 9, SIGKILL): every gdb connection is" in out, out
+    assert "hint: the machine or its debug line is gone" in out, out
+    assert re.search(r"mux +the machine process ended \(killed by signal 9, SIGKILL\)", out), out   # in `log`
+    assert not alive(up.machine)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import sys
 from typing import cast
 
 import serial
 
 from lld import protocol as p
-from mux.link import BytePort, LinkError, LldLink
-from mux.server import Mux, MuxConfig
+from mux.link import BytePort, LinkDown, LinkError, LldLink
+from mux.server import GDB_IDLE_TIMEOUT, Mux, MuxConfig
+
+#: How long the mux waits for lld's first answer: the machine may still be starting.
+FIRST_ANSWER_SECONDS = 10.0
 
 
 def port_number(text: str) -> int:
@@ -33,6 +37,10 @@ def add_mux_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-udp", action="store_true", help="listen on TCP only")
     parser.add_argument("--lld-timeout", type=float, default=0.25, metavar="S",
                         help="retransmit an unanswered lld request after S seconds")
+    parser.add_argument("--gdb-idle-timeout", type=float, default=GDB_IDLE_TIMEOUT, metavar="S",
+                        help=f"drop a gdb connection that sends no packet within S seconds of connecting "
+                             f"(default {GDB_IDLE_TIMEOUT:g}; 0: never); a gdb that has spoken is never "
+                             f"dropped for being idle (docs/failure-modes.md)")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,13 +65,19 @@ async def start_mux(url: str, args: argparse.Namespace) -> Mux:
     """Open the line, ask lld how many nodes there are, and listen for gdb."""
     link = LldLink(open_line(url), timeout=args.lld_timeout)
     await link.start()
-    try:
-        description = await link.ok(0, p.Describe())
-    except LinkError as e:
-        await link.close()
-        raise ValueError(f"no lld answers on {url}: {e}") from e
+    deadline = asyncio.get_running_loop().time() + FIRST_ANSWER_SECONDS
+    while True:
+        try:
+            description = await link.ok(0, p.Describe())
+            break
+        except LinkError as e:
+            # A silent line fails a request in 1.5 s: ask again, while the machine may be starting.
+            if isinstance(e, LinkDown) or asyncio.get_running_loop().time() > deadline:
+                await link.close()
+                raise ValueError(f"no lld answers on {url}: {e}") from e
     assert isinstance(description, p.MachineDescription)
-    mux = Mux(MuxConfig(description.nodes, args.gdb_port, args.bind, udp=not args.no_udp), link)
+    mux = Mux(MuxConfig(description.nodes, args.gdb_port, args.bind, udp=not args.no_udp,
+                        gdb_idle_timeout=args.gdb_idle_timeout), link)
     await mux.start()
     return mux
 
@@ -90,23 +104,37 @@ def attach_help(mux: Mux, kernel: str | None) -> str:
     return text
 
 
-async def serve_forever(mux: Mux) -> None:
+def report_to_stderr(mux: Mux, who: str) -> None:
+    """What the mux does on its own (the line goes silent, a session is dropped, the end), on stderr."""
+    mux.add_listener(lambda source, text: print(f"{who}: {text}", file=sys.stderr, flush=True))
+
+
+async def serve_forever(mux: Mux) -> int:
+    """Serve until SIGINT or SIGTERM (exit status 0) or until the mux ends by itself (1: the machine
+    or its debug line is gone for good, docs/failure-modes.md)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    stopped = asyncio.ensure_future(stop.wait())
+    finished = asyncio.ensure_future(mux.finished.wait())
+    await asyncio.wait({stopped, finished}, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in (stopped, finished):
+        waiter.cancel()
+    if mux.ended is not None:
+        await asyncio.sleep(0.1)   # the last words to gdb (console output, the closes) go out
     await mux.close()
     await mux.link.close()
+    return 1 if mux.ended is not None else 0
 
 
 def run(args: argparse.Namespace) -> int:
-    async def main() -> None:
+    async def main() -> int:
         mux = await start_mux(args.line, args)
+        report_to_stderr(mux, "psyche mux")
         print(attach_help(mux, None), flush=True)
-        await serve_forever(mux)
+        return await serve_forever(mux)
 
-    asyncio.run(main())
-    return 0
+    return asyncio.run(main())
 
 

@@ -6,15 +6,17 @@ import argparse
 import asyncio
 import functools
 import re
+import signal
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from psyche import lifetime
-from psyche.commands.mux_cmd import add_mux_arguments, attach_help, serve_forever, start_mux
+from psyche.commands.mux_cmd import add_mux_arguments, attach_help, report_to_stderr, serve_forever, start_mux
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,6 +73,7 @@ class MachineProcess:
     process: subprocess.Popen[str]
     console: str
     debug_line: str
+    _stopping: bool = field(default=False, init=False)
 
     @classmethod
     def start(cls, kernel: Path, nodes: int, loss: float, restore: Path | None = None,
@@ -108,13 +111,38 @@ class MachineProcess:
                              daemon=True).start()
         return cls(process, match.group(1), match.group(2))
 
+    def watch(self, loop: asyncio.AbstractEventLoop, ended: Callable[[str], None]) -> None:
+        """Call `ended("the machine process ended (killed by signal 9, SIGKILL)")` in the loop when
+        the process ends, unless `stop` ended it.  From a thread of its own, which reaps the process."""
+        def wait() -> None:
+            why = f"the machine process ended ({exit_description(self.process.wait())})"
+            if not self._stopping:
+                try:
+                    loop.call_soon_threadsafe(ended, why)
+                except RuntimeError:   # the loop has closed: psyche up is on its way out anyway
+                    pass
+
+        threading.Thread(target=wait, name="machine-watch", daemon=True).start()
+
     def stop(self) -> None:
+        self._stopping = True
         self.process.terminate()
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def exit_description(status: int) -> str:
+    """A process's exit status for people: `exited with status 1`, `killed by signal 9, SIGKILL`."""
+    if status >= 0:
+        return f"exited with status {status}"
+    try:
+        name = f", {signal.Signals(-status).name}"
+    except ValueError:
+        name = ""
+    return f"killed by signal {-status}{name}"
 
 
 def _forward(stream: IO[str]) -> None:
@@ -146,18 +174,20 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             return asyncio.run(run_console(args, kernel, machine.process, machine.console,
-                                           machine.debug_line))
+                                           machine.debug_line,
+                                           lambda ended: machine.watch(asyncio.get_running_loop(), ended)))
         finally:
             machine.stop()
 
-    async def main() -> None:
+    async def main() -> int:
         mux = await start_mux(machine.debug_line, args)
+        report_to_stderr(mux, "psyche up")
+        machine.watch(asyncio.get_running_loop(), mux.end)
         print(f"psyche up: machine pid {machine.process.pid}; console {machine.console}\n"
               + attach_help(mux, str(kernel)), flush=True)
-        await serve_forever(mux)
+        return await serve_forever(mux)
 
     try:
-        asyncio.run(main())
+        return asyncio.run(main())
     finally:
         machine.stop()
-    return 0
