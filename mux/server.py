@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mux import packets as rsp
-from mux.gdb import GdbSession
+from mux.gdb import EIO, GdbSession
 from mux.link import LldLink
 from mux.monitor import Monitor
 from mux.node import NodeHandle
@@ -586,12 +586,13 @@ class _UdpEndpoint(asyncio.DatagramProtocol):
         return self.mux.clients.get(self.node) is None
 
     def hang_up(self, why: str) -> None:
-        """Forget the client (a gdb waiting for a stop is told why first).  There is no
-        connection to close: a gdb that sends again from the same address and port
-        starts a new session."""
+        """Forget the client.  There is no connection to close: a gdb waiting for a stop is told
+        why and gets an error for a stop reply, which ends its wait ("Remote failure reply:
+        E05"); a gdb that sends again from the same address and port starts a new session."""
         conversation = self.conversation
         if conversation is not None and conversation.session.running:
             conversation._send(rsp.console_output(f"mux: {why}\n".encode()))
+            conversation._send(rsp.error(EIO))
         self._forget()
 
     def _send_to(self, addr: tuple[str, int], data: bytes) -> None:

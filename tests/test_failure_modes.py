@@ -8,6 +8,7 @@ the mux and the machine to it.
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from gdb_util import GDB, free_port_block, needs_gdb
+from gdb_util import GDB, needs_gdb
 
 from lld.testing import build_target_guest
 
@@ -66,6 +67,22 @@ class UpProcess:
             self.process.kill()
             out, _ = self.process.communicate()
         return out
+
+
+def free_port_block(count: int) -> int:
+    """A base port with `count` free TCP and UDP ports from it, picked at random (other test runs
+    on the same machine look for ports too, from the bottom up)."""
+    for _ in range(200):
+        base = random.randrange(30000, 60000)
+        try:
+            for port in range(base, base + count):
+                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                    with socket.socket(socket.AF_INET, kind) as probe:
+                        probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free block of ports")
 
 
 def start_up(*extra: str, console: bool = False, nodes: int = 4) -> UpProcess:

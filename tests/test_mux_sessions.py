@@ -229,6 +229,17 @@ def test_a_udp_session_is_its_address_and_a_datagram_of_junk_holds_nothing(guest
         # The same address and port speaks again: a new session, as UDP knows no connections.
         assert (await exchange(gdb, b"qC")) == b"QC1"
         assert rig.mux.clients[2] is not first
+        # Kicked while it waits for a stop: told why, and an error ends its wait (no close to see).
+        gdb.send(RspConnection().send_packet(b"vCont;c"))
+        await asyncio.sleep(0.2)
+        assert rig.mux.clients[2].session.running
+        rig.mux.kick(2, "kicked by a test")
+        data = b""
+        while b"$E05#" not in data:
+            data += await asyncio.wait_for(loop.sock_recv(gdb, 70000), 10)
+        gdb.send(b"+")
+        assert b"$O" + b"mux: kicked by a test\n".hex().encode() + b"#" in data
+        assert (await exchange(gdb, b"?")).startswith(b"T05")
         assert await exchange(gdb, b"D") == b"OK"
         junk.close()
         gdb.close()
