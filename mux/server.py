@@ -319,9 +319,10 @@ class Mux:
     def _line_event(self, text: str) -> None:
         if self.ended is not None:
             return   # (the end declared the line down itself, and says so)
-        self.report("line", text)
         if self.link.down is not None:
-            self.end(self.link.down)
+            self.end(self.link.down)   # (which says so)
+        else:
+            self.report("line", text)
 
     # -- sessions -------------------------------------------------------------------------------
 
