@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lld import protocol as p
-from mux.link import LinkError, LldLink
+from mux.link import LinkDown, LinkError, LldLink
 from mux.memory import CURRENT, PAGE, AddressSpace, MemoryCache
 
 #: Registers in gdb's `g` block (x0..x31 and pc), which lld numbers the same way.
@@ -210,9 +210,18 @@ class NodeHandle:
     async def _poll(self) -> p.Status:
         delay = POLL_FIRST
         while True:
-            status = await self.refresh(expedite=True)   # a stop's registers come with it
-            if not status.running:
-                return status
+            try:
+                status = await self.refresh(expedite=True)   # a stop's registers come with it
+            except LinkDown:
+                raise
+            except LinkError:
+                # The line is silent (the machine stopped, hung or busy for a while): as far as
+                # anyone knows the node still runs, and gdb waits for a continue without a
+                # timeout.  Keep asking; the wait ends with a stop, a ctrl-C or a line down.
+                delay = POLL_MAX
+            else:
+                if not status.running:
+                    return status
             self._poll_now.clear()
             try:
                 await asyncio.wait_for(self._poll_now.wait(), delay)

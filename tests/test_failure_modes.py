@@ -272,3 +272,30 @@ def test_the_console_says_the_machine_died_and_its_commands_fail_at_once(cleanup
     assert "hint: the machine or its debug line is gone" in out, out
     assert re.search(r"mux +the machine process ended \(killed by signal 9, SIGKILL\)", out), out   # in `log`
     assert not alive(up.machine)
+
+
+@needs_gdb
+def test_a_continue_outlasts_a_machine_that_stops_answering_for_a_while(cleanup: list[int]) -> None:
+    """gdb waits for a continue without a timeout: a line silent for a few seconds (the machine
+    stopped, or busy) must not end it with a stop that never happened."""
+    up = start_up()
+    cleanup.append(up.machine)
+    gdb = subprocess.Popen(gdb_args(up.elf, f"127.0.0.1:{up.port(1)}", "continue", "p 1 + 1"),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(2.5)                     # attached, continued: waiting for a stop
+        os.kill(up.machine, signal.SIGSTOP)
+        time.sleep(3.0)
+        os.kill(up.machine, signal.SIGCONT)
+        time.sleep(1.0)
+        assert gdb.poll() is None, gdb.communicate()[0]
+        gdb.send_signal(signal.SIGINT)      # ctrl-C: the continue ends as it should
+        out, _ = gdb.communicate(timeout=30)
+    finally:
+        os.kill(up.machine, signal.SIGCONT)
+        if gdb.poll() is None:
+            gdb.kill()
+        up.process.terminate()
+        up.finish()
+    assert "Program received signal SIGINT" in out, out
+    assert "SIGTRAP" not in out and "no answer" not in out, out
