@@ -121,7 +121,7 @@ class _Conversation:
     """The codec and session of one client, whatever carries its bytes.
 
     Nothing a client sends may cost the mux without bound, nor hold up the other
-    clients (docs/debug-semantics.md, "Hostile input"):
+    clients (docs/failure-modes.md, "Hostile input"):
 
     * its input is taken FEED_SLICE bytes at a time, and not at all while MAX_QUEUED of
       its requests wait for lld or while the client does not read what it was sent
