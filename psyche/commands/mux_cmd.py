@@ -11,7 +11,7 @@ from typing import cast
 import serial
 
 from lld import protocol as p
-from mux.link import BytePort, LinkDown, LinkError, LldLink
+from mux.link import GIVE_UP_SILENT, BytePort, LinkDown, LinkError, LldLink
 from mux.server import GDB_IDLE_TIMEOUT, Mux, MuxConfig
 
 #: How long the mux waits for lld's first answer: the machine may still be starting.
@@ -37,6 +37,10 @@ def add_mux_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-udp", action="store_true", help="listen on TCP only")
     parser.add_argument("--lld-timeout", type=float, default=0.25, metavar="S",
                         help="retransmit an unanswered lld request after S seconds")
+    parser.add_argument("--lld-give-up", type=float, default=GIVE_UP_SILENT, metavar="S",
+                        help=f"fail an lld request when nothing at all has come from the debug line for S "
+                             f"seconds (default {GIVE_UP_SILENT:g}: under gdb's remotetimeout of 2 s; raise "
+                             f"both on a slow line)")
     parser.add_argument("--gdb-idle-timeout", type=float, default=GDB_IDLE_TIMEOUT, metavar="S",
                         help=f"drop a gdb connection that sends no packet within S seconds of connecting "
                              f"(default {GDB_IDLE_TIMEOUT:g}; 0: never); a gdb that has spoken is never "
@@ -63,7 +67,7 @@ def open_line(url: str) -> BytePort:
 
 async def start_mux(url: str, args: argparse.Namespace) -> Mux:
     """Open the line, ask lld how many nodes there are, and listen for gdb."""
-    link = LldLink(open_line(url), timeout=args.lld_timeout)
+    link = LldLink(open_line(url), timeout=args.lld_timeout, give_up=args.lld_give_up)
     await link.start()
     deadline = asyncio.get_running_loop().time() + FIRST_ANSWER_SECONDS
     while True:
