@@ -515,8 +515,12 @@ class GdbSession:
         """Take this gdb's breakpoints and watchpoints out of lld and let the node run.
 
         Only this gdb's: a breakpoint lld holds for the machine (the panic stop) or for
-        another client stays, and stops the node as before.
+        another client stays, and stops the node as before.  A continue still waiting
+        for its stop ends here: a detached gdb gets no stop reply.
         """
+        if self._running is not None:
+            self._running.cancel()
+            self._running = None   # (a task cancelled before its first step never reaches its finally)
         self._desired.clear()
         await self._sync_breakpoints()
         for (addr, length), kind in sorted(self.watchpoints.items()):

@@ -282,6 +282,19 @@ def test_detach_takes_out_this_gdbs_breakpoints_only(guest: TargetGuest) -> None
     run(guest, 1, test)
 
 
+def test_a_gdb_that_detaches_while_its_node_runs_gets_no_stop_reply_later(guest: TargetGuest) -> None:
+    async def test(rig: Rig) -> None:
+        assert await rig.session.handle_request(rsp.VCont((rsp.VContAction("c"),))) is None   # runs on
+        assert await rig.ask(rsp.Detach()) == rsp.OK
+        sent = len(rig.sent_to_gdb)
+        await rig.link.ok(0, p.Stop(p.ANY_GEN))          # someone else stops the node afterwards
+        await asyncio.sleep(0.1)
+        assert not [m for m in rig.sent_to_gdb[sent:] if m.startswith(b"T")]
+        assert not rig.session.running
+
+    run(guest, 1, test)
+
+
 def test_breakpoint_changes_do_not_cost_the_cached_code(guest: TargetGuest) -> None:
     async def test(rig: Rig) -> None:
         spin_store = guest.sym("spin_store")
