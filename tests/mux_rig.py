@@ -56,9 +56,11 @@ class CountingLink(LldLink):
     def __init__(self, port: LinePort, **kwargs: float) -> None:
         super().__init__(port, **kwargs)  # type: ignore[arg-type]
         self.sent: Counter[str] = Counter()
+        self.requests: list[p.Request] = []
 
     def submit(self, node: int, request: p.Request) -> asyncio.Future[p.Reply]:
         self.sent[type(request).__name__] += 1
+        self.requests.append(request)
         return super().submit(node, request)
 
 

@@ -11,19 +11,17 @@ every lld request the session makes is seen and counted.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
+from mux_rig import CountingLink, LinePort
 
 from lld import protocol as p
 from lld.attach import Lld
 from lld.testing import TargetGuest, build_target_guest
 from mux import packets as rsp
 from mux.gdb import GdbSession
-from mux.link import LldLink
 from mux.node import NodeHandle
 from mux.server import PACKET_SIZE
 from psyche import rv32
@@ -36,42 +34,6 @@ pytestmark = pytest.mark.timeout(60)
 @pytest.fixture(scope="module")
 def guest() -> TargetGuest:
     return build_target_guest()
-
-
-class _Port:
-    """The link's port, with the machine on the far side; nothing to read (the machine pushes)."""
-
-    def __init__(self, line: BufferLine) -> None:
-        self.line = line
-
-    def read(self, size: int = 1) -> bytes:
-        time.sleep(0.02)
-        return b""
-
-    def write(self, data: bytes) -> int:
-        self.line.feed(data)
-        return len(data)
-
-    def close(self) -> None:
-        return None
-
-    @property
-    def in_waiting(self) -> int:
-        return 0
-
-
-class CountingLink(LldLink):
-    """An LldLink that counts the requests it is given, by type."""
-
-    def __init__(self, port: _Port) -> None:
-        super().__init__(port, timeout=5.0)
-        self.sent: Counter[str] = Counter()
-        self.requests: list[p.Request] = []
-
-    def submit(self, node: int, request: p.Request) -> asyncio.Future[p.Reply]:
-        self.sent[type(request).__name__] += 1
-        self.requests.append(request)
-        return super().submit(node, request)
 
 
 @dataclass
@@ -104,7 +66,7 @@ def run(guest: TargetGuest, nodes: int, test: Callable[[Rig], Awaitable[None]], 
         machine = guest.boot(nodes)
         line = BufferLine()
         lld = Lld(machine, line)
-        link = CountingLink(_Port(line))
+        link = CountingLink(LinePort(line), timeout=5.0)
         await link.start()
         stop = asyncio.Event()
 
