@@ -214,8 +214,9 @@ SCENARIOS = [
              "thread 1"),
     scenario("detach_and_attach_again", "break spin", "continue", "detach", "target remote TARGET",
              "p $pc", "info breakpoints", "stepi", "p $pc", "p result"),
+    # The pause lets QEMU's vCPU run after D: attaching at once may stop it before it moved.
     scenario("detach_from_breakpoint_runs_on", "break square", "continue", "detach",
-             "target remote TARGET", "p $pc", "p result"),
+             "shell sleep 0.5", "target remote TARGET", "p $pc", "p result"),
     scenario("second_gdb_after_kill", "break ticks", "continue", KILL_GDB,
              then=(("p $pc", "bt 1", "break tick", "continue", "p i", "detach"),)),
 ]
