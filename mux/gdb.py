@@ -248,6 +248,7 @@ class GdbSession:
                     return await self._resume(None, step=True)
                 if "c" in kinds:
                     return await self._resume(None, step=False)
+                self._interrupted = False   # (nothing resumed: a ctrl-C sent with it has nothing to stop)
                 return rsp.OK
             case rsp.Breakpoint():
                 return await self._watchpoint(request)
@@ -384,6 +385,12 @@ class GdbSession:
     # -- running ----------------------------------------------------------------------------
 
     async def _resume(self, addr: int | None, *, step: bool) -> bytes | None:
+        reply = await self._resumed(addr, step=step)
+        if reply is not None and not reply.startswith((b"T", b"S")):
+            self._interrupted = False   # refused: the node did not run, and a ctrl-C has nothing to stop
+        return reply
+
+    async def _resumed(self, addr: int | None, *, step: bool) -> bytes | None:
         if addr is not None and (addr > rv32.M32 or not await self.handle.write_registers([(PC, addr)])):
             return rsp.error(EINVAL)
         status = self.handle.status or await self.handle.refresh()
@@ -413,7 +420,7 @@ class GdbSession:
             stopped = await self.handle.resume_off_breakpoint()
             if stopped is not None:
                 return await self._stop_after_step(stopped)
-            self._wait_for_stop()
+            await self._wait_for_stop()
             return None
         if insn is not None and not rv32.is_wfi(insn) and self._may_reach(insn, pc, known.keys(),
                                                                           self.handle.cached_registers):
@@ -486,12 +493,19 @@ class GdbSession:
         if not await self._synced():
             return rsp.error(EINVAL)
         await self.handle.resume()
-        self._wait_for_stop()
+        await self._wait_for_stop()
         return None
 
-    def _wait_for_stop(self) -> None:
-        """The node runs: its stop reply goes out when the handle's poller sees it stop."""
+    async def _wait_for_stop(self) -> None:
+        """The node runs: its stop reply goes out when the handle's poller sees it stop.
+
+        A ctrl-C that came while this resume was still in hand (gdb may send it right
+        behind the continue) could not stop a node that was not yet running: it stops
+        it now, and the stop is reported as the ctrl-C's.
+        """
         self._running = asyncio.create_task(self._report_stop())
+        if self._interrupted:
+            await self.handle.stop()
 
     async def _report_stop(self) -> None:
         try:
@@ -504,8 +518,15 @@ class GdbSession:
             self._running = None
 
     async def interrupt(self) -> None:
-        """gdb's ctrl-C: stop the node; the waiting continue reports the stop."""
+        """gdb's ctrl-C: stop the node; the waiting continue reports the stop.
+
+        Called only while the node runs for this gdb or a resume of its is in hand
+        (the server drops any other ctrl-C, as QEMU does).  A resume in hand has not
+        started the node yet: it stops it itself once it has (_wait_for_stop).
+        """
         self._interrupted = True
+        if self._running is None:
+            return
         try:
             await self.handle.stop()
         except LinkError as e:

@@ -127,7 +127,8 @@ class _Conversation:
       its requests wait for lld or while the client does not read what it was sent
       (the transport's write buffer is over its high-water mark): the transport is
       told to stop reading (`pause_input`), and TCP's own flow control holds the client;
-    * ctrl-Cs coalesce: while one is being served, more change nothing;
+    * ctrl-Cs coalesce: while one is being served, more change nothing; one that comes
+      while the node is stopped and no resume is in hand is dropped, as QEMU drops it;
     * a nack resends the last packet at most once per piece of input, and never while
       the copy before it is still in the output buffer;
     * every request gets its reply, an error if handling it failed in a way nobody
@@ -135,17 +136,22 @@ class _Conversation:
     """
 
     def __init__(self, mux: Mux, node: int, write: Callable[[bytes], object], no_ack_mode: bool,
-                 *, packet_size: int = PACKET_SIZE,
+                 *, peer: str, transport: str, hang_up: Callable[[str], None],
+                 packet_size: int = PACKET_SIZE,
                  pause_input: Callable[[bool], object] | None = None) -> None:
         self.mux = mux
         self.node = node
         self.codec = RspConnection(max_packet_size=packet_size)
         self.write = write
         self.pause_input = pause_input
-        self.session = GdbSession(mux.nodes[node], self._send, mux.monitor.run,
-                                  packet_size=packet_size, no_ack_mode=no_ack_mode)
+        self._claim = functools.partial(SessionInfo, peer, transport, hang_up=hang_up)
+        self._packet_size = packet_size
+        self._no_ack_mode = no_ack_mode
+        self.session = self._new_session()
+        self.attached = True   # False after a detach: the next packet attaches again, if it may
         self._queue: asyncio.Queue[rsp.Request] = asyncio.Queue()
         self._busy = False   # the worker is handling a request
+        self._resumes = 0   # resume requests taken and not yet answered (or left waiting for a stop)
         self._input = bytearray()   # received, not yet given to the codec
         self._input_paused = False
         self._writable = asyncio.Event()   # the client takes what it is sent (see writing_paused)
@@ -156,6 +162,25 @@ class _Conversation:
         self.connected_at = asyncio.get_running_loop().time()
         self.last_packet_at: float | None = None
         self.packets = 0   # packets and ctrl-Cs taken from the client
+        mux.attach(node, self._claim(self.session, self))
+
+    def _new_session(self) -> GdbSession:
+        return GdbSession(self.mux.nodes[self.node], self._send, self.mux.monitor.run,
+                          packet_size=self._packet_size, no_ack_mode=self._no_ack_mode)
+
+    def _attach_again(self) -> bytes | None:
+        """A client that detached and speaks again is a new session, as if it had just
+        connected: gdb's extended-remote mode stays connected, and a UDP client's resend
+        of its D (the OK was lost) must be answered.  None, or the refusal if another
+        gdb has the node meanwhile."""
+        refusal = self.mux.refusal(self.node)
+        if refusal is not None:
+            return refusal
+        self.session.close()
+        self.session = self._new_session()
+        self.attached = True
+        self.mux.attach(self.node, self._claim(self.session, self))
+        return None
 
     def _send(self, payload: bytes) -> None:
         self.write(self.codec.send_packet(payload))
@@ -223,15 +248,20 @@ class _Conversation:
             self.packets += 1
             self.last_packet_at = asyncio.get_running_loop().time()
         if isinstance(event, Interrupt):
-            # One ctrl-C in hand is enough: the node is being stopped already.
+            # Only while the node runs for this gdb or a resume of its is in hand; one
+            # ctrl-C at a time is enough: the node is being stopped already.
+            if not (self.attached and (self.session.running or self._resumes)):
+                return
             if self._interrupting is None or self._interrupting.done():
                 self._interrupting = asyncio.create_task(self._interrupt())
         elif isinstance(event, Packet):
             request = rsp.parse_request(event.payload)
+            if isinstance(request, _RESUMES):
+                self._resumes += 1
             # Answered on the spot when nothing of this gdb's is still in hand and the
             # session needs no lld for it (cached memory, thread queries...): a packet
             # then costs no task switch.  Otherwise in order, through the queue.
-            if not self._busy and self._queue.empty():
+            if self.attached and not self._busy and self._queue.empty():
                 reply = self.session.answer_now(request)
                 if reply is not None:
                     self._replied(request, reply)
@@ -250,11 +280,14 @@ class _Conversation:
     # -- requests ------------------------------------------------------------------------
 
     def _replied(self, request: rsp.Request, reply: bytes | None) -> None:
+        if isinstance(request, _RESUMES):
+            self._resumes -= 1
         if reply is not None:
             self._send(reply)
         if isinstance(request, rsp.StartNoAckMode) and reply == rsp.OK:
             self.codec.start_no_ack_mode()
-        if isinstance(request, rsp.Detach):
+        if isinstance(request, rsp.Detach) and self.attached:
+            self.attached = False
             self.mux.release(self.node, self.session)
 
     async def _serve(self) -> None:
@@ -265,7 +298,12 @@ class _Conversation:
             self._busy = True
             try:
                 try:
-                    reply = await self.session.handle_request(request)
+                    refusal = None if self.attached else self._attach_again()
+                    reply: bytes | None
+                    if refusal is not None:
+                        reply = rsp.OK if isinstance(request, rsp.Detach) else refusal
+                    else:
+                        reply = await self.session.handle_request(request)
                 except Exception as e:  # noqa: BLE001 - every request gets a reply, whatever went wrong
                     _log.exception("mux: node %d: handling %r failed", self.node, request)
                     reply = self.session._failure_reply(request, f"mux: internal error: {e!r}")
@@ -282,6 +320,10 @@ class _Conversation:
         if self._next_turn is not None:
             self._next_turn.cancel()
         self.session.close()
+
+
+#: The requests that may set the node running (a ctrl-C behind one of them is for it).
+_RESUMES = (rsp.Continue, rsp.Step, rsp.VCont)
 
 
 class Mux:
@@ -470,9 +512,8 @@ class _TcpClient(asyncio.Protocol):
         host, port = transport.get_extra_info("peername")[:2]
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self.conversation = _Conversation(self.mux, self.node, transport.write, no_ack_mode=True,
+                                          peer=f"{host}:{port}", transport="tcp", hang_up=self.hang_up,
                                           pause_input=self._pause_input)
-        self.mux.attach(self.node, SessionInfo(f"{host}:{port}", "tcp", self.conversation.session,
-                                               self.conversation, self.hang_up))
 
     def hang_up(self, why: str) -> None:
         """Close the connection; a gdb waiting for a stop is told why first (it shows that at once).
@@ -565,10 +606,8 @@ class _UdpEndpoint(asyncio.DatagramProtocol):
                 return
             self.peer = addr
             self.conversation = _Conversation(self.mux, self.node, functools.partial(self._send_to, addr),
-                                              no_ack_mode=False, packet_size=UDP_PACKET_SIZE)
-            peer = f"{addr[0]}:{addr[1]}"
-            self.mux.attach(self.node, SessionInfo(peer, "udp", self.conversation.session,
-                                                   self.conversation, self.hang_up))
+                                              no_ack_mode=False, peer=f"{addr[0]}:{addr[1]}", transport="udp",
+                                              hang_up=self.hang_up, packet_size=UDP_PACKET_SIZE)
             self._reaper = asyncio.create_task(self._reap())
         self.last_heard = loop.time()
         assert self.conversation is not None
@@ -584,7 +623,7 @@ class _UdpEndpoint(asyncio.DatagramProtocol):
             self.conversation.writing_paused(False)
 
     def _detached(self) -> bool:
-        return self.mux.clients.get(self.node) is None
+        return self.conversation is None or not self.conversation.attached
 
     def hang_up(self, why: str) -> None:
         """Forget the client.  There is no connection to close: a gdb waiting for a stop is told

@@ -245,3 +245,90 @@ def test_a_udp_session_is_its_address_and_a_datagram_of_junk_holds_nothing(guest
         gdb.close()
 
     run(guest, test)
+
+
+def test_a_tcp_client_that_detached_holds_nothing_and_attaches_again_when_it_speaks(
+        guest: TargetGuest) -> None:
+    """After D the connection's old session must not drive the node (another gdb may hold it);
+    its next packet is a new session if the node is free, the refusal if not."""
+    async def test(rig: MuxRig, events: list[tuple[str, str]]) -> None:
+        mux = rig.mux
+        first = await Gdb.connect(mux.port_of(1))
+        await first.attach()
+        assert (await first.ask(b"D")) == b"OK" and 1 not in mux.clients
+        second = await Gdb.connect(mux.port_of(1))
+        await second.attach()
+        held = mux.clients[1]
+        before = await second.ask(b"m80000000,4")
+        refused = await first.ask(b"M80000000,4:00000000")           # still connected, detached
+        assert refused.startswith(b"E.node 1 already has a gdb session (tcp 127.0.0.1:"), refused
+        assert (await first.ask(b"D")) == b"OK"                       # (a D resent is still OK)
+        assert mux.clients[1] is held and (await second.ask(b"m80000000,4")) == before
+        assert (await second.ask(b"D")) == b"OK"
+        assert (await first.ask(b"?")).startswith(b"T05")             # free again: a new session
+        assert mux.clients[1].conversation is not held.conversation
+        assert (await first.ask(b"D")) == b"OK" and 1 not in mux.clients
+        first.close()
+        second.close()
+
+    run(guest, test)
+
+
+def test_a_udp_address_that_detached_is_a_new_session_when_it_sends_a_packet(guest: TargetGuest) -> None:
+    async def test(rig: MuxRig, events: list[tuple[str, str]]) -> None:
+        loop = asyncio.get_running_loop()
+        port = rig.mux.port_of(3)
+
+        async def exchange(sock: socket.socket, payload: bytes) -> bytes:
+            sock.send(RspConnection().send_packet(payload))
+            while True:
+                data = await asyncio.wait_for(loop.sock_recv(sock, 70000), 10)
+                if data != b"+":
+                    sock.send(b"+")
+                    return data[data.index(b"$") + 1: data.rindex(b"#")]
+
+        gdb = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        gdb.setblocking(False)
+        gdb.connect(("127.0.0.1", port))
+        assert (await exchange(gdb, b"?")).startswith(b"T05")
+        first = rig.mux.clients[3]
+        assert await exchange(gdb, b"D") == b"OK"                   # (its ack came after it)
+        gdb.send(b"+")
+        await asyncio.sleep(0.1)
+        assert 3 not in rig.mux.clients                               # an ack holds nothing
+        other = await Gdb.connect(port)                               # so another gdb may have it
+        await other.attach()
+        refused = await exchange(gdb, b"g")
+        assert refused.startswith(b"E.node 3 already has a gdb session (tcp "), refused
+        assert (await other.ask(b"D")) == b"OK"
+        assert (await exchange(gdb, b"qC")) == b"QC1"
+        assert rig.mux.clients[3] is not first and rig.mux.clients[3].transport == "udp"
+        assert await exchange(gdb, b"D") == b"OK"
+        gdb.close()
+        other.close()
+
+    run(guest, test)
+
+
+def test_a_ctrl_c_right_behind_the_continue_stops_the_node(guest: TargetGuest) -> None:
+    """gdb may send ctrl-C before the mux has even started the node: it must not be lost.
+    A ctrl-C while the node is stopped and nothing runs is dropped, as QEMU drops it."""
+    async def test(rig: MuxRig, events: list[tuple[str, str]]) -> None:
+        gdb = await Gdb.connect(rig.mux.port_of(2))
+        await gdb.attach()
+        for resume in (b"c", b"vCont;c", b"vCont;c:1"):
+            gdb.sock.send(RspConnection().send_packet(resume) + b"\x03")   # one write
+            assert (await gdb.reply(5)).startswith(b"T02"), resume
+            status = await rig.link.ok(2, p.GetStatus())
+            assert isinstance(status, p.Status) and status.stopped
+        gdb.sock.send(b"\x03")                                        # stopped, nothing in hand
+        assert (await gdb.ask(b"qC")) == b"QC1"                       # no stop reply for it ...
+        gdb.send(b"c")
+        with pytest.raises(TimeoutError):                             # ... nor a stop left over
+            await gdb.reply(0.3)
+        gdb.sock.send(b"\x03")
+        assert (await gdb.reply(5)).startswith(b"T02")
+        assert (await gdb.ask(b"D")) == b"OK"
+        gdb.close()
+
+    run(guest, test)
