@@ -75,6 +75,8 @@ class SessionInfo:
     conversation: _Conversation | None = None
     #: Ends the session, saying why to a gdb that waits for a stop: TCP closes, UDP forgets.
     hang_up: Callable[[str], None] | None = None
+    #: The check that drops it if it sends no packet in time (cancelled when it ends).
+    idle_check: asyncio.TimerHandle | None = None
 
     def __str__(self) -> str:
         return f"{self.transport} {self.peer}"
@@ -373,7 +375,7 @@ class Mux:
         self.clients[node] = info
         limit = self.config.gdb_idle_timeout
         if limit > 0:
-            asyncio.get_running_loop().call_later(limit, self._drop_if_silent, node, info)
+            info.idle_check = asyncio.get_running_loop().call_later(limit, self._drop_if_silent, node, info)
 
     def _drop_if_silent(self, node: int, info: SessionInfo) -> None:
         if self.clients.get(node) is not info or info.packets:
@@ -470,6 +472,8 @@ class Mux:
         info = self.clients.get(node)
         if info is not None and info.session is session:
             del self.clients[node]
+            if info.idle_check is not None:
+                info.idle_check.cancel()   # (else it would keep the session's memory for the whole limit)
 
     def refusal(self, node: int) -> bytes | None:
         """The error for a client on a node that already has one, or None if it is free."""

@@ -11,6 +11,7 @@ with `monitor sessions`.  A real Mux on real sockets over an in-process machine
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import socket
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,7 @@ from lld import protocol as p
 from lld.testing import TargetGuest, build_target_guest
 from mux.console import commands
 from mux.console.context import ConsoleContext
+from mux.gdb import GdbSession
 from mux.rsp import Packet, RspConnection
 
 pytestmark = pytest.mark.timeout(60)
@@ -330,5 +332,22 @@ def test_a_ctrl_c_right_behind_the_continue_stops_the_node(guest: TargetGuest) -
         assert (await gdb.reply(5)).startswith(b"T02")
         assert (await gdb.ask(b"D")) == b"OK"
         gdb.close()
+
+    run(guest, test)
+
+
+def test_a_client_that_left_is_not_kept_alive_by_its_idle_check(guest: TargetGuest) -> None:
+    """The idle check was a timer holding the session (codec, buffers, cache) for the whole
+    limit: at hundreds of connections a second the mux grew by tens of MB."""
+    async def test(rig: MuxRig, events: list[tuple[str, str]]) -> None:
+        rig.mux.config.gdb_idle_timeout = 60.0
+        for _ in range(30):
+            gdb = await Gdb.connect(rig.mux.port_of(0))
+            await gdb.attach()
+            gdb.close()
+            await asyncio.sleep(0.01)
+        gc.collect()
+        alive = [o for o in gc.get_objects() if isinstance(o, GdbSession)]
+        assert len(alive) <= 1, f"{len(alive)} sessions of clients that left are still alive"
 
     run(guest, test)
