@@ -39,7 +39,7 @@ from lld import protocol as p
 from mux import packets as rsp
 from mux import target_xml
 from mux.link import LinkError
-from mux.node import PC, NodeError, NodeHandle
+from mux.node import GONE_GDB, PC, NodeError, NodeHandle
 from psyche import rv32
 
 # gdb's errno-style error numbers in E replies.
@@ -561,9 +561,13 @@ class GdbSession:
         owned = self.handle.breakpoint_owners.owned_by(self)
         if owned != self._desired:
             self._flush = asyncio.get_running_loop().create_task(self._close_flush())
+        else:
+            self.handle.breakpoint_owners.hand_over(self, GONE_GDB)
 
     async def _close_flush(self) -> str | None:
         try:
             return await self._sync_breakpoints()
         except LinkError as e:
             return str(e)
+        finally:
+            self.handle.breakpoint_owners.hand_over(self, GONE_GDB)

@@ -73,6 +73,18 @@ class BreakpointOwners:
         """lld's breakpoints were cleared wholesale (monitor clear): no claims are left."""
         self.placed.clear()
 
+    def hand_over(self, owner: object, successor: object) -> None:
+        """owner's claims become successor's (a gdb that went away leaves them to nobody)."""
+        for owners in self.placed.values():
+            if owner in owners:
+                owners.discard(owner)
+                owners.add(successor)
+
+
+#: The owner of the breakpoints gdbs left in lld when they went away while the node ran:
+#: they stay for nobody here, like the machine's panic stop, and hold no session alive.
+GONE_GDB = "a gdb that went away"
+
 
 class NodeHandle:
     def __init__(self, node: int, link: LldLink) -> None:

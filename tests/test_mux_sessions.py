@@ -25,6 +25,7 @@ from lld.testing import TargetGuest, build_target_guest
 from mux.console import commands
 from mux.console.context import ConsoleContext
 from mux.gdb import GdbSession
+from mux.node import GONE_GDB
 from mux.rsp import Packet, RspConnection
 
 pytestmark = pytest.mark.timeout(60)
@@ -349,5 +350,35 @@ def test_a_client_that_left_is_not_kept_alive_by_its_idle_check(guest: TargetGue
         gc.collect()
         alive = [o for o in gc.get_objects() if isinstance(o, GdbSession)]
         assert len(alive) <= 1, f"{len(alive)} sessions of clients that left are still alive"
+
+    run(guest, test)
+
+
+def test_gdbs_that_vanish_while_running_leave_their_breakpoints_but_not_themselves(
+        guest: TargetGuest) -> None:
+    """Breakpoints a gdb leaves in lld when it goes away mid-continue stay there, for nobody
+    here; the mux used to keep every such session (codec, buffers, cache) as their owner."""
+    async def test(rig: MuxRig, events: list[tuple[str, str]]) -> None:
+        never_run = guest.sym("scratch")
+        for _ in range(20):
+            gdb = await Gdb.connect(rig.mux.port_of(1))
+            await gdb.attach()
+            assert (await gdb.ask(b"Z0,%x,4" % never_run)) == b"OK"
+            gdb.send(b"c")
+            await asyncio.sleep(0.05)
+            gdb.close()                                                 # gone mid-continue
+            await asyncio.sleep(0.05)
+        gc.collect()
+        alive = [o for o in gc.get_objects() if isinstance(o, GdbSession)]
+        assert not alive, f"{len(alive)} sessions of gdbs that went away are still alive"
+        assert rig.mux.nodes[1].breakpoint_owners.placed == {never_run: {GONE_GDB}}
+        assert never_run in await rig.mux.nodes[1].lld_breakpoints()   # still in lld, as docs say
+        last = await Gdb.connect(rig.mux.port_of(1))
+        await last.attach()
+        assert (await last.ask(b"Z0,%x,4" % never_run)) == b"OK"
+        assert (await last.ask(b"z0,%x,4" % never_run)) == b"OK"
+        assert (await last.ask(b"D")) == b"OK"
+        assert never_run in await rig.mux.nodes[1].lld_breakpoints()   # not this gdb's to remove
+        last.close()
 
     run(guest, test)
