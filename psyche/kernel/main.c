@@ -25,6 +25,7 @@
 #include "monitor.h"
 #include "node.h"
 #include "panic.h"
+#include "realm.h"
 #include "restart.h"
 #include "riscv.h"
 #include "sched.h"
@@ -61,6 +62,7 @@ static void init_shared_data(void)
     kg.conring = kalloc_shared(sizeof *kg.conring);
     spin_init(&kg.conring->lock, "console ring");
     kg.selftest = selftest_create(n);
+    vm_shared_init();
     kg.magic = KG_MAGIC;
     kprintf("king: shared heap at %p (%u KiB): barrier %p, node table %p, "
             "console ring %p, self-test objects %p\n", (void *)heap, SHARED_HEAP_SIZE / 1024,

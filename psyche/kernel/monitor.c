@@ -11,12 +11,14 @@
 #include "monitor.h"
 #include "node.h"
 #include "panic.h"
+#include "realm.h"
 #include "restart.h"
 #include "riscv.h"
 #include "sched.h"
 #include "selftest.h"
+#include "user.h"
 
-#define MAX_ARGS 4
+#define MAX_ARGS 8
 
 static const char *state_name(int state)
 {
@@ -158,6 +160,17 @@ static void cmd_heap(int argc, char **argv)
             (void *)h->base, h->used, h->size, h->peak, h->allocs);
 }
 
+static void cmd_run(int argc, char **argv)
+{
+    run_program(argc, argv);
+}
+
+static void cmd_realms(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    realms_print();
+}
+
 static const struct command {
     const char *name;
     void (*fn)(int argc, char **argv);
@@ -171,6 +184,8 @@ static const struct command {
     { "selftest", cmd_selftest, "run the lock self-test on every node" },
     { "restart", cmd_restart, "restart the kernel without reloading it" },
     { "panic", cmd_panic, "panic NODE: make a node panic (tests the panic path)" },
+    { "run", cmd_run, "run NAME [ARG ...]: run a user program in a fresh domain" },
+    { "realms", cmd_realms, "the realms of the uniform address space, and free frames" },
 };
 
 static void cmd_help(int argc, char **argv)

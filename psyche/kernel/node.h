@@ -16,6 +16,7 @@
 #ifndef PSYCHE_NODE_H
 #define PSYCHE_NODE_H
 
+#include "frame.h"
 #include "heap.h"
 #include "memlayout.h"
 #include "sem.h"
@@ -105,6 +106,8 @@ struct node {
 
     /* Memory (heap.c): the local heap, for thread stacks and local objects. */
     struct heap heap;
+    struct framepool pool;             /* frames for realms and page tables (frame.c) */
+    uint32_t tlb_flushes;              /* shootdowns served (realm.c) */
 
     /* Panic (panic.c). */
     uint32_t panic_cause;
@@ -127,6 +130,7 @@ struct kglobals {
     struct selftest_shared *selftest; /* objects the self-test contends on */
     uint64_t boot_started;            /* king's clock when this boot began */
     uint32_t image_bytes;             /* code and data copied into each node */
+    struct vm *vm;                    /* realms and protection domains (realm.h) */
 };
 #define KG_MAGIC 0x4B474C42  /* "KGLB" */
 

@@ -2,9 +2,12 @@
  * trap.c: where every S-mode trap lands (via trap_entry in entry.S).
  *
  * Interrupts go to their handlers: the clock, the doorbell (remote
- * interrupts from other nodes) and, on the king, the console line.  The
- * kernel expects no exceptions yet (no user mode, no demand paging), so any
- * exception is a kernel bug: panic, which stops this node only.
+ * interrupts from other nodes) and, on the king, the console line, whether
+ * they interrupted the kernel or user code.  Exceptions from U mode (kernel
+ * calls, page faults, errors) go to user_exception (user.c), with
+ * interrupts enabled: a kernel call may wait for other nodes.  An exception
+ * in the kernel itself is a kernel bug: panic, which stops this node only.
+ * No exception from U mode ever panics the kernel.
  *
  * Handlers run with interrupts masked and marked in_interrupt, so nothing
  * they call switches threads.  On the way out, trap() makes the switch the
@@ -19,6 +22,7 @@
 #include "riscv.h"
 #include "sched.h"
 #include "trap.h"
+#include "user.h"
 
 /* entry.S saves registers at these offsets. */
 _Static_assert(offsetof(struct trapframe, sp) == 4, "trapframe.sp");
@@ -45,11 +49,9 @@ static void external_intr(void)
         console_intr();
 }
 
-void trap(struct trapframe *tf)
+static void interrupt(struct trapframe *tf)
 {
     uint32_t cause = tf->scause;
-    if (!(cause & SCAUSE_INTR))
-        panic_trap(tf, "kernel trap");
     this_node.in_interrupt = 1;
     switch (cause & ~SCAUSE_INTR) {
     case IRQ_S_TIMER:
@@ -67,6 +69,19 @@ void trap(struct trapframe *tf)
             yield();         /* a thread woke up: leave the idle loop */
         else
             preempt();       /* the quantum ended: involuntary switch */
+    }
+}
+
+void trap(struct trapframe *tf)
+{
+    if (tf->scause & SCAUSE_INTR) {
+        interrupt(tf);
+    } else if (tf->sstatus & SSTATUS_SPP) {
+        panic_trap(tf, "kernel trap");
+    } else {
+        intr_enable();
+        user_exception(tf);
+        intr_disable();      /* trap_return must not be interrupted */
     }
 }
 

@@ -60,6 +60,7 @@
 #define PSY_DEVICE_BASE    0x02000000
 #define PSY_DEVICE_END     0x10004000
 
+#ifndef __ASSEMBLER__
 /*
  * A protection domain's descriptor: one page of the domain's own, written
  * by user code, read by the kernel only when a fault asks it to.  Keys are
@@ -85,5 +86,6 @@ struct psy_magic {
     volatile unsigned int domain;        /* descriptor of the domain running here */
     volatile unsigned long long time;    /* this node's clock, in cycles */
 };
+#endif
 
 #endif

@@ -1,0 +1,274 @@
+/*
+ * domain.c: protection domains, and the page faults that open realms
+ * (paper, sections 2.2, 2.3 and 4.2; the rules are in
+ * docs/kernel-interface.md, "Fault rules").
+ *
+ * A domain's description is compact: the realms opened in it and the
+ * rights they were opened with.  The keys it holds are not the kernel's
+ * business: they are in the domain's descriptor, a page the domain writes,
+ * and the kernel reads them only when a fault on a realm not yet open makes
+ * it check the realm's access list (lazy checking, section 2.3).
+ *
+ * Each node that runs the domain has its own Sv32 table for it, a cache of
+ * the description filled one page per fault; so a fault on a page of an
+ * open realm is only a cache miss.  The kernel reads user memory (for puts)
+ * through the same decision, from the frames, never through the user's
+ * page table: a bad user pointer is an error return, not a kernel fault.
+ */
+#include "console.h"
+#include "node.h"
+#include "panic.h"
+#include "realm.h"
+#include "riscv.h"
+#include "vm.h"
+
+struct psy_domain *domain_desc(struct domain *d)
+{
+    return (struct psy_domain *)d->desc->frames[0];
+}
+
+/*
+ * A new domain with its descriptor page opened in it.  key gets read and
+ * write on the descriptor, so whoever makes the domain can give it keys.
+ * NULL when the shared heap, the pool or the domain table is exhausted.
+ */
+struct domain *domain_make(uint32_t key, bool devices)
+{
+    struct domain *d = heap_alloc(kg.shared_heap, sizeof *d);
+    if (!d)
+        return NULL;
+    memset(d, 0, sizeof *d);
+    d->devices = devices;
+    if (realm_make(NULL, PGSIZE, PSY_R | PSY_W, key, 0, &d->desc) < 0) {
+        heap_free(kg.shared_heap, d);
+        return NULL;
+    }
+    d->desc->acl[0].rights = PSY_R | PSY_W;   /* the kernel alone destroys it */
+
+    struct vm *vm = kg.vm;
+    spin_lock(&vm->lock);
+    d->id = -1;
+    for (int id = 0; id < MAX_DOMAINS && d->id < 0; id++)
+        if (!vm->domains[id])
+            d->id = id;
+    if (d->id >= 0) {
+        vm->domains[d->id] = d;
+        d->open[0].realm = d->desc;
+        d->open[0].rights = PSY_R | PSY_W;
+        d->nopen = 1;
+        d->desc->opened[d->id / 32] |= 1u << (d->id % 32);
+        struct psy_domain *pd = domain_desc(d);
+        pd->magic = PSY_DOMAIN_MAGIC;
+        pd->id = (uint32_t)d->id;
+    }
+    spin_unlock(&vm->lock);
+    if (d->id < 0) {
+        realm_remove(d->desc);
+        heap_free(kg.shared_heap, d);
+        return NULL;
+    }
+    return d;
+}
+
+/*
+ * Forget a domain: close its realms, flush every node that ran it, give its
+ * tables back.  No thread may be running in it any more.
+ */
+void domain_destroy(struct domain *d)
+{
+    uint32_t nodes[NODE_WORDS] = { 0 };
+    struct vm *vm = kg.vm;
+    spin_lock(&vm->lock);
+    for (int i = 0; i < d->nopen; i++)
+        d->open[i].realm->opened[d->id / 32] &= ~(1u << (d->id % 32));
+    d->nopen = 0;
+    vm->domains[d->id] = NULL;
+    for (int k = 0; k < this_node.nnodes; k++)
+        if (d->root[k])
+            nodes[k / 32] |= 1u << (k % 32);
+    spin_unlock(&vm->lock);
+    shootdown(nodes);
+    for (int k = 0; k < this_node.nnodes; k++)
+        if (d->root[k])
+            vm_free_tables(d->root[k]);
+    realm_remove(d->desc);
+    heap_free(kg.shared_heap, d);
+}
+
+/* The rights the domain's keys give on r: the union over its keys on r's list. */
+static uint32_t key_rights(struct domain *d, struct realm *r)
+{
+    struct psy_domain *pd = domain_desc(d);
+    uint32_t n = pd->nkeys < PSY_DOMAIN_KEYS ? pd->nkeys : PSY_DOMAIN_KEYS;
+    uint32_t rights = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t key = pd->keys[i];
+        for (int j = 0; key && j < REALM_ACL; j++)
+            if (r->acl[j].key == key)
+                rights |= r->acl[j].rights;
+    }
+    return rights;
+}
+
+static int find_open(struct domain *d, struct realm *r)
+{
+    for (int i = 0; i < d->nopen; i++)
+        if (d->open[i].realm == r)
+            return i;
+    return -1;
+}
+
+/* Does a domain still have the rights it opened r with?  (After set_access.) */
+bool domain_still_allowed(struct domain *d, struct realm *r)
+{
+    int i = find_open(d, r);
+    if (i < 0 || r == d->desc)
+        return true;
+    return (d->open[i].rights & ~key_rights(d, r)) == 0;
+}
+
+/* May rights do the access `need` (PSY_R, PSY_W or PSY_X)? */
+static bool allows(uint32_t rights, uint32_t need)
+{
+    if (need == PSY_R)
+        return rights & (PSY_R | PSY_W | PSY_X);
+    return rights & need;
+}
+
+static const char *need_name(uint32_t need)
+{
+    return need == PSY_W ? "write" : need == PSY_X ? "execute" : "read";
+}
+
+/*
+ * The heart of a fault: may domain d do `need` at va?  Opens the realm if
+ * the domain's keys allow and it is not open yet.  Returns the realm, or
+ * NULL with the reason in why.  The caller holds vm->lock.
+ */
+static struct realm *decide(struct domain *d, uint32_t va, uint32_t need, char *why,
+                            uint32_t size, uint32_t *rights)
+{
+    struct realm *r = realm_lookup(va);
+    if (!r) {
+        ksnprintf(why, size, "no realm at this address");
+        return NULL;
+    }
+    int i = find_open(d, r);
+    if (i < 0) {
+        uint32_t given = key_rights(d, r) & ~PSY_OWNER;
+        if (!given) {
+            ksnprintf(why, size, "no key of the domain is on realm %p's access list",
+                      (void *)r->base);
+            return NULL;
+        }
+        if (d->nopen == DOMAIN_OPEN) {
+            ksnprintf(why, size, "the domain has %d realms open already", DOMAIN_OPEN);
+            return NULL;
+        }
+        i = d->nopen++;
+        d->open[i].realm = r;
+        d->open[i].rights = given;
+        r->opened[d->id / 32] |= 1u << (d->id % 32);
+        kg.vm->opens++;
+    }
+    uint32_t have = d->open[i].rights;
+    if (allows(have, need)) {
+        *rights = have;
+        return r;
+    }
+    if (need == PSY_X && (have & PSY_INVOKE))
+        ksnprintf(why, size, "protected invocation of realm %p (a verified target; protected "
+                  "invocation is not implemented yet)", (void *)r->base);
+    else
+        ksnprintf(why, size, "the domain's keys give no %s right on realm %p", need_name(need),
+                  (void *)r->base);
+    return NULL;
+}
+
+static uint32_t pte_perm(struct realm *r, uint32_t rights)
+{
+    uint32_t perm = allows(rights, PSY_R) ? PTE_R : 0;
+    if (rights & PSY_W)
+        perm |= PTE_W;
+    if ((rights & PSY_X) && !(r->flags & PSY_REALM_DEVICE))
+        perm |= PTE_X;
+    return perm;
+}
+
+static uint32_t page_phys(struct realm *r, uint32_t va)
+{
+    uint32_t off = va - r->base;
+    if (r->flags & PSY_REALM_DEVICE)
+        return r->phys + (off & ~(PGSIZE - 1));
+    return r->frames[off / PGSIZE];
+}
+
+/*
+ * A user page fault in domain d on this node (need: PSY_R for a load, PSY_W
+ * for a store, PSY_X for a fetch).  NULL if the page is now mapped and the
+ * access can be retried; otherwise the reason, in why, for the error.
+ */
+const char *domain_fault(struct domain *d, uint32_t va, uint32_t need, char *why, uint32_t size)
+{
+    struct vm *vm = kg.vm;
+    uint32_t rights, node = (uint32_t)this_node.id;
+    spin_lock(&vm->lock);
+    vm->faults++;
+    struct realm *r = decide(d, va, need, why, size, &rights);
+    if (r && vm_map_user(d->root[node], (int)node, va, page_phys(r, va), pte_perm(r, rights))) {
+        ksnprintf(why, size, "node %u has no frame left for a page table", node);
+        r = NULL;
+    }
+    spin_unlock(&vm->lock);
+    if (!r)
+        return why;
+    __asm__ volatile("sfence.vma %0, zero" :: "r"(va) : "memory");
+    return NULL;
+}
+
+/*
+ * Copy len bytes at va into buf, as domain d may read them (opening realms
+ * as a fault would).  0, or PSY_EFAULT.  Device registers are not copied:
+ * reading one may have effects.
+ */
+int domain_read(struct domain *d, uint32_t va, void *buf, uint32_t len)
+{
+    char why[96];
+    uint32_t rights;
+    uint8_t *out = buf;
+    while (len) {
+        uint32_t chunk = PGSIZE - va % PGSIZE;
+        if (chunk > len)
+            chunk = len;
+        spin_lock(&kg.vm->lock);
+        struct realm *r = decide(d, va, PSY_R, why, sizeof why, &rights);
+        bool ok = r && !(r->flags & PSY_REALM_DEVICE);
+        if (ok)
+            memcpy(out, (void *)(page_phys(r, va) + va % PGSIZE), chunk);
+        spin_unlock(&kg.vm->lock);
+        if (!ok)
+            return PSY_EFAULT;
+        va += chunk;
+        out += chunk;
+        len -= chunk;
+    }
+    return 0;
+}
+
+/*
+ * Close r in d: drop it from the description and from d's table on every
+ * node (marked in nodes, for the caller's shootdown).  Holds vm->lock.
+ */
+void domain_unmap_realm(struct domain *d, struct realm *r, uint32_t *nodes)
+{
+    int i = find_open(d, r);
+    if (i >= 0)
+        d->open[i] = d->open[--d->nopen];
+    r->opened[d->id / 32] &= ~(1u << (d->id % 32));
+    for (int k = 0; k < this_node.nnodes; k++) {
+        if (d->root[k]) {
+            vm_unmap_range(d->root[k], r->base, r->size);
+            nodes[k / 32] |= 1u << (k % 32);
+        }
+    }
+}

@@ -1,0 +1,219 @@
+/*
+ * user.c: entering and leaving U mode, user exceptions, and `run`.
+ *
+ * A kernel thread runs user code by building a trap frame for it and
+ * "returning" to U mode through trap_return (entry.S), with sscratch
+ * pointing just above that frame: every later trap from U mode lands on the
+ * thread's kernel stack right there, below the frame of user_run, which
+ * waits in swtch.  When the program exits or is stopped, user_leave
+ * switches back to user_run's saved context; what was below is abandoned.
+ *
+ * Until virtual processors exist (next issue), the monitor's thread runs a
+ * program to its end: `run NAME ARGS`.
+ */
+#include "console.h"
+#include "node.h"
+#include "panic.h"
+#include "realm.h"
+#include "riscv.h"
+#include "sched.h"
+#include "trap.h"
+#include "user.h"
+#include "vm.h"
+
+void trap_return(void);
+
+#define EXC_ECALL_U       8
+#define EXC_INST_PAGE     12
+#define EXC_LOAD_PAGE     13
+#define EXC_STORE_PAGE    15
+
+/*
+ * Run domain d's code at pc with stack sp and arguments a0..a2 on this
+ * thread until it exits or is stopped.  Returns the exit status; *stopped
+ * says whether the kernel stopped it for an error.
+ */
+static int user_run(struct domain *d, uint32_t pc, uint32_t sp, const uint32_t args[3],
+                    bool *stopped)
+{
+    struct kthread *t = this_node.current;
+    struct trapframe tf;
+    struct context enter = { 0 };
+    memset(&tf, 0, sizeof tf);
+    tf.sepc = pc;
+    tf.sp = sp;
+    tf.a0 = args[0];
+    tf.a1 = args[1];
+    tf.a2 = args[2];
+    tf.sstatus = (csr_read(sstatus) & ~(SSTATUS_SPP | SSTATUS_SIE)) | SSTATUS_SPIE;
+    enter.ra = (uint32_t)trap_return;
+    enter.sp = (uint32_t)&tf;
+
+    uint32_t flags = intr_disable();
+    if (!d->root[this_node.id])
+        d->root[this_node.id] = vm_domain_root();
+    if (!d->root[this_node.id]) {
+        intr_restore(flags);
+        kprintf("domain %d: node %d has no frame for a page table\n", d->id, this_node.id);
+        *stopped = true;
+        return -1;
+    }
+    t->dom = d;
+    vm_activate(d);
+    swtch(&t->uret, &enter);        /* back here from user_leave */
+    t->dom = NULL;
+    vm_activate(NULL);
+    intr_restore(flags);
+    *stopped = t->ustopped;
+    return t->ustatus;
+}
+
+NORETURN void user_leave(int status, bool stopped)
+{
+    struct kthread *t = this_node.current;
+    struct context gone;
+    t->ustatus = status;
+    t->ustopped = stopped;
+    intr_disable();
+    swtch(&gone, &t->uret);
+    panic("user_leave: returned");
+}
+
+/* Stop the program for an error, and say why on the console. */
+static NORETURN void user_stop(struct trapframe *tf, const char *what, const char *why)
+{
+    struct domain *d = this_node.current->dom;
+    if (why)
+        kprintf("domain %d: stopped: %s at %p (pc %p): %s\n", d->id, what, (void *)tf->stval,
+                (void *)tf->sepc, why);
+    else
+        kprintf("domain %d: stopped: %s (pc %p, stval 0x%x)\n", d->id, what, (void *)tf->sepc,
+                tf->stval);
+    user_leave(-1, true);
+}
+
+/* An exception from U mode (trap.c), with interrupts enabled. */
+void user_exception(struct trapframe *tf)
+{
+    char why[160];
+    uint32_t cause = tf->scause;
+    uint32_t need = cause == EXC_INST_PAGE ? PSY_X : cause == EXC_LOAD_PAGE ? PSY_R : PSY_W;
+    switch (cause) {
+    case EXC_ECALL_U:
+        tf->sepc += 4;
+        kcall(tf);
+        break;
+    case EXC_INST_PAGE:
+    case EXC_LOAD_PAGE:
+    case EXC_STORE_PAGE:
+        if (domain_fault(this_node.current->dom, tf->stval, need, why, sizeof why))
+            user_stop(tf, trap_cause_name(cause), why);
+        break;
+    default:
+        user_stop(tf, trap_cause_name(cause), NULL);
+    }
+}
+
+static const struct uprog *find_program(const char *name)
+{
+    for (const struct uprog *p = user_programs; p->name; p++)
+        if (strcmp(p->name, name) == 0)
+            return p;
+    return NULL;
+}
+
+static void list_programs(void)
+{
+    kprintf("programs:");
+    for (const struct uprog *p = user_programs; p->name; p++)
+        kprintf(" %s", p->name);
+    kprintf("\n");
+}
+
+/* Write bytes into a realm the kernel made, through its frames. */
+static void realm_write(struct realm *r, uint32_t off, const void *src, uint32_t len)
+{
+    const uint8_t *s = src;
+    while (len) {
+        uint32_t chunk = PGSIZE - off % PGSIZE;
+        if (chunk > len)
+            chunk = len;
+        memcpy((void *)(r->frames[off / PGSIZE] + off % PGSIZE), s, chunk);
+        off += chunk;
+        s += chunk;
+        len -= chunk;
+    }
+}
+
+/* The program's image and relocations, at the start of its realm. */
+static void load_image(struct realm *r, const struct uprog *p)
+{
+    realm_write(r, 0, p->image, p->filesz);
+    for (uint32_t i = 0; i < p->nrelocs; i++) {
+        uint32_t word = r->base + p->relocs[2 * i + 1];
+        realm_write(r, p->relocs[2 * i], &word, sizeof word);
+    }
+}
+
+/* argv's strings and array at the top of the stack; returns the new sp. */
+static uint32_t push_args(struct realm *r, int argc, char **argv, uint32_t *uargv)
+{
+    uint32_t off = r->size, ptrs[8];
+    for (int i = 0; i < argc; i++) {
+        uint32_t len = strlen(argv[i]) + 1;
+        off -= len;
+        realm_write(r, off, argv[i], len);
+        ptrs[i] = r->base + off;
+    }
+    ptrs[argc] = 0;
+    off = (off - 4 * (uint32_t)(argc + 1)) & ~15u;
+    realm_write(r, off, ptrs, 4 * (uint32_t)(argc + 1));
+    *uargv = r->base + off;
+    return r->base + off;
+}
+
+/*
+ * The monitor's `run NAME ARGS`: a fresh domain, a realm on this node with
+ * the program and its stack, the realm's key in the domain's keys, and off
+ * it goes.  Afterwards the program's realm and domain are destroyed; realms
+ * it made stay.  Returns the exit status (-1 if it was stopped).
+ */
+int run_program(int argc, char **argv)
+{
+    const struct uprog *p = argc > 1 ? find_program(argv[1]) : NULL;
+    if (!p) {
+        if (argc > 1)
+            kprintf("run: no program %s\n", argv[1]);
+        list_programs();
+        return -1;
+    }
+    argc--, argv++;
+    uint32_t key = make_key();
+    struct domain *d = domain_make(make_key(), true);
+    struct realm *r = NULL;
+    uint32_t size = ALIGN_UP(p->memsz, PGSIZE) + USER_STACK;
+    int err = d ? realm_make(d, size, PSY_R | PSY_W | PSY_X, key, 0, &r) : PSY_ENOMEM;
+    if (err) {
+        kprintf("run: %s: no memory for its domain or realm (error %d)\n", p->name, err);
+        if (d)
+            domain_destroy(d);
+        return -1;
+    }
+    load_image(r, p);
+    struct psy_domain *pd = domain_desc(d);
+    pd->keys[0] = key;
+    pd->nkeys = 1;
+    uint32_t args[3] = { (uint32_t)argc, 0, d->desc->base };
+    uint32_t sp = push_args(r, argc, argv, &args[1]);
+    kprintf("%s: domain %d, realm %p-%p on node %d\n", p->name, d->id, (void *)r->base,
+            (void *)(r->base + r->size - 1), r->node);
+    bool stopped;
+    int status = user_run(d, r->base + p->entry, sp, args, &stopped);
+    if (stopped)
+        kprintf("%s: stopped\n", p->name);
+    else
+        kprintf("%s: exit %d\n", p->name, status);
+    realm_remove(r);
+    domain_destroy(d);
+    return status;
+}

@@ -1,0 +1,33 @@
+/*
+ * user.h: running user code in a protection domain, and the programs the
+ * kernel image carries (until there is a loader).
+ */
+#ifndef PSYCHE_USER_H
+#define PSYCHE_USER_H
+
+#include "types.h"
+
+struct domain;
+struct trapframe;
+
+/* One program, generated into the image by psyche/user/build.py. */
+struct uprog {
+    const char *name;
+    const uint8_t *image;        /* flat image, linked at 0 */
+    uint32_t filesz;
+    uint32_t memsz;              /* with .bss */
+    uint32_t entry;              /* offset of _start */
+    const uint32_t *relocs;      /* (offset, addend) pairs: R_RISCV_RELATIVE */
+    uint32_t nrelocs;
+};
+
+extern const struct uprog user_programs[];
+
+#define USER_STACK (16 * 1024)
+
+int run_program(int argc, char **argv);
+void user_exception(struct trapframe *tf);
+void kcall(struct trapframe *tf);
+NORETURN void user_leave(int status, bool stopped);
+
+#endif
