@@ -48,10 +48,13 @@ struct domain *domain_make(uint32_t key, bool devices)
     struct vm *vm = kg.vm;
     spin_lock(&vm->lock);
     d->id = -1;
-    for (int id = 0; id < MAX_DOMAINS && d->id < 0; id++)
+    for (int i = 0; i < MAX_DOMAINS && d->id < 0; i++) {
+        int id = (vm->next_domain + i) % MAX_DOMAINS;   /* numbers come round late */
         if (!vm->domains[id])
             d->id = id;
+    }
     if (d->id >= 0) {
+        vm->next_domain = d->id + 1;
         vm->domains[d->id] = d;
         d->open[0].realm = d->desc;
         d->open[0].rights = PSY_R | PSY_W;
@@ -150,7 +153,8 @@ static struct realm *decide(struct domain *d, uint32_t va, uint32_t need, char *
 {
     struct realm *r = realm_lookup(va);
     if (!r) {
-        ksnprintf(why, size, "no realm at this address");
+        bool magic = va / PGSIZE == MAGIC_PAGE_VA / PGSIZE;
+        ksnprintf(why, size, magic ? "the magic page is read-only" : "no realm at this address");
         return NULL;
     }
     int i = find_open(d, r);

@@ -63,6 +63,7 @@ struct vm {
     int nrealms;
     uint32_t next_va;         /* where the kernel looks for the next realm's address */
     struct domain *domains[MAX_DOMAINS];
+    int next_domain;          /* where the search for a free domain number starts */
     uint32_t key_seed;        /* kernel-made keys */
     uint32_t faults;          /* user page faults decided */
     uint32_t opens;           /* ... that opened a realm */
