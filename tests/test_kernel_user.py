@@ -1,0 +1,162 @@
+"""User mode, kernel calls, realms and protection domains (docs/kernel-interface.md).
+
+Each test boots the kernel and runs the user programs of psyche/user/progs
+with the monitor's `run`, then checks what they printed and what the kernel
+says about its realms and frames.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from psyche.kernel.harness import KernelRun
+
+ERRORS = {-1: "EINVAL", -2: "EALIGN", -3: "ERANGE", -4: "ENOREALM", -5: "EKEY", -6: "ENOMEM",
+          -7: "EBUSY", -8: "ENOSYS", -9: "EFAULT", -10: "EPERM"}
+
+
+def boot(kernel_elf: Path, nodes: int = 1) -> KernelRun:
+    run = KernelRun(nodes, elf=kernel_elf)
+    run.boot()
+    return run
+
+
+def realms_state(run: KernelRun) -> str:
+    """`realms` without its first line (fault counters, which every run changes)."""
+    return run.command("realms").split("\n", 1)[1]
+
+
+def make_shared(run: KernelRun, key: int) -> int:
+    out = run.command(f"run share make {key:#x}")
+    match = re.search(r"share: domain (\d+) made realm (0x[0-9a-f]+), wrote 5eed0001\n", out)
+    assert match, out
+    assert "share: exit 0" in out
+    return int(match.group(2), 16)
+
+
+def test_run_prints_the_programs_output(kernel_elf: Path) -> None:
+    run = boot(kernel_elf)
+    out = run.command("run hello one two")
+    banner = re.search(r"hello: domain (\d+), realm (0x[0-9a-f]+)-(0x[0-9a-f]+) on node 0\n", out)
+    assert banner, out
+    base, last = int(banner.group(2), 16), int(banner.group(3), 16)
+    # putc's "h", then printf through puts; main is inside the program's realm
+    main = re.search(rf"hello from domain {banner.group(1)} on node 0 of 1, main at (0x[0-9a-f]+)\n",
+                     out)
+    assert main, out
+    assert base <= int(main.group(1), 16) <= last
+    assert "hello: argument 1: one\nhello: argument 2: two\nhello: exit 2\n" in out
+    # the program ran its own copy from its own node's memory, and its realm is gone
+    assert all(node.cpu.remote_fetches == 0 for node in run.machine.nodes)
+    assert realms_state(run).startswith("free frames: 0:240/240")
+
+
+def test_run_without_a_known_name_lists_the_programs(kernel_elf: Path) -> None:
+    run = boot(kernel_elf)
+    out = run.command("run nosuch")
+    assert "run: no program nosuch" in out
+    names = re.search(r"programs: (.*)\n", out).group(1).split()
+    assert {"hello", "share", "badcalls", "device", "crash"} <= set(names)
+
+
+def test_two_domains_share_a_realm_at_the_same_address(kernel_elf: Path) -> None:
+    run = boot(kernel_elf, 2)
+    va = make_shared(run, 0x1234)
+    seen = []
+    for _ in range(2):
+        out = run.command(f"run share read {va:#x} 0x1234")
+        read = re.search(rf"share: domain (\d+) read ([0-9a-f]+) at {va:#010x}\n", out)
+        wrote = re.search(rf"share: domain (\d+) wrote ([0-9a-f]+) at {va:#010x}\n", out)
+        assert read and wrote, out
+        seen.append((int(read.group(1)), int(read.group(2), 16), int(wrote.group(2), 16)))
+    # each domain saw the write of the one before, at the same address
+    assert [(v, w) for _, v, w in seen] == [(0x5EED0001, 0x5EED0002), (0x5EED0002, 0x5EED0003)]
+    assert seen[0][0] != seen[1][0]
+    state = realms_state(run)
+    assert re.search(rf"{va:#010x}-{va + 0xFFF:#010x}\s+4 KiB node 0  access 00001234:rw--o", state)
+    assert run.command(f"run share destroy {va:#x} 0x1234").count("destroy_realm") == 1
+    assert realms_state(run).startswith("free frames: 0:240/240 1:512/512")
+
+
+def test_a_domain_without_the_key_is_stopped_with_a_logged_reason(kernel_elf: Path) -> None:
+    run = boot(kernel_elf)
+    va = make_shared(run, 0x1234)
+    out = run.command(f"run share read {va:#x} 0x999")
+    match = re.search(rf"domain (\d+): stopped: load page fault at {va:#010x} \(pc 0x[0-9a-f]+\): "
+                      rf"no key of the domain is on realm {va:#010x}'s access list\n", out)
+    assert match, out
+    assert "share: stopped" in out and "wrote" not in out
+    out = run.command("run share read 0x00500000 0x1234")
+    assert "stopped: load page fault at 0x00500000" in out and "no realm at this address" in out
+    # nothing was written, and the right key still opens the realm
+    assert f"read 5eed0001 at {va:#010x}" in run.command(f"run share read {va:#x} 0x1234")
+    assert "panic" not in run.console
+
+
+def test_bad_kernel_call_arguments_return_errors_and_change_nothing(kernel_elf: Path) -> None:
+    run = boot(kernel_elf)
+    va = make_shared(run, 0x1234)     # a realm that must survive untouched
+    before = realms_state(run)
+    out = run.command("run badcalls")
+    results = dict(re.findall(r"badcalls: (.+) = (\w+)\n", out))
+    assert results == {
+        "make_realm unaligned size": "EALIGN",
+        "make_realm size 0": "EINVAL",
+        "make_realm 2 MiB": "EINVAL",
+        "make_realm no rights": "EINVAL",
+        "make_realm key 0": "EINVAL",
+        "make_realm unknown flag": "EINVAL",
+        "make_realm at kernel": "ERANGE",
+        "make_realm at 0x1000": "ERANGE",
+        "make_realm at unaligned": "EALIGN",
+        "make_realm at own realm": "EBUSY",
+        "make_realm node 200": "ERANGE",
+        "make_realm device in RAM": "ERANGE",
+        "make_realm too many frames": "ENOMEM",
+        "destroy_realm unknown": "ENOREALM",
+        "destroy_realm wrong key": "EKEY",
+        "destroy_realm not the base": "ENOREALM",
+        "set_access wrong key": "EKEY",
+        "set_access bad rights": "EINVAL",
+        "make_domain key 0": "EINVAL",
+        "puts null": "EFAULT",
+        "puts kernel": "EFAULT",
+        "puts too long": "EINVAL",
+        "call 99": "ENOSYS",
+    }, out
+    assert set(results.values()) <= set(ERRORS.values())
+    assert "badcalls: exit 0" in out
+    # the same realms with the same access lists, and every frame back in its pool
+    assert realms_state(run) == before
+    assert f"read 5eed0001 at {va:#010x}" in run.command(f"run share read {va:#x} 0x1234")
+
+
+@pytest.mark.parametrize(("how", "reason"), [
+    ("null", r"load page fault at 0x00000000 \(pc 0x[0-9a-f]+\): no realm at this address"),
+    ("kernel", r"load page fault at 0xc0000000 \(pc 0x[0-9a-f]+\): no realm at this address"),
+    ("illegal", r"illegal instruction \(pc 0x[0-9a-f]+, stval 0x0\)"),
+    ("magic", r"store page fault at 0x7ffff000 \(pc 0x[0-9a-f]+\): the magic page is read-only"),
+    ("misaligned", r"load address misaligned \(pc 0x[0-9a-f]+, stval 0x[0-9a-f]+2\)"),
+    ("jump", r"instruction page fault at 0x40000000 \(pc 0x40000000\): no realm at this address"),
+])
+def test_a_user_error_stops_the_program_never_the_kernel(kernel_elf: Path, how: str,
+                                                         reason: str) -> None:
+    run = boot(kernel_elf, 2)
+    out = run.command(f"run crash {how}")
+    assert re.search(rf"domain \d+: stopped: {reason}\n", out), out
+    assert "crash: stopped" in out
+    assert "2 up, 0 panicked" in run.command("status")
+    assert "hello: exit 0" in run.command("run hello")
+    assert realms_state(run).startswith("free frames: 0:240/240 1:512/512")
+
+
+def test_a_device_realm_reads_the_nodes_registers_from_user_mode(kernel_elf: Path) -> None:
+    run = boot(kernel_elf, 4)
+    out = run.command("run device")
+    assert re.search(r"device: doorbells at 0x[0-9a-f]+: NODE_ID 0, NODE_COUNT 4; "
+                     r"magic page: node 0 of 4\n", out), out
+    assert "device: exit 0" in out
+    assert realms_state(run).startswith("free frames: 0:240/240")
