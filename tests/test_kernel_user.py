@@ -160,3 +160,68 @@ def test_a_device_realm_reads_the_nodes_registers_from_user_mode(kernel_elf: Pat
                      r"magic page: node 0 of 4\n", out), out
     assert "device: exit 0" in out
     assert realms_state(run).startswith("free frames: 0:240/240")
+
+
+def wait_console(run: KernelRun, pattern: str, start: int, rounds: int = 4000) -> re.Match[str]:
+    """Run until pattern shows anywhere in the console after index start.
+
+    Programs spawned on other nodes print through the king's console ring, so
+    their lines may come before or after the monitor's prompt.
+    """
+    regex = re.compile(pattern)
+    for _ in range(rounds):
+        match = regex.search(run.console, start)
+        if match:
+            return match
+        run.run_cycles(10_000)
+    raise AssertionError(f"no {pattern!r} in the console:\n{run.console[start:]}")
+
+
+def spawn_watcher(run: KernelRun, node: int, va: int, key: int) -> int:
+    """`watch` on another node, reading va with key; returns its domain number."""
+    start = len(run.console)
+    assert run.command(f"spawn {node} watch {va:#x} {key:#x}") == ""
+    seen = wait_console(run, rf"watch: domain (\d+) on node {node} sees 5eed0001 at {va:#010x}\n",
+                        start)
+    return int(seen.group(1))
+
+
+def test_domains_on_two_nodes_see_each_others_writes(kernel_elf: Path) -> None:
+    run = boot(kernel_elf, 4)
+    va = make_shared(run, 0x1234)
+    watcher = spawn_watcher(run, 2, va, 0x1234)
+    start = len(run.console)
+    out = run.command(f"run share read {va:#x} 0x1234")
+    writer = int(re.search(rf"share: domain (\d+) wrote 5eed0002 at {va:#010x}", out).group(1))
+    assert writer != watcher
+    # the watcher, running meanwhile on node 2 in its own domain, sees the write at the same address
+    wait_console(run, rf"watch: domain {watcher} sees 5eed0002 at {va:#010x}\n", start)
+    assert "spawn: node 2 is running a program" in run.command("spawn 2 hello")
+
+
+@pytest.mark.parametrize("how", ["destroy", "revoke"])
+def test_shootdown_makes_the_other_node_fault_instead_of_reading_stale_memory(
+        kernel_elf: Path, how: str) -> None:
+    run = boot(kernel_elf, 4)
+    va = make_shared(run, 0x1234)
+    key = 0x1234
+    if how == "revoke":
+        key = 0x77     # a read-only key that the owner grants, then revokes
+        assert "): ok" in run.command(f"run share grant {va:#x} 0x1234 0x77 1")
+    watcher = spawn_watcher(run, 2, va, key)
+    flushes = run.node_field(2, "tlb_flushes")
+    start = len(run.console)
+    if how == "destroy":
+        assert "destroy_realm(" in run.command(f"run share destroy {va:#x} 0x1234")
+        reason = "no realm at this address"
+    else:
+        assert "): ok" in run.command(f"run share grant {va:#x} 0x1234 0x77 0")
+        reason = f"no key of the domain is on realm {va:#010x}'s access list"
+    # node 2 was made to flush its TLB before the call returned, so its next read faulted
+    assert run.node_field(2, "tlb_flushes") == flushes + 1
+    stopped = wait_console(run, rf"domain {watcher}: stopped: load page fault at {va:#010x} "
+                                rf"\(pc 0x[0-9a-f]+\): (.*)\n", start)
+    assert stopped.group(1) == reason
+    assert not re.search(r"watch: domain \d+ sees (?!5eed0001)", run.console)
+    wait_console(run, r"watch: stopped\n", start)
+    assert "4 up, 0 panicked" in run.command("status")

@@ -30,6 +30,7 @@
 #include "riscv.h"
 #include "sched.h"
 #include "selftest.h"
+#include "user.h"
 #include "vm.h"
 
 #define BARRIER_EPISODES 3
@@ -203,6 +204,8 @@ static NORETURN void daemon_loop(void)
         uint32_t work = atomic_swap(&this_node.work, 0);
         if (work & WORK_SELFTEST)
             selftest_run();
+        if (work & WORK_RUN)
+            run_on_daemon();
     }
 }
 

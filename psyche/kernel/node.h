@@ -94,6 +94,8 @@ struct node {
     /* Work for this node's kernel daemon thread (main.c). */
     struct sem work_sem;
     volatile uint32_t work;            /* WORK_* requests */
+    volatile bool running;             /* WORK_RUN: a user program is running here */
+    char run_line[128];                /* WORK_RUN: the program's name and arguments */
 
     /* What this node learned about itself during boot, for its peers. */
     uint32_t barriers_passed;
@@ -143,6 +145,7 @@ struct bootargs {
 
 /* Requests for a node's daemon thread. */
 #define WORK_SELFTEST  (1u << 0)
+#define WORK_RUN       (1u << 1)   /* run_line: run a user program (user.c) */
 
 extern struct node this_node;
 extern struct kglobals kg;

@@ -8,8 +8,9 @@
  * waits in swtch.  When the program exits or is stopped, user_leave
  * switches back to user_run's saved context; what was below is abandoned.
  *
- * Until virtual processors exist (next issue), the monitor's thread runs a
- * program to its end: `run NAME ARGS`.
+ * Until virtual processors exist (next issue), a kernel thread runs a
+ * program to its end: the monitor's thread for `run NAME ARGS`, another
+ * node's daemon thread for `spawn NODE NAME ARGS` (which does not wait).
  */
 #include "console.h"
 #include "node.h"
@@ -216,4 +217,13 @@ int run_program(int argc, char **argv)
     realm_remove(r);
     domain_destroy(d);
     return status;
+}
+
+/* Another node's daemon: run the program the monitor's spawn asked for. */
+void run_on_daemon(void)
+{
+    char *argv[8];
+    int argc = split_args(this_node.run_line, argv, 8);
+    run_program(argc, argv);
+    this_node.running = false;
 }

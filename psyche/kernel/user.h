@@ -26,6 +26,8 @@ extern const struct uprog user_programs[];
 #define USER_STACK (16 * 1024)
 
 int run_program(int argc, char **argv);
+int split_args(char *line, char **argv, int max);
+void run_on_daemon(void);
 void user_exception(struct trapframe *tf);
 void kcall(struct trapframe *tf);
 NORETURN void user_leave(int status, bool stopped);

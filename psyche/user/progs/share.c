@@ -7,6 +7,8 @@
  *   share read VA KEY      hand ourselves KEY (0: none), read the value at VA,
  *                          then write the next one
  *   share destroy VA KEY   destroy the realm
+ *   share grant VA KEY OTHER RIGHTS
+ *                          set OTHER's rights on the realm (0: revoke them)
  */
 #include "ulib.h"
 
@@ -34,6 +36,12 @@ int main(int argc, char **argv, struct psy_domain *self)
     if (argc < 4)
         return 1;
     uint32_t va = parse_number(argv[2]), key = parse_number(argv[3]);
+    if (strcmp(argv[1], "grant") == 0 && argc > 5) {
+        uint32_t other = parse_number(argv[4]), rights = parse_number(argv[5]);
+        int err = set_access(va, key, other, rights);
+        printf("share: set_access(%p, %x, %x): %s\n", (void *)va, other, rights, error_name(err));
+        return err < 0;
+    }
     if (strcmp(argv[1], "destroy") == 0) {
         int err = destroy_realm(va, key);
         printf("share: destroy_realm(%p): %s\n", (void *)va, error_name(err));
