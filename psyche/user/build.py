@@ -21,6 +21,7 @@ from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
+from elftools.elf.sections import SymbolTableSection
 
 from psyche.guestbuild import MCPU, GuestBuildError, compile_to
 
@@ -107,7 +108,7 @@ def flatten(name: str, elf: Path, image: Path) -> UserProgram:
 def _symbol(elf: Path, name: str) -> int:
     with open(elf, "rb") as f:
         symtab = ELFFile(f).get_section_by_name(".symtab")
-        symbols = symtab.get_symbol_by_name(name) if symtab is not None else None
+        symbols = symtab.get_symbol_by_name(name) if isinstance(symtab, SymbolTableSection) else None
         if not symbols:
             raise ValueError(f"{elf}: no symbol {name}")
         return int(symbols[0]["st_value"])
