@@ -225,3 +225,18 @@ def test_shootdown_makes_the_other_node_fault_instead_of_reading_stale_memory(
     assert not re.search(r"watch: domain \d+ sees (?!5eed0001)", run.console)
     wait_console(run, r"watch: stopped\n", start)
     assert "4 up, 0 panicked" in run.command("status")
+
+
+def test_a_long_program_survives_clock_interrupts_in_kernel_calls(kernel_elf: Path) -> None:
+    """bench makes thousands of kernel calls over many ticks: interrupts arrive in U mode and
+    inside kernel calls, and the program and the monitor both come through intact."""
+    run = boot(kernel_elf)
+    ticks = run.node_field(0, "ticks")
+    out = run.command("run bench")
+    counts = {name: int(n) for name, n in re.findall(r"bench: ([\w-]+) end (\d+) \d+\n", out)}
+    assert counts == {"call": 2000, "open-fault": 32, "page-fault": 96, "touch": 128,
+                      "make-destroy": 200, "make": 200, "destroy": 200}, out
+    assert "bench: exit 0" in out
+    assert run.node_field(0, "ticks") - ticks > 20
+    assert realms_state(run).startswith("free frames: 0:240/240")
+    assert "hello: exit 0" in run.command("run hello")

@@ -44,6 +44,7 @@ struct kthread {
     /* User code (user.c): the domain it runs in, and the way back to the kernel. */
     struct domain *dom;           /* NULL: kernel only */
     struct context uret;          /* user_run's context, resumed by user_leave */
+    uint8_t *ustack;              /* where traps from user code are handled (KSTACK_SIZE) */
     int ustatus;                  /* exit status of the user code */
     bool ustopped;                /* ... which the kernel stopped for an error */
 };

@@ -35,6 +35,7 @@ void trap_init(void)
 {
     csr_write(stvec, (uint32_t)trap_entry);
     csr_write(sscratch, 0);
+    csr_write(scounteren, 7);   /* user code may read cycle, time and instret */
     csr_write(sie, 0);
     mmio_write32(INTC_V + INTC_ENABLE_S, 0);   /* each source is enabled by its driver */
 }

@@ -1,12 +1,14 @@
 /*
  * user.c: entering and leaving U mode, user exceptions, and `run`.
  *
- * A kernel thread runs user code by building a trap frame for it and
- * "returning" to U mode through trap_return (entry.S), with sscratch
- * pointing just above that frame: every later trap from U mode lands on the
- * thread's kernel stack right there, below the frame of user_run, which
- * waits in swtch.  When the program exits or is stopped, user_leave
- * switches back to user_run's saved context; what was below is abandoned.
+ * A kernel thread runs user code by building a trap frame for it at the top
+ * of its user trap stack (a second kernel stack of the thread's, made the
+ * first time) and "returning" to U mode through trap_return (entry.S), with
+ * sscratch pointing just above that frame: every later trap from U mode
+ * lands there, and the kernel handles it on that stack.  (Not on the
+ * thread's own stack below user_run: a frame's locals may lie anywhere in
+ * it.)  user_run waits in swtch; when the program exits or is stopped,
+ * user_leave switches back to it, abandoning the trap stack's contents.
  *
  * Until virtual processors exist (next issue), a kernel thread runs a
  * program to its end: the monitor's thread for `run NAME ARGS`, another
@@ -38,17 +40,19 @@ static int user_run(struct domain *d, uint32_t pc, uint32_t sp, const uint32_t a
                     bool *stopped)
 {
     struct kthread *t = this_node.current;
-    struct trapframe tf;
+    if (!t->ustack)
+        t->ustack = kalloc_local(KSTACK_SIZE);
+    struct trapframe *tf = (struct trapframe *)(t->ustack + KSTACK_SIZE) - 1;
     struct context enter = { 0 };
-    memset(&tf, 0, sizeof tf);
-    tf.sepc = pc;
-    tf.sp = sp;
-    tf.a0 = args[0];
-    tf.a1 = args[1];
-    tf.a2 = args[2];
-    tf.sstatus = (csr_read(sstatus) & ~(SSTATUS_SPP | SSTATUS_SIE)) | SSTATUS_SPIE;
+    memset(tf, 0, sizeof *tf);
+    tf->sepc = pc;
+    tf->sp = sp;
+    tf->a0 = args[0];
+    tf->a1 = args[1];
+    tf->a2 = args[2];
+    tf->sstatus = (csr_read(sstatus) & ~(SSTATUS_SPP | SSTATUS_SIE)) | SSTATUS_SPIE;
     enter.ra = (uint32_t)trap_return;
-    enter.sp = (uint32_t)&tf;
+    enter.sp = (uint32_t)tf;
 
     uint32_t flags = intr_disable();
     if (!d->root[this_node.id])

@@ -49,6 +49,14 @@ static inline void __attribute__((noreturn)) psy_exit(int status)
     __builtin_unreachable();
 }
 
+/* This node's cycle counter (low word): U mode may read it (scounteren). */
+static inline uint32_t rdcycle(void)
+{
+    uint32_t c;
+    __asm__ volatile("rdcycle %0" : "=r"(c));
+    return c;
+}
+
 static inline const struct psy_magic *magic_page(void)
 {
     return (const struct psy_magic *)PSY_MAGIC_PAGE;
