@@ -50,9 +50,17 @@ static void external_intr(void)
         console_intr();
 }
 
-static void interrupt(struct trapframe *tf)
+void trap(struct trapframe *tf)
 {
     uint32_t cause = tf->scause;
+    if (!(cause & SCAUSE_INTR)) {
+        if (tf->sstatus & SSTATUS_SPP)
+            panic_trap(tf, "kernel trap");
+        intr_enable();
+        user_exception(tf);
+        intr_disable();      /* trap_return must not be interrupted */
+        return;
+    }
     this_node.in_interrupt = 1;
     switch (cause & ~SCAUSE_INTR) {
     case IRQ_S_TIMER:
@@ -70,19 +78,6 @@ static void interrupt(struct trapframe *tf)
             yield();         /* a thread woke up: leave the idle loop */
         else
             preempt();       /* the quantum ended: involuntary switch */
-    }
-}
-
-void trap(struct trapframe *tf)
-{
-    if (tf->scause & SCAUSE_INTR) {
-        interrupt(tf);
-    } else if (tf->sstatus & SSTATUS_SPP) {
-        panic_trap(tf, "kernel trap");
-    } else {
-        intr_enable();
-        user_exception(tf);
-        intr_disable();      /* trap_return must not be interrupted */
     }
 }
 
