@@ -141,6 +141,10 @@ def test_bad_kernel_call_arguments_return_errors_and_change_nothing(kernel_elf: 
     ("magic", r"store page fault at 0x7ffff000 \(pc 0x[0-9a-f]+\): the magic page is read-only"),
     ("misaligned", r"load address misaligned \(pc 0x[0-9a-f]+, stval 0x[0-9a-f]+2\)"),
     ("jump", r"instruction page fault at 0x40000000 \(pc 0x40000000\): no realm at this address"),
+    ("readonly", r"store page fault at (0x[0-9a-f]+) \(pc 0x[0-9a-f]+\): "
+                 r"the domain's keys give no write right on realm \1"),
+    ("invoke", r"instruction page fault at (0x[0-9a-f]+) \(pc \1\): protected invocation of realm \1 "
+               r"\(a verified target; protected invocation is not implemented yet\)"),
 ])
 def test_a_user_error_stops_the_program_never_the_kernel(kernel_elf: Path, how: str,
                                                          reason: str) -> None:
@@ -148,9 +152,17 @@ def test_a_user_error_stops_the_program_never_the_kernel(kernel_elf: Path, how: 
     out = run.command(f"run crash {how}")
     assert re.search(rf"domain \d+: stopped: {reason}\n", out), out
     assert "crash: stopped" in out
+    assert ("crash: read 0\n" in out) == (how == "readonly")   # reading was allowed
     assert "2 up, 0 panicked" in run.command("status")
     assert "hello: exit 0" in run.command("run hello")
-    assert realms_state(run).startswith("free frames: 0:240/240 1:512/512")
+    state = realms_state(run)
+    if how in ("readonly", "invoke"):
+        # the realm the program made outlives it, open nowhere now, with the rights it was made with
+        rights = {"readonly": "r---o", "invoke": "---io"}[how]
+        assert re.search(rf"access 000c4a54:{rights}  open in\n", state), state
+        assert "free frames: 0:239/240 1:512/512" in state
+    else:
+        assert state.startswith("free frames: 0:240/240 1:512/512")
 
 
 def test_a_device_realm_reads_the_nodes_registers_from_user_mode(kernel_elf: Path) -> None:
