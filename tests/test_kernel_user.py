@@ -40,10 +40,12 @@ def make_shared(run: KernelRun, key: int) -> int:
 def test_run_prints_the_programs_output(kernel_elf: Path) -> None:
     run = boot(kernel_elf)
     out = run.command("run hello one two")
-    banner = re.search(r"hello: domain (\d+), realm (0x[0-9a-f]+)-(0x[0-9a-f]+) on node 0\n", out)
+    banner = re.search(r"hello: domain (\d+), code (0x[0-9a-f]+)-(0x[0-9a-f]+) on node 0, "
+                       r"data (0x[0-9a-f]+)-0x[0-9a-f]+ on node 0\n", out)
     assert banner, out
     base, last = int(banner.group(2), 16), int(banner.group(3), 16)
-    # putc's "h", then printf through puts; main is inside the program's realm
+    assert int(banner.group(4), 16) == last + 1     # the data realm follows the code realm
+    # putc's "h", then printf through puts; main is inside the program's code realm
     main = re.search(rf"hello from domain {banner.group(1)} on node 0 of 1, main at (0x[0-9a-f]+)\n",
                      out)
     assert main, out
@@ -114,6 +116,7 @@ def test_bad_kernel_call_arguments_return_errors_and_change_nothing(kernel_elf: 
         "make_realm at unaligned": "EALIGN",
         "make_realm at own realm": "EBUSY",
         "make_realm node 200": "ERANGE",
+        "make_realm two replications": "EINVAL",
         "make_realm device in RAM": "ERANGE",
         "make_realm too many frames": "ENOMEM",
         "destroy_realm unknown": "ENOREALM",
@@ -252,3 +255,30 @@ def test_a_long_program_survives_clock_interrupts_in_kernel_calls(kernel_elf: Pa
     assert run.node_field(0, "ticks") - ticks > 20
     assert realms_state(run).startswith("free frames: 0:240/240")
     assert "hello: exit 0" in run.command("run hello")
+
+
+@pytest.mark.parametrize("policy", ["none", "create", "open", "demand"])
+def test_replicated_code_is_fetched_from_the_nodes_own_memory(kernel_elf: Path, policy: str) -> None:
+    """A program's code lives on the king; node 3 runs it from its own copy, unless not replicated."""
+    run = boot(kernel_elf, 4)
+    assert f"programs' code is replicated: {policy}\n" == run.command(f"replicate {policy}")
+    before = [node.cpu.remote_fetches for node in run.machine.nodes]
+    start = len(run.console)
+    assert run.command("spawn 3 hello") == ""
+    banner = wait_console(run, r"hello: domain \d+, code (0x[0-9a-f]+)-0x[0-9a-f]+ on node 0, "
+                               r"data 0x[0-9a-f]+-0x[0-9a-f]+ on node 3\n", start)
+    wait_console(run, r"hello from domain \d+ on node 3 of 4", start)
+    wait_console(run, r"hello: exit 0\n", start)
+    fetched = [node.cpu.remote_fetches - b for node, b in zip(run.machine.nodes, before, strict=True)]
+    assert fetched[:3] == [0, 0, 0]
+    if policy == "none":
+        assert fetched[3] > 0         # every instruction of hello came through the switch
+    else:
+        assert fetched[3] == 0        # from node 3's copy
+    assert int(banner.group(1), 16) > 0
+    # the copies went back to their pools with the realm (once node 3 has cleaned up)
+    for _ in range(100):
+        state = realms_state(run)
+        if state == "free frames: 0:240/240 1:512/512 2:512/512 3:512/512\n":
+            break
+    assert state == "free frames: 0:240/240 1:512/512 2:512/512 3:512/512\n"

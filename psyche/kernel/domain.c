@@ -11,7 +11,9 @@
  *
  * Each node that runs the domain has its own Sv32 table for it, a cache of
  * the description filled one page per fault; so a fault on a page of an
- * open realm is only a cache miss.  The kernel reads user memory (for puts)
+ * open realm is only a cache miss.  A replicated realm is mapped from this
+ * node's copy (made now if its policy says so) unless the domain may write
+ * it: writers share the master, so what they write is what later copies get.  The kernel reads user memory (for puts)
  * through the same decision, from the frames, never through the user's
  * page table: a bad user pointer is an error return, not a kernel fault.
  */
@@ -143,6 +145,42 @@ static const char *need_name(uint32_t need)
     return need == PSY_W ? "write" : need == PSY_X ? "execute" : "read";
 }
 
+static uint32_t pte_perm(struct realm *r, uint32_t rights)
+{
+    uint32_t perm = allows(rights, PSY_R) ? PTE_R : 0;
+    if (rights & PSY_W)
+        perm |= PTE_W;
+    if ((rights & PSY_X) && !(r->flags & PSY_REALM_DEVICE))
+        perm |= PTE_X;
+    return perm;
+}
+
+/* Where va's page is for this node: a device register page, a copy, or the master frame. */
+static uint32_t page_phys(struct realm *r, uint32_t va, uint32_t rights)
+{
+    uint32_t off = va - r->base, page = off / PGSIZE;
+    if (r->flags & PSY_REALM_DEVICE)
+        return r->phys + (off & ~(PGSIZE - 1));
+    if (r->copies && !(rights & PSY_W)) {
+        uint32_t copy = r->copies[this_node.id] ? r->copies[this_node.id][page] : 0;
+        if (!copy && (r->flags & PSY_REPLICATE_DEMAND))
+            copy = realm_copy(r, this_node.id, page);
+        if (copy)
+            return copy;   /* else no copy (or no frame for one): the master, remotely */
+    }
+    return r->frames[page];
+}
+
+/* PSY_REPLICATE_OPEN: a realm opened without write right is copied to this node now. */
+static void copy_on_open(struct realm *r, uint32_t rights)
+{
+    if (!(r->flags & PSY_REPLICATE_OPEN) || (rights & PSY_W))
+        return;
+    for (uint32_t i = 0; i < r->size / PGSIZE; i++)
+        if (!realm_copy(r, this_node.id, i))
+            return;
+}
+
 /*
  * The heart of a fault: may domain d do `need` at va?  Opens the realm if
  * the domain's keys allow and it is not open yet.  Returns the realm, or
@@ -174,6 +212,7 @@ static struct realm *decide(struct domain *d, uint32_t va, uint32_t need, char *
         d->open[i].rights = given;
         r->opened[d->id / 32] |= 1u << (d->id % 32);
         kg.vm->opens++;
+        copy_on_open(r, given);
     }
     uint32_t have = d->open[i].rights;
     if (allows(have, need)) {
@@ -189,24 +228,6 @@ static struct realm *decide(struct domain *d, uint32_t va, uint32_t need, char *
     return NULL;
 }
 
-static uint32_t pte_perm(struct realm *r, uint32_t rights)
-{
-    uint32_t perm = allows(rights, PSY_R) ? PTE_R : 0;
-    if (rights & PSY_W)
-        perm |= PTE_W;
-    if ((rights & PSY_X) && !(r->flags & PSY_REALM_DEVICE))
-        perm |= PTE_X;
-    return perm;
-}
-
-static uint32_t page_phys(struct realm *r, uint32_t va)
-{
-    uint32_t off = va - r->base;
-    if (r->flags & PSY_REALM_DEVICE)
-        return r->phys + (off & ~(PGSIZE - 1));
-    return r->frames[off / PGSIZE];
-}
-
 /*
  * A user page fault in domain d on this node (need: PSY_R for a load, PSY_W
  * for a store, PSY_X for a fetch).  NULL if the page is now mapped and the
@@ -219,7 +240,8 @@ const char *domain_fault(struct domain *d, uint32_t va, uint32_t need, char *why
     spin_lock(&vm->lock);
     vm->faults++;
     struct realm *r = decide(d, va, need, why, size, &rights);
-    if (r && vm_map_user(d->root[node], (int)node, va, page_phys(r, va), pte_perm(r, rights))) {
+    if (r && vm_map_user(d->root[node], (int)node, va, page_phys(r, va, rights),
+                         pte_perm(r, rights))) {
         ksnprintf(why, size, "node %u has no frame left for a page table", node);
         r = NULL;
     }
@@ -248,7 +270,7 @@ int domain_read(struct domain *d, uint32_t va, void *buf, uint32_t len)
         struct realm *r = decide(d, va, PSY_R, why, sizeof why, &rights);
         bool ok = r && !(r->flags & PSY_REALM_DEVICE);
         if (ok)
-            memcpy(out, (void *)(page_phys(r, va) + va % PGSIZE), chunk);
+            memcpy(out, (void *)(r->frames[(va - r->base) / PGSIZE] + va % PGSIZE), chunk);
         spin_unlock(&kg.vm->lock);
         if (!ok)
             return PSY_EFAULT;

@@ -188,6 +188,19 @@ static void cmd_spawn(int argc, char **argv)
     ipi_send(k, IPI_WORK);
 }
 
+static const char *const policies[] = { "none", "create", "open", "demand" };
+
+/* replicate [POLICY]: when programs' code is copied to the nodes that run it. */
+static void cmd_replicate(int argc, char **argv)
+{
+    struct vm *vm = kg.vm;
+    for (uint32_t i = 0; argc > 1 && i < ARRAY_SIZE(policies); i++)
+        if (strcmp(argv[1], policies[i]) == 0)
+            vm->code_policy = i ? PSY_REPLICATE_CREATE << (i - 1) : 0;
+    uint32_t now = vm->code_policy / PSY_REPLICATE_CREATE;
+    kprintf("programs' code is replicated: %s\n", policies[now == 4 ? 3 : now]);
+}
+
 static void cmd_realms(int argc, char **argv)
 {
     (void)argc, (void)argv;
@@ -209,6 +222,7 @@ static const struct command {
     { "panic", cmd_panic, "panic NODE: make a node panic (tests the panic path)" },
     { "run", cmd_run, "run NAME [ARG ...]: run a user program in a fresh domain" },
     { "spawn", cmd_spawn, "spawn NODE NAME [ARG ...]: run a program on another node's daemon" },
+    { "replicate", cmd_replicate, "replicate [none|create|open|demand]: when run copies code" },
     { "realms", cmd_realms, "the realms of the uniform address space, and free frames" },
 };
 

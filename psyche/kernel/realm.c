@@ -31,6 +31,7 @@ void vm_shared_init(void)
     struct vm *vm = kalloc_shared(sizeof *vm);
     spin_init(&vm->lock, "vm");
     vm->next_va = PSY_USER_BASE;
+    vm->code_policy = PSY_REPLICATE_DEMAND;
     vm->key_seed = 0x9E3779B9u ^ (uint32_t)rdtime();
     kg.vm = vm;
 }
@@ -101,8 +102,24 @@ static void map_remove(struct realm *r)
     kg.vm->nrealms--;
 }
 
+static void copies_free(struct realm *r)
+{
+    uint32_t pages = r->size / PGSIZE;
+    for (int k = 0; k < MAX_NODES; k++) {
+        if (!r->copies[k])
+            continue;
+        for (uint32_t i = 0; i < pages; i++)
+            if (r->copies[k][i])
+                frame_free(r->copies[k][i]);
+        heap_free(kg.shared_heap, r->copies[k]);
+    }
+    heap_free(kg.shared_heap, r->copies);
+}
+
 static void realm_free(struct realm *r)
 {
+    if (r->copies)
+        copies_free(r);
     if (r->frames) {
         for (uint32_t i = 0; i < r->size / PGSIZE; i++)
             if (r->frames[i])
@@ -112,15 +129,80 @@ static void realm_free(struct realm *r)
     heap_free(kg.shared_heap, r);
 }
 
+/*
+ * Node's copy of one page of a replicated realm, made now from the master
+ * frame if need be; 0 if the node has no frame for it.  The caller holds
+ * vm->lock, or owns the realm alone (it is being made).
+ */
+uint32_t realm_copy(struct realm *r, int node, uint32_t page)
+{
+    if (node == r->node)
+        return r->frames[page];
+    uint32_t **copy = &r->copies[node];
+    if (!*copy) {
+        uint32_t bytes = r->size / PGSIZE * sizeof(uint32_t);
+        *copy = heap_alloc(kg.shared_heap, bytes);
+        if (!*copy)
+            return 0;
+        memset(*copy, 0, bytes);
+    }
+    if (!(*copy)[page]) {
+        uint32_t frame = frame_alloc(node);
+        if (!frame)
+            return 0;
+        memcpy((void *)frame, (void *)r->frames[page], PGSIZE);
+        (*copy)[page] = frame;
+    }
+    return (*copy)[page];
+}
+
+/* A copy of every page on every node. */
+static bool copy_everywhere(struct realm *r)
+{
+    for (int k = 0; k < this_node.nnodes; k++)
+        for (uint32_t i = 0; i < r->size / PGSIZE; i++)
+            if (!realm_copy(r, k, i))
+                return false;
+    return true;
+}
+
+/*
+ * The kernel has written a replicated realm's master (run loads a program):
+ * refresh every copy made so far.  No domain has it open yet.
+ */
+void realm_replicate(struct realm *r)
+{
+    for (int k = 0; k < MAX_NODES; k++)
+        for (uint32_t i = 0; r->copies[k] && i < r->size / PGSIZE; i++)
+            if (r->copies[k][i])
+                memcpy((void *)r->copies[k][i], (void *)r->frames[i], PGSIZE);
+}
+
+/*
+ * Reserve size bytes of address space where the kernel would put a realm,
+ * for realms it places side by side (run); 0 if there is no room.
+ */
+uint32_t realm_reserve(uint32_t size)
+{
+    spin_lock(&kg.vm->lock);
+    uint32_t va = find_space(size);
+    if (va)
+        kg.vm->next_va = va + size + GUARD;
+    spin_unlock(&kg.vm->lock);
+    return va;
+}
+
 /* Check make_realm's arguments; 0 if they are good. */
 static int check_make(struct domain *caller, uint32_t size, uint32_t flags, uint32_t key,
                       uint32_t at)
 {
-    uint32_t known = PSY_RIGHTS | PSY_REALM_AT | PSY_REALM_DEVICE | (0xFFu << 16);
+    uint32_t known = PSY_RIGHTS | PSY_REALM_AT | PSY_REALM_DEVICE | PSY_REPLICATE | (0xFFu << 16);
+    uint32_t replicate = flags & PSY_REPLICATE;
     int node = PSY_REALM_NODE_OF(flags);
     if ((flags & ~known) || key == 0 || size == 0 || size > PSY_REALM_MAX
         || !(flags & (PSY_R | PSY_W | PSY_X | PSY_INVOKE))
-        || ((flags & PSY_REALM_AT) && (flags & PSY_REALM_DEVICE)))
+        || ((flags & PSY_REALM_AT) && (flags & PSY_REALM_DEVICE))
+        || (replicate & (replicate - 1)) || (replicate && (flags & PSY_REALM_DEVICE)))
         return PSY_EINVAL;
     if (size % PGSIZE || at % PGSIZE)
         return PSY_EALIGN;
@@ -173,6 +255,15 @@ int realm_make(struct domain *caller, uint32_t size, uint32_t flags, uint32_t ke
                 realm_free(r);
                 return PSY_ENOMEM;
             }
+        }
+    }
+    if (flags & PSY_REPLICATE) {
+        r->copies = heap_alloc(kg.shared_heap, MAX_NODES * sizeof *r->copies);
+        if (r->copies)
+            memset(r->copies, 0, MAX_NODES * sizeof *r->copies);
+        if (!r->copies || ((flags & PSY_REPLICATE_CREATE) && !copy_everywhere(r))) {
+            realm_free(r);
+            return PSY_ENOMEM;
         }
     }
 
@@ -339,6 +430,12 @@ void realms_print(void)
             kprintf("device %p", (void *)r->phys);
         else
             kprintf("node %d", r->node);
+        if (r->copies) {
+            int copies = 0;
+            for (int k = 0; k < MAX_NODES; k++)
+                copies += r->copies[k] != NULL;
+            kprintf(" (%d cop%s)", copies, copies == 1 ? "y" : "ies");
+        }
         kprintf("  access");
         for (int i = 0; i < REALM_ACL; i++) {
             if (r->acl[i].key) {

@@ -38,6 +38,7 @@ struct realm {
     uint32_t phys;            /* device realms: the registers' physical address */
     int node;                 /* whose pool the frames come from */
     uint32_t *frames;         /* official address of each page's frame (not device realms) */
+    uint32_t **copies;        /* replicated realms: node k's copy of each page, or 0 */
     struct acl_entry acl[REALM_ACL];
     uint32_t opened[MAX_DOMAINS / 32];   /* domains that opened it */
     struct realm *next;       /* the map, in address order */
@@ -65,6 +66,7 @@ struct vm {
     struct domain *domains[MAX_DOMAINS];
     int next_domain;          /* where the search for a free domain number starts */
     uint32_t key_seed;        /* kernel-made keys */
+    uint32_t code_policy;     /* PSY_REPLICATE_* for the code of programs `run` starts */
     uint32_t faults;          /* user page faults decided */
     uint32_t opens;           /* ... that opened a realm */
 };
@@ -78,6 +80,9 @@ int realm_destroy(uint32_t va, uint32_t key);
 void realm_remove(struct realm *r);
 int realm_set_access(uint32_t va, uint32_t key, uint32_t other, uint32_t rights);
 struct realm *realm_lookup(uint32_t va);
+uint32_t realm_reserve(uint32_t size);
+uint32_t realm_copy(struct realm *r, int node, uint32_t page);
+void realm_replicate(struct realm *r);
 void shootdown(const uint32_t *nodes);
 void realms_print(void);
 

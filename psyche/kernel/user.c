@@ -150,13 +150,19 @@ static void realm_write(struct realm *r, uint32_t off, const void *src, uint32_t
     }
 }
 
-/* The program's image and relocations, at the start of its realm. */
-static void load_image(struct realm *r, const struct uprog *p)
+/*
+ * The program's image: code and read-only data into the code realm, the rest
+ * into the data realm, which follows it; then the relocations (all in data).
+ */
+static void load_image(struct realm *code, struct realm *data, const struct uprog *p)
 {
-    realm_write(r, 0, p->image, p->filesz);
+    uint32_t in_code = p->filesz < p->codesz ? p->filesz : p->codesz;
+    realm_write(code, 0, p->image, in_code);
+    if (p->filesz > p->codesz)
+        realm_write(data, 0, p->image + p->codesz, p->filesz - p->codesz);
     for (uint32_t i = 0; i < p->nrelocs; i++) {
-        uint32_t word = r->base + p->relocs[2 * i + 1];
-        realm_write(r, p->relocs[2 * i], &word, sizeof word);
+        uint32_t word = code->base + p->relocs[2 * i + 1];
+        realm_write(data, p->relocs[2 * i] - p->codesz, &word, sizeof word);
     }
 }
 
@@ -178,10 +184,32 @@ static uint32_t push_args(struct realm *r, int argc, char **argv, uint32_t *uarg
 }
 
 /*
- * The monitor's `run NAME ARGS`: a fresh domain, a realm on this node with
- * the program and its stack, the realm's key in the domain's keys, and off
- * it goes.  Afterwards the program's realm and domain are destroyed; realms
- * it made stay.  Returns the exit status (-1 if it was stopped).
+ * A program's two realms, side by side at an address the kernel chooses:
+ * its code on the king, replicated as the monitor's `replicate` says, and
+ * its data and stack on the node that runs it.  0, or an error.
+ */
+static int make_program_realms(struct domain *d, const struct uprog *p, uint32_t keys[2],
+                               struct realm **code, struct realm **data)
+{
+    uint32_t datasz = ALIGN_UP(p->memsz - p->codesz, PGSIZE) + USER_STACK;
+    uint32_t base = realm_reserve(p->codesz + datasz);
+    if (!base)
+        return PSY_ENOMEM;
+    uint32_t code_flags = PSY_R | PSY_X | PSY_REALM_AT | PSY_REALM_NODE(0) | kg.vm->code_policy;
+    int err = realm_make(d, p->codesz, code_flags, keys[0], base, code);
+    if (err)
+        return err;
+    err = realm_make(d, datasz, PSY_R | PSY_W | PSY_REALM_AT, keys[1], base + p->codesz, data);
+    if (err)
+        realm_remove(*code);
+    return err;
+}
+
+/*
+ * The monitor's `run NAME ARGS` (and a daemon's, for spawn): a fresh domain,
+ * the program's realms, their keys in the domain's keys, and off it goes.
+ * Afterwards the program's realms and domain are destroyed; realms it made
+ * stay.  Returns the exit status (-1 if it was stopped).
  */
 int run_program(int argc, char **argv)
 {
@@ -193,32 +221,36 @@ int run_program(int argc, char **argv)
         return -1;
     }
     argc--, argv++;
-    uint32_t key = make_key();
+    uint32_t keys[2] = { make_key(), make_key() };
     struct domain *d = domain_make(make_key(), true);
-    struct realm *r = NULL;
-    uint32_t size = ALIGN_UP(p->memsz, PGSIZE) + USER_STACK;
-    int err = d ? realm_make(d, size, PSY_R | PSY_W | PSY_X, key, 0, &r) : PSY_ENOMEM;
+    struct realm *code, *data;
+    int err = d ? make_program_realms(d, p, keys, &code, &data) : PSY_ENOMEM;
     if (err) {
-        kprintf("run: %s: no memory for its domain or realm (error %d)\n", p->name, err);
+        kprintf("run: %s: no memory for its domain or realms (error %d)\n", p->name, err);
         if (d)
             domain_destroy(d);
         return -1;
     }
-    load_image(r, p);
+    load_image(code, data, p);
+    if (code->flags & PSY_REPLICATE_CREATE)
+        realm_replicate(code);
     struct psy_domain *pd = domain_desc(d);
-    pd->keys[0] = key;
-    pd->nkeys = 1;
+    pd->keys[0] = keys[0];
+    pd->keys[1] = keys[1];
+    pd->nkeys = 2;
     uint32_t args[3] = { (uint32_t)argc, 0, d->desc->base };
-    uint32_t sp = push_args(r, argc, argv, &args[1]);
-    kprintf("%s: domain %d, realm %p-%p on node %d\n", p->name, d->id, (void *)r->base,
-            (void *)(r->base + r->size - 1), r->node);
+    uint32_t sp = push_args(data, argc, argv, &args[1]);
+    kprintf("%s: domain %d, code %p-%p on node %d, data %p-%p on node %d\n", p->name, d->id,
+            (void *)code->base, (void *)(code->base + code->size - 1), code->node,
+            (void *)data->base, (void *)(data->base + data->size - 1), data->node);
     bool stopped;
-    int status = user_run(d, r->base + p->entry, sp, args, &stopped);
+    int status = user_run(d, code->base + p->entry, sp, args, &stopped);
     if (stopped)
         kprintf("%s: stopped\n", p->name);
     else
         kprintf("%s: exit %d\n", p->name, status);
-    realm_remove(r);
+    realm_remove(code);
+    realm_remove(data);
     domain_destroy(d);
     return status;
 }

@@ -15,6 +15,7 @@ struct uprog {
     const char *name;
     const uint8_t *image;        /* flat image, linked at 0 */
     uint32_t filesz;
+    uint32_t codesz;             /* code and read-only data, page-aligned: the code realm */
     uint32_t memsz;              /* with .bss */
     uint32_t entry;              /* offset of _start */
     const uint32_t *relocs;      /* (offset, addend) pairs: R_RISCV_RELATIVE */

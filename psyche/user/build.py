@@ -63,6 +63,7 @@ class UserProgram:
     name: str
     elf: Path
     image: Path
+    codesz: int                         # code and read-only data: bytes before _data_start
     memsz: int                          # bytes from 0 to the end of .bss
     entry: int                          # offset of _start
     relocs: tuple[tuple[int, int], ...]  # (offset, addend): word at offset = base + addend
@@ -101,8 +102,11 @@ def flatten(name: str, elf: Path, image: Path) -> UserProgram:
         entry = e.header["e_entry"]
     # The dynamic sections come after _end: keep only what is loaded below it.
     end = _symbol(elf, "_end")
+    codesz = _symbol(elf, "_data_start")
+    if any(offset < codesz for offset, _ in relocs):
+        raise ValueError(f"{elf}: a relocation in the code part; the kernel relocates data only")
     image.write_bytes(bytes(flat[:min(file_end, end)]))
-    return UserProgram(name, elf, image, min(memsz, end), entry, tuple(sorted(relocs)))
+    return UserProgram(name, elf, image, codesz, min(memsz, end), entry, tuple(sorted(relocs)))
 
 
 def _symbol(elf: Path, name: str) -> int:
@@ -157,9 +161,9 @@ def write_program_table(programs: list[UserProgram], out: Path) -> None:
         "user_programs:",
     ]
     for i, p in enumerate(programs):
-        lines.append(f"        .word up_name_{i}, up_image_{i}, {p.image.stat().st_size}, {p.memsz}, "
-                     f"{p.entry}, up_relocs_{i}, {len(p.relocs)}")
-    lines.append("        .word 0, 0, 0, 0, 0, 0, 0")
+        lines.append(f"        .word up_name_{i}, up_image_{i}, {p.image.stat().st_size}, {p.codesz}, "
+                     f"{p.memsz}, {p.entry}, up_relocs_{i}, {len(p.relocs)}")
+    lines.append("        .word 0, 0, 0, 0, 0, 0, 0, 0")
     for i, p in enumerate(programs):
         lines.append(f'up_name_{i}: .asciz "{p.name}"')
         lines.append("        .balign 4")

@@ -47,6 +47,13 @@
 #define PSY_REALM_AT       0x100   /* place the realm at virtual address `at` */
 #define PSY_REALM_DEVICE   0x200   /* map device registers at physical address `at` */
 #define PSY_REALM_NODE(k)  (((k) + 1) << 16)  /* frames on node k (default: the caller's) */
+/* Replication (section 4.2): each node maps the realm from a copy in its own
+ * memory, made at creation, when a domain on that node opens the realm, or
+ * page by page on demand.  Only mappings without the write right use copies. */
+#define PSY_REPLICATE_CREATE  0x400
+#define PSY_REPLICATE_OPEN    0x800
+#define PSY_REPLICATE_DEMAND  0x1000
+#define PSY_REPLICATE         0x1C00
 #define PSY_REALM_NODE_OF(flags) ((int)(((flags) >> 16) & 0xFF) - 1)
 
 /* The user part of the uniform address space, and the magic page. */

@@ -26,12 +26,14 @@ int main(int argc, char **argv, struct psy_domain *self)
     check("make_realm at unaligned", make_realm(PSY_PAGE_SIZE, PSY_R | PSY_REALM_AT, KEY, 0x200800));
     check("make_realm at own realm", make_realm(PSY_PAGE_SIZE, PSY_R | PSY_REALM_AT, KEY, mine));
     check("make_realm node 200", make_realm(PSY_PAGE_SIZE, PSY_R | PSY_REALM_NODE(200), KEY, 0));
+    check("make_realm two replications",
+          make_realm(PSY_PAGE_SIZE, PSY_R | PSY_REPLICATE_OPEN | PSY_REPLICATE_DEMAND, KEY, 0));
     check("make_realm device in RAM",
           make_realm(PSY_PAGE_SIZE, PSY_R | PSY_REALM_DEVICE, KEY, 0x80000000));
     check("make_realm too many frames", make_realm(PSY_REALM_MAX, PSY_R, KEY, 0));
     check("destroy_realm unknown", destroy_realm(0x70000000, KEY));
     check("destroy_realm wrong key", destroy_realm(mine, KEY));
-    check("destroy_realm not the base", destroy_realm(mine + PSY_PAGE_SIZE, KEY));
+    check("destroy_realm not the base", destroy_realm(mine + 8, KEY));
     check("set_access wrong key", set_access(mine, KEY, KEY + 1, PSY_R));
     check("set_access bad rights", set_access(mine, KEY, KEY + 1, 0x100));
     check("make_domain key 0", make_domain(0));
