@@ -282,3 +282,18 @@ def test_replicated_code_is_fetched_from_the_nodes_own_memory(kernel_elf: Path, 
         if state == "free frames: 0:240/240 1:512/512 2:512/512 3:512/512\n":
             break
     assert state == "free frames: 0:240/240 1:512/512 2:512/512 3:512/512\n"
+
+
+def test_make_domain_gives_the_maker_the_new_domains_descriptor(kernel_elf: Path) -> None:
+    run = boot(kernel_elf)
+    out = run.command("run family 0x4242")
+    made = re.search(r"family: domain (\d+) made domain (\d+), descriptor (0x[0-9a-f]+) "
+                     r"\(magic 44595350\), gave it key ([0-9a-f]+)\n", out)
+    assert made, out
+    parent, child, desc = int(made.group(1)), int(made.group(2)), int(made.group(3), 16)
+    assert child != parent and "family: exit 0" in out
+    # the new domain outlives its maker, with its descriptor open in it; the maker's key
+    # reads and writes the descriptor but may not destroy it
+    state = realms_state(run)
+    assert re.search(rf"{desc:#010x}-{desc + 0xFFF:#010x}\s+4 KiB node 0  access 00004242:rw---"
+                     rf"  open in {child}\n", state), state
