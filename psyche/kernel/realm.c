@@ -307,19 +307,25 @@ static void tlb_flush(void *arg)
 
 /*
  * Make every node in the set forget the mappings that were just removed,
- * and return only when each has answered.  A panicked node runs no user code
- * and answers nothing: it is skipped.
+ * and return only when each has answered: all are rung first, then every
+ * answer is awaited, so the nodes flush at the same time.  A panicked node
+ * runs no user code and answers nothing: it is skipped.
  */
 void shootdown(const uint32_t *nodes)
 {
+    uint32_t seq[MAX_NODES];
+    bool asked[MAX_NODES];
     for (int k = 0; k < this_node.nnodes; k++) {
-        if (!(nodes[k / 32] & (1u << (k % 32))))
-            continue;
-        if (k == this_node.id)
+        bool member = nodes[k / 32] & (1u << (k % 32));
+        asked[k] = member && k != this_node.id && node_ptr(k)->state == NODE_UP;
+        if (asked[k])
+            seq[k] = ipi_call_start(k, tlb_flush, NULL);
+        else if (member && k == this_node.id)
             sfence_vma();
-        else if (node_ptr(k)->state == NODE_UP)
-            ipi_call(k, tlb_flush, NULL);
     }
+    for (int k = 0; k < this_node.nnodes; k++)
+        if (asked[k])
+            ipi_call_finish(k, seq[k]);
 }
 
 /* Take r out of every domain that opened it; the caller holds vm->lock. */
