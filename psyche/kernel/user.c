@@ -119,19 +119,38 @@ void user_exception(struct trapframe *tf)
     }
 }
 
-static const struct uprog *find_program(const char *name)
+/* The king's copy of a program table address, wherever we run. */
+static const void *in_king(const void *p)
 {
-    for (const struct uprog *p = user_programs; p->name; p++)
-        if (strcmp(p->name, name) == 0)
-            return p;
-    return NULL;
+    return official_on(0, p);
+}
+
+/* Program i of the table, or NULL past its end; its pointers made official. */
+static bool program(int i, struct uprog *out)
+{
+    *out = ((const struct uprog *)in_king(user_programs))[i];
+    if (!out->name)
+        return false;
+    out->name = in_king(out->name);
+    out->image = in_king(out->image);
+    out->relocs = in_king(out->relocs);
+    return true;
+}
+
+static bool find_program(const char *name, struct uprog *out)
+{
+    for (int i = 0; program(i, out); i++)
+        if (strcmp(out->name, name) == 0)
+            return true;
+    return false;
 }
 
 static void list_programs(void)
 {
+    struct uprog p;
     kprintf("programs:");
-    for (const struct uprog *p = user_programs; p->name; p++)
-        kprintf(" %s", p->name);
+    for (int i = 0; program(i, &p); i++)
+        kprintf(" %s", p.name);
     kprintf("\n");
 }
 
@@ -213,7 +232,8 @@ static int make_program_realms(struct domain *d, const struct uprog *p, uint32_t
  */
 int run_program(int argc, char **argv)
 {
-    const struct uprog *p = argc > 1 ? find_program(argv[1]) : NULL;
+    struct uprog prog;
+    const struct uprog *p = argc > 1 && find_program(argv[1], &prog) ? &prog : NULL;
     if (!p) {
         if (argc > 1)
             kprintf("run: no program %s\n", argv[1]);

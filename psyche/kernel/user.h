@@ -22,6 +22,7 @@ struct uprog {
     uint32_t nrelocs;
 };
 
+/* In the king's RAM only (kernel.ld): other nodes read them at official addresses. */
 extern const struct uprog user_programs[];
 
 #define USER_STACK (16 * 1024)
