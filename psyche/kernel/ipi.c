@@ -74,10 +74,11 @@ uint32_t ipi_call_start(int node, void (*fn)(void *), void *arg)
     return seq;
 }
 
+/* A node that panics before it answers never will: stop waiting for it. */
 void ipi_call_finish(int node, uint32_t seq)
 {
     struct node *n = node_ptr(node);
-    WAIT_UNTIL(n->call_done == seq);
+    WAIT_UNTIL(n->call_done == seq || n->state == NODE_PANICKED);
     spin_unlock(&n->call_lock);
 }
 
