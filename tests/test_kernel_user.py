@@ -128,6 +128,8 @@ def test_bad_kernel_call_arguments_return_errors_and_change_nothing(kernel_elf: 
         "set_access wrong key": "EKEY",
         "set_access bad rights": "EINVAL",
         "make_domain key 0": "EINVAL",
+        "destroy_domain unknown": "ENOREALM",
+        "destroy_domain own, wrong key": "EKEY",
         "puts null": "EFAULT",
         "puts kernel": "EFAULT",
         "puts too long": "EINVAL",
@@ -294,17 +296,27 @@ def test_replicated_code_is_fetched_from_the_nodes_own_memory(kernel_elf: Path, 
 
 def test_make_domain_gives_the_maker_the_new_domains_descriptor(kernel_elf: Path) -> None:
     run = boot(kernel_elf)
-    out = run.command("run family 0x4242")
+    out = run.command("run family 0x4242 keep")
     made = re.search(r"family: domain (\d+) made domain (\d+), descriptor (0x[0-9a-f]+) "
                      r"\(magic 44595350\), gave it key ([0-9a-f]+)\n", out)
     assert made, out
     parent, child, desc = int(made.group(1)), int(made.group(2)), int(made.group(3), 16)
     assert child != parent and "family: exit 0" in out
     # the new domain outlives its maker, with its descriptor open in it; the maker's key
-    # reads and writes the descriptor but may not destroy it
+    # reads and writes the descriptor but may not destroy it as a realm
     state = realms_state(run)
     assert re.search(rf"{desc:#010x}-{desc + 0xFFF:#010x}\s+4 KiB node 0  access 00004242:rw---"
                      rf"  open in {child}\n", state), state
+    assert f"destroy_realm({desc:#010x}): EKEY" in run.command(f"run share destroy {desc:#x} 0x4242")
+    assert f"{desc:#010x}" in realms_state(run)
+
+
+def test_destroy_domain_takes_its_makers_key(kernel_elf: Path) -> None:
+    run = boot(kernel_elf)
+    out = run.command("run family 0x4242")
+    assert ("family: destroy_domain with another key: EKEY\nfamily: destroy_domain: ok\n"
+            "family: destroy_domain again: ENOREALM\n") in out, out
+    assert realms_state(run) == "free frames: 0:240/240\n"
 
 
 def test_a_panicked_node_does_not_hold_up_a_shootdown(kernel_elf: Path) -> None:

@@ -75,6 +75,28 @@ struct domain *domain_make(uint32_t key, bool devices)
     return d;
 }
 
+/* Take d out of the machine: the caller holds vm->lock, then shoots down nodes. */
+static void domain_close(struct domain *d, uint32_t *nodes)
+{
+    for (int i = 0; i < d->nopen; i++)
+        d->open[i].realm->opened[d->id / 32] &= ~(1u << (d->id % 32));
+    d->nopen = 0;
+    kg.vm->domains[d->id] = NULL;
+    for (int k = 0; k < this_node.nnodes; k++)
+        if (d->root[k])
+            nodes[k / 32] |= 1u << (k % 32);
+}
+
+/* After the shootdown: give d's tables and descriptor back. */
+static void domain_free(struct domain *d)
+{
+    for (int k = 0; k < this_node.nnodes; k++)
+        if (d->root[k])
+            vm_free_tables(d->root[k]);
+    realm_remove(d->desc);
+    heap_free(kg.shared_heap, d);
+}
+
 /*
  * Forget a domain: close its realms, flush every node that ran it, give its
  * tables back.  No thread may be running in it any more.
@@ -82,22 +104,42 @@ struct domain *domain_make(uint32_t key, bool devices)
 void domain_destroy(struct domain *d)
 {
     uint32_t nodes[NODE_WORDS] = { 0 };
-    struct vm *vm = kg.vm;
-    spin_lock(&vm->lock);
-    for (int i = 0; i < d->nopen; i++)
-        d->open[i].realm->opened[d->id / 32] &= ~(1u << (d->id % 32));
-    d->nopen = 0;
-    vm->domains[d->id] = NULL;
-    for (int k = 0; k < this_node.nnodes; k++)
-        if (d->root[k])
-            nodes[k / 32] |= 1u << (k % 32);
-    spin_unlock(&vm->lock);
+    spin_lock(&kg.vm->lock);
+    domain_close(d, nodes);
+    spin_unlock(&kg.vm->lock);
     shootdown(nodes);
-    for (int k = 0; k < this_node.nnodes; k++)
-        if (d->root[k])
-            vm_free_tables(d->root[k]);
-    realm_remove(d->desc);
-    heap_free(kg.shared_heap, d);
+    domain_free(d);
+}
+
+/*
+ * destroy_domain: va is a domain's descriptor and key has write right on it
+ * (its maker's key).  A domain that something runs in cannot be destroyed.
+ */
+int domain_destroy_call(uint32_t va, uint32_t key)
+{
+    uint32_t nodes[NODE_WORDS] = { 0 };
+    struct vm *vm = kg.vm;
+    struct domain *d = NULL;
+    int err = PSY_ENOREALM;
+    spin_lock(&vm->lock);
+    for (int id = 0; id < MAX_DOMAINS && !d; id++)
+        if (vm->domains[id] && vm->domains[id]->desc->base == va)
+            d = vm->domains[id];
+    for (int i = 0; d && i < REALM_ACL; i++)
+        if (key && d->desc->acl[i].key == key && (d->desc->acl[i].rights & PSY_W))
+            err = 0;
+    if (d && err)
+        err = PSY_EKEY;
+    if (!err && d->running)
+        err = PSY_EBUSY;
+    if (!err)
+        domain_close(d, nodes);
+    spin_unlock(&vm->lock);
+    if (err)
+        return err;
+    shootdown(nodes);
+    domain_free(d);
+    return 0;
 }
 
 /* The rights the domain's keys give on r: the union over its keys on r's list. */

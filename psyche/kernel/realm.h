@@ -52,6 +52,7 @@ struct domain_open {
 struct domain {
     int id;
     bool devices;             /* may make device realms */
+    int running;              /* threads running in it (user.c) */
     struct realm *desc;       /* its descriptor page (struct psy_domain) */
     int nopen;
     struct domain_open open[DOMAIN_OPEN];
@@ -89,6 +90,7 @@ void realms_print(void);
 /* domain.c */
 struct domain *domain_make(uint32_t key, bool devices);
 void domain_destroy(struct domain *d);
+int domain_destroy_call(uint32_t va, uint32_t key);
 struct psy_domain *domain_desc(struct domain *d);
 const char *domain_fault(struct domain *d, uint32_t va, uint32_t need, char *why, uint32_t size);
 int domain_read(struct domain *d, uint32_t va, void *buf, uint32_t len);

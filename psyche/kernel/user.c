@@ -64,9 +64,11 @@ static int user_run(struct domain *d, uint32_t pc, uint32_t sp, const uint32_t a
         return -1;
     }
     t->dom = d;
+    d->running++;
     vm_activate(d);
     swtch(&t->uret, &enter);        /* back here from user_leave */
     t->dom = NULL;
+    d->running--;
     vm_activate(NULL);
     intr_restore(flags);
     *stopped = t->ustopped;

@@ -38,6 +38,11 @@ static inline int make_domain(uint32_t key)
     return psy_call(PSY_MAKE_DOMAIN, key, 0, 0, 0);
 }
 
+static inline int destroy_domain(uint32_t va, uint32_t key)
+{
+    return psy_call(PSY_DESTROY_DOMAIN, va, key, 0, 0);
+}
+
 static inline int set_access(uint32_t va, uint32_t key, uint32_t other, uint32_t rights)
 {
     return psy_call(PSY_SET_ACCESS, va, key, other, rights);

@@ -21,7 +21,8 @@
 #define PSY_DESTROY_REALM   4   /* (va, key): va is the realm's first address */
 #define PSY_MAKE_DOMAIN     5   /* (key): returns the new domain's descriptor address */
 #define PSY_SET_ACCESS      6   /* (va, key, other, rights): set other's rights on the realm */
-#define PSY_NCALLS          7
+#define PSY_DESTROY_DOMAIN  7   /* (va, key): va is the domain's descriptor */
+#define PSY_NCALLS          8
 
 /* Errors (negative results). */
 #define PSY_EINVAL   (-1)   /* unknown flags, zero or oversized size, zero key, no rights */
