@@ -52,7 +52,7 @@ struct domain_open {
 struct domain {
     int id;
     bool devices;             /* may make device realms */
-    int running;              /* threads running in it (user.c) */
+    volatile uint32_t running; /* threads running in it, on any node (user.c) */
     struct realm *desc;       /* its descriptor page (struct psy_domain) */
     int nopen;
     struct domain_open open[DOMAIN_OPEN];

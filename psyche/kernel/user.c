@@ -64,11 +64,11 @@ static int user_run(struct domain *d, uint32_t pc, uint32_t sp, const uint32_t a
         return -1;
     }
     t->dom = d;
-    d->running++;
+    atomic_add(&d->running, 1);
     vm_activate(d);
     swtch(&t->uret, &enter);        /* back here from user_leave */
     t->dom = NULL;
-    d->running--;
+    atomic_add(&d->running, (uint32_t)-1);
     vm_activate(NULL);
     intr_restore(flags);
     *stopped = t->ustopped;
