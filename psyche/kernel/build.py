@@ -2,7 +2,9 @@
 
 The kernel is compiled with the C compiler bundled in the ``ziglang`` PyPI
 package (clang) for RV32IMA + Zicsr + Zifencei, with full debug information
-and frame pointers, and linked with ``kernel.ld``.
+and frame pointers, and linked with ``kernel.ld``.  The user programs of
+``psyche/user/`` are built first and carried in the image's read-only data
+(``userprogs.S``, generated next to the ELF).
 
 Usage::
 
@@ -15,6 +17,7 @@ import sys
 from pathlib import Path
 
 from psyche.guestbuild import MCPU, GuestBuildError, compile_to
+from psyche.user.build import build_user_programs, user_inputs, write_program_table
 
 KERNEL_DIR = Path(__file__).resolve().parent
 REPO_ROOT = KERNEL_DIR.parent.parent
@@ -61,8 +64,9 @@ def kernel_sources() -> list[Path]:
 
 
 def kernel_inputs() -> list[Path]:
-    """Everything the ELF depends on: sources, headers, linker script and this module."""
-    return sorted([*kernel_sources(), *KERNEL_DIR.glob("*.h"), LINKER_SCRIPT, Path(__file__)])
+    """Everything the ELF depends on: sources, headers, linker script, user programs, this module."""
+    return sorted([*kernel_sources(), *KERNEL_DIR.glob("*.h"), *KERNEL_DIR.glob("uapi/*.h"),
+                   LINKER_SCRIPT, Path(__file__), *user_inputs()])
 
 
 def is_stale(out: Path) -> bool:
@@ -82,6 +86,11 @@ def build_kernel(out: Path | None = None) -> Path:
     out = Path(out) if out is not None else DEFAULT_KERNEL_ELF
     if not is_stale(out):
         return out
+    table = out.parent / "userprogs.S"
+    try:
+        write_program_table(build_user_programs(out.parent.parent / "user"), table)
+    except GuestBuildError as exc:
+        raise KernelBuildError(str(exc)) from exc
     args = [
         *CFLAGS,
         f"-I{KERNEL_DIR}",
@@ -89,6 +98,7 @@ def build_kernel(out: Path | None = None) -> Path:
         "-Wl,--entry=_entry_phys",  # zig's driver would ask for _start otherwise
         "-Wl,--build-id=none",
         *(str(s) for s in kernel_sources()),
+        str(table),
     ]
     try:
         warnings = compile_to(out, args, "building the kernel")

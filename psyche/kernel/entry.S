@@ -7,9 +7,10 @@
  * preemption); the frame stays on the preempted thread's stack until that
  * thread runs again and returns through here.
  *
- * sscratch is 0 while the node runs kernel code.  For traps from user mode
- * (later issues), the kernel will leave the current thread's kernel stack
- * top in sscratch before sret; the swap below then lands on that stack.
+ * sscratch is 0 while the node runs kernel code.  On the way back to user
+ * mode, trap_return leaves the top of the frame (the thread's kernel stack,
+ * user.c) in sscratch; the swap below then lands on that stack when user
+ * code traps, and the frame holds the user's sp.
  */
 #define TF_SIZE     144
 #define TF_SEPC     124
@@ -82,7 +83,8 @@ trap_entry:
          * For debuggers: from here on the interrupted code's registers are in
          * the frame and its pc is the saved sepc, so gdb's backtrace from
          * trap() continues into the code that took the trap.  (The CFA is
-         * the interrupted sp for traps from the kernel, the only kind yet.)
+         * the top of the frame: the interrupted sp for traps from the
+         * kernel.)
          */
         .cfi_def_cfa sp, TF_SIZE
         .cfi_offset DWARF_SEPC, TF_SEPC - TF_SIZE

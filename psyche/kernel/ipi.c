@@ -54,8 +54,13 @@ void ipi_send(int node, uint32_t kinds)
  * Run fn(arg) on another node, in its interrupt handler, and wait until it
  * has run.  fn must be short and must not block.  The wait keeps our own
  * interrupts enabled, so two nodes calling each other do not deadlock.
+ *
+ * In two halves, so that a caller can start calls on several nodes and then
+ * wait for all their answers (TLB shootdown): ipi_call_start takes the
+ * target's call lock, posts the call and rings; ipi_call_finish waits for
+ * the answer and releases the lock.  Start calls in increasing node order.
  */
-void ipi_call(int node, void (*fn)(void *), void *arg)
+uint32_t ipi_call_start(int node, void (*fn)(void *), void *arg)
 {
     struct node *n = node_ptr(node);
     spin_lock(&n->call_lock);
@@ -66,8 +71,20 @@ void ipi_call(int node, void (*fn)(void *), void *arg)
     fence();
     n->call_seq = seq;
     ipi_send(node, IPI_CALL);
-    WAIT_UNTIL(n->call_done == seq);
+    return seq;
+}
+
+/* A node that panics before it answers never will: stop waiting for it. */
+void ipi_call_finish(int node, uint32_t seq)
+{
+    struct node *n = node_ptr(node);
+    WAIT_UNTIL(n->call_done == seq || n->state == NODE_PANICKED);
     spin_unlock(&n->call_lock);
+}
+
+void ipi_call(int node, void (*fn)(void *), void *arg)
+{
+    ipi_call_finish(node, ipi_call_start(node, fn, arg));
 }
 
 static void ipi_serve_call(void)

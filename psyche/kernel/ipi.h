@@ -22,6 +22,8 @@ void ipi_init(void);
 void ipi_ring(int node);
 void ipi_send(int node, uint32_t kinds);
 void ipi_call(int node, void (*fn)(void *), void *arg);
+uint32_t ipi_call_start(int node, void (*fn)(void *), void *arg);
+void ipi_call_finish(int node, uint32_t seq);
 void ipi_intr(void);
 void ipi_clear_doorbell(void);
 

@@ -25,10 +25,12 @@
 #include "monitor.h"
 #include "node.h"
 #include "panic.h"
+#include "realm.h"
 #include "restart.h"
 #include "riscv.h"
 #include "sched.h"
 #include "selftest.h"
+#include "user.h"
 #include "vm.h"
 
 #define BARRIER_EPISODES 3
@@ -61,6 +63,7 @@ static void init_shared_data(void)
     kg.conring = kalloc_shared(sizeof *kg.conring);
     spin_init(&kg.conring->lock, "console ring");
     kg.selftest = selftest_create(n);
+    vm_shared_init();
     kg.magic = KG_MAGIC;
     kprintf("king: shared heap at %p (%u KiB): barrier %p, node table %p, "
             "console ring %p, self-test objects %p\n", (void *)heap, SHARED_HEAP_SIZE / 1024,
@@ -201,6 +204,8 @@ static NORETURN void daemon_loop(void)
         uint32_t work = atomic_swap(&this_node.work, 0);
         if (work & WORK_SELFTEST)
             selftest_run();
+        if (work & WORK_RUN)
+            run_on_daemon();
     }
 }
 

@@ -41,7 +41,7 @@
 #define SHARED_HEAP_OFF       0x200000  /* king only: 1 MiB shared heap */
 #define SHARED_HEAP_SIZE      0x100000
 #define PERSIST_OFF           0x300000  /* king only: restart record (survives restart) */
-#define PERSIST_SIZE          0x0F0000
+#define PERSIST_SIZE          0x010000  /* then: this node's frame pool (frame.c) */
 
 #define SHARED_HEAP_BASE  (KING_RAM_BASE + SHARED_HEAP_OFF)
 #define PERSIST_BASE      (KING_RAM_BASE + PERSIST_OFF)

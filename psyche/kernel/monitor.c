@@ -11,12 +11,14 @@
 #include "monitor.h"
 #include "node.h"
 #include "panic.h"
+#include "realm.h"
 #include "restart.h"
 #include "riscv.h"
 #include "sched.h"
 #include "selftest.h"
+#include "user.h"
 
-#define MAX_ARGS 4
+#define MAX_ARGS 8
 
 static const char *state_name(int state)
 {
@@ -158,6 +160,53 @@ static void cmd_heap(int argc, char **argv)
             (void *)h->base, h->used, h->size, h->peak, h->allocs);
 }
 
+static void cmd_run(int argc, char **argv)
+{
+    run_program(argc, argv);
+}
+
+/* spawn NODE NAME ARGS: the program runs on that node's daemon; we do not wait. */
+static void cmd_spawn(int argc, char **argv)
+{
+    int k = argc > 2 ? parse_node(argv[1]) : -1;
+    if (k <= 0) {
+        kprintf("usage: spawn NODE NAME [ARG ...], NODE 1 to %d (run is node 0)\n",
+                this_node.nnodes - 1);
+        return;
+    }
+    struct node *n = node_ptr(k);
+    if (n->state != NODE_UP || n->running) {
+        kprintf("spawn: node %d is %s\n", k, n->running ? "running a program" : state_name(n->state));
+        return;
+    }
+    char *line = n->run_line;
+    uint32_t len = 0;
+    for (int i = 1; i < argc && len < sizeof n->run_line; i++)   /* argv[0] is NODE */
+        len += (uint32_t)ksnprintf(line + len, sizeof n->run_line - len, "%s ", argv[i]);
+    n->running = true;
+    atomic_or(&n->work, WORK_RUN);
+    ipi_send(k, IPI_WORK);
+}
+
+static const char *const policies[] = { "none", "create", "open", "demand" };
+
+/* replicate [POLICY]: when programs' code is copied to the nodes that run it. */
+static void cmd_replicate(int argc, char **argv)
+{
+    struct vm *vm = kg.vm;
+    for (uint32_t i = 0; argc > 1 && i < ARRAY_SIZE(policies); i++)
+        if (strcmp(argv[1], policies[i]) == 0)
+            vm->code_policy = i ? PSY_REPLICATE_CREATE << (i - 1) : 0;
+    uint32_t now = vm->code_policy / PSY_REPLICATE_CREATE;
+    kprintf("programs' code is replicated: %s\n", policies[now == 4 ? 3 : now]);
+}
+
+static void cmd_realms(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    realms_print();
+}
+
 static const struct command {
     const char *name;
     void (*fn)(int argc, char **argv);
@@ -171,6 +220,10 @@ static const struct command {
     { "selftest", cmd_selftest, "run the lock self-test on every node" },
     { "restart", cmd_restart, "restart the kernel without reloading it" },
     { "panic", cmd_panic, "panic NODE: make a node panic (tests the panic path)" },
+    { "run", cmd_run, "run NAME [ARG ...]: run a user program in a fresh domain" },
+    { "spawn", cmd_spawn, "spawn NODE NAME [ARG ...]: run a program on another node's daemon" },
+    { "replicate", cmd_replicate, "replicate [none|create|open|demand]: when run copies code" },
+    { "realms", cmd_realms, "the realms of the uniform address space, and free frames" },
 };
 
 static void cmd_help(int argc, char **argv)
@@ -180,10 +233,11 @@ static void cmd_help(int argc, char **argv)
         kprintf("  %-9s %s\n", commands[i].name, commands[i].help);
 }
 
-static int split(char *line, char **argv)
+/* Split a line into words, in place; at most max of them. */
+int split_args(char *line, char **argv, int max)
 {
     int argc = 0;
-    while (*line && argc < MAX_ARGS) {
+    while (*line && argc < max) {
         while (*line == ' ' || *line == '\t')
             *line++ = 0;
         if (!*line)
@@ -198,7 +252,7 @@ static int split(char *line, char **argv)
 static void execute(char *line)
 {
     char *argv[MAX_ARGS];
-    int argc = split(line, argv);
+    int argc = split_args(line, argv, MAX_ARGS);
     if (argc == 0)
         return;
     for (uint32_t i = 0; i < ARRAY_SIZE(commands); i++) {

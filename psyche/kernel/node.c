@@ -3,6 +3,7 @@
  * initialization of a node's local data (the first step of Figure 3).
  */
 #include "console.h"
+#include "frame.h"
 #include "ipi.h"
 #include "memlayout.h"
 #include "node.h"
@@ -38,6 +39,7 @@ void node_init_local(int id)
     vm_init();
     heap_init(&n->heap, "local", (uint32_t)_kernel_end,
               KERNEL_VBASE + LOCAL_HEAP_END_OFF - (uint32_t)_kernel_end);
+    frame_init();
     trap_init();
     sched_init();
     sem_init(&n->work_sem, 0, "daemon work");

@@ -16,6 +16,7 @@
 #ifndef PSYCHE_NODE_H
 #define PSYCHE_NODE_H
 
+#include "frame.h"
 #include "heap.h"
 #include "memlayout.h"
 #include "sem.h"
@@ -93,6 +94,8 @@ struct node {
     /* Work for this node's kernel daemon thread (main.c). */
     struct sem work_sem;
     volatile uint32_t work;            /* WORK_* requests */
+    volatile bool running;             /* WORK_RUN: a user program is running here */
+    char run_line[128];                /* WORK_RUN: the program's name and arguments */
 
     /* What this node learned about itself during boot, for its peers. */
     uint32_t barriers_passed;
@@ -105,6 +108,8 @@ struct node {
 
     /* Memory (heap.c): the local heap, for thread stacks and local objects. */
     struct heap heap;
+    struct framepool pool;             /* frames for realms and page tables (frame.c) */
+    uint32_t tlb_flushes;              /* shootdowns served (realm.c) */
 
     /* Panic (panic.c). */
     uint32_t panic_cause;
@@ -127,6 +132,7 @@ struct kglobals {
     struct selftest_shared *selftest; /* objects the self-test contends on */
     uint64_t boot_started;            /* king's clock when this boot began */
     uint32_t image_bytes;             /* code and data copied into each node */
+    struct vm *vm;                    /* realms and protection domains (realm.h) */
 };
 #define KG_MAGIC 0x4B474C42  /* "KGLB" */
 
@@ -139,6 +145,7 @@ struct bootargs {
 
 /* Requests for a node's daemon thread. */
 #define WORK_SELFTEST  (1u << 0)
+#define WORK_RUN       (1u << 1)   /* run_line: run a user program (user.c) */
 
 extern struct node this_node;
 extern struct kglobals kg;

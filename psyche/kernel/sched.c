@@ -13,6 +13,7 @@
 #include "panic.h"
 #include "riscv.h"
 #include "sched.h"
+#include "vm.h"
 
 static void idle_loop(void *arg);
 
@@ -155,6 +156,8 @@ static void sched_switch(void)
 
     next->state = T_RUNNING;
     if (next != prev) {
+        if (next->dom != prev->dom)
+            vm_activate(next->dom);   /* each thread runs in its domain's space */
         next->runs++;
         this_node.switches++;
         this_node.current = next;

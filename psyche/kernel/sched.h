@@ -11,6 +11,8 @@
 
 #include "types.h"
 
+struct domain;
+
 /* Callee-saved state, saved and restored by swtch (swtch.S). */
 struct context {
     uint32_t ra;
@@ -38,6 +40,13 @@ struct kthread {
     uint32_t stack_size;
     uint32_t runs;                /* times it was switched to */
     const char *waiting_on;       /* semaphore name while blocked */
+
+    /* User code (user.c): the domain it runs in, and the way back to the kernel. */
+    struct domain *dom;           /* NULL: kernel only */
+    struct context uret;          /* user_run's context, resumed by user_leave */
+    uint8_t *ustack;              /* where traps from user code are handled (KSTACK_SIZE) */
+    int ustatus;                  /* exit status of the user code */
+    bool ustopped;                /* ... which the kernel stopped for an error */
 };
 
 #define KSTACK_SIZE 8192

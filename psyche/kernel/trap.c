@@ -2,9 +2,12 @@
  * trap.c: where every S-mode trap lands (via trap_entry in entry.S).
  *
  * Interrupts go to their handlers: the clock, the doorbell (remote
- * interrupts from other nodes) and, on the king, the console line.  The
- * kernel expects no exceptions yet (no user mode, no demand paging), so any
- * exception is a kernel bug: panic, which stops this node only.
+ * interrupts from other nodes) and, on the king, the console line, whether
+ * they interrupted the kernel or user code.  Exceptions from U mode (kernel
+ * calls, page faults, errors) go to user_exception (user.c), with
+ * interrupts enabled: a kernel call may wait for other nodes.  An exception
+ * in the kernel itself is a kernel bug: panic, which stops this node only.
+ * No exception from U mode ever panics the kernel.
  *
  * Handlers run with interrupts masked and marked in_interrupt, so nothing
  * they call switches threads.  On the way out, trap() makes the switch the
@@ -19,6 +22,7 @@
 #include "riscv.h"
 #include "sched.h"
 #include "trap.h"
+#include "user.h"
 
 /* entry.S saves registers at these offsets. */
 _Static_assert(offsetof(struct trapframe, sp) == 4, "trapframe.sp");
@@ -31,6 +35,7 @@ void trap_init(void)
 {
     csr_write(stvec, (uint32_t)trap_entry);
     csr_write(sscratch, 0);
+    csr_write(scounteren, 7);   /* user code may read cycle, time and instret */
     csr_write(sie, 0);
     mmio_write32(INTC_V + INTC_ENABLE_S, 0);   /* each source is enabled by its driver */
 }
@@ -48,8 +53,14 @@ static void external_intr(void)
 void trap(struct trapframe *tf)
 {
     uint32_t cause = tf->scause;
-    if (!(cause & SCAUSE_INTR))
-        panic_trap(tf, "kernel trap");
+    if (!(cause & SCAUSE_INTR)) {
+        if (tf->sstatus & SSTATUS_SPP)
+            panic_trap(tf, "kernel trap");
+        intr_enable();
+        user_exception(tf);
+        intr_disable();      /* trap_return must not be interrupted */
+        return;
+    }
     this_node.in_interrupt = 1;
     switch (cause & ~SCAUSE_INTR) {
     case IRQ_S_TIMER:

@@ -8,9 +8,14 @@
  *
  * User/kernel space: the local kernel instance and the devices at the same
  * addresses, so switching spaces is easy, plus the user part of the uniform
- * address space (empty until realms arrive) and the magic page.  Later
- * issues give every protection domain its own user/kernel root, built from
- * this one; here there is one per node, checked once at boot.
+ * address space and the magic page.  uk_root, with no realms, is checked
+ * once at boot.  Every protection domain has its own user/kernel root on
+ * each node that runs it (vm_domain_root), a frame of that node's pool.
+ * Unlike the paper's 68020, Sv32 leaves room for the kernel/kernel window in
+ * a domain's space as well (supervisor-only, so user code cannot touch it):
+ * the kernel handles a user trap, and runs its other threads, without
+ * switching spaces.  The user half of a domain's root is only a cache of the
+ * domain's description (realm.h), filled by page faults.
  *
  * The local window is mapped with 4 KiB pages so that code is read-only and
  * executable, read-only data read-only, and the rest not executable.  The
@@ -19,6 +24,7 @@
  */
 #include "memlayout.h"
 #include "node.h"
+#include "realm.h"
 #include "riscv.h"
 #include "vm.h"
 
@@ -120,4 +126,68 @@ bool vm_check_spaces(void)
     vm_use_kernel_kernel();
     intr_restore(flags);
     return ok;
+}
+
+/* A new root for a protection domain on this node: the kernel's half only. */
+uint32_t vm_domain_root(void)
+{
+    uint32_t root = frame_alloc(this_node.id);
+    if (!root)
+        return 0;
+    memcpy((void *)root, kk_root, PGSIZE);
+    ((pte_t *)root)[VPN1(MAGIC_PAGE_VA)] = table_pte(magic_pt);
+    return root;
+}
+
+/*
+ * Map one user page in a domain's table on `node` (which owns the table);
+ * the second-level table comes from that node's pool.  The caller holds
+ * vm->lock.  Returns -1 if the node has no frame left for a table.
+ */
+int vm_map_user(uint32_t root, int node, uint32_t va, uint32_t pa, uint32_t perm)
+{
+    pte_t *l1 = (pte_t *)root + VPN1(va);
+    if (!(*l1 & PTE_V)) {
+        uint32_t table = frame_alloc(node);
+        if (!table)
+            return -1;
+        *l1 = PTE_PA(table) | PTE_V;
+    }
+    pte_t *leaf = (pte_t *)((*l1 >> 10) << 12) + VPN0(va);
+    *leaf = PTE_PA(pa) | perm | PTE_U | PTE_V;
+    return 0;
+}
+
+/* Remove a range's mappings from one table (the caller then shoots down TLBs). */
+void vm_unmap_range(uint32_t root, uint32_t va, uint32_t size)
+{
+    for (uint32_t a = va; a < va + size; a += PGSIZE) {
+        pte_t l1 = ((pte_t *)root)[VPN1(a)];
+        if (l1 & PTE_V)
+            ((pte_t *)((l1 >> 10) << 12))[VPN0(a)] = 0;
+    }
+}
+
+/* Give a domain's table on some node back to that node's pool. */
+void vm_free_tables(uint32_t root)
+{
+    for (uint32_t i = VPN1(PSY_USER_BASE); i < VPN1(PSY_USER_END); i++) {
+        pte_t l1 = ((pte_t *)root)[i];
+        if (l1 & PTE_V)
+            frame_free((l1 >> 10) << 12);
+    }
+    frame_free(root);
+}
+
+/* Run in domain d's space on this node (its root exists), or the kernel's if d is NULL. */
+void vm_activate(struct domain *d)
+{
+    if (d) {
+        csr_write(satp, SATP_SV32 | (d->root[this_node.id] >> 12));
+        magic.domain = d->desc->base;
+    } else {
+        csr_write(satp, SATP_SV32 | (local_to_phys(kk_root) >> 12));
+        magic.domain = 0;
+    }
+    sfence_vma();
 }

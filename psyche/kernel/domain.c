@@ -1,0 +1,342 @@
+/*
+ * domain.c: protection domains, and the page faults that open realms
+ * (paper, sections 2.2, 2.3 and 4.2; the rules are in
+ * docs/kernel-interface.md, "Fault rules").
+ *
+ * A domain's description is compact: the realms opened in it and the
+ * rights they were opened with.  The keys it holds are not the kernel's
+ * business: they are in the domain's descriptor, a page the domain writes,
+ * and the kernel reads them only when a fault on a realm not yet open makes
+ * it check the realm's access list (lazy checking, section 2.3).
+ *
+ * Each node that runs the domain has its own Sv32 table for it, a cache of
+ * the description filled one page per fault; so a fault on a page of an
+ * open realm is only a cache miss.  A replicated realm is mapped from this
+ * node's copy (made now if its policy says so) unless the domain may write
+ * it: writers share the master, so what they write is what later copies get.  The kernel reads user memory (for puts)
+ * through the same decision, from the frames, never through the user's
+ * page table: a bad user pointer is an error return, not a kernel fault.
+ */
+#include "console.h"
+#include "node.h"
+#include "panic.h"
+#include "realm.h"
+#include "riscv.h"
+#include "vm.h"
+
+struct psy_domain *domain_desc(struct domain *d)
+{
+    return (struct psy_domain *)d->desc->frames[0];
+}
+
+/*
+ * A new domain with its descriptor page opened in it.  key gets read and
+ * write on the descriptor, so whoever makes the domain can give it keys.
+ * NULL when the shared heap, the pool or the domain table is exhausted.
+ */
+struct domain *domain_make(uint32_t key, bool devices)
+{
+    struct domain *d = heap_alloc(kg.shared_heap, sizeof *d);
+    if (!d)
+        return NULL;
+    memset(d, 0, sizeof *d);
+    d->devices = devices;
+    if (realm_make(NULL, PGSIZE, PSY_R | PSY_W, key, 0, &d->desc) < 0) {
+        heap_free(kg.shared_heap, d);
+        return NULL;
+    }
+    d->desc->acl[0].rights = PSY_R | PSY_W;   /* the kernel alone destroys it */
+
+    struct vm *vm = kg.vm;
+    spin_lock(&vm->lock);
+    d->id = -1;
+    for (int i = 0; i < MAX_DOMAINS && d->id < 0; i++) {
+        int id = (vm->next_domain + i) % MAX_DOMAINS;   /* numbers come round late */
+        if (!vm->domains[id])
+            d->id = id;
+    }
+    if (d->id >= 0) {
+        vm->next_domain = d->id + 1;
+        vm->domains[d->id] = d;
+        d->open[0].realm = d->desc;
+        d->open[0].rights = PSY_R | PSY_W;
+        d->nopen = 1;
+        d->desc->opened[d->id / 32] |= 1u << (d->id % 32);
+        struct psy_domain *pd = domain_desc(d);
+        pd->magic = PSY_DOMAIN_MAGIC;
+        pd->id = (uint32_t)d->id;
+    }
+    spin_unlock(&vm->lock);
+    if (d->id < 0) {
+        realm_remove(d->desc);
+        heap_free(kg.shared_heap, d);
+        return NULL;
+    }
+    return d;
+}
+
+/* Take d out of the machine: the caller holds vm->lock, then shoots down nodes. */
+static void domain_close(struct domain *d, uint32_t *nodes)
+{
+    for (int i = 0; i < d->nopen; i++)
+        d->open[i].realm->opened[d->id / 32] &= ~(1u << (d->id % 32));
+    d->nopen = 0;
+    kg.vm->domains[d->id] = NULL;
+    for (int k = 0; k < this_node.nnodes; k++)
+        if (d->root[k])
+            nodes[k / 32] |= 1u << (k % 32);
+}
+
+/* After the shootdown: give d's tables and descriptor back. */
+static void domain_free(struct domain *d)
+{
+    for (int k = 0; k < this_node.nnodes; k++)
+        if (d->root[k])
+            vm_free_tables(d->root[k]);
+    realm_remove(d->desc);
+    heap_free(kg.shared_heap, d);
+}
+
+/*
+ * Forget a domain: close its realms, flush every node that ran it, give its
+ * tables back.  No thread may be running in it any more.
+ */
+void domain_destroy(struct domain *d)
+{
+    uint32_t nodes[NODE_WORDS] = { 0 };
+    spin_lock(&kg.vm->lock);
+    domain_close(d, nodes);
+    spin_unlock(&kg.vm->lock);
+    shootdown(nodes);
+    domain_free(d);
+}
+
+/*
+ * destroy_domain: va is a domain's descriptor and key has write right on it
+ * (its maker's key).  A domain that something runs in cannot be destroyed.
+ */
+int domain_destroy_call(uint32_t va, uint32_t key)
+{
+    uint32_t nodes[NODE_WORDS] = { 0 };
+    struct vm *vm = kg.vm;
+    struct domain *d = NULL;
+    int err = PSY_ENOREALM;
+    spin_lock(&vm->lock);
+    for (int id = 0; id < MAX_DOMAINS && !d; id++)
+        if (vm->domains[id] && vm->domains[id]->desc->base == va)
+            d = vm->domains[id];
+    for (int i = 0; d && i < REALM_ACL; i++)
+        if (key && d->desc->acl[i].key == key && (d->desc->acl[i].rights & PSY_W))
+            err = 0;
+    if (d && err)
+        err = PSY_EKEY;
+    if (!err && d->running)
+        err = PSY_EBUSY;
+    if (!err)
+        domain_close(d, nodes);
+    spin_unlock(&vm->lock);
+    if (err)
+        return err;
+    shootdown(nodes);
+    domain_free(d);
+    return 0;
+}
+
+/* The rights the domain's keys give on r: the union over its keys on r's list. */
+static uint32_t key_rights(struct domain *d, struct realm *r)
+{
+    struct psy_domain *pd = domain_desc(d);
+    uint32_t n = pd->nkeys < PSY_DOMAIN_KEYS ? pd->nkeys : PSY_DOMAIN_KEYS;
+    uint32_t rights = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t key = pd->keys[i];
+        for (int j = 0; key && j < REALM_ACL; j++)
+            if (r->acl[j].key == key)
+                rights |= r->acl[j].rights;
+    }
+    return rights;
+}
+
+static int find_open(struct domain *d, struct realm *r)
+{
+    for (int i = 0; i < d->nopen; i++)
+        if (d->open[i].realm == r)
+            return i;
+    return -1;
+}
+
+/* Does a domain still have the rights it opened r with?  (After set_access.) */
+bool domain_still_allowed(struct domain *d, struct realm *r)
+{
+    int i = find_open(d, r);
+    if (i < 0 || r == d->desc)
+        return true;
+    return (d->open[i].rights & ~key_rights(d, r)) == 0;
+}
+
+/* May rights do the access `need` (PSY_R, PSY_W or PSY_X)? */
+static bool allows(uint32_t rights, uint32_t need)
+{
+    if (need == PSY_R)
+        return rights & (PSY_R | PSY_W | PSY_X);
+    return rights & need;
+}
+
+static const char *need_name(uint32_t need)
+{
+    return need == PSY_W ? "write" : need == PSY_X ? "execute" : "read";
+}
+
+static uint32_t pte_perm(struct realm *r, uint32_t rights)
+{
+    uint32_t perm = allows(rights, PSY_R) ? PTE_R : 0;
+    if (rights & PSY_W)
+        perm |= PTE_W;
+    if ((rights & PSY_X) && !(r->flags & PSY_REALM_DEVICE))
+        perm |= PTE_X;
+    return perm;
+}
+
+/* Where va's page is for this node: a device register page, a copy, or the master frame. */
+static uint32_t page_phys(struct realm *r, uint32_t va, uint32_t rights)
+{
+    uint32_t off = va - r->base, page = off / PGSIZE;
+    if (r->flags & PSY_REALM_DEVICE)
+        return r->phys + (off & ~(PGSIZE - 1));
+    if (r->copies && !(rights & PSY_W)) {
+        uint32_t copy = r->copies[this_node.id] ? r->copies[this_node.id][page] : 0;
+        if (!copy && (r->flags & PSY_REPLICATE_DEMAND))
+            copy = realm_copy(r, this_node.id, page);
+        if (copy)
+            return copy;   /* else no copy (or no frame for one): the master, remotely */
+    }
+    return r->frames[page];
+}
+
+/* PSY_REPLICATE_OPEN: a realm opened without write right is copied to this node now. */
+static void copy_on_open(struct realm *r, uint32_t rights)
+{
+    if (!(r->flags & PSY_REPLICATE_OPEN) || (rights & PSY_W))
+        return;
+    for (uint32_t i = 0; i < r->size / PGSIZE; i++)
+        if (!realm_copy(r, this_node.id, i))
+            return;
+}
+
+/*
+ * The heart of a fault: may domain d do `need` at va?  Opens the realm if
+ * the domain's keys allow and it is not open yet.  Returns the realm, or
+ * NULL with the reason in why.  The caller holds vm->lock.
+ */
+static struct realm *decide(struct domain *d, uint32_t va, uint32_t need, char *why,
+                            uint32_t size, uint32_t *rights)
+{
+    struct realm *r = realm_lookup(va);
+    if (!r) {
+        bool magic = va / PGSIZE == MAGIC_PAGE_VA / PGSIZE;
+        ksnprintf(why, size, magic ? "the magic page is read-only" : "no realm at this address");
+        return NULL;
+    }
+    int i = find_open(d, r);
+    if (i < 0) {
+        uint32_t given = key_rights(d, r) & ~PSY_OWNER;
+        if (!given) {
+            ksnprintf(why, size, "no key of the domain is on realm %p's access list",
+                      (void *)r->base);
+            return NULL;
+        }
+        if (d->nopen == DOMAIN_OPEN) {
+            ksnprintf(why, size, "the domain has %d realms open already", DOMAIN_OPEN);
+            return NULL;
+        }
+        i = d->nopen++;
+        d->open[i].realm = r;
+        d->open[i].rights = given;
+        r->opened[d->id / 32] |= 1u << (d->id % 32);
+        kg.vm->opens++;
+        copy_on_open(r, given);
+    }
+    uint32_t have = d->open[i].rights;
+    if (allows(have, need)) {
+        *rights = have;
+        return r;
+    }
+    if (need == PSY_X && (have & PSY_INVOKE))
+        ksnprintf(why, size, "protected invocation of realm %p (a verified target; protected "
+                  "invocation is not implemented yet)", (void *)r->base);
+    else
+        ksnprintf(why, size, "the domain's keys give no %s right on realm %p", need_name(need),
+                  (void *)r->base);
+    return NULL;
+}
+
+/*
+ * A user page fault in domain d on this node (need: PSY_R for a load, PSY_W
+ * for a store, PSY_X for a fetch).  NULL if the page is now mapped and the
+ * access can be retried; otherwise the reason, in why, for the error.
+ */
+const char *domain_fault(struct domain *d, uint32_t va, uint32_t need, char *why, uint32_t size)
+{
+    struct vm *vm = kg.vm;
+    uint32_t rights, node = (uint32_t)this_node.id;
+    spin_lock(&vm->lock);
+    vm->faults++;
+    struct realm *r = decide(d, va, need, why, size, &rights);
+    if (r && vm_map_user(d->root[node], (int)node, va, page_phys(r, va, rights),
+                         pte_perm(r, rights))) {
+        ksnprintf(why, size, "node %u has no frame left for a page table", node);
+        r = NULL;
+    }
+    spin_unlock(&vm->lock);
+    if (!r)
+        return why;
+    __asm__ volatile("sfence.vma %0, zero" :: "r"(va) : "memory");
+    return NULL;
+}
+
+/*
+ * Copy len bytes at va into buf, as domain d may read them (opening realms
+ * as a fault would).  0, or PSY_EFAULT.  Device registers are not copied:
+ * reading one may have effects.
+ */
+int domain_read(struct domain *d, uint32_t va, void *buf, uint32_t len)
+{
+    char why[96];
+    uint32_t rights;
+    uint8_t *out = buf;
+    while (len) {
+        uint32_t chunk = PGSIZE - va % PGSIZE;
+        if (chunk > len)
+            chunk = len;
+        spin_lock(&kg.vm->lock);
+        struct realm *r = decide(d, va, PSY_R, why, sizeof why, &rights);
+        bool ok = r && !(r->flags & PSY_REALM_DEVICE);
+        if (ok)
+            memcpy(out, (void *)(r->frames[(va - r->base) / PGSIZE] + va % PGSIZE), chunk);
+        spin_unlock(&kg.vm->lock);
+        if (!ok)
+            return PSY_EFAULT;
+        va += chunk;
+        out += chunk;
+        len -= chunk;
+    }
+    return 0;
+}
+
+/*
+ * Close r in d: drop it from the description and from d's table on every
+ * node (marked in nodes, for the caller's shootdown).  Holds vm->lock.
+ */
+void domain_unmap_realm(struct domain *d, struct realm *r, uint32_t *nodes)
+{
+    int i = find_open(d, r);
+    if (i >= 0)
+        d->open[i] = d->open[--d->nopen];
+    r->opened[d->id / 32] &= ~(1u << (d->id % 32));
+    for (int k = 0; k < this_node.nnodes; k++) {
+        if (d->root[k]) {
+            vm_unmap_range(d->root[k], r->base, r->size);
+            nodes[k / 32] |= 1u << (k % 32);
+        }
+    }
+}

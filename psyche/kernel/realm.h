@@ -1,0 +1,100 @@
+/*
+ * realm.h: realms, protection domains and the uniform address space
+ * (paper, sections 2.2, 2.3 and 4.2).
+ *
+ * One kernel map from virtual address to realm serves the whole machine: a
+ * list of realms in address order in the shared heap, consulted on every
+ * user page fault.  A protection domain is described compactly in software:
+ * the realms opened in it and the rights it opened them with.  On every
+ * node that runs it, a domain has an Sv32 page table that is only a cache
+ * of that description, filled on demand by page faults (vm.c).
+ *
+ * Everything here lives in the shared heap, named by official address, and
+ * is guarded by one spin lock, vm->lock: faults, kernel calls and the
+ * monitor hold it only for short, bounded work.
+ */
+#ifndef PSYCHE_REALM_H
+#define PSYCHE_REALM_H
+
+#include "memlayout.h"
+#include "spinlock.h"
+#include "types.h"
+#include "uapi/psyche.h"
+
+#define REALM_ACL       8     /* access list entries per realm */
+#define MAX_DOMAINS     64
+#define DOMAIN_OPEN     64    /* realms open in one domain */
+#define NODE_WORDS      (MAX_NODES / 32)
+
+struct acl_entry {
+    uint32_t key;             /* 0: unused */
+    uint32_t rights;          /* PSY_R ... PSY_OWNER */
+};
+
+struct realm {
+    uint32_t base;            /* first virtual address */
+    uint32_t size;            /* bytes, a multiple of PGSIZE */
+    uint32_t flags;           /* make_realm's flags */
+    uint32_t phys;            /* device realms: the registers' physical address */
+    int node;                 /* whose pool the frames come from */
+    uint32_t *frames;         /* official address of each page's frame (not device realms) */
+    uint32_t **copies;        /* replicated realms: node k's copy of each page, or 0 */
+    struct acl_entry acl[REALM_ACL];
+    uint32_t opened[MAX_DOMAINS / 32];   /* domains that opened it */
+    struct realm *next;       /* the map, in address order */
+};
+
+struct domain_open {
+    struct realm *realm;
+    uint32_t rights;          /* rights it was opened with; PSY_INVOKE alone: a verified target */
+};
+
+struct domain {
+    int id;
+    bool devices;             /* may make device realms */
+    volatile uint32_t running; /* threads running in it, on any node (user.c) */
+    struct realm *desc;       /* its descriptor page (struct psy_domain) */
+    int nopen;
+    struct domain_open open[DOMAIN_OPEN];
+    uint32_t root[MAX_NODES]; /* physical address of node k's root page table, 0 if none */
+};
+
+struct vm {
+    struct spinlock lock;
+    struct realm *realms;     /* the kernel map: every realm, in address order */
+    int nrealms;
+    uint32_t next_va;         /* where the kernel looks for the next realm's address */
+    struct domain *domains[MAX_DOMAINS];
+    int next_domain;          /* where the search for a free domain number starts */
+    uint32_t key_seed;        /* kernel-made keys */
+    uint32_t code_policy;     /* PSY_REPLICATE_* for the code of programs `run` starts */
+    uint32_t faults;          /* user page faults decided */
+    uint32_t opens;           /* ... that opened a realm */
+};
+
+/* realm.c */
+void vm_shared_init(void);
+uint32_t make_key(void);
+int realm_make(struct domain *caller, uint32_t size, uint32_t flags, uint32_t key, uint32_t at,
+               struct realm **out);
+int realm_destroy(uint32_t va, uint32_t key);
+void realm_remove(struct realm *r);
+int realm_set_access(uint32_t va, uint32_t key, uint32_t other, uint32_t rights);
+struct realm *realm_lookup(uint32_t va);
+uint32_t realm_reserve(uint32_t size);
+uint32_t realm_copy(struct realm *r, int node, uint32_t page);
+void realm_replicate(struct realm *r);
+void shootdown(const uint32_t *nodes);
+void realms_print(void);
+
+/* domain.c */
+struct domain *domain_make(uint32_t key, bool devices);
+void domain_destroy(struct domain *d);
+int domain_destroy_call(uint32_t va, uint32_t key);
+struct psy_domain *domain_desc(struct domain *d);
+const char *domain_fault(struct domain *d, uint32_t va, uint32_t need, char *why, uint32_t size);
+int domain_read(struct domain *d, uint32_t va, void *buf, uint32_t len);
+void domain_unmap_realm(struct domain *d, struct realm *r, uint32_t *nodes);
+bool domain_still_allowed(struct domain *d, struct realm *r);
+
+#endif

@@ -1,0 +1,99 @@
+/*
+ * uapi/psyche.h: the Psyche kernel interface, as user code sees it.
+ *
+ * Shared by the kernel and by user programs (psyche/user/), so the two can
+ * never disagree about a call number, a flag or a structure layout.  The
+ * prose is docs/kernel-interface.md; keep the two in step.
+ *
+ * A kernel call is `ecall` from U mode with the call number in a7 and up to
+ * four arguments in a0..a3.  The result comes back in a0: a value >= 0, or
+ * a negative PSY_E* error.  Every other register is preserved.  A bad
+ * argument is an error return that changes nothing, never a fault.
+ */
+#ifndef PSYCHE_UAPI_PSYCHE_H
+#define PSYCHE_UAPI_PSYCHE_H
+
+/* Kernel call numbers (a7). */
+#define PSY_PUTC            0   /* (c): print one character on the console */
+#define PSY_PUTS            1   /* (va, len): print len bytes at va; returns len */
+#define PSY_EXIT            2   /* (status): end the program; does not return */
+#define PSY_MAKE_REALM      3   /* (size, flags, key, at): returns the realm's address */
+#define PSY_DESTROY_REALM   4   /* (va, key): va is the realm's first address */
+#define PSY_MAKE_DOMAIN     5   /* (key): returns the new domain's descriptor address */
+#define PSY_SET_ACCESS      6   /* (va, key, other, rights): set other's rights on the realm */
+#define PSY_DESTROY_DOMAIN  7   /* (va, key): va is the domain's descriptor */
+#define PSY_NCALLS          8
+
+/* Errors (negative results). */
+#define PSY_EINVAL   (-1)   /* unknown flags, zero or oversized size, zero key, no rights */
+#define PSY_EALIGN   (-2)   /* a size or address that is not a multiple of the page size */
+#define PSY_ERANGE   (-3)   /* an address outside the user space, device window or node range */
+#define PSY_ENOREALM (-4)   /* no realm begins at that address */
+#define PSY_EKEY     (-5)   /* the key is not on the realm's access list with the right needed */
+#define PSY_ENOMEM   (-6)   /* no frames, no address space, or a table is full */
+#define PSY_EBUSY    (-7)   /* the address range asked for overlaps a realm */
+#define PSY_ENOSYS   (-8)   /* no such kernel call */
+#define PSY_EFAULT   (-9)   /* a buffer the domain may not read */
+#define PSY_EPERM    (-10)  /* the domain may not make device realms */
+
+/* Rights: on an access list entry, and in make_realm's flags for `key`. */
+#define PSY_R        0x01   /* read (open for optimized access) */
+#define PSY_W        0x02   /* write */
+#define PSY_X        0x04   /* execute (optimized invocation) */
+#define PSY_INVOKE   0x08   /* protected invocation only: a verified target */
+#define PSY_OWNER    0x10   /* destroy the realm, change its access list */
+#define PSY_RIGHTS   0x1F
+
+/* make_realm flags, beyond the rights in the low bits. */
+#define PSY_REALM_AT       0x100   /* place the realm at virtual address `at` */
+#define PSY_REALM_DEVICE   0x200   /* map device registers at physical address `at` */
+#define PSY_REALM_NODE(k)  (((k) + 1) << 16)  /* frames on node k (default: the caller's) */
+/* Replication (section 4.2): each node maps the realm from a copy in its own
+ * memory, made at creation, when a domain on that node opens the realm, or
+ * page by page on demand.  Only mappings without the write right use copies. */
+#define PSY_REPLICATE_CREATE  0x400
+#define PSY_REPLICATE_OPEN    0x800
+#define PSY_REPLICATE_DEMAND  0x1000
+#define PSY_REPLICATE         0x1C00
+#define PSY_REALM_NODE_OF(flags) ((int)(((flags) >> 16) & 0xFF) - 1)
+
+/* The user part of the uniform address space, and the magic page. */
+#define PSY_USER_BASE      0x00100000
+#define PSY_USER_END       0x7FC00000
+#define PSY_MAGIC_PAGE     0x7FFFF000
+#define PSY_PAGE_SIZE      4096
+#define PSY_REALM_MAX      (1024 * 1024)   /* largest realm, bytes */
+
+/* Device realms: the node-local device window (physical). */
+#define PSY_DEVICE_BASE    0x02000000
+#define PSY_DEVICE_END     0x10004000
+
+#ifndef __ASSEMBLER__
+/*
+ * A protection domain's descriptor: one page of the domain's own, written
+ * by user code, read by the kernel only when a fault asks it to.  Keys are
+ * handed around by users without the kernel; putting one in `keys` is all
+ * it takes to gain the rights the key has on any realm's access list.
+ */
+#define PSY_DOMAIN_MAGIC   0x44595350  /* "PSYD" */
+#define PSY_DOMAIN_KEYS    64
+
+struct psy_domain {
+    unsigned int magic;                  /* PSY_DOMAIN_MAGIC (kernel-written) */
+    unsigned int id;                     /* domain number (kernel-written) */
+    unsigned int nkeys;                  /* keys[0..nkeys) are the domain's keys */
+    unsigned int reserved;
+    unsigned int keys[PSY_DOMAIN_KEYS];
+};
+
+/* The magic page: per node, read-only to user code, at PSY_MAGIC_PAGE. */
+struct psy_magic {
+    unsigned int node;                   /* this node's number */
+    unsigned int nnodes;                 /* nodes in the machine */
+    volatile unsigned int ticks;         /* this node's clock ticks */
+    volatile unsigned int domain;        /* descriptor of the domain running here */
+    volatile unsigned long long time;    /* this node's clock, in cycles */
+};
+#endif
+
+#endif

@@ -1,0 +1,193 @@
+"""Build the Psyche user programs that the kernel image carries (``psyche/user/progs/*.c``).
+
+Each program is C compiled with the same zig clang as the kernel, linked with
+``link.ld`` at address 0 as a position-independent executable with its own
+DWARF (``build/user/NAME.elf``).  The kernel needs only its loadable bytes and
+its relocations: `flatten` turns the ELF into a flat image (``NAME.bin``,
+everything from address 0 to the end of the initialized data), the size in
+memory with .bss, the entry offset and the R_RISCV_RELATIVE relocations, and
+`write_program_table` writes the assembly file that puts them into the kernel.
+
+Usage::
+
+    python -m psyche.user.build [OUT_DIR]     # builds every program, prints paths
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from elftools.elf.elffile import ELFFile
+from elftools.elf.relocation import RelocationSection
+from elftools.elf.sections import SymbolTableSection
+
+from psyche.guestbuild import MCPU, GuestBuildError, compile_to
+
+USER_DIR = Path(__file__).resolve().parent
+REPO_ROOT = USER_DIR.parent.parent
+PROGS_DIR = USER_DIR / "progs"
+UAPI_DIR = REPO_ROOT / "psyche" / "kernel"     # for "uapi/psyche.h"
+DEFAULT_OUT_DIR = REPO_ROOT / "build" / "user"
+
+R_RISCV_RELATIVE = 3
+
+CFLAGS = (
+    "-target",
+    "riscv32-freestanding-none",
+    f"-mcpu={MCPU}",
+    "-mabi=ilp32",
+    "-mno-relax",
+    "-nostdlib",
+    "-ffreestanding",
+    "-fno-builtin",
+    "-fno-stack-protector",
+    "-fno-unwind-tables",
+    "-fno-asynchronous-unwind-tables",
+    "-fno-omit-frame-pointer",
+    "-fPIE",
+    "-g",
+    "-O1",
+    "-std=gnu11",
+    "-Wall",
+    "-Wextra",
+    "-Wno-unused-parameter",
+)
+
+
+@dataclass(frozen=True)
+class UserProgram:
+    """A built program: its ELF (for gdb), flat image and what loading it needs."""
+
+    name: str
+    elf: Path
+    image: Path
+    codesz: int                         # code and read-only data: bytes before _data_start
+    memsz: int                          # bytes from 0 to the end of .bss
+    entry: int                          # offset of _start
+    relocs: tuple[tuple[int, int], ...]  # (offset, addend): word at offset = base + addend
+
+
+def program_sources() -> list[Path]:
+    return sorted(PROGS_DIR.glob("*.c"))
+
+
+def user_inputs() -> list[Path]:
+    """Everything a program depends on, this module included."""
+    common = [p for p in USER_DIR.iterdir() if p.suffix in (".c", ".h", ".S", ".ld", ".py")]
+    return sorted([*common, *program_sources(), *(UAPI_DIR / "uapi").glob("*.h")])
+
+
+def flatten(name: str, elf: Path, image: Path) -> UserProgram:
+    """Write the flat image of ``elf`` and describe how to load it; ValueError if it cannot be."""
+    with open(elf, "rb") as f:
+        e = ELFFile(f)
+        loads = [s for s in e.iter_segments() if s["p_type"] == "PT_LOAD"]
+        file_end = max(s["p_vaddr"] + s["p_filesz"] for s in loads)
+        memsz = max(s["p_vaddr"] + s["p_memsz"] for s in loads)
+        flat = bytearray(file_end)
+        for seg in loads:
+            if seg["p_filesz"]:
+                flat[seg["p_vaddr"]:seg["p_vaddr"] + seg["p_filesz"]] = seg.data()
+        relocs: list[tuple[int, int]] = []
+        for section in e.iter_sections():
+            if not isinstance(section, RelocationSection):
+                continue
+            for rel in section.iter_relocations():
+                if rel["r_info_type"] != R_RISCV_RELATIVE:
+                    raise ValueError(f"{elf}: relocation type {rel['r_info_type']} at "
+                                     f"{rel['r_offset']:#x}; only R_RISCV_RELATIVE can be loaded")
+                relocs.append((rel["r_offset"], rel["r_addend"]))
+        entry = e.header["e_entry"]
+    # The dynamic sections come after _end: keep only what is loaded below it.
+    end = _symbol(elf, "_end")
+    codesz = _symbol(elf, "_data_start")
+    if any(offset < codesz for offset, _ in relocs):
+        raise ValueError(f"{elf}: a relocation in the code part; the kernel relocates data only")
+    image.write_bytes(bytes(flat[:min(file_end, end)]))
+    return UserProgram(name, elf, image, codesz, min(memsz, end), entry, tuple(sorted(relocs)))
+
+
+def _symbol(elf: Path, name: str) -> int:
+    with open(elf, "rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        symbols = symtab.get_symbol_by_name(name) if isinstance(symtab, SymbolTableSection) else None
+        if not symbols:
+            raise ValueError(f"{elf}: no symbol {name}")
+        return int(symbols[0]["st_value"])
+
+
+def build_program(source: Path, out_dir: Path) -> UserProgram:
+    """Compile one program (skipped when its ELF is newer than every input)."""
+    name = source.stem
+    elf = out_dir / f"{name}.elf"
+    if not elf.exists() or any(p.stat().st_mtime >= elf.stat().st_mtime for p in user_inputs()):
+        args = [
+            *CFLAGS,
+            f"-I{USER_DIR}",
+            f"-I{UAPI_DIR}",
+            f"-Wl,-T,{USER_DIR / 'link.ld'}",
+            "-Wl,--build-id=none",
+            str(USER_DIR / "crt0.S"),
+            str(USER_DIR / "ulib.c"),
+            str(source),
+        ]
+        warnings = compile_to(elf, args, f"building user program {name}")
+        if warnings.strip():
+            print(warnings, end="", file=sys.stderr)
+    try:
+        return flatten(name, elf, out_dir / f"{name}.bin")
+    except ValueError as exc:
+        raise GuestBuildError(str(exc)) from exc
+
+
+def build_user_programs(out_dir: Path = DEFAULT_OUT_DIR) -> list[UserProgram]:
+    out_dir = Path(out_dir)
+    return [build_program(src, out_dir) for src in program_sources()]
+
+
+def write_program_table(programs: list[UserProgram], out: Path) -> None:
+    """The assembly file that carries the programs in the kernel's read-only data.
+
+    It defines ``user_programs``, an array of ``struct uprog`` (psyche/kernel/user.h)
+    ended by an all-zero entry.
+    """
+    lines = [
+        "/* Generated by psyche/user/build.py: the user programs in the kernel image. */",
+        '        .section .userprogs, "a"',
+        "        .balign 4",
+        "        .globl user_programs",
+        "user_programs:",
+    ]
+    for i, p in enumerate(programs):
+        lines.append(f"        .word up_name_{i}, up_image_{i}, {p.image.stat().st_size}, {p.codesz}, "
+                     f"{p.memsz}, {p.entry}, up_relocs_{i}, {len(p.relocs)}")
+    lines.append("        .word 0, 0, 0, 0, 0, 0, 0, 0")
+    for i, p in enumerate(programs):
+        lines.append(f'up_name_{i}: .asciz "{p.name}"')
+        lines.append("        .balign 4")
+        lines.append(f"up_relocs_{i}:")
+        lines.extend(f"        .word {off:#x}, {addend:#x}" for off, addend in p.relocs)
+        lines.append(f'up_image_{i}: .incbin "{p.image}"')
+        lines.append("        .balign 4")
+    text = "\n".join(lines) + "\n"
+    if not out.exists() or out.read_text() != text:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+
+
+def main(argv: list[str]) -> int:
+    out_dir = Path(argv[1]) if len(argv) > 1 else DEFAULT_OUT_DIR
+    try:
+        programs = build_user_programs(out_dir)
+    except GuestBuildError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    for p in programs:
+        print(f"{p.name}\t{p.elf}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,138 @@
+/*
+ * ulib.c: printing and small helpers for user programs.
+ *
+ * printf formats into a buffer and prints it with one PSY_PUTS call, so a
+ * line from a program reaches the console whole.  It knows %d %u %x %s %c
+ * %p and %%, with an optional width and 0 flag: enough for programs that
+ * report numbers and addresses.
+ */
+#include "ulib.h"
+
+void *memset(void *dst, int c, unsigned int n)
+{
+    unsigned char *d = dst;
+    while (n--)
+        *d++ = (unsigned char)c;
+    return dst;
+}
+
+void *memcpy(void *dst, const void *src, unsigned int n)
+{
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    while (n--)
+        *d++ = *s++;
+    return dst;
+}
+
+int strcmp(const char *a, const char *b)
+{
+    while (*a && *a == *b)
+        a++, b++;
+    return (unsigned char)*a - (unsigned char)*b;
+}
+
+struct out {
+    char buf[256];
+    unsigned int n;
+};
+
+static void put(struct out *o, char c)
+{
+    if (o->n < sizeof o->buf)
+        o->buf[o->n++] = c;
+}
+
+static void put_number(struct out *o, uint32_t v, unsigned int base, int width, char pad)
+{
+    char digits[12];
+    int n = 0;
+    do {
+        digits[n++] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v);
+    while (width-- > n)
+        put(o, pad);
+    while (n)
+        put(o, digits[--n]);
+}
+
+int printf(const char *fmt, ...)
+{
+    struct out o = { .n = 0 };
+    va_list ap;
+    va_start(ap, fmt);
+    for (; *fmt; fmt++) {
+        if (*fmt != '%') {
+            put(&o, *fmt);
+            continue;
+        }
+        char pad = ' ';
+        int width = 0;
+        if (*++fmt == '0')
+            pad = '0', fmt++;
+        while (*fmt >= '0' && *fmt <= '9')
+            width = width * 10 + (*fmt++ - '0');
+        switch (*fmt) {
+        case 'd': {
+            int v = va_arg(ap, int);
+            if (v < 0) {
+                put(&o, '-');
+                v = -v;
+            }
+            put_number(&o, (uint32_t)v, 10, width, pad);
+            break;
+        }
+        case 'u': put_number(&o, va_arg(ap, uint32_t), 10, width, pad); break;
+        case 'x': put_number(&o, va_arg(ap, uint32_t), 16, width, pad); break;
+        case 'p':
+            put(&o, '0'), put(&o, 'x');
+            put_number(&o, (uint32_t)va_arg(ap, void *), 16, 8, '0');
+            break;
+        case 'c': put(&o, (char)va_arg(ap, int)); break;
+        case 's':
+            for (const char *s = va_arg(ap, const char *); *s; s++)
+                put(&o, *s);
+            break;
+        case '%': put(&o, '%'); break;
+        default: put(&o, '?'); break;
+        }
+    }
+    va_end(ap);
+    return psy_call(PSY_PUTS, (uint32_t)o.buf, o.n, 0, 0);
+}
+
+uint32_t parse_number(const char *s)
+{
+    uint32_t v = 0;
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        for (s += 2; *s; s++) {
+            char c = *s | 0x20;
+            v = v * 16 + (uint32_t)(c <= '9' ? c - '0' : c - 'a' + 10);
+        }
+        return v;
+    }
+    for (; *s; s++)
+        v = v * 10 + (uint32_t)(*s - '0');
+    return v;
+}
+
+/* Handing oneself a key needs no kernel call: write it into the descriptor. */
+void add_key(struct psy_domain *d, uint32_t key)
+{
+    d->keys[d->nkeys] = key;
+    d->nkeys++;
+}
+
+const char *error_name(int err)
+{
+    static const char *const names[] = {
+        "ok", "EINVAL", "EALIGN", "ERANGE", "ENOREALM", "EKEY",
+        "ENOMEM", "EBUSY", "ENOSYS", "EFAULT", "EPERM",
+    };
+    if (err >= 0)
+        return "ok";
+    if (-err < (int)(sizeof names / sizeof names[0]))
+        return names[-err];
+    return "?";
+}

@@ -1,0 +1,76 @@
+/*
+ * ulib.h: the user side of the kernel calls, and a little printing.
+ *
+ * Every kernel call is an ecall with the number in a7 (uapi/psyche.h); the
+ * result is a value >= 0 or a negative PSY_E* error.
+ */
+#ifndef PSYCHE_ULIB_H
+#define PSYCHE_ULIB_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#include "uapi/psyche.h"
+
+static inline int psy_call(int n, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3)
+{
+    register uint32_t r0 __asm__("a0") = a0;
+    register uint32_t r1 __asm__("a1") = a1;
+    register uint32_t r2 __asm__("a2") = a2;
+    register uint32_t r3 __asm__("a3") = a3;
+    register uint32_t r7 __asm__("a7") = (uint32_t)n;
+    __asm__ volatile("ecall" : "+r"(r0) : "r"(r1), "r"(r2), "r"(r3), "r"(r7) : "memory");
+    return (int)r0;
+}
+
+static inline int make_realm(uint32_t size, uint32_t flags, uint32_t key, uint32_t at)
+{
+    return psy_call(PSY_MAKE_REALM, size, flags, key, at);
+}
+
+static inline int destroy_realm(uint32_t va, uint32_t key)
+{
+    return psy_call(PSY_DESTROY_REALM, va, key, 0, 0);
+}
+
+static inline int make_domain(uint32_t key)
+{
+    return psy_call(PSY_MAKE_DOMAIN, key, 0, 0, 0);
+}
+
+static inline int destroy_domain(uint32_t va, uint32_t key)
+{
+    return psy_call(PSY_DESTROY_DOMAIN, va, key, 0, 0);
+}
+
+static inline int set_access(uint32_t va, uint32_t key, uint32_t other, uint32_t rights)
+{
+    return psy_call(PSY_SET_ACCESS, va, key, other, rights);
+}
+
+static inline void __attribute__((noreturn)) psy_exit(int status)
+{
+    psy_call(PSY_EXIT, (uint32_t)status, 0, 0, 0);
+    __builtin_unreachable();
+}
+
+/* This node's cycle counter (low word): U mode may read it (scounteren). */
+static inline uint32_t rdcycle(void)
+{
+    uint32_t c;
+    __asm__ volatile("rdcycle %0" : "=r"(c));
+    return c;
+}
+
+static inline const struct psy_magic *magic_page(void)
+{
+    return (const struct psy_magic *)PSY_MAGIC_PAGE;
+}
+
+int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int strcmp(const char *a, const char *b);
+uint32_t parse_number(const char *s);    /* decimal or 0x hex */
+void add_key(struct psy_domain *d, uint32_t key);
+const char *error_name(int err);
+
+#endif
