@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
+import socket
 import statistics
 import struct
 import threading
@@ -77,6 +79,56 @@ class BytePort(Protocol):
 
     @property
     def in_waiting(self) -> int: ...
+
+
+class SocketPort:
+    """A debug line over TCP (`socket://HOST:PORT`): the socket itself, read by the event loop.
+
+    pyserial's socket:// port says one byte is waiting whatever has arrived, so a
+    thread reading it took a 16 KiB frame a byte at a time, each byte a hop into the
+    event loop: a 32 KiB read took seconds and gdb gave up on it.  This port has the
+    descriptor the link reads whenever it is readable, as it reads a pty.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
+        self.sock = sock
+        self.fd = sock.fileno()
+
+    @classmethod
+    def connect(cls, url: str, timeout: float = 5.0) -> SocketPort:
+        """Connect to `socket://HOST:PORT`; OSError or ValueError saying what is wrong."""
+        host, sep, port = url.removeprefix("socket://").rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"expected socket://HOST:PORT, not {url!r}")
+        return cls(socket.create_connection((host, int(port)), timeout=timeout))
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def read(self, size: int = 1) -> bytes:
+        try:
+            return self.sock.recv(size)
+        except BlockingIOError:
+            return b""
+
+    def write(self, data: bytes) -> int:
+        """All of data: what the socket cannot take at once waits for it to drain."""
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[self.sock.send(view):]
+            except BlockingIOError:
+                select.select([], [self.sock], [], 1.0)
+        return len(data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    @property
+    def in_waiting(self) -> int:
+        return 0   # (only a reader thread asks; the event loop reads this port)
 
 
 class LinkDown(LinkError):

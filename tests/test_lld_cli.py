@@ -132,3 +132,37 @@ def test_machine_serves_lld_on_a_pty_opened_with_pyserial(guest: TargetGuest) ->
     finally:
         proc.terminate()
         proc.communicate(timeout=10)
+
+
+def test_the_mux_reads_a_tcp_debug_line_in_whole_chunks(guest: TargetGuest) -> None:
+    """pyserial's socket:// port says one byte is waiting whatever has come, and the link's reader
+    thread took a 16 KiB frame a byte at a time: gdb gave up on a 32 KiB read. The link now reads
+    the socket itself, in the event loop, as it reads a pty."""
+    import asyncio
+
+    from mux.link import LldLink
+    from psyche.commands.mux_cmd import open_line
+
+    proc, url = start_machine(guest, "--debug-line", "tcp:0")
+
+    async def main() -> None:
+        link = LldLink(open_line(url))
+        await link.start()
+        pieces: list[int] = []
+        on_data = link._on_data
+        link._on_data = lambda data: (pieces.append(len(data)), on_data(data))[1]  # type: ignore[method-assign]
+        try:
+            assert link._fd >= 0                                # read by the event loop, no thread
+            base = guest.image.entry   # (code: the same in both reads while the nodes run)
+            data = await link.ok(1, p.ReadMem(p.SPACE_PHYS, base, p.MAX_DATA))
+            expected = await link.ok(1, p.ReadMem(p.SPACE_PHYS, base, 256))
+            assert isinstance(data, bytes) and len(data) == p.MAX_DATA and data[:256] == expected
+            assert len(pieces) < 40, f"the reply came in {len(pieces)} pieces"
+        finally:
+            await link.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)

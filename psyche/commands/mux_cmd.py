@@ -12,7 +12,7 @@ import serial
 
 from lld import protocol as p
 from mux import loop
-from mux.link import GIVE_UP_SILENT, BytePort, LinkDown, LinkError, LldLink
+from mux.link import GIVE_UP_SILENT, BytePort, LinkDown, LinkError, LldLink, SocketPort
 from mux.server import GDB_IDLE_TIMEOUT, Mux, MuxConfig
 
 #: How long the mux waits for lld's first answer: the machine may still be starting.
@@ -58,8 +58,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def open_line(url: str) -> BytePort:
     try:
+        if url.startswith("socket://"):
+            return SocketPort.connect(url)
         port = serial.serial_for_url(url, timeout=0.05)
-    except (serial.SerialException, ValueError) as e:
+    except (serial.SerialException, ValueError, OSError) as e:
         raise ValueError(f"cannot open the debug line {url!r}: {e}") from e
     # Typed as SerialBase, which does not declare in_waiting; every port class
     # serial_for_url makes (a device, socket://, rfc2217://, loop://) has it.
