@@ -66,6 +66,7 @@ def test_many_threads_keep_their_ids_and_a_preempted_one_unwinds_through_its_tra
         assert {name: t["id"] for name, t in threads.items()} == first
         current = [name for name, t in threads.items() if t["current"]]
         assert len(current) == 1 and threads[current[0]]["details"] == "running"
+        assert all(t["details"] != "running" for t in threads.values() if not t["current"])
 
     # The two computing workers are preempted by the clock: whichever does not run now was
     # switched out inside a trap, and its backtrace goes through the trap frame into its loop.
