@@ -132,7 +132,40 @@ class PsycheMachine:
             _stop_group(process)
             raise RuntimeError(f"psyche up: expected {nodes} nodes and a console, got {mux_nodes} nodes, "
                                f"console {console}:\n" + "".join(output))
-        return cls(process, Path(kernel), nodes, base, ConsoleTap(console), time.monotonic() - began, output)
+        machine = cls(process, Path(kernel), nodes, base, ConsoleTap(console), time.monotonic() - began,
+                      output)
+        machine.console.why_silent = machine._why_console_is_silent
+        return machine
+
+    def mux_monitor(self, command: str, timeout: float = 5.0) -> str:
+        """The output of a mux `monitor` command, asked without gdb and without stopping any node.
+
+        It goes over the port of a node no gdb holds (the last first): a bare RSP exchange that
+        never asks the halt reason, so the mux stops nothing, and hangs up without detaching.
+        """
+        for node in reversed(range(self.nodes)):
+            output = _ask_monitor(HOST, self.port(node), command, timeout)
+            if output is not None:
+                return output
+        raise RuntimeError(f"mux: every node has a gdb session; `monitor {command}` could not be asked")
+
+    def node_state(self, node: int) -> str:
+        """lld's word for node's state (`running`, `stopped`, ...) and who holds it, from the mux."""
+        for line in self.mux_monitor("status").splitlines():
+            if re.match(rf"[* ]node +{node} ", line):
+                return line[1:].split(None, 2)[2]
+        raise RuntimeError(f"mux: no status for node {node}")
+
+    def _why_console_is_silent(self) -> str | None:
+        """Why the kernel monitor does not answer, if the mux knows: node 0, which runs it, is stopped."""
+        try:
+            state = self.node_state(0)
+        except (OSError, RuntimeError, ValueError):
+            return None   # nobody to ask: wait on
+        if state.startswith("running"):
+            return None
+        return (f"node 0, which runs the kernel monitor, is not running ({state}): nothing answers on "
+                f"the console until it runs again (continue it in its gdb, or detach)")
 
     def port(self, node: int) -> int:
         if not 0 <= node < self.nodes:
@@ -167,6 +200,33 @@ class PsycheMachine:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _packet(payload: bytes) -> bytes:
+    return b"$" + payload + b"#%02x" % (sum(payload) & 0xFF)
+
+
+def _ask_monitor(host: str, port: int, command: str, timeout: float) -> str | None:
+    """`monitor command` over one RSP connection; None if the mux refused it (the node has a gdb)."""
+    output = bytearray()
+    with socket.create_connection((host, port), timeout=timeout) as conn:
+        conn.sendall(_packet(b"qRcmd," + command.encode().hex().encode()))
+        pending = b""
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                return None
+            pending += data
+            while (match := re.search(rb"\$([^#]*)#[0-9a-fA-F]{2}", pending)) is not None:
+                pending = pending[match.end():]
+                conn.sendall(b"+")
+                payload = match.group(1)
+                if payload.startswith(b"O") and payload != b"OK":
+                    output += bytes.fromhex(payload[1:].decode())
+                elif payload == b"OK":
+                    return output.decode(errors="replace")
+                else:
+                    return None   # E...: refused (another gdb holds the node) or failed
 
 
 def _collect(process: subprocess.Popen[str], lines: queue.Queue[str | None], output: list[str]) -> None:

@@ -569,13 +569,13 @@ class PcFunction(gdb.Function):
     def __init__(self) -> None:
         super().__init__("psyche_pc")
 
-    def invoke(self, node: gdb.Value) -> int:
+    def invoke(self, node: gdb.Value) -> gdb.Value:
         status = lld_status().get(int(node))
         if status is None or status["pc"] is None:
             raise PsycheError(f"psyche: no pc for node {int(node)}: the mux's `monitor status` did not "
                               "report one (is gdb attached through the Psyche mux?)")
-        pc: int = status["pc"]
-        return pc
+        # A code address, as gdb shows $pc: in hex, with the function it is in.
+        return gdb.Value(status["pc"]).cast(gdb.lookup_type("void").pointer())
 
 
 for _register in (PsycheCommand, NodesCommand, NodeCommand, LocksCommand, HeapCommand,
