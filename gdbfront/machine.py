@@ -37,9 +37,10 @@ REPORT_CHARS = 12000
 _PORT_ATTEMPTS = 5
 
 
-def free_port_block(count: int, first: int = 20000) -> int:
-    """A base port with `count` consecutive free TCP and UDP ports from it, searching up from first."""
-    for base in range(first, 60000, 97):
+def free_port_block(count: int, first: int = 20000, end: int = 60000) -> int:
+    """A base port with `count` consecutive free TCP and UDP ports from it, searching up from first
+    (the whole block below end)."""
+    for base in range(first, end - count + 1, 97):
         sockets = []
         try:
             for port in range(base, base + count):
@@ -56,8 +57,17 @@ def free_port_block(count: int, first: int = 20000) -> int:
     raise RuntimeError(f"no block of {count} free ports")
 
 
-def _some_free_ports(count: int) -> int:
-    return free_port_block(count, random.randrange(20000, 50000))
+#: Where ports are chosen by default; PsycheMachine.start takes a narrower range (a pytest-xdist worker's).
+PORT_RANGE = (20000, 50000)
+
+
+def _some_free_ports(count: int, ports: tuple[int, int] = PORT_RANGE) -> int:
+    low, high = ports
+    first = random.randrange(low, max(low + 1, high - count))
+    try:
+        return free_port_block(count, first, high)
+    except RuntimeError:
+        return free_port_block(count, low, high)
 
 
 class PortsTaken(RuntimeError):
@@ -82,21 +92,23 @@ class PsycheMachine:
         *,
         restore: Path | None = None,
         base_port: int | None = None,
+        ports: tuple[int, int] = PORT_RANGE,
         timeout: float = 60.0,
     ) -> PsycheMachine:
         """Start psyche up, booting kernel on `nodes` nodes, or restoring a snapshot of that many.
 
-        Without base_port, ports are chosen free, from a random place (test suites run side by
-        side on one host), and chosen again if someone takes them before the mux binds them.
+        Without base_port, ports are chosen free in [ports[0], ports[1]), from a random place
+        (test suites run side by side on one host), and chosen again if someone takes them
+        before the mux binds them.
         """
         if base_port is not None:
             return cls._start(kernel, nodes, restore, base_port, timeout)
         for _ in range(_PORT_ATTEMPTS - 1):
             try:
-                return cls._start(kernel, nodes, restore, _some_free_ports(nodes), timeout)
+                return cls._start(kernel, nodes, restore, _some_free_ports(nodes, ports), timeout)
             except PortsTaken:
                 continue
-        return cls._start(kernel, nodes, restore, _some_free_ports(nodes), timeout)
+        return cls._start(kernel, nodes, restore, _some_free_ports(nodes, ports), timeout)
 
     @classmethod
     def _start(cls, kernel: Path, nodes: int, restore: Path | None, base: int,
