@@ -215,3 +215,19 @@ def test_the_node_as_one_thread_has_no_name_in_the_thread_list() -> None:
                                                         b'<thread id="1"></thread>\n</threads>')
 
     asyncio.run(test())
+
+
+def test_psyche_mux_and_up_hand_the_kernel_to_the_mux(kernel_elf: Path) -> None:
+    from mux.server import Mux, MuxConfig
+    from psyche.cli import make_parser
+
+    args = make_parser().parse_args(["mux", "--line", "loop://", "--kernel", str(kernel_elf)])
+    assert args.kernel == kernel_elf
+
+    class NoLink:
+        pass
+
+    with_kernel = Mux(MuxConfig(2, kernel=kernel_elf), NoLink())  # type: ignore[arg-type]
+    assert [t.layout for t in with_kernel.threads] == [KernelLayout.load(kernel_elf)] * 2
+    assert with_kernel.threads[1].handle is with_kernel.nodes[1]
+    assert Mux(MuxConfig(2), NoLink()).threads[0].layout is None  # type: ignore[arg-type]
