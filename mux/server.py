@@ -24,10 +24,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from mux import packets as rsp
 from mux.gdb import EIO, GdbSession
@@ -458,7 +460,8 @@ class Mux:
                             local_addr=(config.host, self.port_of(node)))
                         self._udp.append(transport)
                 except OSError as e:
-                    why = e.strerror or str(e)
+                    cause = e if e.errno else e.__cause__   # (uvloop's wraps the system's error)
+                    why = os.strerror(cause.errno) if isinstance(cause, OSError) and cause.errno else str(e)
                     raise OSError(f"cannot listen on {kind} {address} for node {node}: {why}") from e
         except BaseException:
             await self.close()   # (the ports it did get)
@@ -510,9 +513,9 @@ class _TcpClient(asyncio.Protocol):
         self.refused = False
         self.early = bytearray()   # what a refused client sent so far
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        # (A cast, not an isinstance check: uvloop's transports are not asyncio's classes.)
+        self.transport = transport = cast(asyncio.Transport, base)
         self.mux._tcp.add(self)
         sock = transport.get_extra_info("socket")
         if sock is not None:

@@ -12,6 +12,7 @@ from typing import cast
 import serial
 
 from lld import protocol as p
+from mux import loop
 from mux.link import GIVE_UP_SILENT, BytePort, LinkDown, LinkError, LldLink
 from mux.server import GDB_IDLE_TIMEOUT, Mux, MuxConfig
 
@@ -146,6 +147,6 @@ def run(args: argparse.Namespace) -> int:
         print(attach_help(mux, str(args.kernel) if args.kernel else None), flush=True)
         return await serve_forever(mux)
 
-    return asyncio.run(main())
+    return loop.run(main())
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from mux import loop
 from psyche import lifetime
 from psyche.commands.mux_cmd import add_mux_arguments, attach_help, report_to_stderr, serve_forever, start_mux
 
@@ -173,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         from mux.console.app import run_console  # prompt_toolkit and rich: only for the console
 
         try:
-            return asyncio.run(run_console(args, kernel, machine.process, machine.console,
+            return loop.run(run_console(args, kernel, machine.process, machine.console,
                                            machine.debug_line,
                                            lambda ended: machine.watch(asyncio.get_running_loop(), ended)))
         finally:
@@ -188,6 +189,6 @@ def run(args: argparse.Namespace) -> int:
         return await serve_forever(mux)
 
     try:
-        return asyncio.run(main())
+        return loop.run(main())
     finally:
         machine.stop()
