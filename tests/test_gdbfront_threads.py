@@ -82,3 +82,20 @@ def test_many_threads_keep_their_ids_and_a_preempted_one_unwinds_through_its_tra
     assert waiting["details"] == "blocked on workers idle"
     node0.console(f"thread {waiting['id']}")
     assert functions(node0)[:4] == ["sched_switch", "sched_block", "sem_P", "worker_loop"]
+
+
+def test_a_node_stopped_in_user_code_still_lists_its_threads(gdb: GdbSessions,
+                                                             psyche_machine: PsycheMachine) -> None:
+    node1 = gdb(1)
+    node1.breakpoint("user_exception")    # the program's first instruction faults its page in
+    node1.cont_nowait()
+    psyche_machine.console.command("spawn 1 hello")
+    node1.wait_for_stop()
+    entry = node1.integer("tf->sepc")
+    node1.delete()
+    node1.breakpoint(f"*{entry:#x}")
+    node1.cont()
+    assert node1.integer("$priv") == 0 and node1.integer("$pc") == entry
+    threads = thread_table(node1)
+    assert threads["daemon"]["current"] and threads["daemon"]["details"] == "running"
+    assert threads["idle"]["details"] == "ready"

@@ -11,17 +11,21 @@ from pathlib import Path
 import pytest
 
 from gdbfront.session import GDB, GdbSession
+from lld import protocol as p
 from lld.testing import build_target_guest
 from mux import packets as rsp
 from mux.gdb import GdbSession as MuxSession
 from mux.kernel_layout import KernelLayout
 from mux.memory import AddressSpace
 from mux.threads import LIVE_THREAD, S_REGISTERS, NodeThreads, threads_xml
+from psyche import rv32
 
 needs_gdb = pytest.mark.skipif(shutil.which(GDB) is None, reason=f"{GDB} is not installed")
 
 THREADS = 0x8000_2000          # where the fake node keeps its thread records (official addresses)
 SEM_NAME = 0xC000_3000
+KERNEL_BASE = 0xC000_0000     # kernel virtual addresses: supervisor pages
+SATP = 0x8008_0123
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +65,11 @@ class FakeNode:
         self.memory: dict[int, int] = {}
         self.live = list(range(100, 133))    # x0..x31, pc of the running thread
         self.reads = 0
+        self.user_mode = False
+        self.spaces: set[AddressSpace | None] = set()
+
+    async def read_register(self, lld_reg: int) -> int | None:
+        return SATP if lld_reg == p.REG_CSR_BASE + rv32.CSRS["satp"] else None
 
     def put(self, addr: int, data: bytes) -> None:
         for i, byte in enumerate(data):
@@ -68,6 +77,9 @@ class FakeNode:
 
     async def read_memory(self, addr: int, length: int, space: AddressSpace | None = None) -> bytes:
         self.reads += 1
+        self.spaces.add(space)
+        if self.user_mode and addr >= KERNEL_BASE and (space is None or space.space == p.SPACE_VIRT):
+            return b""        # a supervisor page, read as user code would
         out = bytearray()
         while len(out) < length and addr + len(out) in self.memory:
             out.append(self.memory[addr + len(out)])
@@ -157,6 +169,18 @@ def test_threads_are_values_with_ids_kept_across_stops(layout: KernelLayout) -> 
         reads = node.reads
         await threads.threads()
         assert await threads.current_tid() == 1 and node.reads == reads
+
+    asyncio.run(test())
+
+
+def test_a_node_stopped_in_user_code_reads_the_kernel_through_its_page_table(layout: KernelLayout) -> None:
+    async def test() -> None:
+        node, kernel, threads = make(layout)
+        kernel.thread("daemon", "running")
+        kernel.run(kernel.records[0])
+        node.user_mode = True
+        assert [(t.name, t.live) for t in await threads.threads()] == [("daemon", True)]
+        assert AddressSpace(p.SPACE_ROOT, SATP) in node.spaces   # as S mode sees the same table
 
     asyncio.run(test())
 
