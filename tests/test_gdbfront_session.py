@@ -77,6 +77,8 @@ def test_psyche_commands_say_clearly_what_is_missing(kernel_elf: Path) -> None:
         with pytest.raises(GdbError, match="not attached"):
             gdb.evaluate("$psyche_node()")
         assert "psyche nodes" in gdb.psyche("")       # the prefix command lists the others
+        with pytest.raises(GdbError, match="psyche: no subcommand 'nodse'; `psyche` lists them"):
+            gdb.psyche("nodse")
 
 
 INNER_TEST = '''

@@ -460,6 +460,10 @@ class PsycheCommand(gdb.Command):
         super().__init__("psyche", gdb.COMMAND_DATA, prefix=True)
 
     def invoke(self, argument: str, from_tty: bool) -> None:
+        if argument.strip():
+            # gdb hands the prefix command whatever is not one of its subcommands: a typo is an
+            # error (a script must not go on as if it had its table), not the help text.
+            raise gdb.GdbError(f"psyche: no subcommand {argument.split()[0]!r}; `psyche` lists them")
         gdb.write("psyche nodes    every node: kernel state, lld state, pc and function, ticks, thread\n"
                   "psyche node N   one node in detail: counters, threads, heap, panic\n"
                   "psyche locks    every spin lock and semaphore: holder, waiters, counts\n"
