@@ -14,8 +14,11 @@ import re
 import select
 import threading
 import time
+from collections.abc import Callable
 
 PROMPT = "psyche> "
+#: A command that has had no answer at all for this long makes the tap ask why (`why_silent`).
+SILENCE_CHECK = 2.0
 
 
 class ConsoleTimeout(AssertionError):
@@ -30,6 +33,9 @@ class ConsoleTap:
         self._changed = threading.Condition()
         self._mark = 0  # where the next wait_for starts looking, in text()
         self._closing = False
+        #: Says why the console may stay silent (the node running the monitor is stopped), or None;
+        #: asked when a wait has seen nothing for SILENCE_CHECK seconds (PsycheMachine sets it).
+        self.why_silent: Callable[[], str | None] | None = None
         self._thread = threading.Thread(target=self._read, name=f"console {path}", daemon=True)
         self._thread.start()
 
@@ -58,20 +64,35 @@ class ConsoleTap:
         os.write(self._fd, text.encode())
 
     def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
-        """Wait until output since the last match matches pattern (a regular expression)."""
+        """Wait until output since the last match matches pattern (a regular expression).
+
+        A wait that sees no output at all for SILENCE_CHECK seconds asks `why_silent`: if the
+        console cannot answer (node 0 is stopped), it fails at once, saying so.
+        """
         regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
+        began = time.monotonic()
+        deadline = began + timeout
+        silence_checked = self.why_silent is None
         with self._changed:
+            seen = len(self._data)
             while True:
                 match = regex.search(self.text(), self._mark)
                 if match:
                     self._mark = match.end()
                     return match
-                remaining = deadline - time.monotonic()
+                now = time.monotonic()
+                if not silence_checked and len(self._data) == seen and now - began >= SILENCE_CHECK:
+                    silence_checked = True
+                    assert self.why_silent is not None
+                    why = self.why_silent()
+                    if why is not None:
+                        raise ConsoleTimeout(f"no {pattern!r} on the console: {why}")
+                remaining = deadline - now
                 if remaining <= 0:
                     raise ConsoleTimeout(f"no {pattern!r} on the console within {timeout:g} s; console "
                                          f"tail:\n{self.text()[-3000:]}")
-                self._changed.wait(remaining)
+                wait = remaining if silence_checked else min(remaining, began + SILENCE_CHECK - now)
+                self._changed.wait(max(wait, 0.01))
 
     def command(self, line: str, timeout: float = 30.0) -> str:
         """Type a monitor command; its output, up to the next prompt."""

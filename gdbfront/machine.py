@@ -37,9 +37,10 @@ REPORT_CHARS = 12000
 _PORT_ATTEMPTS = 5
 
 
-def free_port_block(count: int, first: int = 20000) -> int:
-    """A base port with `count` consecutive free TCP and UDP ports from it, searching up from first."""
-    for base in range(first, 60000, 97):
+def free_port_block(count: int, first: int = 20000, end: int = 60000) -> int:
+    """A base port with `count` consecutive free TCP and UDP ports from it, searching up from first
+    (the whole block below end)."""
+    for base in range(first, end - count + 1, 97):
         sockets = []
         try:
             for port in range(base, base + count):
@@ -56,8 +57,17 @@ def free_port_block(count: int, first: int = 20000) -> int:
     raise RuntimeError(f"no block of {count} free ports")
 
 
-def _some_free_ports(count: int) -> int:
-    return free_port_block(count, random.randrange(20000, 50000))
+#: Where ports are chosen by default; PsycheMachine.start takes a narrower range (a pytest-xdist worker's).
+PORT_RANGE = (20000, 50000)
+
+
+def _some_free_ports(count: int, ports: tuple[int, int] = PORT_RANGE) -> int:
+    low, high = ports
+    first = random.randrange(low, max(low + 1, high - count))
+    try:
+        return free_port_block(count, first, high)
+    except RuntimeError:
+        return free_port_block(count, low, high)
 
 
 class PortsTaken(RuntimeError):
@@ -82,21 +92,23 @@ class PsycheMachine:
         *,
         restore: Path | None = None,
         base_port: int | None = None,
+        ports: tuple[int, int] = PORT_RANGE,
         timeout: float = 60.0,
     ) -> PsycheMachine:
         """Start psyche up, booting kernel on `nodes` nodes, or restoring a snapshot of that many.
 
-        Without base_port, ports are chosen free, from a random place (test suites run side by
-        side on one host), and chosen again if someone takes them before the mux binds them.
+        Without base_port, ports are chosen free in [ports[0], ports[1]), from a random place
+        (test suites run side by side on one host), and chosen again if someone takes them
+        before the mux binds them.
         """
         if base_port is not None:
             return cls._start(kernel, nodes, restore, base_port, timeout)
         for _ in range(_PORT_ATTEMPTS - 1):
             try:
-                return cls._start(kernel, nodes, restore, _some_free_ports(nodes), timeout)
+                return cls._start(kernel, nodes, restore, _some_free_ports(nodes, ports), timeout)
             except PortsTaken:
                 continue
-        return cls._start(kernel, nodes, restore, _some_free_ports(nodes), timeout)
+        return cls._start(kernel, nodes, restore, _some_free_ports(nodes, ports), timeout)
 
     @classmethod
     def _start(cls, kernel: Path, nodes: int, restore: Path | None, base: int,
@@ -132,7 +144,40 @@ class PsycheMachine:
             _stop_group(process)
             raise RuntimeError(f"psyche up: expected {nodes} nodes and a console, got {mux_nodes} nodes, "
                                f"console {console}:\n" + "".join(output))
-        return cls(process, Path(kernel), nodes, base, ConsoleTap(console), time.monotonic() - began, output)
+        machine = cls(process, Path(kernel), nodes, base, ConsoleTap(console), time.monotonic() - began,
+                      output)
+        machine.console.why_silent = machine._why_console_is_silent
+        return machine
+
+    def mux_monitor(self, command: str, timeout: float = 5.0) -> str:
+        """The output of a mux `monitor` command, asked without gdb and without stopping any node.
+
+        It goes over the port of a node no gdb holds (the last first): a bare RSP exchange that
+        never asks the halt reason, so the mux stops nothing, and hangs up without detaching.
+        """
+        for node in reversed(range(self.nodes)):
+            output = _ask_monitor(HOST, self.port(node), command, timeout)
+            if output is not None:
+                return output
+        raise RuntimeError(f"mux: every node has a gdb session; `monitor {command}` could not be asked")
+
+    def node_state(self, node: int) -> str:
+        """lld's word for node's state (`running`, `stopped`, ...) and who holds it, from the mux."""
+        for line in self.mux_monitor("status").splitlines():
+            if re.match(rf"[* ]node +{node} ", line):
+                return line[1:].split(None, 2)[2]
+        raise RuntimeError(f"mux: no status for node {node}")
+
+    def _why_console_is_silent(self) -> str | None:
+        """Why the kernel monitor does not answer, if the mux knows: node 0, which runs it, is stopped."""
+        try:
+            state = self.node_state(0)
+        except (OSError, RuntimeError, ValueError):
+            return None   # nobody to ask: wait on
+        if state.startswith("running"):
+            return None
+        return (f"node 0, which runs the kernel monitor, is not running ({state}): nothing answers on "
+                f"the console until it runs again (continue it in its gdb, or detach)")
 
     def port(self, node: int) -> int:
         if not 0 <= node < self.nodes:
@@ -167,6 +212,33 @@ class PsycheMachine:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _packet(payload: bytes) -> bytes:
+    return b"$" + payload + b"#%02x" % (sum(payload) & 0xFF)
+
+
+def _ask_monitor(host: str, port: int, command: str, timeout: float) -> str | None:
+    """`monitor command` over one RSP connection; None if the mux refused it (the node has a gdb)."""
+    output = bytearray()
+    with socket.create_connection((host, port), timeout=timeout) as conn:
+        conn.sendall(_packet(b"qRcmd," + command.encode().hex().encode()))
+        pending = b""
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                return None
+            pending += data
+            while (match := re.search(rb"\$([^#]*)#[0-9a-fA-F]{2}", pending)) is not None:
+                pending = pending[match.end():]
+                conn.sendall(b"+")
+                payload = match.group(1)
+                if payload.startswith(b"O") and payload != b"OK":
+                    output += bytes.fromhex(payload[1:].decode())
+                elif payload == b"OK":
+                    return output.decode(errors="replace")
+                else:
+                    return None   # E...: refused (another gdb holds the node) or failed
 
 
 def _collect(process: subprocess.Popen[str], lines: queue.Queue[str | None], output: list[str]) -> None:

@@ -30,10 +30,18 @@ startup (the king stopped at `startup`).
 
 A failing test's report gets every gdb log of the test, the console and
 psyche up's output as extra sections.
+
+Under pytest-xdist (`pytest -n 2`) every worker is a pytest session of its
+own: it makes its own snapshots (in its own temporary directory) and starts
+its machines on ports from its own slice of the port range, so workers never
+race for a port; the kernel is built by one worker at a time (a lock beside
+the workers' temporary directories).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,7 +49,7 @@ from pathlib import Path
 
 import pytest
 
-from gdbfront.machine import PsycheMachine
+from gdbfront.machine import PORT_RANGE, PsycheMachine
 from gdbfront.session import DEFAULT_TIMEOUT, GDB, GdbSession
 
 REPORT_LOG_LINES = 400
@@ -52,6 +60,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "psyche(nodes=4, start='booted'): the Psyche machine a test "
                             "module shares: its node count and the snapshot it starts from "
                             "(booted, stopped, startup)")
+    config.addinivalue_line("markers", "slow: end-to-end tests that boot machines or drive real gdb "
+                            "(deselect with -m 'not slow')")
     config.stash[_TIMINGS] = []
 
 
@@ -86,11 +96,27 @@ class Snapshots:
         return self.made[key]
 
 
+def worker_ports() -> tuple[int, int]:
+    """This pytest-xdist worker's slice of the port range (all of it outside xdist)."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if worker is None or count is None:
+        return PORT_RANGE
+    low, high = PORT_RANGE
+    size = (high - low) // max(int(count), 1)
+    index = int(worker.removeprefix("gw"))
+    return low + index * size, low + (index + 1) * size
+
+
 @pytest.fixture(scope="session")
-def psyche_kernel() -> Path:
+def psyche_kernel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from psyche.kernel.build import build_kernel
 
-    return build_kernel()
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return build_kernel()
+    # Workers share the run's temporary directory (each has its own inside it): one builds at a time.
+    with (tmp_path_factory.getbasetemp().parent / "psyche-kernel.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return build_kernel()
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +132,7 @@ def psyche_machine(request: pytest.FixtureRequest, psyche_kernel: Path,
     options = dict(marker.kwargs) if marker else {}
     nodes, start = int(options.get("nodes", 4)), str(options.get("start", "booted"))
     snapshot = psyche_snapshots.get(start, nodes)
-    machine = PsycheMachine.start(psyche_kernel, nodes, restore=snapshot)
+    machine = PsycheMachine.start(psyche_kernel, nodes, restore=snapshot, ports=worker_ports())
     psyche_snapshots.timings.append(f"{request.node.name}: {nodes}-node machine restored from '{start}', "
                                     f"mux listening, in {machine.started_in:.2f} s")
     try:

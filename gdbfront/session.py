@@ -467,13 +467,28 @@ class GdbSession:
         self.close()
 
 
+#: Register names a log line shows of gdb's list (x0..x31, pc and the first CSRs).
+SHOWN_REGISTER_NAMES = 40
+
+
+def _trimmed(payload: Any) -> Any:
+    """A result payload as the log shows it: gdb's register names without the thousands of
+    unnamed register numbers between them (the CSR space is sparse; the record is ~10 KB of "")."""
+    if isinstance(payload, dict) and isinstance(payload.get("register-names"), list):
+        names = payload["register-names"]
+        named = [f"{number}:{name}" for number, name in enumerate(names) if name]
+        shown = " ".join(named[:SHOWN_REGISTER_NAMES]) + (" ..." if len(named) > SHOWN_REGISTER_NAMES else "")
+        return {**payload, "register-names": f"{len(named)} named of {len(names)}: {shown}"}
+    return payload
+
+
 def _describe(record: dict[str, Any]) -> str:
     """One record as a log line, close to what gdb wrote."""
     kind, message, payload = record["type"], record.get("message"), record.get("payload")
     token = record.get("token") or ""
     prefix = "stderr " if record.get("stream") == "stderr" else ""
     if kind == "result":
-        return f"{prefix}<- {token}^{message} {json.dumps(payload) if payload else ''}".rstrip()
+        return f"{prefix}<- {token}^{message} {json.dumps(_trimmed(payload)) if payload else ''}".rstrip()
     if kind == "notify":  # pygdbmi folds exec records (*running, *stopped) and notifications (=...) together
         sigil = "*" if message in ("running", "stopped") else "="
         return f"{prefix}<- {sigil}{message} {json.dumps(payload) if payload else ''}".rstrip()

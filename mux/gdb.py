@@ -23,6 +23,9 @@ Debug semantics follow hardware (docs/debug-semantics.md says it for users):
   `mret`/`sret` stops where the return goes, and a step into `ecall` or a
   faulting instruction runs the handler as it does on QEMU unless
   `monitor step-traps on`.
+* gdb's threads are the node's kernel threads (`mux.threads`): the running one
+  is live, the others are shown from the context they saved, read-only.  A
+  resume always resumes the node, whichever thread gdb names.
 * A breakpoint lld holds for someone else (the machine's panic stop, the
   console) stops a continue and is stepped over, masked, when the node resumes
   from it; gdb's requests never remove it.
@@ -40,6 +43,7 @@ from mux import packets as rsp
 from mux import target_xml
 from mux.link import LinkError
 from mux.node import GONE_GDB, PC, NodeError, NodeHandle
+from mux.threads import NodeThreads, Thread, threads_xml
 from psyche import rv32
 
 # gdb's errno-style error numbers in E replies.
@@ -48,7 +52,15 @@ EINVAL = 0x16
 EIO = 0x05
 SIGSEGV = 0x0B
 
-THREAD = rsp.ThreadId(1)
+#: What this front end implements, announced through qSupported and vCont?.
+FEATURES = (
+    rsp.Feature(b"qXfer:features:read+"),   # the target description (target_xml)
+    rsp.Feature(b"qXfer:threads:read+"),    # threads with names and states
+    rsp.Feature(b"swbreak+"),
+    rsp.Feature(b"hwbreak+"),
+    rsp.Feature(b"vContSupported+", vcont=("c", "C", "s", "S")),
+    rsp.Feature(b"QStartNoAckMode+", reliable_only=True),
+)
 
 _WATCH_KINDS = {
     rsp.BreakpointType.WRITE_WATCH: p.WATCH_WRITE,
@@ -93,8 +105,12 @@ class GdbSession:
         *,
         packet_size: int = 4096,
         no_ack_mode: bool = True,
+        threads: NodeThreads | None = None,
     ) -> None:
         self.handle = handle
+        self.threads = threads if threads is not None else NodeThreads(handle, None)
+        #: The thread gdb selected for registers (Hg); 0: whichever runs.
+        self.selected = 0
         self.send = send
         self.monitor = monitor
         self.packet_size = packet_size
@@ -145,7 +161,7 @@ class GdbSession:
         """
         match request:
             case rsp.HaltReason():
-                return rsp.stop_reply(rsp.SIGTRAP, thread=THREAD)
+                return rsp.stop_reply(rsp.SIGTRAP, thread=self._known_current())
             case rsp.ReadRegisters():
                 return b"E." + why.encode("ascii", "replace")
             case rsp.Continue() | rsp.Step() | rsp.VCont():
@@ -166,14 +182,14 @@ class GdbSession:
         """
         match request:
             case rsp.QuerySupported():
-                return rsp.supported_reply(self.packet_size, no_ack_mode=self.no_ack_mode)
+                return rsp.supported_reply(self.packet_size, FEATURES, reliable=self.no_ack_mode)
             case rsp.StartNoAckMode():
                 return rsp.OK if self.no_ack_mode else rsp.EMPTY
             case rsp.ReadRegisters():
-                registers = self.handle.cached_registers
+                registers = self.handle.cached_registers if self._live_now() else None
                 return None if registers is None else rsp.registers_reply(registers)
             case rsp.ReadRegister(regnum=regnum):
-                registers = self.handle.cached_registers
+                registers = self.handle.cached_registers if self._live_now() else None
                 reg = target_xml.register(regnum)
                 if registers is None or reg is None or regnum >= target_xml.G_REGISTER_COUNT:
                     return None
@@ -184,14 +200,18 @@ class GdbSession:
             case rsp.Breakpoint(type=kind) if kind in _CODE_BREAKPOINTS:
                 return self._breakpoint_now(request)
             case rsp.VContQuery():
-                return rsp.VCONT_ACTIONS
+                return rsp.vcont_reply(FEATURES)
             case rsp.QueryAttached():
                 return rsp.ATTACHED
             case rsp.QueryCurrentThread():
-                return rsp.current_thread(THREAD)
-            case rsp.QueryThreadInfo(first=first):
-                return rsp.thread_list([THREAD]) if first else rsp.THREAD_LIST_END
-            case rsp.SetThread() | rsp.ThreadAlive():
+                current = self.threads.known_current()
+                return None if current is None else rsp.current_thread(rsp.ThreadId(current))
+            case rsp.QueryThreadInfo(first=False):
+                return rsp.THREAD_LIST_END   # (the first answer lists them all)
+            case rsp.SetThread(op="c"):
+                return rsp.OK   # a resume resumes the node, whichever thread it names
+            case rsp.SetThread(thread=thread) if thread.tid in (0, -1):
+                self.selected = 0
                 return rsp.OK
             case rsp.ReadFeatures(annex=annex, offset=offset, length=length):
                 document = target_xml.ANNEXES.get(annex)
@@ -213,15 +233,22 @@ class GdbSession:
                 status = known if known is not None and known.stopped else await self.handle.stop()
                 return await self.stop_reply(status, announce=False)
             case rsp.ReadRegisters():
+                thread = await self._selected_thread()
+                if thread.context is not None:
+                    return rsp.registers_reply(thread.context.registers())
                 return rsp.registers_reply(await self.handle.registers())
             case rsp.WriteRegisters(data=data):
                 if len(data) % 4:
                     return rsp.error(EINVAL)   # not whole registers
+                if (refusal := await self._saved_refusal()) is not None:
+                    return refusal
                 values = rsp.register_block(data)[: target_xml.G_REGISTER_COUNT]
                 return self._ok(await self.handle.write_registers(list(enumerate(values))))
             case rsp.ReadRegister(regnum=regnum):
                 return await self._read_register(regnum)
             case rsp.WriteRegister(regnum=regnum, value=value):
+                if (refusal := await self._saved_refusal()) is not None:
+                    return refusal
                 lld_reg = lld_register(regnum)
                 if lld_reg is None or value > rv32.M32:
                     return rsp.error(EINVAL)
@@ -252,6 +279,23 @@ class GdbSession:
                 return rsp.OK
             case rsp.Breakpoint():
                 return await self._watchpoint(request)
+            case rsp.QueryCurrentThread():
+                return rsp.current_thread(rsp.ThreadId(await self.threads.current_tid()))
+            case rsp.QueryThreadInfo():
+                return rsp.thread_list([rsp.ThreadId(t.tid) for t in await self.threads.threads()])
+            case rsp.SetThread(thread=thread):
+                if await self.threads.get(thread.tid) is None:
+                    return rsp.error(EINVAL)
+                self.selected = thread.tid
+                return rsp.OK
+            case rsp.ThreadAlive(thread=thread):
+                alive = thread.tid in (0, -1) or await self.threads.get(thread.tid) is not None
+                return rsp.OK if alive else rsp.error(EINVAL)
+            case rsp.QueryThreadExtraInfo(thread=thread):
+                found = await self.threads.get(thread.tid)
+                return rsp.error(EINVAL) if found is None else rsp.hex_bytes(found.describe().encode())
+            case rsp.ReadThreads(offset=offset, length=length):
+                return rsp.xfer_chunk(threads_xml(await self.threads.threads()), offset, length)
             case rsp.Detach():
                 await self.detach()
                 return rsp.OK
@@ -274,8 +318,42 @@ class GdbSession:
         lld_reg = lld_register(regnum)
         if reg is None or lld_reg is None:
             return rsp.error(EINVAL)
+        thread = await self._selected_thread()
+        if thread.context is not None:   # a saved context: what it holds, the rest unavailable
+            saved = thread.context.registers()
+            return rsp.register_value(saved[regnum] if regnum < len(saved) else None, reg.size)
         # A register lld cannot read is shown by gdb as unavailable.
         return rsp.register_value(await self.handle.read_register(lld_reg), reg.size)
+
+    # -- threads ------------------------------------------------------------------------
+
+    def _known_current(self) -> rsp.ThreadId:
+        """The running thread's id for a reply that cannot wait for lld (the last known)."""
+        return rsp.ThreadId(self.threads.known_current() or self.threads.last_current)
+
+    def _live_now(self) -> bool:
+        """True if the selected thread is surely the running one, without asking lld."""
+        return self.selected == 0 or self.selected == self.threads.known_current()
+
+    async def _selected_thread(self) -> Thread:
+        """The thread gdb selected; the running one if it selected none, or one that is gone."""
+        if self.selected:
+            thread = await self.threads.get(self.selected)
+            if thread is not None:
+                return thread
+        current = await self.threads.get(await self.threads.current_tid())
+        assert current is not None
+        return current
+
+    async def _saved_refusal(self) -> bytes | None:
+        """The error for a register write to a thread that is not running, else None."""
+        thread = await self._selected_thread()
+        if thread.context is None:
+            return None
+        why = (f"mux: thread {thread.tid} ({thread.name}) is {thread.describe()}, not running: its "
+               f"registers are the context it saved, shown read-only; select the running thread "
+               f"to change registers")
+        return b"E." + why.encode("ascii", "replace")
 
     # -- stop replies ----------------------------------------------------------------
 
@@ -318,7 +396,8 @@ class GdbSession:
         if announce and status.reason in (p.REASON_PANIC, p.REASON_TRAP_LOOP):
             why = "the kernel's panic path" if status.reason == p.REASON_PANIC else "a trap loop"
             self.send(rsp.console_output(f"node {self.node} stopped in {why}\n".encode()))
-        return rsp.stop_reply(signal, reason=reason, registers=dict(enumerate(registers)), thread=THREAD)
+        thread = rsp.ThreadId(await self.threads.current_tid())
+        return rsp.stop_reply(signal, reason=reason, registers=dict(enumerate(registers)), thread=thread)
 
     async def _breakpoint_stop(self, status: p.Status) -> bytes:
         """The stop reply for a node resting on a breakpoint: gdb's, or the kind lld holds there."""
@@ -513,7 +592,7 @@ class GdbSession:
             self.send(await self.stop_reply(status))
         except (LinkError, NodeError) as e:
             self.send(rsp.console_output(f"mux: {e}\n".encode()))
-            self.send(rsp.stop_reply(rsp.SIGTRAP, thread=THREAD))
+            self.send(rsp.stop_reply(rsp.SIGTRAP, thread=self._known_current()))
         finally:
             self._running = None
 

@@ -130,6 +130,11 @@ class NodeHandle:
             self._cached_gen = status.gen
         self.note(status)
 
+    @property
+    def epoch(self) -> int:
+        """Changes whenever what was read of the node may be stale (it ran, something was written)."""
+        return self._epoch
+
     def forget(self) -> None:
         """Drop everything cached: the node may have changed."""
         self._cached_gen = -1

@@ -260,6 +260,21 @@ class ThreadAlive:
 
 
 @dataclass(frozen=True)
+class QueryThreadExtraInfo:
+    """``qThreadExtraInfo,thread``: answer `hex_bytes` of a line that describes the thread."""
+
+    thread: ThreadId
+
+
+@dataclass(frozen=True)
+class ReadThreads:
+    """``qXfer:threads:read::offset,length``: answer `xfer_chunk` of the thread list document."""
+
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
 class ReadFeatures:
     """``qXfer:features:read:annex:offset,length``: answer `xfer_chunk` of the annex."""
 
@@ -315,8 +330,8 @@ Request = (
     QuerySupported | StartNoAckMode | MustReplyEmpty | HaltReason | ReadRegisters | WriteRegisters
     | ReadRegister | WriteRegister | ReadMemory | WriteMemory | Continue | Step | VContQuery | VCont
     | Breakpoint | Detach | Kill | QueryAttached | QueryCurrentThread | QueryThreadInfo | SetThread
-    | ThreadAlive | ReadFeatures | MonitorCommand | QueryOffsets | QuerySymbol | QueryTraceStatus
-    | Unsupported | MalformedRequest
+    | ThreadAlive | QueryThreadExtraInfo | ReadThreads | ReadFeatures | MonitorCommand | QueryOffsets
+    | QuerySymbol | QueryTraceStatus | Unsupported | MalformedRequest
 )
 
 
@@ -415,6 +430,11 @@ def _set_thread(body: bytes) -> Request:
 
 
 def _xfer(body: bytes) -> Request:
+    if body.startswith(b"threads:read:"):
+        annex, window = _split(body[len(b"threads:read:"):], b":", "qXfer annex")
+        if annex:
+            raise ValueError("qXfer:threads:read takes no annex")
+        return ReadThreads(*_address_length(window))
     if not body.startswith(b"features:read:"):
         return Unsupported(b"qXfer:" + body)
     annex, window = _split(body[len(b"features:read:"):], b":", "qXfer annex")
@@ -434,6 +454,7 @@ _PREFIXED: tuple[tuple[bytes, Callable[[bytes], Request]], ...] = (
     (b"qXfer:", _xfer),
     (b"qRcmd,", lambda b: MonitorCommand(_unhex(b).decode("utf-8", "replace"))),
     (b"qSymbol:", _symbol),
+    (b"qThreadExtraInfo,", lambda b: QueryThreadExtraInfo(ThreadId.parse(b))),
     (b"qAttached:", lambda b: QueryAttached(_hex(b))),
     (b"vCont", _vcont),
     (b"D;", lambda b: Detach(_hex(b))),
@@ -484,9 +505,6 @@ EMPTY = b""
 ATTACHED = b"1"
 THREAD_LIST_END = b"l"
 NO_OFFSETS = b"Text=0;Data=0;Bss=0"
-#: vCont? reply.  gdb 13 never asks RISC-V stubs to step (it plants a
-#: breakpoint instead) but `s` costs nothing to offer.
-VCONT_ACTIONS = b"vCont;c;C;s;S"
 
 
 def error(code: int) -> bytes:
@@ -494,18 +512,33 @@ def error(code: int) -> bytes:
     return b"E%02x" % (code & 0xFF)
 
 
-def supported_reply(packet_size: int, *, no_ack_mode: bool = True) -> bytes:
-    """Our qSupported answer.
+@dataclass(frozen=True)
+class Feature:
+    """One thing a stub implements, as gdb learns of it: its qSupported entry, its vCont actions."""
+
+    #: The qSupported entry that announces it ("swbreak+"); None if gdb needs no announcement.
+    supported: bytes | None = None
+    #: The vCont actions it brings ("c", "C").
+    vcont: tuple[str, ...] = ()
+    #: Only on a transport that loses no packets (no-ack mode: over UDP the acks recover losses).
+    reliable_only: bool = False
+
+
+def supported_reply(packet_size: int, features: Sequence[Feature], *, reliable: bool = True) -> bytes:
+    """The qSupported answer for a stub that implements `features`.
 
     `packet_size` must not exceed what the codec accepts (gdb keeps whole
-    frames below it).  Offer no-ack mode only on a reliable transport: over
-    UDP the acks are what recovers lost packets.
+    frames below it).
     """
-    features = [b"PacketSize=%x" % packet_size, b"qXfer:features:read+", b"swbreak+", b"hwbreak+",
-                b"vContSupported+"]
-    if no_ack_mode:
-        features.append(b"QStartNoAckMode+")
-    return b";".join(features)
+    entries = [b"PacketSize=%x" % packet_size]
+    entries += [f.supported for f in features
+                if f.supported is not None and (reliable or not f.reliable_only)]
+    return b";".join(entries)
+
+
+def vcont_reply(features: Sequence[Feature]) -> bytes:
+    """The vCont? answer: every action of `features`."""
+    return b"vCont" + b"".join(b";" + action.encode() for f in features for action in f.vcont)
 
 
 def hex_bytes(data: bytes) -> bytes:

@@ -28,14 +28,17 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
 
 from mux import packets as rsp
 from mux.gdb import EIO, GdbSession
+from mux.kernel_layout import KernelLayout
 from mux.link import LldLink
 from mux.monitor import Monitor
 from mux.node import NodeHandle
 from mux.rsp import BadPacket, Event, Interrupt, Packet, RspConnection
+from mux.threads import NodeThreads
 
 #: gdb's PacketSize: large, so that a big read is one `m` packet (gdb asks for about half of it,
 #: hex doubling the reply) and one or two lld round trips, not dozens.
@@ -65,6 +68,9 @@ class MuxConfig:
     udp: bool = True
     #: Seconds a client may stay connected without sending a packet; 0 for no limit.
     gdb_idle_timeout: float = GDB_IDLE_TIMEOUT
+    #: The kernel ELF the nodes run, if known: its DWARF says where the kernel keeps its threads,
+    #: which gdb is then shown (mux.threads); without it each node is one thread.
+    kernel: Path | None = None
 
 
 @dataclass
@@ -170,7 +176,8 @@ class _Conversation:
 
     def _new_session(self) -> GdbSession:
         return GdbSession(self.mux.nodes[self.node], self._send, self.mux.monitor.run,
-                          packet_size=self._packet_size, no_ack_mode=self._no_ack_mode)
+                          packet_size=self._packet_size, no_ack_mode=self._no_ack_mode,
+                          threads=self.mux.threads[self.node])
 
     def _attach_again(self) -> bytes | None:
         """A client that detached and speaks again is a new session, as if it had just
@@ -335,6 +342,9 @@ class Mux:
         self.config = config
         self.link = link
         self.nodes = [NodeHandle(node, link) for node in range(config.nodes)]
+        layout = KernelLayout.load(config.kernel) if config.kernel is not None else None
+        #: Each node's threads, kept for the mux's life so that thread ids stay what gdb saw.
+        self.threads = [NodeThreads(handle, layout) for handle in self.nodes]
         self.clients: dict[int, SessionInfo] = {}
         self.monitor = Monitor(link, config.nodes, self.clients)  # type: ignore[arg-type]
         self._servers: list[asyncio.AbstractServer] = []

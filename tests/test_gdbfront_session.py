@@ -3,6 +3,7 @@ user's project sees it (through its pytest11 entry point, from a directory witho
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,8 @@ def test_psyche_commands_say_clearly_what_is_missing(kernel_elf: Path) -> None:
         with pytest.raises(GdbError, match="not attached"):
             gdb.evaluate("$psyche_node()")
         assert "psyche nodes" in gdb.psyche("")       # the prefix command lists the others
+        with pytest.raises(GdbError, match="psyche: no subcommand 'nodse'; `psyche` lists them"):
+            gdb.psyche("nodse")
 
 
 INNER_TEST = '''
@@ -109,3 +112,42 @@ def test_the_plugin_attaches_logs_to_a_failing_tests_report(tmp_path: Path) -> N
         "2-node machine restored from 'booted'",               # the plugin's timing summary
     ):
         assert expected in out, out
+
+
+XDIST_TEST = '''
+    import os
+    import pytest
+
+    pytestmark = pytest.mark.psyche(nodes=2)
+
+    @pytest.mark.parametrize("module_copy", [{n}])
+    def test_a_breakpoint(gdb, psyche_machine, module_copy):
+        node1 = gdb(1)
+        node1.breakpoint("clock_intr")
+        assert node1.cont().func == "clock_intr"
+        with open("ports.txt", "a") as out:
+            out.write(f"{{os.environ['PYTEST_XDIST_WORKER']}} {{psyche_machine.base_port}}\\n")
+'''
+
+
+@needs_gdb
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_the_plugin_gives_each_xdist_worker_its_own_ports(tmp_path: Path) -> None:
+    from gdbfront.machine import PORT_RANGE
+
+    for n in (1, 2):
+        (tmp_path / f"test_inner_{n}.py").write_text(textwrap.dedent(XDIST_TEST.format(n=n)))
+    # This checkout's plugin (the installed one may be another worktree's), in pytest and its machines.
+    repo = Path(__file__).resolve().parent.parent
+    path = [str(repo), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path))}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2",
+                             "--dist", "loadfile", "test_inner_1.py", "test_inner_2.py"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=170, env=env)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0 and "2 passed" in out, out
+    ports = dict(line.split() for line in (tmp_path / "ports.txt").read_text().splitlines())
+    assert set(ports) == {"gw0", "gw1"}, ports       # one module on each worker, each with a machine
+    half = PORT_RANGE[0] + (PORT_RANGE[1] - PORT_RANGE[0]) // 2
+    assert int(ports["gw0"]) < half <= int(ports["gw1"])

@@ -31,6 +31,10 @@ RAM_BASE = 0x80000000
 RAM_SIZE = 0x10000
 NOP = (0x00000013).to_bytes(4, "little")
 THREAD = p.ThreadId(1)
+#: What this stub implements: one thread, no thread list document.
+FEATURES = (p.Feature(b"qXfer:features:read+"), p.Feature(b"swbreak+"), p.Feature(b"hwbreak+"),
+            p.Feature(b"vContSupported+", vcont=("c", "C", "s", "S")),
+            p.Feature(b"QStartNoAckMode+", reliable_only=True))
 R = TypeVar("R")
 
 
@@ -121,7 +125,7 @@ class ToyStub:
         t = self.target
         match request:
             case p.QuerySupported():
-                return [p.supported_reply(self.packet_size, no_ack_mode=self.no_ack_mode)]
+                return [p.supported_reply(self.packet_size, FEATURES, reliable=self.no_ack_mode)]
             case p.StartNoAckMode() | p.SetThread() | p.ThreadAlive() | p.Detach() | p.QuerySymbol():
                 return [p.OK]
             case p.HaltReason():
@@ -143,7 +147,7 @@ class ToyStub:
             case p.WriteMemory(addr, data):
                 return [p.OK if t.write(addr, data) else p.error(0x14)]
             case p.VContQuery():
-                return [p.VCONT_ACTIONS]
+                return [p.vcont_reply(FEATURES)]
             case p.Continue() | p.VCont():
                 stop = t.run()
                 if stop is None:

@@ -25,6 +25,8 @@ GDB_TRAFFIC: list[tuple[bytes, p.Request]] = [
     (b"Hgp0.0", p.SetThread("g", Tid(0, pid=0))),
     (b"Hc-1", p.SetThread("c", Tid(-1))),
     (b"qXfer:features:read:target.xml:0,ffb", p.ReadFeatures("target.xml", 0, 0xFFB)),
+    (b"qXfer:threads:read::0,ffb", p.ReadThreads(0, 0xFFB)),
+    (b"qThreadExtraInfo,2", p.QueryThreadExtraInfo(p.ThreadId(2))),
     (b"qXfer:features:read:riscv-csr.xml:17f7,ffb", p.ReadFeatures("riscv-csr.xml", 0x17F7, 0xFFB)),
     (b"qTStatus", p.QueryTraceStatus()),
     (b"?", p.HaltReason()),
@@ -103,7 +105,6 @@ def test_write_register_value() -> None:
 @pytest.mark.parametrize("payload", [
     b"vKill;a410",  # gdb's kill tries this first, then falls back to k
     b"qCRC:80000000,4",  # not qC
-    b"qXfer:threads:read::0,ffb",
     b"qTfV",
     b"vFile:setfs:0",
     b"Z5,1000,4",
@@ -154,10 +155,20 @@ def test_simple_replies() -> None:
     assert Tid(-1, pid=-1).encode() == b"p-1.-1"
 
 
-def test_supported_reply() -> None:
-    assert p.supported_reply(0x1000) == (b"PacketSize=1000;qXfer:features:read+;swbreak+;hwbreak+;"
-                                         b"vContSupported+;QStartNoAckMode+")
-    assert b"QStartNoAckMode" not in p.supported_reply(0x1000, no_ack_mode=False)
+def test_supported_and_vcont_replies_come_from_one_feature_table() -> None:
+    features = (p.Feature(b"swbreak+"), p.Feature(b"vContSupported+", vcont=("c", "s")),
+                p.Feature(b"QStartNoAckMode+", reliable_only=True), p.Feature(vcont=("t",)))
+    assert p.supported_reply(0x1000, features) == b"PacketSize=1000;swbreak+;vContSupported+;QStartNoAckMode+"
+    assert p.supported_reply(0x1000, features, reliable=False) == b"PacketSize=1000;swbreak+;vContSupported+"
+    assert p.vcont_reply(features) == b"vCont;c;s;t"
+
+
+def test_the_mux_announces_what_it_handles() -> None:
+    from mux.gdb import FEATURES
+    assert p.supported_reply(0x1000, FEATURES) == (
+        b"PacketSize=1000;qXfer:features:read+;qXfer:threads:read+;swbreak+;hwbreak+;vContSupported+;"
+        b"QStartNoAckMode+")
+    assert p.vcont_reply(FEATURES) == b"vCont;c;C;s;S"
 
 
 def test_register_replies_are_little_endian() -> None:

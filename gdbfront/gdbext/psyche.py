@@ -460,6 +460,10 @@ class PsycheCommand(gdb.Command):
         super().__init__("psyche", gdb.COMMAND_DATA, prefix=True)
 
     def invoke(self, argument: str, from_tty: bool) -> None:
+        if argument.strip():
+            # gdb hands the prefix command whatever is not one of its subcommands: a typo is an
+            # error (a script must not go on as if it had its table), not the help text.
+            raise gdb.GdbError(f"psyche: no subcommand {argument.split()[0]!r}; `psyche` lists them")
         gdb.write("psyche nodes    every node: kernel state, lld state, pc and function, ticks, thread\n"
                   "psyche node N   one node in detail: counters, threads, heap, panic\n"
                   "psyche locks    every spin lock and semaphore: holder, waiters, counts\n"
@@ -569,13 +573,13 @@ class PcFunction(gdb.Function):
     def __init__(self) -> None:
         super().__init__("psyche_pc")
 
-    def invoke(self, node: gdb.Value) -> int:
+    def invoke(self, node: gdb.Value) -> gdb.Value:
         status = lld_status().get(int(node))
         if status is None or status["pc"] is None:
             raise PsycheError(f"psyche: no pc for node {int(node)}: the mux's `monitor status` did not "
                               "report one (is gdb attached through the Psyche mux?)")
-        pc: int = status["pc"]
-        return pc
+        # A code address, as gdb shows $pc: in hex, with the function it is in.
+        return gdb.Value(status["pc"]).cast(gdb.lookup_type("void").pointer())
 
 
 for _register in (PsycheCommand, NodesCommand, NodeCommand, LocksCommand, HeapCommand,

@@ -85,7 +85,7 @@ async def run_console(args: argparse.Namespace, kernel: Path, process: subproces
     _follow_machine_stderr(process, log)
     line = PsycheConsole.open(console_url)    # first, to miss as little of the boot as possible
     try:
-        mux = await start_mux(debug_line, args)
+        mux = await start_mux(debug_line, args, kernel)
         try:
             description = await mux.link.ok(0, p.Describe())
             assert isinstance(description, p.MachineDescription)

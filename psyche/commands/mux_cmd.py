@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from pathlib import Path
 from typing import cast
 
 import serial
@@ -52,6 +53,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("mux", help="serve gdb sessions for every node over one debug line")
     parser.add_argument("--line", required=True, metavar="URL",
                         help="the debug line: a pty path, socket://HOST:PORT, rfc2217://..., or a device")
+    parser.add_argument("--kernel", type=Path, metavar="ELF",
+                        help="the kernel ELF the machine runs: gdb is then shown each node's kernel threads "
+                             "(without it, each node is one thread)")
     add_mux_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -68,8 +72,11 @@ def open_line(url: str) -> BytePort:
     return cast(BytePort, port)
 
 
-async def start_mux(url: str, args: argparse.Namespace) -> Mux:
-    """Open the line, ask lld how many nodes there are, and listen for gdb."""
+async def start_mux(url: str, args: argparse.Namespace, kernel: Path | None = None) -> Mux:
+    """Open the line, ask lld how many nodes there are, and listen for gdb.
+
+    kernel: the ELF the machine runs, whose DWARF tells the mux where the kernel's threads are.
+    """
     link = LldLink(open_line(url), timeout=args.lld_timeout, give_up=args.lld_give_up)
     await link.start()
     deadline = asyncio.get_running_loop().time() + FIRST_ANSWER_SECONDS
@@ -84,7 +91,7 @@ async def start_mux(url: str, args: argparse.Namespace) -> Mux:
                 raise ValueError(f"no lld answers on {url}: {e}") from e
     assert isinstance(description, p.MachineDescription)
     mux = Mux(MuxConfig(description.nodes, args.gdb_port, args.bind, udp=not args.no_udp,
-                        gdb_idle_timeout=args.gdb_idle_timeout), link)
+                        gdb_idle_timeout=args.gdb_idle_timeout, kernel=kernel), link)
     await mux.start()
     return mux
 
@@ -137,9 +144,9 @@ async def serve_forever(mux: Mux) -> int:
 
 def run(args: argparse.Namespace) -> int:
     async def main() -> int:
-        mux = await start_mux(args.line, args)
+        mux = await start_mux(args.line, args, args.kernel)
         report_to_stderr(mux, "psyche mux")
-        print(attach_help(mux, None), flush=True)
+        print(attach_help(mux, str(args.kernel) if args.kernel else None), flush=True)
         return await serve_forever(mux)
 
     return loop.run(main())

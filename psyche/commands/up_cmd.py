@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
             machine.stop()
 
     async def main() -> int:
-        mux = await start_mux(machine.debug_line, args)
+        mux = await start_mux(machine.debug_line, args, kernel)
         report_to_stderr(mux, "psyche up")
         machine.watch(asyncio.get_running_loop(), mux.end)
         print(f"psyche up: machine pid {machine.process.pid}; console {machine.console}\n"

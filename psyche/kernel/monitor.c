@@ -188,6 +188,47 @@ static void cmd_spawn(int argc, char **argv)
     ipi_send(k, IPI_WORK);
 }
 
+/*
+ * workers N: N more kernel threads on this node, for debuggers to look at.
+ * The first two compute for ever (the clock preempts them, so a stopped node
+ * has threads switched out in the middle of a trap); the rest wait on a
+ * semaphore nobody signals.
+ */
+#define MAX_WORKERS 64
+
+static struct sem workers_idle;
+static volatile uint32_t worker_rounds[2];
+static int workers_started;
+
+static void worker_loop(void *arg)
+{
+    uint32_t i = (uint32_t)arg;
+    if (i < ARRAY_SIZE(worker_rounds))
+        for (;;)
+            worker_rounds[i]++;
+    sem_P(&workers_idle);
+    panic("worker %u woke up", i);
+}
+
+static void cmd_workers(int argc, char **argv)
+{
+    int n = 0;
+    for (const char *c = argc > 1 ? argv[1] : ""; *c >= '0' && *c <= '9' && n <= MAX_WORKERS; c++)
+        n = n * 10 + (*c - '0');
+    if (n <= 0 || workers_started + n > MAX_WORKERS) {
+        kprintf("usage: workers N, at most %d in all (%d started)\n", MAX_WORKERS, workers_started);
+        return;
+    }
+    if (!workers_started)
+        sem_init(&workers_idle, 0, "workers idle");
+    for (int i = 0; i < n; i++, workers_started++) {
+        char name[16];
+        ksnprintf(name, sizeof name, "worker%d", workers_started);
+        kthread_create(name, worker_loop, (void *)(uint32_t)workers_started);
+    }
+    kprintf("workers: %d started on node %d\n", workers_started, this_node.id);
+}
+
 static const char *const policies[] = { "none", "create", "open", "demand" };
 
 /* replicate [POLICY]: when programs' code is copied to the nodes that run it. */
@@ -223,6 +264,7 @@ static const struct command {
     { "run", cmd_run, "run NAME [ARG ...]: run a user program in a fresh domain" },
     { "spawn", cmd_spawn, "spawn NODE NAME [ARG ...]: run a program on another node's daemon" },
     { "replicate", cmd_replicate, "replicate [none|create|open|demand]: when run copies code" },
+    { "workers", cmd_workers, "workers N: N more threads on node 0 (two compute, the rest wait)" },
     { "realms", cmd_realms, "the realms of the uniform address space, and free frames" },
 };
 

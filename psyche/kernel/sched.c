@@ -144,9 +144,10 @@ static void sched_switch(void)
     uint32_t flags = intr_disable();
 
     spin_acquire(&this_node.runq_lock);
-    if (prev->state == T_RUNNING && prev != this_node.idle) {
+    if (prev->state == T_RUNNING) {
         prev->state = T_READY;        /* round robin: to the back of the queue */
-        runq_push(&this_node, prev);
+        if (prev != this_node.idle)   /* (idle is ready, but never queued) */
+            runq_push(&this_node, prev);
     }
     next = runq_pop(&this_node);
     spin_release(&this_node.runq_lock);

@@ -52,15 +52,18 @@ swtch:
         ret
 
 /*
- * Where a new thread starts (its ctx.ra): a zero return address under
- * thread_start, so that debuggers end the new thread's backtrace there.
+ * Where a new thread starts (its ctx.ra).  The outermost frame of every
+ * thread: its CFI says it has no return address, so a debugger's backtrace
+ * ends here, at "thread_entry", instead of at a made-up frame at address 0.
+ * thread_start never returns (a thread that returns panics); the call only
+ * leaves a return address inside this function for the unwinder to find.
  */
         .globl thread_entry
         .type thread_entry, @function
 thread_entry:
         .cfi_startproc
         .cfi_undefined ra
-        li ra, 0
-        j thread_start
+        call thread_start
+        unimp
         .cfi_endproc
         .size thread_entry, . - thread_entry

@@ -1,0 +1,163 @@
+"""Where the Psyche kernel keeps its threads, read from the kernel ELF's symbols and DWARF.
+
+The mux lists a node's kernel threads by walking the kernel's own records
+(`this_node.threads`, each `struct kthread` linked through `all_next`) over lld.
+Nothing here is a hard-coded offset: the member offsets, the name array's size
+and the names of the thread states come from the DWARF the compiler wrote, and
+the address of `this_node` from the symbol table.  An ELF without them (a
+bare-metal guest, a kernel built without debug information) has no layout, and
+the mux shows gdb one thread per node, as it did before it knew of threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from elftools.common.exceptions import ELFError
+from elftools.dwarf.die import DIE
+from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
+
+#: The structures the walk needs, and the members it reads of each.
+_WANTED = {
+    "node": ("current", "threads"),
+    "kthread": ("ctx", "name", "state", "all_next", "waiting_on"),
+    "context": ("ra", "sp", "s", "saved"),
+}
+
+
+@dataclass(frozen=True)
+class Struct:
+    """One structure's size and the offsets (and sizes) of the members the mux reads."""
+
+    size: int
+    offsets: dict[str, int]
+    sizes: dict[str, int]
+
+    def u32(self, record: bytes, member: str, index: int = 0) -> int:
+        at = self.offsets[member] + 4 * index
+        return int.from_bytes(record[at: at + 4], "little")
+
+    def text(self, record: bytes, member: str) -> str:
+        at = self.offsets[member]
+        raw = record[at: at + self.sizes[member]]
+        return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+    def end(self, member: str) -> int:
+        """The offset just past member: how much of a record a reader needs to see it."""
+        return self.offsets[member] + self.sizes[member]
+
+
+@dataclass(frozen=True)
+class KernelLayout:
+    """The kernel's thread records as this ELF lays them out."""
+
+    this_node: int                 # address of the per-node record (the same on every node)
+    node: Struct
+    kthread: Struct
+    context: Struct
+    states: dict[int, str]         # enum thread_state: T_BLOCKED -> "blocked"
+    saved_registers: int           # how many s registers a saved context holds (s0..)
+
+    @classmethod
+    def load(cls, path: Path) -> KernelLayout | None:
+        """The layout of the kernel at path; None if it is not a Psyche kernel with DWARF."""
+        try:
+            with Path(path).open("rb") as f:
+                elf = ELFFile(f)
+                this_node = _symbol(elf, "this_node")
+                if this_node is None or not elf.has_dwarf_info():
+                    return None
+                structs, states = _read_types(elf)
+        except (OSError, ELFError):
+            return None
+        if set(structs) != set(_WANTED) or not states:
+            return None
+        context = structs["context"]
+        return cls(this_node, structs["node"], structs["kthread"], context, states,
+                   context.sizes["s"] // 4)
+
+
+def _symbol(elf: ELFFile, name: str) -> int | None:
+    table = elf.get_section_by_name(".symtab")
+    if not isinstance(table, SymbolTableSection):
+        return None
+    symbols = table.get_symbol_by_name(name)
+    return int(symbols[0]["st_value"]) if symbols else None
+
+
+def _read_types(elf: ELFFile) -> tuple[dict[str, Struct], dict[int, str]]:
+    structs: dict[str, Struct] = {}
+    states: dict[int, str] = {}
+    for die in _all_dies(elf):
+        name = _name(die)
+        if die.tag == "DW_TAG_structure_type" and name in _WANTED and name not in structs:
+            struct = _struct(die, _WANTED[name])
+            if struct is not None:
+                structs[name] = struct
+        elif die.tag == "DW_TAG_enumeration_type" and name == "thread_state" and not states:
+            states = {int(e.attributes["DW_AT_const_value"].value): _state_name(_name(e))
+                      for e in die.iter_children() if e.tag == "DW_TAG_enumerator"}
+        if len(structs) == len(_WANTED) and states:
+            break
+    return structs, states
+
+
+def _all_dies(elf: ELFFile) -> Iterator[DIE]:
+    for cu in elf.get_dwarf_info().iter_CUs():
+        yield from cu.iter_DIEs()
+
+
+def _name(die: DIE) -> str:
+    attr = die.attributes.get("DW_AT_name")
+    value: Any = attr.value if attr is not None else b""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _state_name(enumerator: str) -> str:
+    return enumerator.removeprefix("T_").lower()   # T_BLOCKED -> blocked
+
+
+def _struct(die: DIE, members: tuple[str, ...]) -> Struct | None:
+    """A complete structure's layout (a declaration has no size and is skipped)."""
+    size = die.attributes.get("DW_AT_byte_size")
+    if size is None:
+        return None
+    offsets: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    for child in die.iter_children():
+        name = _name(child)
+        location = child.attributes.get("DW_AT_data_member_location")
+        if child.tag != "DW_TAG_member" or name not in members or location is None:
+            continue
+        member_size = _type_size(child)
+        if not isinstance(location.value, int) or member_size is None:
+            return None
+        offsets[name] = location.value
+        sizes[name] = member_size
+    if set(offsets) != set(members):
+        return None
+    return Struct(int(size.value), offsets, sizes)
+
+
+def _type_size(die: DIE) -> int | None:
+    """The byte size of a member's type, through typedefs, qualifiers and arrays."""
+    t = die.get_DIE_from_attribute("DW_AT_type") if "DW_AT_type" in die.attributes else None
+    count = 1
+    while t is not None:
+        if t.tag == "DW_TAG_pointer_type":
+            return count * int(t.cu["address_size"])
+        if "DW_AT_byte_size" in t.attributes:
+            return count * int(t.attributes["DW_AT_byte_size"].value)
+        if t.tag == "DW_TAG_array_type":
+            for sub in t.iter_children():
+                if sub.tag == "DW_TAG_subrange_type":
+                    if "DW_AT_count" in sub.attributes:
+                        count *= int(sub.attributes["DW_AT_count"].value)
+                    elif "DW_AT_upper_bound" in sub.attributes:
+                        count *= int(sub.attributes["DW_AT_upper_bound"].value) + 1
+        t = t.get_DIE_from_attribute("DW_AT_type") if "DW_AT_type" in t.attributes else None
+    return None
