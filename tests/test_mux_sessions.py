@@ -50,6 +50,16 @@ def run(guest: TargetGuest, test: Callable[[MuxRig, list[tuple[str, str]]], Awai
     asyncio.run(main())
 
 
+async def udp_exchange(sock: socket.socket, payload: bytes) -> bytes:
+    """One packet from a connected UDP socket in ack mode, and the payload of its reply."""
+    sock.send(RspConnection().send_packet(payload))
+    while True:
+        data = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(sock, 70000), 10)
+        if data != b"+":
+            sock.send(b"+")
+            return data[data.index(b"$") + 1: data.rindex(b"#")]
+
+
 class Gdb:
     """A gdb's end of one TCP connection to the mux, in no-ack mode after `attach`."""
 
@@ -207,14 +217,6 @@ def test_a_udp_session_is_its_address_and_a_datagram_of_junk_holds_nothing(guest
         loop = asyncio.get_running_loop()
         port = rig.mux.port_of(2)
 
-        async def exchange(sock: socket.socket, payload: bytes) -> bytes:
-            sock.send(RspConnection().send_packet(payload))
-            while True:
-                data = await asyncio.wait_for(loop.sock_recv(sock, 70000), 10)
-                if data != b"+":
-                    sock.send(b"+")
-                    return data[data.index(b"$") + 1: data.rindex(b"#")]
-
         junk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         junk.setblocking(False)
         junk.connect(("127.0.0.1", port))
@@ -226,11 +228,11 @@ def test_a_udp_session_is_its_address_and_a_datagram_of_junk_holds_nothing(guest
         gdb = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         gdb.setblocking(False)
         gdb.connect(("127.0.0.1", port))
-        assert (await exchange(gdb, b"?")).startswith(b"T05")
+        assert (await udp_exchange(gdb, b"?")).startswith(b"T05")
         first = rig.mux.clients[2]
         assert rig.mux.kick(2, "test") is first and 2 not in rig.mux.clients
         # The same address and port speaks again: a new session, as UDP knows no connections.
-        assert (await exchange(gdb, b"qC")) == b"QC1"
+        assert (await udp_exchange(gdb, b"qC")) == b"QC1"
         assert rig.mux.clients[2] is not first
         # Kicked while it waits for a stop: told why, and an error ends its wait (no close to see).
         gdb.send(RspConnection().send_packet(b"vCont;c"))
@@ -242,8 +244,8 @@ def test_a_udp_session_is_its_address_and_a_datagram_of_junk_holds_nothing(guest
             data += await asyncio.wait_for(loop.sock_recv(gdb, 70000), 10)
         gdb.send(b"+")
         assert b"$O" + b"mux: kicked by a test\n".hex().encode() + b"#" in data
-        assert (await exchange(gdb, b"?")).startswith(b"T05")
-        assert await exchange(gdb, b"D") == b"OK"
+        assert (await udp_exchange(gdb, b"?")).startswith(b"T05")
+        assert await udp_exchange(gdb, b"D") == b"OK"
         junk.close()
         gdb.close()
 
@@ -279,34 +281,25 @@ def test_a_tcp_client_that_detached_holds_nothing_and_attaches_again_when_it_spe
 
 def test_a_udp_address_that_detached_is_a_new_session_when_it_sends_a_packet(guest: TargetGuest) -> None:
     async def test(rig: MuxRig, events: list[tuple[str, str]]) -> None:
-        loop = asyncio.get_running_loop()
         port = rig.mux.port_of(3)
-
-        async def exchange(sock: socket.socket, payload: bytes) -> bytes:
-            sock.send(RspConnection().send_packet(payload))
-            while True:
-                data = await asyncio.wait_for(loop.sock_recv(sock, 70000), 10)
-                if data != b"+":
-                    sock.send(b"+")
-                    return data[data.index(b"$") + 1: data.rindex(b"#")]
 
         gdb = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         gdb.setblocking(False)
         gdb.connect(("127.0.0.1", port))
-        assert (await exchange(gdb, b"?")).startswith(b"T05")
+        assert (await udp_exchange(gdb, b"?")).startswith(b"T05")
         first = rig.mux.clients[3]
-        assert await exchange(gdb, b"D") == b"OK"                   # (its ack came after it)
+        assert await udp_exchange(gdb, b"D") == b"OK"                   # (its ack came after it)
         gdb.send(b"+")
         await asyncio.sleep(0.1)
         assert 3 not in rig.mux.clients                               # an ack holds nothing
         other = await Gdb.connect(port)                               # so another gdb may have it
         await other.attach()
-        refused = await exchange(gdb, b"g")
+        refused = await udp_exchange(gdb, b"g")
         assert refused.startswith(b"E.node 3 already has a gdb session (tcp "), refused
         assert (await other.ask(b"D")) == b"OK"
-        assert (await exchange(gdb, b"qC")) == b"QC1"
+        assert (await udp_exchange(gdb, b"qC")) == b"QC1"
         assert rig.mux.clients[3] is not first and rig.mux.clients[3].transport == "udp"
-        assert await exchange(gdb, b"D") == b"OK"
+        assert await udp_exchange(gdb, b"D") == b"OK"
         gdb.close()
         other.close()
 
