@@ -7,12 +7,18 @@
  * thread is waiting.  It never switches itself: trap() switches on the way
  * out when the preemption level is zero; otherwise the request stays
  * pending (deferred) until preempt_enable() brings the level back to zero.
+ *
+ * The same compare register serves the timers of the node's virtual
+ * processors (vp.c): it is set for whichever comes first, the next tick or a
+ * VP's timer, so a timer software interrupt comes on time, not at the next
+ * tick.  An interrupt before the next tick is a VP timer only, and no tick.
  */
 #include "clock.h"
 #include "node.h"
 #include "riscv.h"
 #include "sched.h"
 #include "vm.h"
+#include "vp.h"
 
 /* stimecmp is CSR 0x14D, its high half 0x15D (Sstc). */
 static void set_stimecmp(uint64_t when)
@@ -28,13 +34,23 @@ void clock_start(void)
     uint64_t now = rdtime();
     this_node.clock_started = now;
     this_node.next_tick = now + TICK_CYCLES;
+    this_node.timer_armed = this_node.next_tick;
     set_stimecmp(this_node.next_tick);
     csr_set(sie, SIE_STIE);
 }
 
-void clock_intr(void)
+/* Make the clock interrupt at `when` if that is before what it is set for (interrupts masked). */
+void clock_arm(uint64_t when)
 {
-    uint64_t now = rdtime();
+    if (when < this_node.timer_armed) {
+        this_node.timer_armed = when;
+        set_stimecmp(when);
+    }
+}
+
+/* A tick: count it (and the ticks that went by unserved). */
+static void tick(uint64_t now)
+{
     this_node.ticks++;
     this_node.next_tick += TICK_CYCLES;
     if (this_node.next_tick <= now) {
@@ -57,9 +73,21 @@ void clock_intr(void)
         this_node.missed_ticks += skipped;
         this_node.next_tick += (uint64_t)skipped * TICK_CYCLES;
     }
-    set_stimecmp(this_node.next_tick);
     magic.ticks = this_node.ticks;
+}
+
+void clock_intr(void)
+{
+    uint64_t now = rdtime();
+    bool ticked = now >= this_node.next_tick;
+    if (ticked)
+        tick(now);
     magic.time = now;
+    vp_clock(now, ticked);
+    this_node.timer_armed = vp_next_timer(this_node.next_tick);
+    set_stimecmp(this_node.timer_armed);
+    if (!ticked)
+        return;
 
     if (++this_node.quantum_used < QUANTUM_TICKS)
         return;

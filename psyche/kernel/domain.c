@@ -130,7 +130,7 @@ int domain_destroy_call(uint32_t va, uint32_t key)
             err = 0;
     if (d && err)
         err = PSY_EKEY;
-    if (!err && d->running)
+    if (!err && (d->running || d->nvps))
         err = PSY_EBUSY;
     if (!err)
         domain_close(d, nodes);
@@ -321,6 +321,29 @@ int domain_read(struct domain *d, uint32_t va, void *buf, uint32_t len)
         len -= chunk;
     }
     return 0;
+}
+
+/*
+ * Where the kernel reaches len bytes at va (within one page) that domain d
+ * may access as `need` says, opening the realm as a fault would: the frame's
+ * official address, or NULL.  *out is the realm.  For structures the kernel
+ * reads and writes in place, like VP descriptors.
+ */
+void *domain_pointer(struct domain *d, uint32_t va, uint32_t len, uint32_t need,
+                     struct realm **out)
+{
+    char why[96];
+    uint32_t rights;
+    if (len == 0 || va % PGSIZE + len > PGSIZE)
+        return NULL;
+    spin_lock(&kg.vm->lock);
+    struct realm *r = decide(d, va, need, why, sizeof why, &rights);
+    void *p = NULL;
+    if (r && !(r->flags & PSY_REALM_DEVICE))
+        p = (void *)(r->frames[(va - r->base) / PGSIZE] + va % PGSIZE);
+    spin_unlock(&kg.vm->lock);
+    *out = r;
+    return p;
 }
 
 /*

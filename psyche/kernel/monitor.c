@@ -17,6 +17,7 @@
 #include "sched.h"
 #include "selftest.h"
 #include "user.h"
+#include "vp.h"
 
 #define MAX_ARGS 8
 
@@ -207,6 +208,12 @@ static void cmd_realms(int argc, char **argv)
     realms_print();
 }
 
+static void cmd_vps(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    vps_print();
+}
+
 static const struct command {
     const char *name;
     void (*fn)(int argc, char **argv);
@@ -224,6 +231,7 @@ static const struct command {
     { "spawn", cmd_spawn, "spawn NODE NAME [ARG ...]: run a program on another node's daemon" },
     { "replicate", cmd_replicate, "replicate [none|create|open|demand]: when run copies code" },
     { "realms", cmd_realms, "the realms of the uniform address space, and free frames" },
+    { "vps", cmd_vps, "every virtual processor: node, domain, state, time, descriptor" },
 };
 
 static void cmd_help(int argc, char **argv)

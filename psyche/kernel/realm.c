@@ -22,6 +22,7 @@
 #include "realm.h"
 #include "riscv.h"
 #include "vm.h"
+#include "vp.h"
 
 #define GUARD PGSIZE   /* unmapped page after every realm the kernel places */
 
@@ -359,6 +360,8 @@ int realm_destroy(uint32_t va, uint32_t key)
         err = PSY_ENOREALM;
     else if (!key || !(key_rights_on(r, key) & PSY_OWNER))
         err = PSY_EKEY;
+    else if (vp_desc_in(r))
+        err = PSY_EBUSY;     /* the kernel writes a VP's descriptor in place, through the frames */
     if (!err) {
         map_remove(r);
         close_everywhere(r, nodes);

@@ -53,6 +53,7 @@ struct domain {
     int id;
     bool devices;             /* may make device realms */
     volatile uint32_t running; /* threads running in it, on any node (user.c) */
+    volatile uint32_t nvps;   /* its virtual processors, started or not (vp.c) */
     struct realm *desc;       /* its descriptor page (struct psy_domain) */
     int nopen;
     struct domain_open open[DOMAIN_OPEN];
@@ -68,6 +69,8 @@ struct vm {
     int next_domain;          /* where the search for a free domain number starts */
     uint32_t key_seed;        /* kernel-made keys */
     uint32_t code_policy;     /* PSY_REPLICATE_* for the code of programs `run` starts */
+    struct vp *vps[PSY_MAX_VPS];   /* every virtual processor, by number (vp.c) */
+    volatile uint32_t vp_gen[PSY_MAX_VPS];   /* moves when a VP ends: destroy_vp waits for it */
     uint32_t faults;          /* user page faults decided */
     uint32_t opens;           /* ... that opened a realm */
 };
@@ -94,6 +97,8 @@ int domain_destroy_call(uint32_t va, uint32_t key);
 struct psy_domain *domain_desc(struct domain *d);
 const char *domain_fault(struct domain *d, uint32_t va, uint32_t need, char *why, uint32_t size);
 int domain_read(struct domain *d, uint32_t va, void *buf, uint32_t len);
+void *domain_pointer(struct domain *d, uint32_t va, uint32_t len, uint32_t need,
+                     struct realm **out);
 void domain_unmap_realm(struct domain *d, struct realm *r, uint32_t *nodes);
 bool domain_still_allowed(struct domain *d, struct realm *r);
 
