@@ -48,9 +48,22 @@ void clock_arm(uint64_t when)
     }
 }
 
-/* A tick: count it (and the ticks that went by unserved). */
-static void tick(uint64_t now)
+/* Set the compare register for the next tick or the first VP timer before it. */
+static void rearm(void)
 {
+    this_node.timer_armed = vp_next_timer(this_node.next_tick);
+    set_stimecmp(this_node.timer_armed);
+}
+
+void clock_intr(void)
+{
+    uint64_t now = rdtime();
+    if (now < this_node.next_tick) {   /* a VP's timer, not a tick */
+        magic.time = now;
+        vp_clock(now, false);
+        rearm();
+        return;
+    }
     this_node.ticks++;
     this_node.next_tick += TICK_CYCLES;
     if (this_node.next_tick <= now) {
@@ -74,20 +87,9 @@ static void tick(uint64_t now)
         this_node.next_tick += (uint64_t)skipped * TICK_CYCLES;
     }
     magic.ticks = this_node.ticks;
-}
-
-void clock_intr(void)
-{
-    uint64_t now = rdtime();
-    bool ticked = now >= this_node.next_tick;
-    if (ticked)
-        tick(now);
     magic.time = now;
-    vp_clock(now, ticked);
-    this_node.timer_armed = vp_next_timer(this_node.next_tick);
-    set_stimecmp(this_node.timer_armed);
-    if (!ticked)
-        return;
+    vp_clock(now, true);
+    rearm();
 
     if (++this_node.quantum_used < QUANTUM_TICKS)
         return;

@@ -114,6 +114,8 @@ static int vp_attach(struct vp *v, uint32_t va)
     v->desc = desc;
     v->desc_va = va;
     spin_unlock(&kg.vm->lock);
+    if (v == current_vp())
+        magic.vp = va;
     return 0;
 }
 
@@ -482,6 +484,7 @@ struct vp *vp_first(struct domain *d)
         v->since = rdtime();
         v->state = PSY_VP_RUNNING;
         this_node.current->vp = v;
+        magic.vp_id = (uint32_t)v->id;
     }
     return v;
 }
