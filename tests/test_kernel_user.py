@@ -151,8 +151,8 @@ def test_bad_kernel_call_arguments_return_errors_and_change_nothing(kernel_elf: 
     ("jump", r"instruction page fault at 0x40000000 \(pc 0x40000000\): no realm at this address"),
     ("readonly", r"store page fault at (0x[0-9a-f]+) \(pc 0x[0-9a-f]+\): "
                  r"the domain's keys give no write right on realm \1"),
-    ("invoke", r"instruction page fault at (0x[0-9a-f]+) \(pc \1\): protected invocation of realm \1 "
-               r"\(a verified target; protected invocation is not implemented yet\)"),
+    ("invoke", r"instruction page fault at (0x[0-9a-f]+) \(pc \1\): protected invocation of realm \1, "
+               r"which has no distinguished domain"),
 ])
 def test_a_user_error_stops_the_program_never_the_kernel(kernel_elf: Path, how: str,
                                                          reason: str) -> None:

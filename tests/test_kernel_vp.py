@@ -123,3 +123,41 @@ def test_32_threads_on_4_vps_on_2_nodes_under_both_schedulers(kernel_elf: Path) 
     # every VP ended with its program: none left, no frame kept
     assert no_vps_left(run)
     assert free_frames(run) == before
+
+
+def pcall_result(out: str) -> dict[str, int]:
+    m = re.search(r"pcall: cycles: first call (\d+) \(opens realms in both domains\), first call of "
+                  r"another operation (\d+), that one again (\d+), later calls (\d+) each, plain "
+                  r"call (\d+) each\n", out)
+    assert m, out
+    return dict(zip(("first", "other_first", "other_again", "later", "plain"), map(int, m.groups())))
+
+
+@pytest.mark.parametrize("node", [0, 1])
+def test_a_protected_call_is_a_plain_call_into_another_domain(kernel_elf: Path, node: int) -> None:
+    run = boot(kernel_elf, 2)
+    before = free_frames(run)
+    out = run.command(f"run pcall call {node} 20")
+    # the operations ran in D and returned their results to A through the kernel
+    assert "pcall: add(40, 2) = 42, load 0; 20 calls sum 210 (plain 210)" in out, out
+    # D may touch P, A may not: A's own load is an error software interrupt (load page fault)
+    assert "pcall: through D: store 0, load 5eed; A's own load: cause 13" in out
+    assert "destroy_vp ok, destroy_domain ok, destroy_realm ok ok ok\npcall: exit 0" in out
+    cycles = pcall_result(out)
+    assert cycles["later"] < cycles["other_first"] < cycles["first"]
+    assert cycles["plain"] < 50
+    # 25 calls, the first of each of the three operations on the slow path; none in progress
+    assert run.command("pcalls").splitlines() == ["25 protected calls, 3 on the slow path"]
+    assert no_vps_left(run) and free_frames(run) == before
+
+
+def test_a_vp_destroyed_inside_a_protected_call_is_cleaned_up(kernel_elf: Path) -> None:
+    run = boot(kernel_elf, 2)
+    before = free_frames(run)
+    out = run.command("run pcall destroy 1")
+    # the caller's VP was waiting for a call that never returns; D's VP was running it on node 1
+    assert "pcall: vp 2 destroyed inside its call: ok (in_call 1)" in out, out
+    assert "destroy_vp ok, destroy_domain ok, destroy_realm ok ok ok\npcall: exit 0" in out
+    assert run.command("pcalls").splitlines() == ["1 protected calls, 1 on the slow path"]
+    assert no_vps_left(run)
+    assert free_frames(run) == before            # every frame counted back, on both nodes

@@ -9,6 +9,7 @@
  */
 #include "console.h"
 #include "node.h"
+#include "pcall.h"
 #include "realm.h"
 #include "sched.h"
 #include "trap.h"
@@ -73,6 +74,7 @@ void kcall(struct trapframe *tf)
     case PSY_DESTROY_VP: ret = vp_destroy(d, tf->a0); break;
     case PSY_SET_VP: ret = vp_set_desc(tf->a0); break;
     case PSY_BLOCK: ret = vp_block(); break;
+    case PSY_SET_HOME: ret = pcall_set_home(d, tf->a0, tf->a1, tf->a2); break;
     case PSY_RESUME:
         ret = vp_resume(tf, tf->a0);
         if (ret == 0)

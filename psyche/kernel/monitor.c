@@ -11,6 +11,7 @@
 #include "monitor.h"
 #include "node.h"
 #include "panic.h"
+#include "pcall.h"
 #include "realm.h"
 #include "restart.h"
 #include "riscv.h"
@@ -208,6 +209,12 @@ static void cmd_realms(int argc, char **argv)
     realms_print();
 }
 
+static void cmd_pcalls(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    pcalls_print();
+}
+
 static void cmd_vps(int argc, char **argv)
 {
     (void)argc, (void)argv;
@@ -232,6 +239,7 @@ static const struct command {
     { "replicate", cmd_replicate, "replicate [none|create|open|demand]: when run copies code" },
     { "realms", cmd_realms, "the realms of the uniform address space, and free frames" },
     { "vps", cmd_vps, "every virtual processor: node, domain, state, time, descriptor" },
+    { "pcalls", cmd_pcalls, "protected calls in progress, and how many were made" },
 };
 
 static void cmd_help(int argc, char **argv)

@@ -290,6 +290,14 @@ int realm_make(struct domain *caller, uint32_t size, uint32_t flags, uint32_t ke
     return 0;
 }
 
+static uint32_t key_rights_on(struct realm *r, uint32_t key);
+
+/* Is key on r's access list with PSY_OWNER?  (The caller holds vm->lock.) */
+bool realm_owned_by(struct realm *r, uint32_t key)
+{
+    return key && (key_rights_on(r, key) & PSY_OWNER);
+}
+
 static uint32_t key_rights_on(struct realm *r, uint32_t key)
 {
     for (int i = 0; i < REALM_ACL; i++)

@@ -22,6 +22,7 @@
 #include "console.h"
 #include "node.h"
 #include "panic.h"
+#include "pcall.h"
 #include "realm.h"
 #include "riscv.h"
 #include "sched.h"
@@ -116,6 +117,14 @@ void user_exception(struct trapframe *tf)
         kcall(tf);
         break;
     case EXC_INST_PAGE:
+        if (pcall_fault(tf))          /* a protected call's return, or a call linked before */
+            break;
+        if (!domain_fault(this_node.current->dom, tf->stval, need, why, sizeof why))
+            break;
+        if (pcall_start(tf, why, sizeof why) || vp_error(tf))
+            break;
+        user_stop(tf, trap_cause_name(cause), why);
+        break;
     case EXC_LOAD_PAGE:
     case EXC_STORE_PAGE:
         if (domain_fault(this_node.current->dom, tf->stval, need, why, sizeof why) && !vp_error(tf))

@@ -26,6 +26,7 @@
 #include "ipi.h"
 #include "node.h"
 #include "panic.h"
+#include "pcall.h"
 #include "realm.h"
 #include "riscv.h"
 #include "sched.h"
@@ -85,6 +86,7 @@ static struct vp *vp_alloc(struct domain *d, int node)
 static void vp_release(struct vp *v)
 {
     spin_lock(&kg.vm->lock);
+    pcall_vp_gone(v);
     kg.vm->vps[v->id] = NULL;
     kg.vm->vp_gen[v->id]++;
     atomic_add(&v->dom->nvps, (uint32_t)-1);
@@ -136,7 +138,7 @@ bool vp_desc_in(struct realm *r)
  * arguments in a0..a2, and its stack just below the interrupted one (the
  * handler runs on the stack of whatever it interrupted).
  */
-static void deliver(struct trapframe *tf, struct vp *v, uint32_t kind, uint32_t a1, uint32_t a2)
+void vp_deliver(struct trapframe *tf, struct vp *v, uint32_t kind, uint32_t a1, uint32_t a2)
 {
     struct psy_vp *desc = v->desc;
     desc->saved.pc = tf->sepc;
@@ -153,7 +155,7 @@ static void deliver(struct trapframe *tf, struct vp *v, uint32_t kind, uint32_t 
 }
 
 /* Mark kind pending for v; wake v if it waits for a software interrupt. */
-static void pend(struct vp *v, uint32_t kind)
+void vp_pend(struct vp *v, uint32_t kind)
 {
     atomic_or(&v->pending, 1u << kind);
     if (v->desc)
@@ -171,7 +173,7 @@ static void vp_timers(struct vp *v, uint64_t now)
     uint64_t at = desc->timer_at;
     if (at && now >= at) {
         desc->timer_at = 0;                   /* one-shot */
-        pend(v, PSY_SWI_TIMER);
+        vp_pend(v, PSY_SWI_TIMER);
     }
     uint32_t period = desc->interval;
     if (!period) {
@@ -179,7 +181,7 @@ static void vp_timers(struct vp *v, uint64_t now)
     } else if (!v->interval_next) {
         v->interval_next = now + period;      /* the period starts when the kernel sees it */
     } else if (now >= v->interval_next) {
-        pend(v, PSY_SWI_INTERVAL);
+        vp_pend(v, PSY_SWI_INTERVAL);
         v->interval_next += period;
         if (v->interval_next <= now)          /* missed periods are not replayed */
             v->interval_next = now + period;
@@ -227,8 +229,10 @@ void vp_return(struct trapframe *tf)
             continue;
         atomic_and(&v->pending, ~bit);
         v->desc->pending = v->pending;
-        if (v->desc->handler[kind])          /* a kind without a handler is dropped */
-            deliver(tf, v, kind, 0, 0);
+        if (kind == PSY_SWI_CALL_IN)
+            pcall_deliver(tf, v);            /* a VP takes calls only with a handler (pcall.c) */
+        else if (v->desc->handler[kind])     /* a kind without a handler is dropped */
+            vp_deliver(tf, v, kind, 0, 0);
     }
 }
 
@@ -244,7 +248,7 @@ bool vp_error(struct trapframe *tf)
         return false;
     v->err_cause = tf->scause;
     v->err_tval = tf->stval;
-    deliver(tf, v, PSY_SWI_ERROR, tf->scause, tf->stval);
+    vp_deliver(tf, v, PSY_SWI_ERROR, tf->scause, tf->stval);
     this_node.swi_errors++;
     return true;
 }
@@ -391,6 +395,7 @@ int vp_create(struct domain *caller, uint32_t domain_va, uint32_t node, uint32_t
 /* Make v notice that it must end: wake it if it waits, interrupt its node if it runs there. */
 static void kick(struct vp *v)
 {
+    pcall_kick(v);
     if (atomic_swap(&v->blocked, 0))
         make_ready(v->thread);
     else if (v->node != this_node.id)
@@ -398,18 +403,25 @@ static void kick(struct vp *v)
 }
 
 /*
- * destroy_vp(id): end a VP of the caller's domain (not the program's first,
- * which ends with the program).  Returns once it is gone; a VP that destroys
- * itself does not return.
+ * destroy_vp(id): end a VP of the caller's domain, or of a domain whose
+ * descriptor the caller may write (as for create_vp); not a program's first
+ * VP, which ends with the program.  Returns once it is gone; a VP that
+ * destroys itself does not return.
  */
 int vp_destroy(struct domain *caller, uint32_t id)
 {
+    struct realm *r;
     if (id >= PSY_MAX_VPS)
         return PSY_ENOVP;
     spin_lock(&kg.vm->lock);
     struct vp *v = kg.vm->vps[id];
-    bool ok = v && v->dom == caller && !v->first && !v->dying;
     uint32_t gen = kg.vm->vp_gen[id];
+    uint32_t dva = v && v->dom != caller ? v->dom->desc->base : 0;
+    spin_unlock(&kg.vm->lock);
+    if (dva && !domain_pointer(caller, dva, 4, PSY_W, &r))
+        return PSY_ENOVP;
+    spin_lock(&kg.vm->lock);
+    bool ok = v && kg.vm->vps[id] == v && kg.vm->vp_gen[id] == gen && !v->first && !v->dying;
     if (ok) {
         v->dying = 1;
         if (v != current_vp())

@@ -39,6 +39,12 @@ struct vp {
     uint64_t interval_next;      /* when the interval timer fires next; 0: not started */
     uint64_t since;              /* when it last began to run */
     uint32_t cycles;             /* accumulated running time */
+
+    /* Protected calls (pcall.c), under vm->lock. */
+    struct pcall *calls_in;      /* calls queued for it, not yet delivered */
+    struct pcall *calls_tail;
+    struct pcall *serving;       /* the call whose operation it runs (innermost) */
+    struct pcall *awaiting;      /* the call it waits on as a caller */
 };
 
 void vp_node_init(void);
@@ -50,6 +56,8 @@ uint64_t vp_next_timer(uint64_t until);
 bool vp_error(struct trapframe *tf);
 void vp_return(struct trapframe *tf);
 bool vp_desc_in(struct realm *r);
+void vp_pend(struct vp *v, uint32_t kind);
+void vp_deliver(struct trapframe *tf, struct vp *v, uint32_t kind, uint32_t a1, uint32_t a2);
 void vps_print(void);
 
 /* Kernel calls (kcall.c). */

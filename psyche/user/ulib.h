@@ -64,6 +64,12 @@ static inline int set_vp(struct psy_vp *desc)
     return psy_call(PSY_SET_VP, (uint32_t)desc, 0, 0, 0);
 }
 
+/* Protected calls to the realm at va run in the domain whose descriptor is at domain. */
+static inline int set_home(uint32_t va, uint32_t key, uint32_t domain)
+{
+    return psy_call(PSY_SET_HOME, va, key, domain, 0);
+}
+
 static inline int psy_block(void)
 {
     return psy_call(PSY_BLOCK, 0, 0, 0, 0);
@@ -114,6 +120,8 @@ static inline const struct psy_magic *magic_page(void)
 
 int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int strcmp(const char *a, const char *b);
+void *memcpy(void *dst, const void *src, unsigned int n);
+void *memset(void *dst, int c, unsigned int n);
 uint32_t parse_number(const char *s);    /* decimal or 0x hex */
 void add_key(struct psy_domain *d, uint32_t key);
 const char *error_name(int err);

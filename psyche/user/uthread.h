@@ -53,7 +53,7 @@ struct ut_process {
 /* One VP as the package sees it. */
 struct ut_vp {
     /* The kernel's VP descriptor: first, so its address is the VP's; aligned so it is in one page. */
-    struct psy_vp desc __attribute__((aligned(256)));
+    struct psy_vp desc __attribute__((aligned(512)));
     volatile uint32_t sched;        /* enum ut_sched; ut_set_sched changes it */
     volatile uint32_t lock;         /* the ready queue's */
     struct ut_process *current;     /* running process, or NULL in the scheduler loop */

@@ -27,7 +27,8 @@
 #define PSY_SET_VP          10  /* (desc): the calling VP's descriptor */
 #define PSY_BLOCK           11  /* (): block until a software interrupt is pending */
 #define PSY_RESUME          12  /* (state): continue at the struct psy_state at `state` */
-#define PSY_NCALLS          13
+#define PSY_SET_HOME        13  /* (va, key, domain): the realm's distinguished domain */
+#define PSY_NCALLS          14
 
 /* Errors (negative results). */
 #define PSY_EINVAL   (-1)   /* unknown flags, zero or oversized size, zero key, no rights */
@@ -67,6 +68,8 @@
 #define PSY_USER_BASE      0x00100000
 #define PSY_USER_END       0x7FC00000
 #define PSY_MAGIC_PAGE     0x7FFFF000
+/* A protected call's return address: an operation "returns" by a fetch fault here. */
+#define PSY_RETURN_VA      0x7FFFE000
 #define PSY_PAGE_SIZE      4096
 #define PSY_REALM_MAX      (1024 * 1024)   /* largest realm, bytes */
 
@@ -100,10 +103,14 @@ struct psy_domain {
 #define PSY_SWI_TIMER     1   /* the wall-clock timer (timer_at) expired */
 #define PSY_SWI_INTERVAL  2   /* the interval timer (interval) expired */
 #define PSY_SWI_ERROR     3   /* a kernel-detected error: a1 = scause, a2 = stval */
-#define PSY_SWI_CALL_OUT  4   /* a process left the domain (protected call): not yet */
-#define PSY_SWI_CALL_IN   5   /* a process arrived (protected call): not yet */
-#define PSY_SWI_RETURN    6   /* a protected call returned: not yet */
+#define PSY_SWI_CALL_OUT  4   /* reserved: a process left the domain (asynchronous calls, later) */
+#define PSY_SWI_CALL_IN   5   /* a process arrived by a protected call: its state is in `arrived`,
+                                 a1 = its name, a2 = the operation's address */
+#define PSY_SWI_RETURN    6   /* reserved: a protected call returned (asynchronous calls, later) */
 #define PSY_SWI_KINDS     8
+
+/* The name of a process that arrived by protected call `id` (PSY_SWI_CALL_IN's a1). */
+#define PSY_PCALL_NAME(id) (0x80000000u | (unsigned int)(id))
 
 /* A user register state: pc, then x1..x31 (the trap frame's order). */
 struct psy_state {
@@ -130,6 +137,7 @@ struct psy_vp {
     volatile unsigned long long timer_at;    /* wall-clock timer, cycles; 0: off (user; kernel clears) */
     unsigned int handler[PSY_SWI_KINDS];     /* entry point of each kind's handler; 0: none */
     struct psy_state saved;                  /* the interrupted state (kernel) */
+    struct psy_state arrived;                /* PSY_SWI_CALL_IN: the arriving process (kernel) */
 };
 
 /* Scheduling statistics on the magic page: one entry per VP of the machine. */
