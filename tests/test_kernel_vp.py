@@ -130,7 +130,8 @@ def pcall_result(out: str) -> dict[str, int]:
                   r"another operation (\d+), that one again (\d+), later calls (\d+) each, plain "
                   r"call (\d+) each\n", out)
     assert m, out
-    return dict(zip(("first", "other_first", "other_again", "later", "plain"), map(int, m.groups())))
+    names = ("first", "other_first", "other_again", "later", "plain")
+    return dict(zip(names, map(int, m.groups()), strict=True))
 
 
 @pytest.mark.parametrize("node", [0, 1])
