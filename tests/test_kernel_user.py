@@ -260,7 +260,8 @@ def test_a_long_program_survives_clock_interrupts_in_kernel_calls(kernel_elf: Pa
     out = run.command("run bench")
     counts = {name: int(n) for name, n in re.findall(r"bench: ([\w-]+) end (\d+) \d+\n", out)}
     assert counts == {"call": 2000, "open-fault": 32, "page-fault": 96, "touch": 128,
-                      "make-destroy": 200, "make": 200, "destroy": 200}, out
+                      "make-destroy": 200, "make": 200, "destroy": 200, "swi": 2000,
+                      "uswitch": 4002}, out
     assert "bench: exit 0" in out
     assert run.node_field(0, "ticks") - ticks > 20
     assert realms_state(run).startswith("free frames: 0:240/240")

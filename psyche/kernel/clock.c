@@ -40,7 +40,7 @@ void clock_start(void)
 }
 
 /* Make the clock interrupt at `when` if that is before what it is set for (interrupts masked). */
-void clock_arm(uint64_t when)
+void timer_arm(uint64_t when)
 {
     if (when < this_node.timer_armed) {
         this_node.timer_armed = when;

@@ -11,6 +11,6 @@
 
 void clock_start(void);
 void clock_intr(void);
-void clock_arm(uint64_t when);
+void timer_arm(uint64_t when);
 
 #endif

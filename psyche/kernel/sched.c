@@ -129,8 +129,8 @@ struct kthread *kthread_create(const char *name, void (*fn)(void *), void *arg)
 struct kthread *kthread_shell(void)
 {
     struct kthread *t = thread_record();
-    t->stack = kalloc_local(KSTACK_SIZE);
-    t->ustack = kalloc_local(KSTACK_SIZE);
+    t->stack = kalloc_stack(KSTACK_SIZE);
+    t->ustack = kalloc_stack(KSTACK_SIZE);
     t->state = T_DEAD;
     return t;
 }

@@ -205,7 +205,7 @@ static uint64_t vp_deadline(struct vp *v, uint64_t until)
 static void vp_timers_here(struct vp *v)
 {
     vp_timers(v, rdtime());
-    clock_arm(vp_deadline(v, ~0ull));
+    timer_arm(vp_deadline(v, ~0ull));
 }
 
 /*
