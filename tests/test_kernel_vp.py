@@ -159,3 +159,19 @@ def test_a_vp_destroyed_inside_a_protected_call_is_cleaned_up(kernel_elf: Path) 
     assert run.command("pcalls").splitlines() == ["1 protected calls, 1 on the slow path"]
     assert no_vps_left(run)
     assert free_frames(run) == before            # every frame counted back, on both nodes
+
+
+@pytest.mark.parametrize("node", [0, 1])
+def test_a_process_in_a_protected_call_gives_its_vp_to_another(kernel_elf: Path, node: int) -> None:
+    """With call-out and return handlers (the thread package's), the call is asynchronous for
+    the caller's VP: its scheduler runs the worker while the callers' operations run in D."""
+    run = boot(kernel_elf, 2)
+    before = free_frames(run)
+    out = run.command(f"run pcall threads {node} 4", timeout=120)
+    m = re.search(r"pcall: threads: 12 calls by 4 processes, 0 wrong; the worker ran (\d+) times, "
+                  r"(\d+) of them while a process was away\n", out)
+    assert m, out
+    assert int(m.group(2)) > 100
+    assert "destroy_realm ok ok ok\npcall: exit 0" in out
+    assert run.command("pcalls").splitlines() == ["12 protected calls, 1 on the slow path"]
+    assert no_vps_left(run) and free_frames(run) == before

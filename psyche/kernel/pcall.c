@@ -10,9 +10,12 @@
  * call-in software interrupt.  The operation runs in the distinguished
  * domain with return address PSY_RETURN_VA, an address that is never
  * mapped: its return is a fetch fault there, which the kernel turns into
- * the caller's return, with a0 and a1 as results.  The calling VP waits in
- * the kernel meanwhile (asynchronous calls, with call-out and return
- * software interrupts for the caller's scheduler, are left for later).
+ * the caller's return, with a0 and a1 as results.  If the caller's VP has
+ * call-out and return handlers (and software interrupts enabled), the call
+ * is asynchronous for it: it gets a call-out software interrupt at once, so
+ * its scheduler can run another process, and a return software interrupt
+ * with the caller's state when the operation returns.  Otherwise the VP
+ * waits in the kernel.
  *
  * Section 2.4 hoped that "substantial amounts of time can be saved by
  * automatically precomputing linkage mechanisms for protected procedure
@@ -76,13 +79,14 @@ static struct link *find_link(struct domain *d, uint32_t entry)
     return NULL;
 }
 
-/* A VP of home that takes calls: one on this node if there is one. */
-static struct vp *pick_vp(struct domain *home)
+/* A VP of home that takes calls, not the caller's own: one on this node if there is one. */
+static struct vp *pick_vp(struct domain *home, struct vp *self)
 {
     struct vp *found = NULL;
     for (int i = 0; i < PSY_MAX_VPS; i++) {
         struct vp *v = kg.vm->vps[i];
-        if (!v || v->dom != home || v->dying || !v->desc || !v->desc->handler[PSY_SWI_CALL_IN])
+        if (!v || v == self || v->dom != home || v->dying || !v->desc ||
+            !v->desc->handler[PSY_SWI_CALL_IN])
             continue;
         if (v->node == this_node.id)
             return v;
@@ -122,10 +126,20 @@ static bool call(struct trapframe *tf, struct link *l, char *why, uint32_t size)
     else
         l->vp->calls_in = p;
     l->vp->calls_tail = p;
-    self->awaiting = p;
+    struct psy_vp *desc = self->desc;
+    p->async = desc && !desc->disabled && desc->handler[PSY_SWI_CALL_OUT] &&
+               desc->handler[PSY_SWI_RETURN];
+    if (!p->async)
+        self->awaiting = p;
     vp_pend(l->vp, PSY_SWI_CALL_IN);
     spin_unlock(&kg.vm->lock);
 
+    if (p->async) {
+        p->caller_state.pc = p->ret_pc;
+        memcpy(p->caller_state.x, tf, sizeof p->caller_state.x);
+        vp_deliver(tf, self, PSY_SWI_CALL_OUT, p->caller_process, PSY_PCALL_NAME(p->id));
+        return true;
+    }
     sem_P(&p->returned);
 
     spin_lock(&kg.vm->lock);
@@ -140,6 +154,26 @@ static bool call(struct trapframe *tf, struct link *l, char *why, uint32_t size)
     pcall_drop(p);
     spin_unlock(&kg.vm->lock);
     return true;                  /* if the VP is to end, vp_return ends it now */
+}
+
+/*
+ * p is done (results set): tell its caller, if it is still there: a return
+ * software interrupt for an asynchronous one, a wakeup otherwise.  Holds
+ * vm->lock.
+ */
+static void give_back(struct pcall *p)
+{
+    struct vp *c = p->caller_vp;
+    if (c && p->async) {
+        if (c->returns_tail)
+            c->returns_tail->next_ret = p;
+        else
+            c->returns = p;
+        c->returns_tail = p;
+        vp_pend(c, PSY_SWI_RETURN);
+    } else if (c) {
+        sem_V(&p->returned);
+    }
 }
 
 /*
@@ -159,8 +193,7 @@ static bool pcall_return(struct trapframe *tf, struct vp *v)
     p->result[1] = tf->a1;
     p->done = true;
     p->callee_vp = NULL;
-    if (p->caller_vp)
-        sem_V(&p->returned);
+    give_back(p);
     memcpy(tf, p->callee_prev.x, sizeof p->callee_prev.x);
     tf->sepc = p->callee_prev.pc;
     pcall_drop(p);
@@ -203,25 +236,57 @@ bool pcall_deliver(struct trapframe *tf, struct vp *v)
 }
 
 /*
+ * An asynchronous call returned to v (vp.c, for PSY_SWI_RETURN): the
+ * caller's state at the call, continuing at its return address with the
+ * results in a0 and a1, in `arrived`; a1 = the process's name, a2 = the
+ * call's.
+ */
+bool pcall_deliver_return(struct trapframe *tf, struct vp *v)
+{
+    spin_lock(&kg.vm->lock);
+    struct pcall *p = v->returns;
+    if (p) {
+        v->returns = p->next_ret;
+        if (!v->returns)
+            v->returns_tail = NULL;
+        else
+            vp_pend(v, PSY_SWI_RETURN);
+        v->desc->arrived = p->caller_state;
+        v->desc->arrived.x[X_A0] = p->result[0];
+        v->desc->arrived.x[X_A0 + 1] = p->result[1];
+        vp_deliver(tf, v, PSY_SWI_RETURN, p->caller_process, PSY_PCALL_NAME(p->id));
+        pcall_drop(p);
+    }
+    spin_unlock(&kg.vm->lock);
+    return p != NULL;
+}
+
+/*
  * VP v ends (vp.c): the calls queued on it or served by it return
- * PSY_ENOVP to their callers.  (A caller that ends wakes and lets go of its
- * call itself, in call().)  Holds vm->lock.
+ * PSY_ENOVP to their callers, and its asynchronous calls lose their caller.
+ * (A caller that waits in the kernel wakes and lets go of its call itself,
+ * in call().)  Holds vm->lock.
  */
 void pcall_vp_gone(struct vp *v)
 {
     for (int i = 0; i < PCALL_MAX; i++) {
         struct pcall *p = kg.vm->pcalls[i];
+        if (p && p->async && p->caller_vp == v) {
+            p->caller_vp = NULL;
+            pcall_drop(p);
+            p = kg.vm->pcalls[i];
+        }
         if (!p || p->callee_vp != v)
             continue;
         p->callee_vp = NULL;
         p->done = true;
         p->result[0] = (uint32_t)PSY_ENOVP;
         p->result[1] = 0;
-        if (p->caller_vp)
-            sem_V(&p->returned);
+        give_back(p);
         pcall_drop(p);
     }
     v->calls_in = v->calls_tail = NULL;
+    v->returns = v->returns_tail = NULL;
     v->serving = NULL;
     kg.vm->link_gen++;
 }
@@ -301,7 +366,7 @@ bool pcall_fault(struct trapframe *tf)
     char why[96];
     spin_lock(&kg.vm->lock);
     struct link *l = find_link(this_node.current->dom, tf->stval);
-    if (!l) {
+    if (!l || l->vp == v) {       /* (never a call to oneself: the slow path picks another) */
         spin_unlock(&kg.vm->lock);
         return false;
     }
@@ -326,7 +391,7 @@ bool pcall_start(struct trapframe *tf, char *why, uint32_t size)
     if (r && !r->home)
         ksnprintf(why, size, "protected invocation of realm %p, which has no distinguished "
                   "domain", (void *)r->base);
-    else if (r && !(v = pick_vp(r->home)))
+    else if (r && !(v = pick_vp(r->home, this_node.current->vp)))
         ksnprintf(why, size, "protected invocation of realm %p: its distinguished domain %d "
                   "has no VP that takes calls", (void *)r->base, r->home->id);
     if (!v) {

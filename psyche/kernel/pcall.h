@@ -19,7 +19,10 @@ struct pcall {
     int parent;                  /* the call the caller was itself serving, or -1: the chain */
     uint32_t entry;              /* the operation */
     struct domain *caller;
-    struct vp *caller_vp;        /* waits in the kernel for the return; NULL once it is gone */
+    struct vp *caller_vp;        /* the caller's VP; NULL once it is gone */
+    bool async;                  /* the caller's VP took a call-out and runs on meanwhile */
+    struct psy_state caller_state;  /* async: the caller's state at the call, pc its return address */
+    struct pcall *next_ret;      /* async: the caller VP's queue of returns not yet delivered */
     uint32_t caller_process;     /* the caller's process name (its VP descriptor's `process`) */
     uint32_t ret_pc;             /* where the caller continues */
     uint32_t args[8];            /* the caller's a0..a7 */
@@ -38,6 +41,7 @@ struct pcall {
 bool pcall_fault(struct trapframe *tf);
 bool pcall_start(struct trapframe *tf, char *why, uint32_t size);
 bool pcall_deliver(struct trapframe *tf, struct vp *v);
+bool pcall_deliver_return(struct trapframe *tf, struct vp *v);
 void pcall_vp_gone(struct vp *v);
 void pcall_kick(struct vp *v);
 int pcall_set_home(struct domain *caller, uint32_t va, uint32_t key, uint32_t domain_va);

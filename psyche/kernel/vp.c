@@ -231,6 +231,8 @@ void vp_return(struct trapframe *tf)
         v->desc->pending = v->pending;
         if (kind == PSY_SWI_CALL_IN)
             pcall_deliver(tf, v);            /* a VP takes calls only with a handler (pcall.c) */
+        else if (kind == PSY_SWI_RETURN)
+            pcall_deliver_return(tf, v);     /* asynchronous only with a handler (pcall.c) */
         else if (v->desc->handler[kind])     /* a kind without a handler is dropped */
             vp_deliver(tf, v, kind, 0, 0);
     }

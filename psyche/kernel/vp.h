@@ -45,6 +45,8 @@ struct vp {
     struct pcall *calls_tail;
     struct pcall *serving;       /* the call whose operation it runs (innermost) */
     struct pcall *awaiting;      /* the call it waits on as a caller */
+    struct pcall *returns;       /* asynchronous calls returned, not yet delivered */
+    struct pcall *returns_tail;
 };
 
 void vp_node_init(void);

@@ -12,6 +12,12 @@
  * run, and when the process is resumed later, re-enables software
  * interrupts and continues the interrupted code with PSY_RESUME.
  *
+ * A process that makes a protected call leaves the domain: the call-out
+ * handler (on its stack) marks it away and switches to the loop, so the VP
+ * runs another process meanwhile; the return handler puts it back on its
+ * ready queue with the state the return brings, which the call-out handler
+ * resumes when the process next runs.
+ *
  * A ready queue is touched by its VP and by ut_create and ut_set_sched from
  * any VP, on any node: a spin lock guards it, taken only with the caller's
  * own software interrupts disabled (the handler takes it too).
@@ -117,6 +123,37 @@ static void ut_interrupt(uint32_t kind, uint32_t a1, uint32_t a2)
     psy_exit(98);                                /* the state was unreadable */
 }
 
+/* A process leaves the domain by a protected call: run another until it returns. */
+static void ut_call_out(uint32_t kind, uint32_t name, uint32_t call)
+{
+    (void)kind, (void)name, (void)call;
+    struct ut_vp *vp = me();
+    struct ut_process *p = vp->current;
+    p->state = UT_AWAY;
+    p->calls++;
+    ut_swtch(&p->ctx, &vp->loop);
+    swi_restore(me(), 0);                        /* back from the call: continue after it */
+    psy_resume(&p->back);
+    psy_exit(98);
+}
+
+/* A process's protected call returned (name: its id): ready again, then continue what ran. */
+static void ut_return(uint32_t kind, uint32_t name, uint32_t call)
+{
+    (void)kind, (void)call;
+    struct ut_vp *vp = me();
+    struct psy_state st = vp->desc.saved;
+    struct ut_process *p = &ut_table.procs[name - 1];
+    p->back = vp->desc.arrived;
+    p->state = UT_READY;
+    lock(&vp->lock);
+    push(vp, p);
+    unlock(&vp->lock);
+    swi_restore(vp, 0);
+    psy_resume(&st);
+    psy_exit(98);
+}
+
 /* The scheduler loop of a VP; the first VP's returns when every process is done. */
 static void loop(struct ut_vp *vp, bool first)
 {
@@ -176,6 +213,8 @@ static void vp_setup(struct ut_vp *vp, uint32_t sched, uint32_t stack_top)
     vp->desc.handler[PSY_SWI_INIT] = (uint32_t)ut_vp_start;
     vp->desc.handler[PSY_SWI_INTERVAL] = (uint32_t)ut_interrupt;
     vp->desc.handler[PSY_SWI_TIMER] = (uint32_t)ut_interrupt;
+    vp->desc.handler[PSY_SWI_CALL_OUT] = (uint32_t)ut_call_out;
+    vp->desc.handler[PSY_SWI_RETURN] = (uint32_t)ut_return;
     vp->desc.init_sp = stack_top;
     vp->sched = sched;
 }
@@ -200,6 +239,24 @@ int ut_init(uint32_t sched)
     return 0;
 }
 
+/* Change a VP's scheduler now: its queue is put in the new order. */
+void ut_set_sched(uint32_t vpi, uint32_t sched)
+{
+    struct ut_vp *own = me(), *vp = &ut_table.vps[vpi];
+    uint32_t was = swi_off(own);
+    lock(&vp->lock);
+    struct ut_process *list = vp->head;
+    vp->head = 0;
+    vp->sched = sched;
+    while (list) {
+        struct ut_process *next = list->next;
+        push(vp, list);
+        list = next;
+    }
+    unlock(&vp->lock);
+    swi_restore(own, was);
+}
+
 int ut_add_vp(uint32_t node, uint32_t sched)
 {
     if (ut_table.nvps == UT_VPS)
@@ -207,6 +264,7 @@ int ut_add_vp(uint32_t node, uint32_t sched)
     uint32_t i = ut_table.nvps;
     struct ut_vp *vp = &ut_table.vps[i];
     vp_setup(vp, sched, stack_top(UT_MAX + i));
+    ut_set_sched(i, sched);                      /* processes queued already, in its order */
     vp->node = node;
     int id = create_vp(0, node, &vp->desc);
     if (id < 0)
@@ -215,9 +273,10 @@ int ut_add_vp(uint32_t node, uint32_t sched)
     return (int)i;
 }
 
+/* A process on VP vpi's queue; that VP may be added later (it starts with a full queue). */
 int ut_create(void (*fn)(void *), void *arg, uint32_t priority, uint32_t vpi)
 {
-    if (vpi >= ut_table.nvps)
+    if (vpi >= UT_VPS)
         return PSY_EINVAL;
     uint32_t i = __atomic_fetch_add(&ut_table.nprocs, 1, __ATOMIC_SEQ_CST);
     if (i >= UT_MAX)
@@ -248,24 +307,6 @@ void ut_yield(void)
     swi_off(vp);
     ut_swtch(&vp->current->ctx, &vp->loop);
     swi_restore(me(), 0);
-}
-
-/* Change a VP's scheduler now: its queue is put in the new order. */
-void ut_set_sched(uint32_t vpi, uint32_t sched)
-{
-    struct ut_vp *own = me(), *vp = &ut_table.vps[vpi];
-    uint32_t was = swi_off(own);
-    lock(&vp->lock);
-    struct ut_process *list = vp->head;
-    vp->head = 0;
-    vp->sched = sched;
-    while (list) {
-        struct ut_process *next = list->next;
-        push(vp, list);
-        list = next;
-    }
-    unlock(&vp->lock);
-    swi_restore(own, was);
 }
 
 void ut_run(void)

@@ -26,7 +26,7 @@
 #define UT_QUANTUM      20000       /* interval timer period, cycles (2 ms) */
 #define UT_TABLE_MAGIC  0x54485455  /* "UTHT" */
 
-enum ut_state { UT_FREE, UT_READY, UT_RUNNING, UT_DONE };
+enum ut_state { UT_FREE, UT_READY, UT_RUNNING, UT_DONE, UT_AWAY };
 enum ut_sched { UT_SCHED_RR, UT_SCHED_FIFO };
 
 /* Callee-saved registers: what a user-level switch saves (the rest is on the stack). */
@@ -47,6 +47,8 @@ struct ut_process {
     uint32_t stack;                 /* lowest address of its stack */
     uint32_t runs;                  /* times it was switched to */
     uint32_t preempted;             /* ... away from by the interval timer */
+    uint32_t calls;                 /* protected calls it made (UT_AWAY while one is out) */
+    struct psy_state back;          /* the state a protected call's return brings */
     struct ut_process *next;        /* ready queue */
 };
 
@@ -77,7 +79,7 @@ extern struct ut_table ut_table;
 
 int ut_init(uint32_t sched);   /* the calling VP becomes vps[0] */
 int ut_add_vp(uint32_t node, uint32_t sched);            /* a new VP; its index, or an error */
-int ut_create(void (*fn)(void *), void *arg, uint32_t priority, uint32_t vp);
+int ut_create(void (*fn)(void *), void *arg, uint32_t priority, uint32_t vp);  /* vp: an index */
 void ut_yield(void);
 void ut_set_sched(uint32_t vp, uint32_t sched);
 void ut_run(void);                  /* vps[0] runs processes until none is left */

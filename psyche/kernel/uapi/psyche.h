@@ -103,10 +103,12 @@ struct psy_domain {
 #define PSY_SWI_TIMER     1   /* the wall-clock timer (timer_at) expired */
 #define PSY_SWI_INTERVAL  2   /* the interval timer (interval) expired */
 #define PSY_SWI_ERROR     3   /* a kernel-detected error: a1 = scause, a2 = stval */
-#define PSY_SWI_CALL_OUT  4   /* reserved: a process left the domain (asynchronous calls, later) */
+#define PSY_SWI_CALL_OUT  4   /* a process left the domain by a protected call:
+                                 a1 = its name, a2 = the call's name */
 #define PSY_SWI_CALL_IN   5   /* a process arrived by a protected call: its state is in `arrived`,
                                  a1 = its name, a2 = the operation's address */
-#define PSY_SWI_RETURN    6   /* reserved: a protected call returned (asynchronous calls, later) */
+#define PSY_SWI_RETURN    6   /* a process's protected call returned: its state is in `arrived`,
+                                 a1 = its name, a2 = the call's name */
 #define PSY_SWI_KINDS     8
 
 /* The name of a process that arrived by protected call `id` (PSY_SWI_CALL_IN's a1). */
@@ -137,7 +139,7 @@ struct psy_vp {
     volatile unsigned long long timer_at;    /* wall-clock timer, cycles; 0: off (user; kernel clears) */
     unsigned int handler[PSY_SWI_KINDS];     /* entry point of each kind's handler; 0: none */
     struct psy_state saved;                  /* the interrupted state (kernel) */
-    struct psy_state arrived;                /* PSY_SWI_CALL_IN: the arriving process (kernel) */
+    struct psy_state arrived;                /* CALL_IN, RETURN: the arriving process (kernel) */
 };
 
 /* Scheduling statistics on the magic page: one entry per VP of the machine. */

@@ -7,12 +7,16 @@
  *                           into a realm only D may touch
  *   pcall destroy NODE      a VP of A is destroyed while its process is inside a call (and then
  *                           D's VP, still running the operation)
+ *   pcall threads NODE N    A runs the thread package on one VP: N processes each make calls
+ *                           that take a while in D, and a worker counts meanwhile; the calls
+ *                           are asynchronous for A (call-out and return software interrupts),
+ *                           so the worker runs while processes are away
  *
  * D is a server: its VP waits in PSY_BLOCK; its call-in handler runs the arriving process on a
  * stack of D's own; the operation's return goes back through the kernel to A.  A's calls are
  * plain jalr instructions.  At the end every VP, domain and realm made here is destroyed.
  */
-#include "ulib.h"
+#include "uthread.h"
 
 #define KD  0xD0D0u      /* D's descriptor (read/write): A makes D with it */
 #define KS  0x5555u      /* the server realm S: D's VP descriptor and stacks; A and D */
@@ -28,12 +32,14 @@ extern const char op_add[] __attribute__((visibility("hidden")));
 extern const char op_store[] __attribute__((visibility("hidden")));
 extern const char op_load[] __attribute__((visibility("hidden")));
 extern const char op_spin[] __attribute__((visibility("hidden")));
+extern const char op_work[] __attribute__((visibility("hidden")));
 __asm__(".text\n.balign 4\n"
         "ops_start:\n"
         "op_add: add a0, a0, a1\n ret\n"                  /* a0 + a1 */
         "op_store: sw a1, 0(a0)\n li a0, 0\n ret\n"       /* *a0 = a1 */
         "op_load: lw a0, 0(a0)\n ret\n"                   /* *a0 */
         "op_spin: j op_spin\n"                            /* never returns */
+        "op_work: mv t0, a0\n1: addi t0, t0, -1\n bnez t0, 1b\n add a0, a0, a0\n ret\n"  /* 2 * a0, slowly */
         "ops_end:\n");
 
 /* Realm S: D's VP and its stacks.  The server's code reaches it only through its own VP. */
@@ -231,6 +237,58 @@ static int destroy(struct psy_domain *self, uint32_t node)
     return teardown(&w);
 }
 
+#define WORK 20000                                  /* op_work's loop: about 40000 cycles */
+#define CALLS_EACH 3
+
+static op2 work_op;
+static volatile uint32_t callers_done, worked, worked_away, wrong;
+
+static void caller_process(void *arg)
+{
+    uint32_t n = WORK + (uint32_t)arg;
+    for (int i = 0; i < CALLS_EACH; i++)
+        if (work_op(n, 0) != 2 * n)
+            wrong++;
+    callers_done++;
+}
+
+/* Counts while the callers are in D: only possible if their calls gave the VP away. */
+static void worker_process(void *arg)
+{
+    uint32_t callers = (uint32_t)arg;
+    while (callers_done < callers) {
+        uint32_t away = 0;
+        for (uint32_t i = 0; i < ut_table.nprocs; i++)
+            away += ut_table.procs[i].state == UT_AWAY;
+        worked++;
+        worked_away += away > 0;
+        ut_yield();
+    }
+}
+
+static int threads(struct psy_domain *self, uint32_t node, uint32_t n)
+{
+    struct world w;
+    int err = build(self, node, &w);
+    if (!err)
+        err = ut_init(UT_SCHED_RR);
+    if (err) {
+        printf("pcall: %s\n", error_name(err));
+        return 1;
+    }
+    work_op = (op2)op(&w, op_work);
+    for (uint32_t i = 0; i < n; i++)
+        ut_create(caller_process, (void *)i, 0, 0);
+    ut_create(worker_process, (void *)n, 0, 0);
+    ut_run();
+    uint32_t calls = 0;
+    for (uint32_t i = 0; i < ut_table.nprocs; i++)
+        calls += ut_table.procs[i].calls;
+    printf("pcall: threads: %u calls by %u processes, %u wrong; the worker ran %u times, %u of "
+           "them while a process was away\n", calls, n, wrong, worked, worked_away);
+    return teardown(&w) || wrong;
+}
+
 int main(int argc, char **argv, struct psy_domain *self)
 {
     const char *how = argc > 1 ? argv[1] : "";
@@ -239,6 +297,8 @@ int main(int argc, char **argv, struct psy_domain *self)
         return calls(self, node, argc > 3 ? parse_number(argv[3]) : 10);
     if (strcmp(how, "destroy") == 0)
         return destroy(self, node);
+    if (strcmp(how, "threads") == 0)
+        return threads(self, node, argc > 3 ? parse_number(argv[3]) : 4);
     printf("usage: pcall call NODE CALLS | destroy NODE\n");
     return 1;
 }

@@ -3,8 +3,9 @@
  *
  *   threads NPROCS WORK rr|fifo|switch
  *
- * Makes VPs on this node and the next (two each, the first VP included),
- * NPROCS processes spread over them round-robin, each adding 1..WORK into a
+ * Makes NPROCS processes spread round-robin over four VPs, then the VPs,
+ * on this node and the next (two each, the first VP included), so that
+ * each VP starts with its whole queue, each adding 1..WORK into a
  * shared total (preempted by the VPs' interval timers, and yielding now and
  * then); `switch` starts round-robin and switches every VP to FIFO-priority
  * when half the processes are done.  Process i has priority (i / 4) % 4.
@@ -12,6 +13,8 @@
  * its processes finished in priority order (what FIFO-priority promises).
  */
 #include "uthread.h"
+
+#define NVPS 4
 
 static volatile uint32_t total, done, switched;
 static uint32_t work, switch_at;
@@ -49,21 +52,18 @@ int main(int argc, char **argv)
     const struct psy_magic *m = magic_page();
     uint32_t here = m->node, there = (m->node + 1) % m->nnodes;
     int err = ut_init(sched);
-    uint32_t nodes[3] = { here, there, there };
-    for (int i = 0; !err && i < 3; i++) {
+    for (uint32_t i = 0; !err && i < nprocs; i++) {
+        int id = ut_create(count, 0, (i / 4) % 4, i % NVPS);
+        err = id < 0 ? id : 0;
+    }
+    uint32_t nodes[NVPS - 1] = { here, there, there };
+    for (int i = 0; !err && i < NVPS - 1; i++) {
         int vp = ut_add_vp(nodes[i], sched);
         err = vp < 0 ? vp : 0;
     }
     if (err) {
         printf("threads: %s\n", error_name(err));
         return 1;
-    }
-    for (uint32_t i = 0; i < nprocs; i++) {
-        int id = ut_create(count, 0, (i / 4) % 4, i % ut_table.nvps);
-        if (id < 0) {
-            printf("threads: ut_create: %s\n", error_name(id));
-            return 1;
-        }
     }
     ut_run();
     uint32_t want = nprocs * (work * (work + 1) / 2);
