@@ -248,8 +248,6 @@ bool vp_error(struct trapframe *tf)
     struct vp *v = current_vp();
     if (!v || !v->desc || v->desc->disabled || !v->desc->handler[PSY_SWI_ERROR])
         return false;
-    v->err_cause = tf->scause;
-    v->err_tval = tf->stval;
     vp_deliver(tf, v, PSY_SWI_ERROR, tf->scause, tf->stval);
     this_node.swi_errors++;
     return true;
@@ -525,6 +523,9 @@ void vp_first_done(struct vp *v)
 void vps_print(void)
 {
     static const char *const states[] = { "free", "ready", "running", "blocked" };
+    for (int k = 0; k < this_node.nnodes; k++)
+        kprintf("node %d: %u software interrupts delivered, %u of them errors\n", k,
+                node_ptr(k)->swis_delivered, node_ptr(k)->swi_errors);
     kprintf("vp  node  domain  state     cycles      pending  descriptor\n");
     spin_lock(&kg.vm->lock);
     for (int i = 0; i < PSY_MAX_VPS; i++) {

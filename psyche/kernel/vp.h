@@ -34,8 +34,6 @@ struct vp {
     volatile uint32_t dying;     /* asked to end (destroy_vp, or the program's end) */
     volatile uint32_t blocked;   /* in PSY_BLOCK; whoever swaps it to 0 makes it ready */
     volatile int state;          /* PSY_VP_*, for the magic page */
-    uint32_t err_cause;          /* the error PSY_SWI_ERROR reports */
-    uint32_t err_tval;
     uint64_t interval_next;      /* when the interval timer fires next; 0: not started */
     uint64_t since;              /* when it last began to run */
     uint32_t cycles;             /* accumulated running time */
