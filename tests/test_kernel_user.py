@@ -151,8 +151,8 @@ def test_bad_kernel_call_arguments_return_errors_and_change_nothing(kernel_elf: 
     ("jump", r"instruction page fault at 0x40000000 \(pc 0x40000000\): no realm at this address"),
     ("readonly", r"store page fault at (0x[0-9a-f]+) \(pc 0x[0-9a-f]+\): "
                  r"the domain's keys give no write right on realm \1"),
-    ("invoke", r"instruction page fault at (0x[0-9a-f]+) \(pc \1\): protected invocation of realm \1 "
-               r"\(a verified target; protected invocation is not implemented yet\)"),
+    ("invoke", r"instruction page fault at (0x[0-9a-f]+) \(pc \1\): protected invocation of realm \1, "
+               r"which has no distinguished domain"),
 ])
 def test_a_user_error_stops_the_program_never_the_kernel(kernel_elf: Path, how: str,
                                                          reason: str) -> None:
@@ -260,7 +260,8 @@ def test_a_long_program_survives_clock_interrupts_in_kernel_calls(kernel_elf: Pa
     out = run.command("run bench")
     counts = {name: int(n) for name, n in re.findall(r"bench: ([\w-]+) end (\d+) \d+\n", out)}
     assert counts == {"call": 2000, "open-fault": 32, "page-fault": 96, "touch": 128,
-                      "make-destroy": 200, "make": 200, "destroy": 200}, out
+                      "make-destroy": 200, "make": 200, "destroy": 200, "swi": 2000,
+                      "uswitch": 4002}, out
     assert "bench: exit 0" in out
     assert run.node_field(0, "ticks") - ticks > 20
     assert realms_state(run).startswith("free frames: 0:240/240")

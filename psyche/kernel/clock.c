@@ -7,12 +7,18 @@
  * thread is waiting.  It never switches itself: trap() switches on the way
  * out when the preemption level is zero; otherwise the request stays
  * pending (deferred) until preempt_enable() brings the level back to zero.
+ *
+ * The same compare register serves the timers of the node's virtual
+ * processors (vp.c): it is set for whichever comes first, the next tick or a
+ * VP's timer, so a timer software interrupt comes on time, not at the next
+ * tick.  An interrupt before the next tick is a VP timer only, and no tick.
  */
 #include "clock.h"
 #include "node.h"
 #include "riscv.h"
 #include "sched.h"
 #include "vm.h"
+#include "vp.h"
 
 /* stimecmp is CSR 0x14D, its high half 0x15D (Sstc). */
 static void set_stimecmp(uint64_t when)
@@ -28,13 +34,36 @@ void clock_start(void)
     uint64_t now = rdtime();
     this_node.clock_started = now;
     this_node.next_tick = now + TICK_CYCLES;
+    this_node.timer_armed = this_node.next_tick;
     set_stimecmp(this_node.next_tick);
     csr_set(sie, SIE_STIE);
+}
+
+/* Make the clock interrupt at `when` if that is before what it is set for (interrupts masked). */
+void timer_arm(uint64_t when)
+{
+    if (when < this_node.timer_armed) {
+        this_node.timer_armed = when;
+        set_stimecmp(when);
+    }
+}
+
+/* Set the compare register for the next tick or the first VP timer before it. */
+static void rearm(void)
+{
+    this_node.timer_armed = vp_next_timer(this_node.next_tick);
+    set_stimecmp(this_node.timer_armed);
 }
 
 void clock_intr(void)
 {
     uint64_t now = rdtime();
+    if (now < this_node.next_tick) {   /* a VP's timer, not a tick */
+        magic.time = now;
+        vp_clock(now, false);
+        rearm();
+        return;
+    }
     this_node.ticks++;
     this_node.next_tick += TICK_CYCLES;
     if (this_node.next_tick <= now) {
@@ -57,9 +86,10 @@ void clock_intr(void)
         this_node.missed_ticks += skipped;
         this_node.next_tick += (uint64_t)skipped * TICK_CYCLES;
     }
-    set_stimecmp(this_node.next_tick);
     magic.ticks = this_node.ticks;
     magic.time = now;
+    vp_clock(now, true);
+    rearm();
 
     if (++this_node.quantum_used < QUANTUM_TICKS)
         return;

@@ -11,5 +11,6 @@
 
 void clock_start(void);
 void clock_intr(void);
+void timer_arm(uint64_t when);
 
 #endif

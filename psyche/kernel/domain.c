@@ -82,6 +82,10 @@ static void domain_close(struct domain *d, uint32_t *nodes)
         d->open[i].realm->opened[d->id / 32] &= ~(1u << (d->id % 32));
     d->nopen = 0;
     kg.vm->domains[d->id] = NULL;
+    for (struct realm *r = kg.vm->realms; r; r = r->next)
+        if (r->home == d)
+            r->home = NULL;          /* its protected calls have nowhere to go now */
+    kg.vm->link_gen++;
     for (int k = 0; k < this_node.nnodes; k++)
         if (d->root[k])
             nodes[k / 32] |= 1u << (k % 32);
@@ -130,7 +134,7 @@ int domain_destroy_call(uint32_t va, uint32_t key)
             err = 0;
     if (d && err)
         err = PSY_EKEY;
-    if (!err && d->running)
+    if (!err && (d->running || d->nvps))
         err = PSY_EBUSY;
     if (!err)
         domain_close(d, nodes);
@@ -184,7 +188,7 @@ static bool allows(uint32_t rights, uint32_t need)
 
 static const char *need_name(uint32_t need)
 {
-    return need == PSY_W ? "write" : need == PSY_X ? "execute" : "read";
+    return need == PSY_W ? "write" : need == PSY_X ? "execute" : need == PSY_INVOKE ? "invoke" : "read";
 }
 
 static uint32_t pte_perm(struct realm *r, uint32_t rights)
@@ -262,12 +266,22 @@ static struct realm *decide(struct domain *d, uint32_t va, uint32_t need, char *
         return r;
     }
     if (need == PSY_X && (have & PSY_INVOKE))
-        ksnprintf(why, size, "protected invocation of realm %p (a verified target; protected "
-                  "invocation is not implemented yet)", (void *)r->base);
+        ksnprintf(why, size, "protected invocation of realm %p", (void *)r->base);
     else
         ksnprintf(why, size, "the domain's keys give no %s right on realm %p", need_name(need),
                   (void *)r->base);
     return NULL;
+}
+
+/*
+ * May d make a protected call to va?  The realm if so (opening it as a
+ * verified target if d's keys allow), else NULL with the reason in why.
+ * The caller holds vm->lock.
+ */
+struct realm *domain_invoke_target(struct domain *d, uint32_t va, char *why, uint32_t size)
+{
+    uint32_t rights;
+    return decide(d, va, PSY_INVOKE, why, size, &rights);
 }
 
 /*
@@ -324,6 +338,29 @@ int domain_read(struct domain *d, uint32_t va, void *buf, uint32_t len)
 }
 
 /*
+ * Where the kernel reaches len bytes at va (within one page) that domain d
+ * may access as `need` says, opening the realm as a fault would: the frame's
+ * official address, or NULL.  *out is the realm.  For structures the kernel
+ * reads and writes in place, like VP descriptors.
+ */
+void *domain_pointer(struct domain *d, uint32_t va, uint32_t len, uint32_t need,
+                     struct realm **out)
+{
+    char why[96];
+    uint32_t rights;
+    if (len == 0 || va % PGSIZE + len > PGSIZE)
+        return NULL;
+    spin_lock(&kg.vm->lock);
+    struct realm *r = decide(d, va, need, why, sizeof why, &rights);
+    void *p = NULL;
+    if (r && !(r->flags & PSY_REALM_DEVICE))
+        p = (void *)(r->frames[(va - r->base) / PGSIZE] + va % PGSIZE);
+    spin_unlock(&kg.vm->lock);
+    *out = r;
+    return p;
+}
+
+/*
  * Close r in d: drop it from the description and from d's table on every
  * node (marked in nodes, for the caller's shootdown).  Holds vm->lock.
  */
@@ -333,6 +370,7 @@ void domain_unmap_realm(struct domain *d, struct realm *r, uint32_t *nodes)
     if (i >= 0)
         d->open[i] = d->open[--d->nopen];
     r->opened[d->id / 32] &= ~(1u << (d->id % 32));
+    kg.vm->link_gen++;               /* linkages into r may be stale (pcall.c) */
     for (int k = 0; k < this_node.nnodes; k++) {
         if (d->root[k]) {
             vm_unmap_range(d->root[k], r->base, r->size);

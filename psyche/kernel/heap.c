@@ -105,6 +105,15 @@ void *kalloc_shared(uint32_t size)
     return memset(p, 0, size);
 }
 
+/* Local memory not worth zeroing (a stack): boot makes many, and zeroing costs cycles. */
+void *kalloc_stack(uint32_t size)
+{
+    void *p = heap_alloc(&this_node.heap, size);
+    if (!p)
+        panic("local heap exhausted (%u bytes asked)", size);
+    return p;
+}
+
 void *kalloc_local(uint32_t size)
 {
     void *p = heap_alloc(&this_node.heap, size);

@@ -31,5 +31,6 @@ void heap_free(struct heap *h, void *p);
 
 void *kalloc_shared(uint32_t size);   /* zeroed, official address; panics when full */
 void *kalloc_local(uint32_t size);    /* zeroed, local-window address; panics when full */
+void *kalloc_stack(uint32_t size);    /* the same, not zeroed */
 
 #endif

@@ -9,10 +9,12 @@
  */
 #include "console.h"
 #include "node.h"
+#include "pcall.h"
 #include "realm.h"
 #include "sched.h"
 #include "trap.h"
 #include "user.h"
+#include "vp.h"
 
 #define PUTS_MAX   1024
 #define PUTS_CHUNK 128
@@ -68,6 +70,16 @@ void kcall(struct trapframe *tf)
     case PSY_MAKE_DOMAIN: ret = kc_make_domain(tf->a0); break;
     case PSY_SET_ACCESS: ret = realm_set_access(tf->a0, tf->a1, tf->a2, tf->a3); break;
     case PSY_DESTROY_DOMAIN: ret = domain_destroy_call(tf->a0, tf->a1); break;
+    case PSY_CREATE_VP: ret = vp_create(d, tf->a0, tf->a1, tf->a2); break;
+    case PSY_DESTROY_VP: ret = vp_destroy(d, tf->a0); break;
+    case PSY_SET_VP: ret = vp_set_desc(tf->a0); break;
+    case PSY_BLOCK: ret = vp_block(); break;
+    case PSY_SET_HOME: ret = pcall_set_home(d, tf->a0, tf->a1, tf->a2); break;
+    case PSY_RESUME:
+        ret = vp_resume(tf, tf->a0);
+        if (ret == 0)
+            return;          /* every register is the state's, a0 included */
+        break;
     default: ret = PSY_ENOSYS; break;
     }
     tf->a0 = (uint32_t)ret;

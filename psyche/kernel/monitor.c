@@ -11,12 +11,14 @@
 #include "monitor.h"
 #include "node.h"
 #include "panic.h"
+#include "pcall.h"
 #include "realm.h"
 #include "restart.h"
 #include "riscv.h"
 #include "sched.h"
 #include "selftest.h"
 #include "user.h"
+#include "vp.h"
 
 #define MAX_ARGS 8
 
@@ -248,6 +250,18 @@ static void cmd_realms(int argc, char **argv)
     realms_print();
 }
 
+static void cmd_pcalls(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    pcalls_print();
+}
+
+static void cmd_vps(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    vps_print();
+}
+
 static const struct command {
     const char *name;
     void (*fn)(int argc, char **argv);
@@ -266,6 +280,8 @@ static const struct command {
     { "replicate", cmd_replicate, "replicate [none|create|open|demand]: when run copies code" },
     { "workers", cmd_workers, "workers N: N more threads on node 0 (two compute, the rest wait)" },
     { "realms", cmd_realms, "the realms of the uniform address space, and free frames" },
+    { "vps", cmd_vps, "every virtual processor: node, domain, state, time, descriptor" },
+    { "pcalls", cmd_pcalls, "protected calls in progress, and how many were made" },
 };
 
 static void cmd_help(int argc, char **argv)

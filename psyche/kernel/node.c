@@ -11,6 +11,7 @@
 #include "sched.h"
 #include "trap.h"
 #include "vm.h"
+#include "vp.h"
 
 /* Local data: at the same virtual address on every node, each its own. */
 struct node this_node;
@@ -42,6 +43,7 @@ void node_init_local(int id)
     frame_init();
     trap_init();
     sched_init();
+    vp_node_init();
     sem_init(&n->work_sem, 0, "daemon work");
     ipi_init();
     n->magic = NODE_MAGIC;

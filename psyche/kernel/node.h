@@ -75,6 +75,7 @@ struct node {
     struct spinlock runq_lock;    /* peers insert threads they wake */
     struct kthread *runq_head;
     struct kthread *runq_tail;
+    volatile uint32_t runq_len;   /* threads on the ready queue (for the magic page) */
     struct kthread *current;      /* running thread (official address) */
     struct kthread *idle;         /* runs when nothing else is ready */
     struct kthread *threads;      /* every thread of this node, for status */
@@ -110,6 +111,12 @@ struct node {
     struct heap heap;
     struct framepool pool;             /* frames for realms and page tables (frame.c) */
     uint32_t tlb_flushes;              /* shootdowns served (realm.c) */
+
+    /* Virtual processors on this node (vp.c): records ready to start, ended ones. */
+    struct kthread *vp_free;           /* thread records for VPs, not running */
+    uint64_t timer_armed;              /* when stimecmp fires next (clock.c) */
+    uint32_t swis_delivered;           /* software interrupts delivered here */
+    uint32_t swi_errors;               /* ... of them kernel-detected errors */
 
     /* Panic (panic.c). */
     uint32_t panic_cause;

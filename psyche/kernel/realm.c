@@ -22,6 +22,7 @@
 #include "realm.h"
 #include "riscv.h"
 #include "vm.h"
+#include "vp.h"
 
 #define GUARD PGSIZE   /* unmapped page after every realm the kernel places */
 
@@ -289,6 +290,14 @@ int realm_make(struct domain *caller, uint32_t size, uint32_t flags, uint32_t ke
     return 0;
 }
 
+static uint32_t key_rights_on(struct realm *r, uint32_t key);
+
+/* Is key on r's access list with PSY_OWNER?  (The caller holds vm->lock.) */
+bool realm_owned_by(struct realm *r, uint32_t key)
+{
+    return key && (key_rights_on(r, key) & PSY_OWNER);
+}
+
 static uint32_t key_rights_on(struct realm *r, uint32_t key)
 {
     for (int i = 0; i < REALM_ACL; i++)
@@ -359,6 +368,8 @@ int realm_destroy(uint32_t va, uint32_t key)
         err = PSY_ENOREALM;
     else if (!key || !(key_rights_on(r, key) & PSY_OWNER))
         err = PSY_EKEY;
+    else if (vp_desc_in(r))
+        err = PSY_EBUSY;     /* the kernel writes a VP's descriptor in place, through the frames */
     if (!err) {
         map_remove(r);
         close_everywhere(r, nodes);

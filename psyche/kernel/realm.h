@@ -25,6 +25,10 @@
 #define MAX_DOMAINS     64
 #define DOMAIN_OPEN     64    /* realms open in one domain */
 #define NODE_WORDS      (MAX_NODES / 32)
+#define PCALL_MAX       64    /* protected calls in progress at once */
+
+struct pcall;
+struct vp;
 
 struct acl_entry {
     uint32_t key;             /* 0: unused */
@@ -41,6 +45,7 @@ struct realm {
     uint32_t **copies;        /* replicated realms: node k's copy of each page, or 0 */
     struct acl_entry acl[REALM_ACL];
     uint32_t opened[MAX_DOMAINS / 32];   /* domains that opened it */
+    struct domain *home;      /* distinguished domain: protected calls run there (pcall.c) */
     struct realm *next;       /* the map, in address order */
 };
 
@@ -49,14 +54,26 @@ struct domain_open {
     uint32_t rights;          /* rights it was opened with; PSY_INVOKE alone: a verified target */
 };
 
+/* A protected call's precomputed linkage (pcall.c): valid while vm->link_gen is unchanged. */
+struct link {
+    uint32_t entry;           /* the operation's address; 0: unused */
+    struct domain *callee;    /* the realm's distinguished domain */
+    struct vp *vp;            /* the VP there that takes the call */
+    uint32_t gen;
+};
+#define DOMAIN_LINKS 8
+
 struct domain {
     int id;
     bool devices;             /* may make device realms */
     volatile uint32_t running; /* threads running in it, on any node (user.c) */
+    volatile uint32_t nvps;   /* its virtual processors, started or not (vp.c) */
     struct realm *desc;       /* its descriptor page (struct psy_domain) */
     int nopen;
     struct domain_open open[DOMAIN_OPEN];
     uint32_t root[MAX_NODES]; /* physical address of node k's root page table, 0 if none */
+    struct link links[DOMAIN_LINKS];   /* operations it called before */
+    uint32_t next_link;       /* the slot the next new linkage replaces */
 };
 
 struct vm {
@@ -68,6 +85,12 @@ struct vm {
     int next_domain;          /* where the search for a free domain number starts */
     uint32_t key_seed;        /* kernel-made keys */
     uint32_t code_policy;     /* PSY_REPLICATE_* for the code of programs `run` starts */
+    struct vp *vps[PSY_MAX_VPS];   /* every virtual processor, by number (vp.c) */
+    volatile uint32_t vp_gen[PSY_MAX_VPS];   /* moves when a VP ends: destroy_vp waits for it */
+    struct pcall *pcalls[PCALL_MAX];         /* protected calls in progress (pcall.c) */
+    uint32_t link_gen;        /* moves whenever a linkage may have gone stale */
+    uint32_t pcalls_made;     /* protected calls: all, and those that took the slow path */
+    uint32_t pcalls_slow;
     uint32_t faults;          /* user page faults decided */
     uint32_t opens;           /* ... that opened a realm */
 };
@@ -81,6 +104,7 @@ int realm_destroy(uint32_t va, uint32_t key);
 void realm_remove(struct realm *r);
 int realm_set_access(uint32_t va, uint32_t key, uint32_t other, uint32_t rights);
 struct realm *realm_lookup(uint32_t va);
+bool realm_owned_by(struct realm *r, uint32_t key);
 uint32_t realm_reserve(uint32_t size);
 uint32_t realm_copy(struct realm *r, int node, uint32_t page);
 void realm_replicate(struct realm *r);
@@ -94,6 +118,9 @@ int domain_destroy_call(uint32_t va, uint32_t key);
 struct psy_domain *domain_desc(struct domain *d);
 const char *domain_fault(struct domain *d, uint32_t va, uint32_t need, char *why, uint32_t size);
 int domain_read(struct domain *d, uint32_t va, void *buf, uint32_t len);
+struct realm *domain_invoke_target(struct domain *d, uint32_t va, char *why, uint32_t size);
+void *domain_pointer(struct domain *d, uint32_t va, uint32_t len, uint32_t need,
+                     struct realm **out);
 void domain_unmap_realm(struct domain *d, struct realm *r, uint32_t *nodes);
 bool domain_still_allowed(struct domain *d, struct realm *r);
 

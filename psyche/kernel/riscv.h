@@ -84,6 +84,13 @@ static inline uint32_t atomic_or(volatile uint32_t *p, uint32_t v)
     return old;
 }
 
+static inline uint32_t atomic_and(volatile uint32_t *p, uint32_t v)
+{
+    uint32_t old;
+    __asm__ volatile("amoand.w.aqrl %0, %2, %1" : "=r"(old), "+A"(*p) : "r"(v) : "memory");
+    return old;
+}
+
 static inline uint32_t read_fp(void)
 {
     uint32_t fp;

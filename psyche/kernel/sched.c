@@ -14,8 +14,10 @@
 #include "riscv.h"
 #include "sched.h"
 #include "vm.h"
+#include "vp.h"
 
 static void idle_loop(void *arg);
+static void sched_switch(void);
 
 /* swtch.S saves registers at these offsets. */
 _Static_assert(offsetof(struct context, s[11]) == 52, "context.s11");
@@ -35,6 +37,7 @@ static void runq_push(struct node *n, struct kthread *t)
     else
         n->runq_head = t;
     n->runq_tail = t;
+    n->runq_len++;
 }
 
 static struct kthread *runq_pop(struct node *n)
@@ -45,17 +48,24 @@ static struct kthread *runq_pop(struct node *n)
         if (!n->runq_head)
             n->runq_tail = NULL;
         t->next = NULL;
+        n->runq_len--;
     }
     return t;
 }
 
-/* A thread record in local memory, named by its official address. */
-static struct kthread *thread_alloc(const char *name)
+/* A thread record in local memory, named by its official address; not yet on the node's list. */
+static struct kthread *thread_record(void)
 {
     struct kthread *t = official(kalloc_local(sizeof *t));
-    strncpy_z(t->name, name, sizeof t->name);
     t->home = this_node.id;
     t->ctx.saved = 1;
+    return t;
+}
+
+static struct kthread *thread_alloc(const char *name)
+{
+    struct kthread *t = thread_record();
+    strncpy_z(t->name, name, sizeof t->name);
     t->all_next = this_node.threads;
     this_node.threads = t;
     return t;
@@ -80,7 +90,8 @@ static void thread_setup(struct kthread *t, void (*fn)(void *), void *arg)
     t->fn = fn;
     t->arg = arg;
     t->stack_size = KSTACK_SIZE;
-    t->stack = kalloc_local(KSTACK_SIZE);
+    if (!t->stack)
+        t->stack = kalloc_local(KSTACK_SIZE);
     t->ctx.ra = (uint32_t)thread_entry;
     t->ctx.sp = (uint32_t)t->stack + KSTACK_SIZE;
     t->ctx.s[0] = 0;   /* frame pointer: ends gdb backtraces */
@@ -108,6 +119,51 @@ struct kthread *kthread_create(const char *name, void (*fn)(void *), void *arg)
     thread_setup(t, fn, arg);
     make_ready(t);
     return t;
+}
+
+/*
+ * A thread record with its stacks, made ahead of need and not yet a thread
+ * (vp.c keeps a few per node): starting one allocates nothing, so it can be
+ * done in an interrupt handler, where the local heap's lock may not be taken.
+ */
+struct kthread *kthread_shell(void)
+{
+    struct kthread *t = thread_record();
+    t->stack = kalloc_stack(KSTACK_SIZE);
+    t->ustack = kalloc_stack(KSTACK_SIZE);
+    t->state = T_DEAD;
+    return t;
+}
+
+/* Start a shell (or a dead thread's record) as a thread; safe in interrupt handlers. */
+void kthread_start_shell(struct kthread *t, const char *name, void (*fn)(void *), void *arg)
+{
+    uint32_t flags = intr_disable();
+    if (t->runs == 0) {             /* first use: onto the node's list, for status */
+        t->all_next = this_node.threads;
+        this_node.threads = t;
+    }
+    intr_restore(flags);
+    strncpy_z(t->name, name, sizeof t->name);
+    t->dom = NULL;
+    thread_setup(t, fn, arg);
+    make_ready(t);
+}
+
+/*
+ * The current thread ends for good: its record goes on *free_list for reuse
+ * (by code on this node, with interrupts masked), and the node runs another.
+ */
+NORETURN void kthread_exit(struct kthread **free_list)
+{
+    struct kthread *t = this_node.current;
+    preempt_disable();
+    intr_disable();
+    t->state = T_DEAD;
+    t->next = *free_list;
+    *free_list = t;
+    sched_switch();
+    panic("a dead thread ran again");
 }
 
 void kthread_rename(struct kthread *t, const char *name)
@@ -161,6 +217,7 @@ static void sched_switch(void)
             vm_activate(next->dom);   /* each thread runs in its domain's space */
         next->runs++;
         this_node.switches++;
+        vp_switch(prev, next);
         this_node.current = next;
         swtch(&prev->ctx, &next->ctx);
     }
@@ -235,6 +292,7 @@ const char *thread_state_name(int state)
     case T_READY: return "ready";
     case T_RUNNING: return "running";
     case T_BLOCKED: return "blocked";
+    case T_DEAD: return "dead";
     default: return "?";
     }
 }

@@ -12,6 +12,7 @@
 #include "types.h"
 
 struct domain;
+struct vp;
 
 /* Callee-saved state, saved and restored by swtch (swtch.S). */
 struct context {
@@ -24,7 +25,8 @@ struct context {
 enum thread_state {
     T_READY = 1,      /* on its node's ready queue */
     T_RUNNING,        /* its node's current thread */
-    T_BLOCKED,        /* on a semaphore's wait list */
+    T_BLOCKED,        /* on a semaphore's wait list, or a VP waiting for a software interrupt */
+    T_DEAD,           /* a virtual processor that ended: its record waits for reuse (vp.c) */
 };
 
 struct kthread {
@@ -47,6 +49,7 @@ struct kthread {
     uint8_t *ustack;              /* where traps from user code are handled (KSTACK_SIZE) */
     int ustatus;                  /* exit status of the user code */
     bool ustopped;                /* ... which the kernel stopped for an error */
+    struct vp *vp;                /* the virtual processor this thread is (vp.c), or NULL */
 };
 
 #define KSTACK_SIZE 8192
@@ -58,6 +61,9 @@ void make_ready(struct kthread *t);
 void yield(void);
 void preempt(void);
 void sched_block(void);
+struct kthread *kthread_shell(void);
+void kthread_start_shell(struct kthread *t, const char *name, void (*fn)(void *), void *arg);
+NORETURN void kthread_exit(struct kthread **free_list);
 bool runq_empty(void);
 const char *thread_state_name(int state);
 

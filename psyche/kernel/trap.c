@@ -11,7 +11,8 @@
  *
  * Handlers run with interrupts masked and marked in_interrupt, so nothing
  * they call switches threads.  On the way out, trap() makes the switch the
- * clock asked for if the interrupted code was at preemption level zero.
+ * clock asked for if the interrupted code was at preemption level zero, and
+ * on the way back to user code it delivers software interrupts (vp.c).
  */
 #include "clock.h"
 #include "console.h"
@@ -23,6 +24,7 @@
 #include "sched.h"
 #include "trap.h"
 #include "user.h"
+#include "vp.h"
 
 /* entry.S saves registers at these offsets. */
 _Static_assert(offsetof(struct trapframe, sp) == 4, "trapframe.sp");
@@ -59,6 +61,7 @@ void trap(struct trapframe *tf)
         intr_enable();
         user_exception(tf);
         intr_disable();      /* trap_return must not be interrupted */
+        vp_return(tf);
         return;
     }
     this_node.in_interrupt = 1;
@@ -79,6 +82,8 @@ void trap(struct trapframe *tf)
         else
             preempt();       /* the quantum ended: involuntary switch */
     }
+    if (!(tf->sstatus & SSTATUS_SPP))
+        vp_return(tf);       /* back to user code: software interrupts are delivered now */
 }
 
 const char *trap_cause_name(uint32_t scause)

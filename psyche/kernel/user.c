@@ -10,19 +10,26 @@
  * it.)  user_run waits in swtch; when the program exits or is stopped,
  * user_leave switches back to it, abandoning the trap stack's contents.
  *
- * Until virtual processors exist (next issue), a kernel thread runs a
- * program to its end: the monitor's thread for `run NAME ARGS`, another
+ * A program starts on a kernel thread, which is its first virtual processor
+ * (vp.c) until it ends: the monitor's thread for `run NAME ARGS`, another
  * node's daemon thread for `spawn NODE NAME ARGS` (which does not wait).
+ * The program may make more VPs (create_vp); they end with it.
+ *
+ * An error in user code is a software interrupt for the VP if it has an
+ * error handler and software interrupts enabled (vp_error); otherwise the
+ * program (or the VP, if it is not the first) is stopped.
  */
 #include "console.h"
 #include "node.h"
 #include "panic.h"
+#include "pcall.h"
 #include "realm.h"
 #include "riscv.h"
 #include "sched.h"
 #include "trap.h"
 #include "user.h"
 #include "vm.h"
+#include "vp.h"
 
 void trap_return(void);
 
@@ -36,8 +43,7 @@ void trap_return(void);
  * thread until it exits or is stopped.  Returns the exit status; *stopped
  * says whether the kernel stopped it for an error.
  */
-static int user_run(struct domain *d, uint32_t pc, uint32_t sp, const uint32_t args[3],
-                    bool *stopped)
+int user_run(struct domain *d, uint32_t pc, uint32_t sp, const uint32_t args[3], bool *stopped)
 {
     struct kthread *t = this_node.current;
     if (!t->ustack)
@@ -111,13 +117,22 @@ void user_exception(struct trapframe *tf)
         kcall(tf);
         break;
     case EXC_INST_PAGE:
+        if (pcall_fault(tf))          /* a protected call's return, or a call linked before */
+            break;
+        if (!domain_fault(this_node.current->dom, tf->stval, need, why, sizeof why))
+            break;
+        if (pcall_start(tf, why, sizeof why) || vp_error(tf))
+            break;
+        user_stop(tf, trap_cause_name(cause), why);
+        break;
     case EXC_LOAD_PAGE:
     case EXC_STORE_PAGE:
-        if (domain_fault(this_node.current->dom, tf->stval, need, why, sizeof why))
+        if (domain_fault(this_node.current->dom, tf->stval, need, why, sizeof why) && !vp_error(tf))
             user_stop(tf, trap_cause_name(cause), why);
         break;
     default:
-        user_stop(tf, trap_cause_name(cause), NULL);
+        if (!vp_error(tf))
+            user_stop(tf, trap_cause_name(cause), NULL);
     }
 }
 
@@ -247,8 +262,14 @@ int run_program(int argc, char **argv)
     struct domain *d = domain_make(make_key(), true);
     struct realm *code, *data;
     int err = d ? make_program_realms(d, p, keys, &code, &data) : PSY_ENOMEM;
+    struct vp *vp = err ? NULL : vp_first(d);
+    if (!err && !vp) {
+        realm_remove(code);
+        realm_remove(data);
+        err = PSY_ENOMEM;
+    }
     if (err) {
-        kprintf("run: %s: no memory for its domain or realms (error %d)\n", p->name, err);
+        kprintf("run: %s: no memory for its domain, realms or VP (error %d)\n", p->name, err);
         if (d)
             domain_destroy(d);
         return -1;
@@ -271,6 +292,7 @@ int run_program(int argc, char **argv)
         kprintf("%s: stopped\n", p->name);
     else
         kprintf("%s: exit %d\n", p->name, status);
+    vp_first_done(vp);
     realm_remove(code);
     realm_remove(data);
     domain_destroy(d);

@@ -37,7 +37,8 @@ static pte_t kk_root[1024] __attribute__((aligned(PGSIZE)));
 static pte_t uk_root[1024] __attribute__((aligned(PGSIZE)));
 static pte_t local_pt[1024] __attribute__((aligned(PGSIZE)));
 static pte_t magic_pt[1024] __attribute__((aligned(PGSIZE)));
-struct magic_page magic __attribute__((aligned(PGSIZE)));
+struct psy_magic magic __attribute__((aligned(PGSIZE)));
+_Static_assert(sizeof magic == PGSIZE, "the magic page is a page");
 
 uint32_t local_to_phys(const void *va)
 {

@@ -4,21 +4,12 @@
 
 #include "memlayout.h"
 #include "types.h"
+#include "uapi/psyche.h"
 
 typedef uint32_t pte_t;
 
-/* The per-node magic page: kernel data that user code may read.  A whole
- * page, so that mapping it for users exposes nothing else. */
-struct magic_page {
-    uint32_t node;
-    uint32_t nnodes;
-    volatile uint32_t ticks;
-    volatile uint32_t domain;     /* descriptor of the domain running here, 0 if none */
-    volatile uint64_t time;
-    uint8_t reserved[PGSIZE - 24];
-};
-
-extern struct magic_page magic;
+/* The per-node magic page: kernel data that user code may read (uapi/psyche.h). */
+extern struct psy_magic magic;
 
 void vm_init(void);
 void vm_use_kernel_kernel(void);

@@ -118,6 +118,13 @@ def _symbol(elf: Path, name: str) -> int:
         return int(symbols[0]["st_value"])
 
 
+def library_sources(source: Path) -> list[str]:
+    """The thread package, for the programs that use it (its table is in every user's .bss)."""
+    if '#include "uthread.h"' in source.read_text():
+        return [str(USER_DIR / "uthread.c")]
+    return []
+
+
 def build_program(source: Path, out_dir: Path) -> UserProgram:
     """Compile one program (skipped when its ELF is newer than every input)."""
     name = source.stem
@@ -129,8 +136,12 @@ def build_program(source: Path, out_dir: Path) -> UserProgram:
             f"-I{UAPI_DIR}",
             f"-Wl,-T,{USER_DIR / 'link.ld'}",
             "-Wl,--build-id=none",
+            # No RELRO: the image is flat and the kernel applies the relocations; without this
+            # lld wants .dynamic next to .data.rel.ro, which a program's .bss keeps apart.
+            "-Wl,-z,norelro",
             str(USER_DIR / "crt0.S"),
             str(USER_DIR / "ulib.c"),
+            *library_sources(source),
             str(source),
         ]
         warnings = compile_to(elf, args, f"building user program {name}")

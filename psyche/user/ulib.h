@@ -48,10 +48,61 @@ static inline int set_access(uint32_t va, uint32_t key, uint32_t other, uint32_t
     return psy_call(PSY_SET_ACCESS, va, key, other, rights);
 }
 
+/* Virtual processors and software interrupts (docs/kernel-interface.md). */
+static inline int create_vp(uint32_t domain, uint32_t node, struct psy_vp *desc)
+{
+    return psy_call(PSY_CREATE_VP, domain, node, (uint32_t)desc, 0);
+}
+
+static inline int destroy_vp(uint32_t vp)
+{
+    return psy_call(PSY_DESTROY_VP, vp, 0, 0, 0);
+}
+
+static inline int set_vp(struct psy_vp *desc)
+{
+    return psy_call(PSY_SET_VP, (uint32_t)desc, 0, 0, 0);
+}
+
+/* Protected calls to the realm at va run in the domain whose descriptor is at domain. */
+static inline int set_home(uint32_t va, uint32_t key, uint32_t domain)
+{
+    return psy_call(PSY_SET_HOME, va, key, domain, 0);
+}
+
+static inline int psy_block(void)
+{
+    return psy_call(PSY_BLOCK, 0, 0, 0, 0);
+}
+
+/* Continue at a saved state (a handler's way back); returns only on an error. */
+static inline int psy_resume(const struct psy_state *state)
+{
+    return psy_call(PSY_RESUME, (uint32_t)state, 0, 0, 0);
+}
+
+/* The running VP's descriptor, from the magic page. */
+static inline struct psy_vp *self_vp(void)
+{
+    return (struct psy_vp *)((const struct psy_magic *)PSY_MAGIC_PAGE)->vp;
+}
+
 static inline void __attribute__((noreturn)) psy_exit(int status)
 {
     psy_call(PSY_EXIT, (uint32_t)status, 0, 0, 0);
     __builtin_unreachable();
+}
+
+/* This node's clock, in cycles (64 bits). */
+static inline uint64_t rdtime64(void)
+{
+    uint32_t hi, lo, again;
+    do {
+        __asm__ volatile("rdtimeh %0" : "=r"(hi));
+        __asm__ volatile("rdtime %0" : "=r"(lo));
+        __asm__ volatile("rdtimeh %0" : "=r"(again));
+    } while (hi != again);
+    return (uint64_t)hi << 32 | lo;
 }
 
 /* This node's cycle counter (low word): U mode may read it (scounteren). */
@@ -69,6 +120,8 @@ static inline const struct psy_magic *magic_page(void)
 
 int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int strcmp(const char *a, const char *b);
+void *memcpy(void *dst, const void *src, unsigned int n);
+void *memset(void *dst, int c, unsigned int n);
 uint32_t parse_number(const char *s);    /* decimal or 0x hex */
 void add_key(struct psy_domain *d, uint32_t key);
 const char *error_name(int err);

@@ -22,7 +22,13 @@
 #define PSY_MAKE_DOMAIN     5   /* (key): returns the new domain's descriptor address */
 #define PSY_SET_ACCESS      6   /* (va, key, other, rights): set other's rights on the realm */
 #define PSY_DESTROY_DOMAIN  7   /* (va, key): va is the domain's descriptor */
-#define PSY_NCALLS          8
+#define PSY_CREATE_VP       8   /* (domain, node, desc): returns the new VP's number */
+#define PSY_DESTROY_VP      9   /* (vp): end a VP of the caller's domain */
+#define PSY_SET_VP          10  /* (desc): the calling VP's descriptor */
+#define PSY_BLOCK           11  /* (): block until a software interrupt is pending */
+#define PSY_RESUME          12  /* (state): continue at the struct psy_state at `state` */
+#define PSY_SET_HOME        13  /* (va, key, domain): the realm's distinguished domain */
+#define PSY_NCALLS          14
 
 /* Errors (negative results). */
 #define PSY_EINVAL   (-1)   /* unknown flags, zero or oversized size, zero key, no rights */
@@ -35,6 +41,7 @@
 #define PSY_ENOSYS   (-8)   /* no such kernel call */
 #define PSY_EFAULT   (-9)   /* a buffer the domain may not read */
 #define PSY_EPERM    (-10)  /* the domain may not make device realms */
+#define PSY_ENOVP    (-11)  /* no such VP in the caller's domain */
 
 /* Rights: on an access list entry, and in make_realm's flags for `key`. */
 #define PSY_R        0x01   /* read (open for optimized access) */
@@ -61,6 +68,8 @@
 #define PSY_USER_BASE      0x00100000
 #define PSY_USER_END       0x7FC00000
 #define PSY_MAGIC_PAGE     0x7FFFF000
+/* A protected call's return address: an operation "returns" by a fetch fault here. */
+#define PSY_RETURN_VA      0x7FFFE000
 #define PSY_PAGE_SIZE      4096
 #define PSY_REALM_MAX      (1024 * 1024)   /* largest realm, bytes */
 
@@ -86,13 +95,87 @@ struct psy_domain {
     unsigned int keys[PSY_DOMAIN_KEYS];
 };
 
+/*
+ * Software interrupts (section 2.3): the kernel tells a virtual processor
+ * about events by entering its handler for the event's kind in U mode.
+ */
+#define PSY_SWI_INIT      0   /* the VP starts: a1 = the VP's number */
+#define PSY_SWI_TIMER     1   /* the wall-clock timer (timer_at) expired */
+#define PSY_SWI_INTERVAL  2   /* the interval timer (interval) expired */
+#define PSY_SWI_ERROR     3   /* a kernel-detected error: a1 = scause, a2 = stval */
+#define PSY_SWI_CALL_OUT  4   /* a process left the domain by a protected call:
+                                 a1 = its name, a2 = the call's name */
+#define PSY_SWI_CALL_IN   5   /* a process arrived by a protected call: its state is in `arrived`,
+                                 a1 = its name, a2 = the operation's address */
+#define PSY_SWI_RETURN    6   /* a process's protected call returned: its state is in `arrived`,
+                                 a1 = its name, a2 = the call's name */
+#define PSY_SWI_KINDS     8
+
+/* The name of a process that arrived by protected call `id` (PSY_SWI_CALL_IN's a1). */
+#define PSY_PCALL_NAME(id) (0x80000000u | (unsigned int)(id))
+
+/* A user register state: pc, then x1..x31 (the trap frame's order). */
+struct psy_state {
+    unsigned int pc;
+    unsigned int x[31];                  /* x[0] is x1 (ra), x[1] x2 (sp), ... */
+};
+
+/*
+ * A virtual processor's descriptor: user memory that the kernel reads and
+ * writes in place (section 6), in a realm the VP's domain may write.  The
+ * user sets handlers, the disable flag, the process name and the timers
+ * with plain stores; the kernel writes id, node, pending and saved.
+ */
+#define PSY_VP_MAGIC 0x50565350              /* "PSVP" */
+struct psy_vp {
+    unsigned int magic;                      /* PSY_VP_MAGIC (user: the kernel checks it) */
+    unsigned int id;                         /* VP number (kernel) */
+    unsigned int node;                       /* node it runs on (kernel) */
+    volatile unsigned int disabled;          /* non-zero: hold software interrupts (user) */
+    volatile unsigned int pending;           /* 1 << kind for each held interrupt (kernel) */
+    volatile unsigned int process;           /* the running process's name (user) */
+    unsigned int init_sp;                    /* stack for the initialisation handler (user) */
+    volatile unsigned int interval;          /* interval timer period, cycles; 0: off (user) */
+    volatile unsigned long long timer_at;    /* wall-clock timer, cycles; 0: off (user; kernel clears) */
+    unsigned int handler[PSY_SWI_KINDS];     /* entry point of each kind's handler; 0: none */
+    struct psy_state saved;                  /* the interrupted state (kernel) */
+    struct psy_state arrived;                /* CALL_IN, RETURN: the arriving process (kernel) */
+};
+
+/* Scheduling statistics on the magic page: one entry per VP of the machine. */
+#define PSY_MAX_VPS 64
+#define PSY_VP_FREE     0
+#define PSY_VP_READY    1
+#define PSY_VP_RUNNING  2
+#define PSY_VP_BLOCKED  3
+struct psy_vp_stat {
+    unsigned char state;                 /* PSY_VP_* */
+    unsigned char node;
+    unsigned char domain;                /* domain number */
+    unsigned char pad;
+    unsigned int cycles;                 /* accumulated running time, cycles */
+};
+
 /* The magic page: per node, read-only to user code, at PSY_MAGIC_PAGE. */
+#define PSY_MAX_NODES 128
+/* A whole page, so that mapping it for users exposes nothing else of the kernel's. */
 struct psy_magic {
-    unsigned int node;                   /* this node's number */
-    unsigned int nnodes;                 /* nodes in the machine */
-    volatile unsigned int ticks;         /* this node's clock ticks */
-    volatile unsigned int domain;        /* descriptor of the domain running here */
-    volatile unsigned long long time;    /* this node's clock, in cycles */
+    union {
+        struct {
+            unsigned int node;                   /* this node's number */
+            unsigned int nnodes;                 /* nodes in the machine */
+            volatile unsigned int ticks;         /* this node's clock ticks */
+            volatile unsigned int domain;        /* descriptor of the domain running here */
+            volatile unsigned long long time;    /* this node's clock, in cycles */
+            volatile unsigned int vp;            /* descriptor of the VP running here, 0 if none */
+            volatile unsigned int vp_id;         /* its number */
+            volatile unsigned int stats_tick;    /* tick at which the statistics below were taken */
+            unsigned int reserved;
+            volatile unsigned short runq[PSY_MAX_NODES];     /* ready VPs and threads per node */
+            volatile struct psy_vp_stat vps[PSY_MAX_VPS];    /* every VP of the machine */
+        };
+        unsigned char page[PSY_PAGE_SIZE];
+    };
 };
 #endif
 

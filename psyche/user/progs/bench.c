@@ -2,14 +2,15 @@
  * bench: simulated cycles of kernel operations, for scripts/bench_kernel.
  *
  *   bench                  kernel call round trips, first-touch faults,
- *                          make_realm / destroy_realm
+ *                          make_realm / destroy_realm, software interrupt
+ *                          delivery, user-level process switches
  *   bench destroy VA KEY   one destroy_realm of a realm others have open
  *
  * Each measurement prints "bench: NAME begin" before its loop and
  * "bench: NAME end COUNT CYCLES" after it, so the host can time the loop
  * between the two lines too.
  */
-#include "ulib.h"
+#include "uthread.h"
 
 #define CALLS   2000
 #define REALMS  32
@@ -81,6 +82,62 @@ static void make_destroy(void)
     report("destroy", MAKES, destroy);
 }
 
+/*
+ * Software interrupts: a wall-clock timer already due, noticed by the kernel
+ * on the way back from a null kernel call, delivered, and resumed from.
+ * Reported beyond the cost of the null call itself ("call").
+ */
+static struct ut_vp *vp0;
+static volatile uint32_t swis;
+
+static void on_timer(uint32_t kind, uint32_t a1, uint32_t a2)
+{
+    (void)kind, (void)a1, (void)a2;
+    struct psy_state st = vp0->desc.saved;
+    swis++;
+    vp0->desc.disabled = 0;
+    psy_resume(&st);
+}
+
+static void swi(void)
+{
+    uint32_t timer = vp0->desc.handler[PSY_SWI_TIMER];
+    vp0->desc.handler[PSY_SWI_TIMER] = (uint32_t)on_timer;
+    printf("bench: swi begin\n");
+    uint32_t t0 = rdcycle();
+    for (int i = 0; i < CALLS; i++)
+        psy_call(PSY_NCALLS, 0, 0, 0, 0);
+    uint32_t t1 = rdcycle();
+    for (int i = 0; i < CALLS; i++) {
+        vp0->desc.timer_at = 1;                 /* long past: fires at the next trap */
+        psy_call(PSY_NCALLS, 0, 0, 0, 0);
+    }
+    uint32_t t2 = rdcycle();
+    vp0->desc.handler[PSY_SWI_TIMER] = timer;
+    if (swis != CALLS)
+        printf("bench: swi: %u interrupts for %u calls\n", swis, CALLS);
+    report("swi", CALLS, (t2 - t1) - (t1 - t0));
+}
+
+/* User-level process switches: two processes on one VP yield to each other. */
+static void yielder(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < CALLS; i++)
+        ut_yield();
+}
+
+static void yields(void)
+{
+    ut_create(yielder, 0, 0, 0);
+    ut_create(yielder, 0, 0, 0);
+    printf("bench: uswitch begin\n");
+    uint32_t t0 = rdcycle();
+    ut_run();
+    uint32_t took = rdcycle() - t0;
+    report("uswitch", vp0->switches, took);
+}
+
 int main(int argc, char **argv, struct psy_domain *self)
 {
     if (argc == 4 && strcmp(argv[1], "destroy") == 0) {
@@ -93,5 +150,14 @@ int main(int argc, char **argv, struct psy_domain *self)
     calls();
     touches(self);
     make_destroy();
+    int err = ut_init(UT_SCHED_RR);
+    if (err) {
+        printf("bench: ut_init: %s\n", error_name(err));
+        return 1;
+    }
+    vp0 = &ut_table.vps[0];
+    vp0->desc.interval = 0;                    /* no preemption: switches are the yields */
+    swi();
+    yields();
     return 0;
 }
