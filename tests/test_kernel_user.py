@@ -179,6 +179,10 @@ def test_a_device_realm_reads_the_nodes_registers_from_user_mode(kernel_elf: Pat
     assert re.search(r"device: doorbells at 0x[0-9a-f]+: NODE_ID 0, NODE_COUNT 4; "
                      r"magic page: node 0 of 4\n", out), out
     assert "device: exit 0" in out
+    # a domain that make_domain made is not allowed devices: its VP's request is refused
+    out = run.command("run device child")
+    assert "device: a domain not allowed devices: make_realm: EPERM\n" in out, out
+    assert "device: exit 0" in out, out
     # the same physical address from a domain on node 3 reaches node 3's own registers
     start = len(run.console)
     assert run.command("spawn 3 device") == ""
