@@ -61,7 +61,9 @@ def free_port_block(count: int, first: int = 20000, end: int = 60000) -> int:
 PORT_RANGE = (20000, 50000)
 
 
-def _some_free_ports(count: int, ports: tuple[int, int] = PORT_RANGE) -> int:
+def some_free_ports(count: int, ports: tuple[int, int] = PORT_RANGE) -> int:
+    """A base port with `count` free TCP and UDP ports from it, the search starting at random in
+    ports: other test runs on this machine (and pytest-xdist workers) look for ports too."""
     low, high = ports
     first = random.randrange(low, max(low + 1, high - count))
     try:
@@ -105,10 +107,10 @@ class PsycheMachine:
             return cls._start(kernel, nodes, restore, base_port, timeout)
         for _ in range(_PORT_ATTEMPTS - 1):
             try:
-                return cls._start(kernel, nodes, restore, _some_free_ports(nodes, ports), timeout)
+                return cls._start(kernel, nodes, restore, some_free_ports(nodes, ports), timeout)
             except PortsTaken:
                 continue
-        return cls._start(kernel, nodes, restore, _some_free_ports(nodes, ports), timeout)
+        return cls._start(kernel, nodes, restore, some_free_ports(nodes, ports), timeout)
 
     @classmethod
     def _start(cls, kernel: Path, nodes: int, restore: Path | None, base: int,

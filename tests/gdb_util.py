@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -13,27 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from gdbfront.machine import some_free_ports
+
 GDB = shutil.which("gdb-multiarch")
 needs_gdb = pytest.mark.skipif(GDB is None, reason="gdb-multiarch is not installed")
-
-
-def free_port_block(count: int) -> int:
-    """A base port with `count` consecutive free TCP and UDP ports after it."""
-    for base in range(20000, 60000, 97):
-        try:
-            socks = []
-            for port in range(base, base + count):
-                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-                    s = socket.socket(socket.AF_INET, kind)
-                    socks.append(s)
-                    s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free block of ports")
 
 
 @dataclass
@@ -58,7 +40,7 @@ class Up:
 
 
 def start_up(kernel: Path, nodes: int, *extra: str) -> Up:
-    base = free_port_block(nodes)
+    base = some_free_ports(nodes)
     process = subprocess.Popen(
         [sys.executable, "-m", "psyche.cli", "up", "--nodes", str(nodes), "--kernel", str(kernel),
          "--no-console", "--gdb-port", str(base), *extra],

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import socket
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from gdbfront.machine import some_free_ports
 from lld import protocol as p
 from lld.attach import Lld
 from lld.testing import TargetGuest
@@ -62,25 +62,6 @@ class CountingLink(LldLink):
         self.sent[type(request).__name__] += 1
         self.requests.append(request)
         return super().submit(node, request)
-
-
-def free_base_port(nodes: int) -> int:
-    """A base port with `nodes` consecutive ports free on TCP and UDP (at the time of asking)."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + nodes > 65535:
-            continue
-        try:
-            for port in range(base, base + nodes):
-                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-                    with socket.socket(socket.AF_INET, kind) as s:
-                        s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free ports")
 
 
 @dataclass
@@ -182,7 +163,7 @@ async def running_mux(guest: TargetGuest, nodes: int = 2, *, listen: bool = Fals
     ticker = asyncio.create_task(tick_forever())
     for _ in range(20):
         await asyncio.sleep(0)   # the king starts the other nodes
-    config = MuxConfig(nodes, free_base_port(nodes) if listen else 0)
+    config = MuxConfig(nodes, some_free_ports(nodes) if listen else 0)
     mux = Mux(config, link)
     if listen:
         await mux.start()

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from mux_rig import free_base_port
 
+from gdbfront.machine import some_free_ports
 from lld.testing import build_target_guest
 from mux.server import Mux, MuxConfig
 
@@ -38,7 +38,7 @@ def test_ports_past_65535_are_refused_before_listening(nodes: int, base: int) ->
 @pytest.mark.parametrize("kind", [socket.SOCK_STREAM, socket.SOCK_DGRAM])
 def test_a_busy_port_is_named_with_its_address(kind: int) -> None:
     async def main() -> None:
-        base = free_base_port(3)
+        base = some_free_ports(3)
         with socket.socket(socket.AF_INET, kind) as squatter:
             squatter.bind(("127.0.0.1", base + 1))
             if kind == socket.SOCK_STREAM:
@@ -98,7 +98,7 @@ def test_a_machine_that_does_not_start_says_why_in_one_line(tmp_path: Path, cons
 
 
 def test_a_busy_udp_port_is_named_by_psyche_up() -> None:
-    base = free_base_port(3)
+    base = some_free_ports(3)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
         squatter.bind(("127.0.0.1", base + 2))
         result = psyche("up", "--no-console", "--nodes", "3", "--gdb-port", str(base),

@@ -8,11 +8,9 @@ that nothing is left running afterwards.
 from __future__ import annotations
 
 import os
-import random
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,26 +20,12 @@ from pathlib import Path
 import pytest
 from gdb_util import GDB, needs_gdb
 
+from gdbfront.machine import some_free_ports
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 TMUX = shutil.which("tmux")
 PSYCHE = [sys.executable, "-m", "psyche.cli"]
-
-
-def free_port_block(count: int) -> int:
-    """A base port with `count` free TCP and UDP ports from it, picked at random: other test runs
-    on the same machine may be looking for ports too, from the bottom up."""
-    for _ in range(200):
-        base = random.randrange(30000, 60000)
-        try:
-            for port in range(base, base + count):
-                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-                    with socket.socket(socket.AF_INET, kind) as probe:
-                        probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free block of ports")
 
 
 def up_command(kernel: Path, base_port: int) -> list[str]:
@@ -140,7 +124,7 @@ def screen(kernel_elf: Path, home: dict[str, str], tmp_path: Path) -> Iterator[T
     if TMUX is None:
         pytest.skip("tmux is not installed")
     env = [f"{k}={home[k]}" for k in ("HOME", "PSYCHE_CONSOLE_HISTORY")]
-    tmux = Tmux(["env", "-u", "COLUMNS", "-u", "LINES", *env, *up_command(kernel_elf, free_port_block(4))],
+    tmux = Tmux(["env", "-u", "COLUMNS", "-u", "LINES", *env, *up_command(kernel_elf, some_free_ports(4))],
                 tmp_path)
     yield tmux
     tmux.close()
@@ -183,7 +167,7 @@ def test_a_person_at_the_console(screen: Tmux) -> None:
 
 
 def _run_up(kernel: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*up_command(kernel, free_port_block(4)), *extra], stdin=subprocess.DEVNULL,
+    return subprocess.run([*up_command(kernel, some_free_ports(4)), *extra], stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=90, env=env)
 
 
@@ -234,7 +218,7 @@ def test_a_failing_script_exits_1(kernel_elf: Path, home: dict[str, str], tmp_pa
 @needs_gdb
 def test_commands_on_standard_input_see_a_gdb_session(kernel_elf: Path, home: dict[str, str]) -> None:
     assert GDB is not None
-    base = free_port_block(4)
+    base = some_free_ports(4)
     up = subprocess.Popen(up_command(kernel_elf, base), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, env=home)
     assert up.stdin is not None and up.stdout is not None

@@ -8,7 +8,6 @@ the mux and the machine to it.
 from __future__ import annotations
 
 import os
-import random
 import re
 import signal
 import socket
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 from gdb_util import GDB, needs_gdb
 
+from gdbfront.machine import some_free_ports
 from lld.testing import build_target_guest
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -69,29 +69,13 @@ class UpProcess:
         return out
 
 
-def free_port_block(count: int) -> int:
-    """A base port with `count` free TCP and UDP ports from it, picked at random (other test runs
-    on the same machine look for ports too, from the bottom up)."""
-    for _ in range(200):
-        base = random.randrange(30000, 60000)
-        try:
-            for port in range(base, base + count):
-                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-                    with socket.socket(socket.AF_INET, kind) as probe:
-                        probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free block of ports")
-
-
 def start_up(*extra: str, console: bool = False, nodes: int = 4) -> UpProcess:
     """`psyche up` on the labelled guest, its output (stdout and stderr) in one pipe.
 
     With `console`, the console reads commands from a pipe that stays open.
     """
     elf = build_target_guest().path
-    base = free_port_block(nodes)
+    base = some_free_ports(nodes)
     command = [*PSYCHE, "up", "--nodes", str(nodes), "--kernel", str(elf), "--gdb-port", str(base), *extra]
     if not console:
         command.append("--no-console")
