@@ -71,6 +71,7 @@ def test_gdb_in_a_user_program_reads_and_writes_its_domains_space(up: Up) -> Non
             "p/x last",
             "p self->id",
             "p this_node.id",                      # a kernel page, from U mode
+            "p *(unsigned *)0x7ffff00c == (unsigned)self",   # the magic page names the running domain
             "set var $root = ($satp & 0x3fffff) << 12",
             *tables("before", seen, hidden),
             f"x/wx {hidden:#x}",
@@ -82,7 +83,7 @@ def test_gdb_in_a_user_program_reads_and_writes_its_domains_space(up: Up) -> Non
         assert re.search(r"Breakpoint 1, main \(.*\) at .*watch\.c:21", out), out
         assert "$1 = 0x0" in out or "$1 = 0" in out, out      # U mode
         assert "$2 = 0x5eed0001" in out and "$3 = 0x5eed0001" in out, out
-        assert f"$4 = {domain}" in out and "$5 = 1" in out, out
+        assert f"$4 = {domain}" in out and "$5 = 1" in out and "$6 = 1" in out, out
         assert f"Cannot access memory at address {hidden:#x}" in out, out
         before = re.search(r"before begin\n(.*)before end\n", out, re.S)
         after = re.search(r"after begin\n(.*)after end\n", out, re.S)
