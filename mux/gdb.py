@@ -258,13 +258,13 @@ class GdbSession:
                     return rsp.error(EFAULT)   # no such address: lld's addresses are 32 bits
                 # A reply fits the packet size gdb was told; gdb asks again for the rest.
                 length = min(length, self.packet_size // 2, (1 << 32) - addr)
-                data = await self.handle.read_memory(addr, length)
+                data = await self.handle.read_as_debugger(addr, length)
                 # gdb accepts a short read; nothing readable at all is an error.
                 return rsp.hex_bytes(data) if data or length == 0 else rsp.error(EFAULT)
             case rsp.WriteMemory(addr=addr, data=data):
                 if addr + len(data) > 1 << 32 or addr > rv32.M32:
                     return rsp.error(EFAULT)
-                return rsp.OK if await self.handle.write_memory(addr, data) else rsp.error(EFAULT)
+                return rsp.OK if await self.handle.write_as_debugger(addr, data) else rsp.error(EFAULT)
             case rsp.Continue(addr=addr):
                 return await self._resume(addr, step=False)
             case rsp.Step(addr=addr):

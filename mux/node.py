@@ -23,12 +23,16 @@ from dataclasses import dataclass, field
 from lld import protocol as p
 from mux.link import LinkDown, LinkError, LldLink
 from mux.memory import CURRENT, PAGE, AddressSpace, MemoryCache
+from psyche import rv32
 
 #: Registers in gdb's `g` block (x0..x31 and pc), which lld numbers the same way.
 GENERAL_REGISTERS = 33
 PC = 32
 POLL_FIRST = 0.0005       # a running node is polled at once, then after this, then less and less often
 POLL_MAX = 0.05
+SATP = p.REG_CSR_BASE + rv32.CSRS["satp"]
+SATP_MODE = 1 << 31       # Sv32 translation on
+PRIV_M = 3
 
 
 class NodeError(Exception):
@@ -327,6 +331,40 @@ class NodeHandle:
                 break
             out += reply.value
         return bytes(out)
+
+    async def page_table(self) -> AddressSpace | None:
+        """The node's page table as its kernel sees it: lld's SPACE_ROOT with the node's satp.
+
+        None in M mode (whose view is the identity, or MPRV's) or with translation off,
+        where the current translation is the only view there is.
+        """
+        status = self.status or await self.refresh()
+        if status.priv == PRIV_M:
+            return None
+        satp = await self.read_register(SATP)
+        return AddressSpace(p.SPACE_ROOT, satp) if satp is not None and satp & SATP_MODE else None
+
+    async def read_as_debugger(self, addr: int, length: int) -> bytes:
+        """What a debugger reads at addr: the node's current translation, and where it refuses, the
+        same page table as the kernel sees it (user pages and supervisor pages alike).
+
+        A node stopped in U mode cannot read the kernel's pages through its current view,
+        nor one stopped in the kernel (SUM clear) its domain's user pages; both go through
+        the table in satp, the domain's own.  Neither view faults a page in or sets an A or
+        D bit (lld's translation has no side effects): a page the domain has not mapped
+        stays unreadable.
+        """
+        data = await self.read_memory(addr, length)
+        if len(data) < length and (space := await self.page_table()) is not None:
+            data = max(data, await self.read_memory(addr, length, space), key=len)
+        return data
+
+    async def write_as_debugger(self, addr: int, data: bytes) -> bool:
+        """Write as `read_as_debugger` reads: the current view, else the node's page table."""
+        if await self.write_memory(addr, data):
+            return True
+        space = await self.page_table()
+        return space is not None and await self.write_memory(addr, data, space)
 
     async def write_memory(self, addr: int, data: bytes, space: AddressSpace = CURRENT) -> bool:
         """Write all of data; False at the first piece lld refuses."""

@@ -31,7 +31,6 @@ from lld import protocol as p
 from mux.kernel_layout import KernelLayout
 from mux.memory import AddressSpace
 from mux.node import NodeHandle
-from psyche import rv32
 
 #: The one thread of a node whose kernel threads are not known.
 LIVE_THREAD = 1
@@ -152,24 +151,10 @@ class NodeThreads:
 
     # -- reading the kernel's records -------------------------------------------------------
 
-    async def _read_kernel(self, addr: int, length: int) -> bytes:
-        """Kernel memory at a kernel virtual address, as much as is readable from its start.
-
-        Through the node's current translation, as gdb reads; a node stopped in user code
-        cannot read the kernel's pages that way (they are supervisor pages), so then through
-        the same page table seen as the kernel sees it (lld's SPACE_ROOT with the node's satp).
-        """
-        data = await self.handle.read_memory(addr, length)
-        if len(data) < length:
-            satp = await self.handle.read_register(p.REG_CSR_BASE + rv32.CSRS["satp"])
-            if satp is not None:
-                data = await self.handle.read_memory(addr, length, AddressSpace(p.SPACE_ROOT, satp))
-        return data
-
     async def _current_record(self) -> int:
         assert self.layout is not None
         node = self.layout.node
-        data = await self._read_kernel(self.layout.this_node + node.offsets["current"], 4)
+        data = await self.handle.read_as_debugger(self.layout.this_node + node.offsets["current"], 4)
         return int.from_bytes(data, "little") if len(data) == 4 else 0
 
     async def _read_threads(self) -> list[Thread] | None:
@@ -178,7 +163,7 @@ class NodeThreads:
         node = layout.node
         start = min(node.offsets["current"], node.offsets["threads"])
         size = max(node.end("current"), node.end("threads")) - start
-        data = await self._read_kernel(layout.this_node + start, size)
+        data = await self.handle.read_as_debugger(layout.this_node + start, size)
         if len(data) < size:
             return None
         record = bytes(start) + data
@@ -220,7 +205,7 @@ class NodeThreads:
                             complete=context.u32(ctx, "saved") != 0)
 
     async def _string(self, addr: int) -> str | None:
-        data = await self._read_kernel(addr, min(NAME_LIMIT, (1 << 32) - addr))
+        data = await self.handle.read_as_debugger(addr, min(NAME_LIMIT, (1 << 32) - addr))
         text = data.split(b"\0", 1)[0].decode("utf-8", "replace")
         return text or None
 

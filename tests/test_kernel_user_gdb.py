@@ -3,7 +3,9 @@
 gdb on node 1 breaks in domain_fault on the first touch of a shared realm by
 a program spawned on node 1, reads the domain's page table on that node (its
 root is in the kernel map, reachable in the domain's own space), finishes the
-fault, and sees the new PTE; the program then reads the realm.
+fault, and sees the new PTE and the realm's word through the domain's table
+(the kernel's own view, without SUM, has no access to user pages); the
+program then reads the realm.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ def test_gdb_breaks_in_the_fault_and_sees_the_new_pte(up: Up) -> None:
             "delete",
             "finish",
             f"printf \"pte after %#x\\n\", {pte_expr(va)}",
+            f"x/wx {va:#x}",
             "detach",
         )
         assert re.search(rf"Breakpoint 1, domain_fault \(d=.*, va={va}", out), out
@@ -97,6 +100,8 @@ def test_gdb_breaks_in_the_fault_and_sees_the_new_pte(up: Up) -> None:
         assert f"Cannot access memory at address {va:#x}" in out, out
         assert "Value returned is $1 = 0x0" in out, out       # NULL: the page is mapped
         assert after & (PTE_V | PTE_R | PTE_W | PTE_U | PTE_X) == PTE_V | PTE_R | PTE_W | PTE_U, out
+        # still in the kernel (SUM clear), gdb reads the user page through the domain's table
+        assert re.search(rf"{va:#x}:\s+0x5eed0001\n", out), out
         # detached, node 1 runs on: the program reads what the first domain wrote
         console.wait_for(rf"share: domain \d+ read 5eed0001 at {va:#010x}\n")
         console.wait_for(r"share: exit 0\n")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -17,6 +18,7 @@ from mux import packets as rsp
 from mux.gdb import GdbSession as MuxSession
 from mux.kernel_layout import KernelLayout
 from mux.memory import AddressSpace
+from mux.node import NodeHandle
 from mux.threads import LIVE_THREAD, S_REGISTERS, NodeThreads, threads_xml
 from psyche import rv32
 
@@ -84,6 +86,14 @@ class FakeNode:
         while len(out) < length and addr + len(out) in self.memory:
             out.append(self.memory[addr + len(out)])
         return bytes(out)
+
+    @property
+    def status(self) -> SimpleNamespace:
+        return SimpleNamespace(priv=0 if self.user_mode else 1)   # U or S mode
+
+    # The handle's own way of reading as a debugger does, over this node's memory.
+    page_table = NodeHandle.page_table
+    read_as_debugger = NodeHandle.read_as_debugger
 
     @property
     def cached_registers(self) -> list[int]:
