@@ -48,7 +48,7 @@ def test_two_gdb_sessions_follow_a_protected_call(up: Up) -> None:
         console.type("")
         console.wait_for(r"psyche> ")
         console.type("ticks")
-        before = int(console.wait_for(r" 2:(\d+)").group(1))
+        before = int(console.wait_for(r" 2:(\d+)\s").group(1))
         callee = gdb_session(
             up, 1,
             "break pcall_deliver",
@@ -103,7 +103,7 @@ def test_two_gdb_sessions_follow_a_protected_call(up: Up) -> None:
         console.wait_for(r"pcall: add\(40, 2\) = 42")
         console.wait_for(r"pcall: exit 0\n")
         console.type("ticks")
-        after = int(console.wait_for(r" 2:(\d+)").group(1))
+        after = int(console.wait_for(r" 2:(\d+)\s").group(1))
         assert after > before                                              # node 2 ran on
     finally:
         console.close()
