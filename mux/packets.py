@@ -167,7 +167,7 @@ class Step:
 
 @dataclass(frozen=True)
 class VContQuery:
-    """``vCont?``: answer `VCONT_ACTIONS`."""
+    """``vCont?``: answer `vcont_reply`."""
 
 
 @dataclass(frozen=True)
