@@ -48,6 +48,31 @@ CFLAGS = (
 )
 
 
+#: The flags the Psyche kernel and its user programs share: freestanding C built for
+#: source-level debugging (-O1, frame pointers, no builtins a debugger cannot step into).
+#: Each adds its code model: the kernel medany without PIC, user programs PIE.
+PSYCHE_CFLAGS = (
+    "-target",
+    "riscv32-freestanding-none",
+    f"-mcpu={MCPU}",
+    "-mabi=ilp32",
+    "-mno-relax",
+    "-nostdlib",
+    "-ffreestanding",
+    "-fno-builtin",
+    "-fno-stack-protector",
+    "-fno-unwind-tables",
+    "-fno-asynchronous-unwind-tables",
+    "-fno-omit-frame-pointer",
+    "-g",
+    "-O1",
+    "-std=gnu11",
+    "-Wall",
+    "-Wextra",
+    "-Wno-unused-parameter",
+)
+
+
 class GuestBuildError(RuntimeError):
     """Compiling or linking a guest program failed."""
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from psyche.guestbuild import MCPU, GuestBuildError, compile_to
+from psyche.guestbuild import PSYCHE_CFLAGS, GuestBuildError, compile_to
 from psyche.user.build import build_user_programs, user_inputs, write_program_table
 
 KERNEL_DIR = Path(__file__).resolve().parent
@@ -30,28 +30,7 @@ DEFAULT_KERNEL_ELF = REPO_ROOT / "build" / "kernel" / "psyche.elf"
 KERNEL_VBASE = 0xC000_0000
 KERNEL_PBASE = 0x8000_0000
 
-CFLAGS = (
-    "-target",
-    "riscv32-freestanding-none",
-    f"-mcpu={MCPU}",
-    "-mabi=ilp32",
-    "-mcmodel=medany",
-    "-mno-relax",
-    "-nostdlib",
-    "-ffreestanding",
-    "-fno-builtin",
-    "-fno-stack-protector",
-    "-fno-unwind-tables",
-    "-fno-asynchronous-unwind-tables",
-    "-fno-omit-frame-pointer",
-    "-fno-pic",
-    "-g",
-    "-O1",
-    "-std=gnu11",
-    "-Wall",
-    "-Wextra",
-    "-Wno-unused-parameter",
-)
+CFLAGS = (*PSYCHE_CFLAGS, "-mcmodel=medany", "-fno-pic")
 
 
 class KernelBuildError(RuntimeError):

@@ -23,7 +23,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import SymbolTableSection
 
-from psyche.guestbuild import MCPU, GuestBuildError, compile_to
+from psyche.guestbuild import PSYCHE_CFLAGS, GuestBuildError, compile_to
 
 USER_DIR = Path(__file__).resolve().parent
 REPO_ROOT = USER_DIR.parent.parent
@@ -33,27 +33,7 @@ DEFAULT_OUT_DIR = REPO_ROOT / "build" / "user"
 
 R_RISCV_RELATIVE = 3
 
-CFLAGS = (
-    "-target",
-    "riscv32-freestanding-none",
-    f"-mcpu={MCPU}",
-    "-mabi=ilp32",
-    "-mno-relax",
-    "-nostdlib",
-    "-ffreestanding",
-    "-fno-builtin",
-    "-fno-stack-protector",
-    "-fno-unwind-tables",
-    "-fno-asynchronous-unwind-tables",
-    "-fno-omit-frame-pointer",
-    "-fPIE",
-    "-g",
-    "-O1",
-    "-std=gnu11",
-    "-Wall",
-    "-Wextra",
-    "-Wno-unused-parameter",
-)
+CFLAGS = (*PSYCHE_CFLAGS, "-fPIE")
 
 
 @dataclass(frozen=True)
