@@ -96,7 +96,9 @@ def test_two_gdb_sessions_follow_a_protected_call(up: Up) -> None:
         # node 0: the caller continued at its return address with the result
         assert f"back in A: pc {ret:#x} a0 42" in out_caller, out_caller
         # ... in the program's function that made the call, just after the call in its source
-        assert re.search(r"#0 +calls \(.*node=1, n=1\) at .*pcall\.c:\d+\n", out_caller), out_caller
+        # (node is dead after the call, so the optimizer may leave it "<optimized out>")
+        assert re.search(r"#0 +calls \(.*node=[^,]+, n=1\) at .*pcall\.c:\d+\n", out_caller), \
+            out_caller
         line = rf"Line \d+ of \".*pcall\.c\" starts at address {ret:#x}"
         assert re.search(line, out_caller), out_caller
         assert "uint32_t first = add(40, 2);" in out_caller

@@ -127,6 +127,15 @@ def test_bad_kernel_call_arguments_return_errors_and_change_nothing(kernel_elf: 
         "destroy_realm not the base": "ENOREALM",
         "set_access wrong key": "EKEY",
         "set_access bad rights": "EINVAL",
+        "set_ops unknown realm": "ENOREALM",
+        "set_ops wrong key": "EKEY",
+        "set_ops 17 ops": "EINVAL",
+        "set_ops list in kernel": "EFAULT",
+        "set_ops op past the realm": "EINVAL",
+        "set_ops op unaligned": "EINVAL",
+        "realm_info unknown": "ENOREALM",
+        "realm_info into kernel": "EFAULT",
+        "realm_info into code": "EFAULT",
         "make_domain key 0": "EINVAL",
         "destroy_domain unknown": "ENOREALM",
         "destroy_domain own, wrong key": "EKEY",
@@ -136,6 +145,7 @@ def test_bad_kernel_call_arguments_return_errors_and_change_nothing(kernel_elf: 
         "call 99": "ENOSYS",
     }, out
     assert set(results.values()) <= set(ERRORS.values())
+    assert "badcalls: after them, realm_info ok, 0 ops" in out    # the bad set_ops set nothing
     assert "badcalls: exit 0" in out
     # the same realms with the same access lists, and every frame back in its pool
     assert realms_state(run) == before
@@ -151,8 +161,8 @@ def test_bad_kernel_call_arguments_return_errors_and_change_nothing(kernel_elf: 
     ("jump", r"instruction page fault at 0x40000000 \(pc 0x40000000\): no realm at this address"),
     ("readonly", r"store page fault at (0x[0-9a-f]+) \(pc 0x[0-9a-f]+\): "
                  r"the domain's keys give no write right on realm \1"),
-    ("invoke", r"instruction page fault at (0x[0-9a-f]+) \(pc \1\): protected invocation of realm \1, "
-               r"which has no distinguished domain"),
+    ("invoke", r"instruction page fault at (0x[0-9a-f]+) \(pc \1\): protected invocation of \1, "
+               r"which is not an operation of realm \1 \(it has 0\)"),
 ])
 def test_a_user_error_stops_the_program_never_the_kernel(kernel_elf: Path, how: str,
                                                          reason: str) -> None:

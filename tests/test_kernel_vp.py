@@ -143,6 +143,12 @@ def test_a_protected_call_is_a_plain_call_into_another_domain(kernel_elf: Path, 
     assert "pcall: add(40, 2) = 42, load 0; 20 calls sum 210 (plain 210)" in out, out
     # D may touch P, A may not: A's own load is an error software interrupt (load page fault)
     assert "pcall: through D: store 0, load 5eed; A's own load: cause 13" in out
+    # a call into the middle of an operation is refused: an error software interrupt for A
+    # (an instruction page fault at the call's target), and D never ran it
+    assert "pcall: a call into op_add: cause 12 at op_add+4" in out
+    # realm_info: R's five operations and distinguished domain; of the access list, A sees the
+    # keys it holds (KR owner+rw, KI invoke) and only the rights of D's key (KX: rx)
+    assert "pcall: R: 5 ops, the first op_add yes, home D; access 7777:13 1111:8 0:5" in out
     assert "destroy_vp ok, destroy_domain ok, destroy_realm ok ok ok\npcall: exit 0" in out
     cycles = pcall_result(out)
     assert cycles["pcall-later"] < cycles["pcall-link"] < cycles["pcall-first"]

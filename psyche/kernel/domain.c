@@ -309,32 +309,56 @@ const char *domain_fault(struct domain *d, uint32_t va, uint32_t need, char *why
 }
 
 /*
- * Copy len bytes at va into buf, as domain d may read them (opening realms
- * as a fault would).  0, or PSY_EFAULT.  Device registers are not copied:
- * reading one may have effects.
+ * Copy len bytes between buf and va as domain d may access them (need:
+ * PSY_R to read va, PSY_W to write it), opening realms as a fault would.
+ * 0, or PSY_EFAULT; a write that fails may have written its first pages.
+ * Device registers are not copied: touching one may have effects.
  */
-int domain_read(struct domain *d, uint32_t va, void *buf, uint32_t len)
+static int domain_copy(struct domain *d, uint32_t va, void *buf, uint32_t len, uint32_t need)
 {
     char why[96];
     uint32_t rights;
-    uint8_t *out = buf;
+    uint8_t *kbuf = buf;
     while (len) {
         uint32_t chunk = PGSIZE - va % PGSIZE;
         if (chunk > len)
             chunk = len;
         spin_lock(&kg.vm->lock);
-        struct realm *r = decide(d, va, PSY_R, why, sizeof why, &rights);
+        struct realm *r = decide(d, va, need, why, sizeof why, &rights);
         bool ok = r && !(r->flags & PSY_REALM_DEVICE);
-        if (ok)
-            memcpy(out, (void *)(r->frames[(va - r->base) / PGSIZE] + va % PGSIZE), chunk);
+        if (ok) {
+            void *user = (void *)(r->frames[(va - r->base) / PGSIZE] + va % PGSIZE);
+            memcpy(need == PSY_W ? user : kbuf, need == PSY_W ? kbuf : user, chunk);
+        }
         spin_unlock(&kg.vm->lock);
         if (!ok)
             return PSY_EFAULT;
         va += chunk;
-        out += chunk;
+        kbuf += chunk;
         len -= chunk;
     }
     return 0;
+}
+
+int domain_read(struct domain *d, uint32_t va, void *buf, uint32_t len)
+{
+    return domain_copy(d, va, buf, len, PSY_R);
+}
+
+int domain_write(struct domain *d, uint32_t va, const void *buf, uint32_t len)
+{
+    return domain_copy(d, va, (void *)buf, len, PSY_W);
+}
+
+/* Is key one of d's keys?  (What d already knows, the kernel may show it.) */
+bool domain_holds(struct domain *d, uint32_t key)
+{
+    struct psy_domain *pd = domain_desc(d);
+    uint32_t n = pd->nkeys < PSY_DOMAIN_KEYS ? pd->nkeys : PSY_DOMAIN_KEYS;
+    for (uint32_t i = 0; key && i < n; i++)
+        if (pd->keys[i] == key)
+            return true;
+    return false;
 }
 
 /*

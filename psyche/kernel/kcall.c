@@ -75,6 +75,8 @@ void kcall(struct trapframe *tf)
     case PSY_SET_VP: ret = vp_set_desc(tf->a0); break;
     case PSY_BLOCK: ret = vp_block(); break;
     case PSY_SET_HOME: ret = pcall_set_home(d, tf->a0, tf->a1, tf->a2); break;
+    case PSY_SET_OPS: ret = pcall_set_ops(d, tf->a0, tf->a1, tf->a2, tf->a3); break;
+    case PSY_REALM_INFO: ret = realm_info(d, tf->a0, tf->a1); break;
     case PSY_RESUME:
         ret = vp_resume(tf, tf->a0);
         if (ret == 0)

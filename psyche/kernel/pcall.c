@@ -4,7 +4,8 @@
  *
  * A protected call is a plain jal/jalr into a realm that the caller's
  * domain may only invoke: the fetch faults.  The kernel checks the access
- * list (a verified target, domain.c), finds the realm's distinguished
+ * list (a verified target, domain.c) and that the address is one of the
+ * realm's operations (set_ops), finds the realm's distinguished
  * domain and a VP there that takes calls, records the call (struct pcall,
  * a link of the process's call chain), queues it on that VP and gives it a
  * call-in software interrupt.  The operation runs in the distinguished
@@ -331,6 +332,49 @@ int pcall_set_home(struct domain *caller, uint32_t va, uint32_t key, uint32_t do
     return err;
 }
 
+/*
+ * set_ops(va, key, ops, n): the n addresses at ops are the operations of the
+ * realm at va, the only places a protected call may enter it; n 0: none,
+ * and the realm cannot be invoked.  Without this, a caller could enter an
+ * operation past the checks at its start.  key must own the realm.
+ */
+int pcall_set_ops(struct domain *caller, uint32_t va, uint32_t key, uint32_t ops_va, uint32_t n)
+{
+    uint32_t ops[PSY_REALM_OPS];
+    if (n > PSY_REALM_OPS)
+        return PSY_EINVAL;
+    if (n && domain_read(caller, ops_va, ops, n * sizeof ops[0]))
+        return PSY_EFAULT;
+    struct vm *vm = kg.vm;
+    spin_lock(&vm->lock);
+    struct realm *r = realm_lookup(va);
+    int err = 0;
+    if (!r || r->base != va)
+        err = PSY_ENOREALM;
+    else if (!realm_owned_by(r, key))
+        err = PSY_EKEY;
+    else if (n && (r->flags & PSY_REALM_DEVICE))
+        err = PSY_EINVAL;             /* registers are not code */
+    for (uint32_t i = 0; !err && i < n; i++)
+        if (ops[i] - r->base >= r->size || ops[i] % 4)
+            err = PSY_EINVAL;
+    if (!err) {
+        memcpy(r->ops, ops, n * sizeof ops[0]);
+        r->nops = n;
+        vm->link_gen++;               /* a linkage may lead to what is no operation now */
+    }
+    spin_unlock(&vm->lock);
+    return err;
+}
+
+static bool is_op(const struct realm *r, uint32_t va)
+{
+    for (uint32_t i = 0; i < r->nops; i++)
+        if (r->ops[i] == va)
+            return true;
+    return false;
+}
+
 void pcalls_print(void)
 {
     struct vm *vm = kg.vm;
@@ -388,7 +432,10 @@ bool pcall_start(struct trapframe *tf, char *why, uint32_t size)
     spin_lock(&kg.vm->lock);
     struct realm *r = domain_invoke_target(d, tf->stval, not_target, sizeof not_target);
     struct vp *v = NULL;
-    if (r && !r->home)
+    if (r && !is_op(r, tf->stval))
+        ksnprintf(why, size, "protected invocation of %p, which is not an operation of realm %p "
+                  "(it has %u)", (void *)tf->stval, (void *)r->base, r->nops);
+    else if (r && !r->home)
         ksnprintf(why, size, "protected invocation of realm %p, which has no distinguished "
                   "domain", (void *)r->base);
     else if (r && !(v = pick_vp(r->home, this_node.current->vp)))

@@ -45,6 +45,7 @@ bool pcall_deliver_return(struct trapframe *tf, struct vp *v);
 void pcall_vp_gone(struct vp *v);
 void pcall_kick(struct vp *v);
 int pcall_set_home(struct domain *caller, uint32_t va, uint32_t key, uint32_t domain_va);
+int pcall_set_ops(struct domain *caller, uint32_t va, uint32_t key, uint32_t ops_va, uint32_t n);
 void pcalls_print(void);
 
 #endif

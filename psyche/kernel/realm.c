@@ -426,6 +426,39 @@ int realm_set_access(uint32_t va, uint32_t key, uint32_t other, uint32_t rights)
     return err;
 }
 
+/*
+ * realm_info(va, info): the realm that holds va, as struct psy_realm says,
+ * written at info_va as the caller's domain may write it.  Any domain may
+ * ask: addresses are public in a uniform address space, keys are not.
+ */
+int realm_info(struct domain *caller, uint32_t va, uint32_t info_va)
+{
+    struct psy_realm info;
+    memset(&info, 0, sizeof info);
+    struct vm *vm = kg.vm;
+    spin_lock(&vm->lock);
+    struct realm *r = realm_lookup(va);
+    if (r) {
+        info.base = r->base;
+        info.size = r->size;
+        info.flags = r->flags;
+        info.home = r->home ? r->home->id : -1;
+        info.nops = r->nops;
+        memcpy(info.ops, r->ops, sizeof info.ops);
+        for (int i = 0; i < REALM_ACL; i++) {
+            if (!r->acl[i].key)
+                continue;
+            struct psy_access *a = &info.acl[info.nacl++];
+            a->rights = r->acl[i].rights;
+            a->key = domain_holds(caller, r->acl[i].key) ? r->acl[i].key : 0;
+        }
+    }
+    spin_unlock(&vm->lock);
+    if (!r)
+        return PSY_ENOREALM;
+    return domain_write(caller, info_va, &info, sizeof info);
+}
+
 static void print_rights(uint32_t rights)
 {
     static const char names[] = "rwxio";
@@ -460,6 +493,8 @@ void realms_print(void)
                 print_rights(r->acl[i].rights);
             }
         }
+        if (r->nops)
+            kprintf("  %u op%s", r->nops, r->nops == 1 ? "" : "s");
         kprintf("  open in");
         for (int id = 0; id < MAX_DOMAINS; id++)
             if (r->opened[id / 32] & (1u << (id % 32)))

@@ -21,7 +21,7 @@
 #include "types.h"
 #include "uapi/psyche.h"
 
-#define REALM_ACL       8     /* access list entries per realm */
+#define REALM_ACL       PSY_REALM_ACL   /* access list entries per realm */
 #define MAX_DOMAINS     64
 #define DOMAIN_OPEN     64    /* realms open in one domain */
 #define NODE_WORDS      (MAX_NODES / 32)
@@ -29,11 +29,6 @@
 
 struct pcall;
 struct vp;
-
-struct acl_entry {
-    uint32_t key;             /* 0: unused */
-    uint32_t rights;          /* PSY_R ... PSY_OWNER */
-};
 
 struct realm {
     uint32_t base;            /* first virtual address */
@@ -43,7 +38,9 @@ struct realm {
     int node;                 /* whose pool the frames come from */
     uint32_t *frames;         /* official address of each page's frame (not device realms) */
     uint32_t **copies;        /* replicated realms: node k's copy of each page, or 0 */
-    struct acl_entry acl[REALM_ACL];
+    struct psy_access acl[REALM_ACL];   /* key 0: an unused entry */
+    uint32_t ops[PSY_REALM_OPS];  /* its operations: where protected calls may enter */
+    uint32_t nops;
     uint32_t opened[MAX_DOMAINS / 32];   /* domains that opened it */
     struct domain *home;      /* distinguished domain: protected calls run there (pcall.c) */
     struct realm *next;       /* the map, in address order */
@@ -103,6 +100,7 @@ int realm_make(struct domain *caller, uint32_t size, uint32_t flags, uint32_t ke
 int realm_destroy(uint32_t va, uint32_t key);
 void realm_remove(struct realm *r);
 int realm_set_access(uint32_t va, uint32_t key, uint32_t other, uint32_t rights);
+int realm_info(struct domain *caller, uint32_t va, uint32_t info_va);
 struct realm *realm_lookup(uint32_t va);
 bool realm_owned_by(struct realm *r, uint32_t key);
 uint32_t realm_reserve(uint32_t size);
@@ -118,6 +116,8 @@ int domain_destroy_call(uint32_t va, uint32_t key);
 struct psy_domain *domain_desc(struct domain *d);
 const char *domain_fault(struct domain *d, uint32_t va, uint32_t need, char *why, uint32_t size);
 int domain_read(struct domain *d, uint32_t va, void *buf, uint32_t len);
+int domain_write(struct domain *d, uint32_t va, const void *buf, uint32_t len);
+bool domain_holds(struct domain *d, uint32_t key);
 struct realm *domain_invoke_target(struct domain *d, uint32_t va, char *why, uint32_t size);
 void *domain_pointer(struct domain *d, uint32_t va, uint32_t len, uint32_t need,
                      struct realm **out);

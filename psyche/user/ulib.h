@@ -70,6 +70,18 @@ static inline int set_home(uint32_t va, uint32_t key, uint32_t domain)
     return psy_call(PSY_SET_HOME, va, key, domain, 0);
 }
 
+/* The realm at va may be entered by protected calls only at the n addresses at ops. */
+static inline int set_ops(uint32_t va, uint32_t key, const uint32_t *ops, uint32_t n)
+{
+    return psy_call(PSY_SET_OPS, va, key, (uint32_t)ops, n);
+}
+
+/* What the kernel knows of the realm holding va: size, operations, access list. */
+static inline int realm_info(uint32_t va, struct psy_realm *info)
+{
+    return psy_call(PSY_REALM_INFO, va, (uint32_t)info, 0, 0);
+}
+
 static inline int psy_block(void)
 {
     return psy_call(PSY_BLOCK, 0, 0, 0, 0);

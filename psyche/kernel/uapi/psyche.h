@@ -28,7 +28,9 @@
 #define PSY_BLOCK           11  /* (): block until a software interrupt is pending */
 #define PSY_RESUME          12  /* (state): continue at the struct psy_state at `state` */
 #define PSY_SET_HOME        13  /* (va, key, domain): the realm's distinguished domain */
-#define PSY_NCALLS          14
+#define PSY_SET_OPS         14  /* (va, key, ops, n): the realm's n operations, addresses at ops */
+#define PSY_REALM_INFO      15  /* (va, info): describe the realm holding va in *info */
+#define PSY_NCALLS          16
 
 /* Errors (negative results). */
 #define PSY_EINVAL   (-1)   /* unknown flags, zero or oversized size, zero key, no rights */
@@ -78,6 +80,33 @@
 #define PSY_DEVICE_END     0x10004000
 
 #ifndef __ASSEMBLER__
+/*
+ * A realm as realm_info shows it (section 2.2: "each realm consists of code
+ * and data", its code "operations that provide a protocol for accessing the
+ * data").  Protected calls may enter a realm only at one of its operations.
+ * The access list shows every entry's rights, but only the keys the
+ * caller's domain holds itself: the others are 0, since a key is a
+ * capability and knowing it is having it.
+ */
+#define PSY_REALM_OPS      16
+#define PSY_REALM_ACL      8
+
+struct psy_access {
+    unsigned int key;
+    unsigned int rights;                 /* PSY_R ... PSY_OWNER */
+};
+
+struct psy_realm {
+    unsigned int base;                   /* its first address */
+    unsigned int size;                   /* bytes */
+    unsigned int flags;                  /* make_realm's flags */
+    int home;                            /* its distinguished domain's number; -1: none */
+    unsigned int nops;
+    unsigned int ops[PSY_REALM_OPS];     /* the operations' addresses */
+    unsigned int nacl;                   /* entries in use, first in acl */
+    struct psy_access acl[PSY_REALM_ACL];
+};
+
 /*
  * A protection domain's descriptor: one page of the domain's own, written
  * by user code, read by the kernel only when a fault asks it to.  Keys are

@@ -4,7 +4,8 @@
  *   pcall call NODE CALLS   this program's domain A calls operations of a realm R whose
  *                           distinguished domain D has a VP on NODE: first calls, then CALLS
  *                           more (timed, against a plain call), then an operation that stores
- *                           into a realm only D may touch
+ *                           into a realm only D may touch, then a call into the middle of an
+ *                           operation (refused: not one of R's operations)
  *   pcall destroy NODE      a VP of A is destroyed while its process is inside a call (and then
  *                           D's VP, still running the operation)
  *   pcall threads NODE N    A runs the thread package on one VP: N processes each make calls
@@ -68,16 +69,23 @@ static void server_call_in(uint32_t kind, uint32_t name, uint32_t entry)
     psy_resume(&st);
 }
 
-/* A's own VP descriptor: an error (touching P itself) is noted and skipped. */
+/*
+ * A's own VP descriptor: an error is noted and skipped: a load or store
+ * (touching P itself) by going on after it, a call that could not be made
+ * (the fetch at its target faulted) by returning to the caller.
+ */
 static struct psy_vp mine __attribute__((aligned(512)));
-static volatile uint32_t error_cause, in_call;
+static volatile uint32_t error_cause, error_addr, in_call;
+
+#define CAUSE_FETCH_PAGE 12
 
 static void on_error(uint32_t kind, uint32_t cause, uint32_t addr)
 {
-    (void)kind, (void)addr;
+    (void)kind;
     struct psy_state st = mine.saved;
     error_cause = cause;
-    st.pc += 4;
+    error_addr = addr;
+    st.pc = cause == CAUSE_FETCH_PAGE ? st.x[0] : st.pc + 4;
     mine.disabled = 0;
     psy_resume(&st);
 }
@@ -126,7 +134,11 @@ static int build(struct psy_domain *self, uint32_t node, struct world *w)
     dd->keys[0] = KS, dd->keys[1] = KP, dd->keys[2] = KX;
     dd->keys[3] = self->keys[0];                   /* our code: the server's handlers */
     dd->nkeys = 4;
+    const uint32_t ops[] = { op(w, op_add), op(w, op_store), op(w, op_load), op(w, op_spin),
+                             op(w, op_work) };
     int err = set_home(w->r, KR, w->d);
+    if (!err)
+        err = set_ops(w->r, KR, ops, sizeof ops / sizeof ops[0]);
     if (err)
         return err;
     struct server *sv = (struct server *)w->s;
@@ -136,6 +148,23 @@ static int build(struct psy_domain *self, uint32_t node, struct world *w)
     sv->vp.init_sp = (uint32_t)sv->init_stack + sizeof sv->init_stack;
     w->vp = create_vp(w->d, node, &sv->vp);
     return w->vp < 0 ? w->vp : 0;
+}
+
+/* R as realm_info shows it to A: its operations, and only the keys A holds. */
+static void describe(const struct world *w)
+{
+    struct psy_realm info;
+    int err = realm_info(op(w, op_load), &info);
+    if (err) {
+        printf("pcall: realm_info: %s\n", error_name(err));
+        return;
+    }
+    printf("pcall: R: %u ops, the first op_add %s, home %s; access",
+           info.nops, info.ops[0] == op(w, op_add) ? "yes" : "no",
+           info.home == (int)((struct psy_domain *)w->d)->id ? "D" : "?");
+    for (uint32_t i = 0; i < info.nacl; i++)
+        printf(" %x:%x", info.acl[i].key, info.acl[i].rights);
+    printf("\n");
 }
 
 static int teardown(struct world *w)
@@ -194,6 +223,11 @@ static int calls(struct psy_domain *self, uint32_t node, uint32_t n)
     uint32_t direct = *(volatile uint32_t *)w.p;   /* A has no key for P: an error */
     printf("pcall: through D: store %u, load %x; A's own load: cause %u, got %x\n", stored,
            loaded, error_cause, direct);
+    uint32_t inside = op(&w, op_add) + 4;          /* op_add's `ret`: not an operation */
+    ((op2)inside)(1, 2);
+    printf("pcall: a call into op_add: cause %u at %s\n", error_cause,
+           error_addr == inside ? "op_add+4" : "?");
+    describe(&w);
     return teardown(&w);
 }
 
