@@ -11,7 +11,7 @@ the mux shows gdb one thread per node, as it did before it knew of threads.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,19 +89,27 @@ def _symbol(elf: ELFFile, name: str) -> int | None:
     return int(symbols[0]["st_value"]) if symbols else None
 
 
-def _read_types(elf: ELFFile) -> tuple[dict[str, Struct], dict[int, str]]:
+def read_structs(path: Path, wanted: Mapping[str, tuple[str, ...]]) -> dict[str, Struct]:
+    """The layout of each wanted structure (and members) that the ELF at path describes."""
+    with Path(path).open("rb") as f:
+        structs, _ = _read_types(ELFFile(f), wanted, states_enum=None)
+    return structs
+
+
+def _read_types(elf: ELFFile, wanted: Mapping[str, tuple[str, ...]] = _WANTED,
+                states_enum: str | None = "thread_state") -> tuple[dict[str, Struct], dict[int, str]]:
     structs: dict[str, Struct] = {}
     states: dict[int, str] = {}
     for die in _all_dies(elf):
         name = _name(die)
-        if die.tag == "DW_TAG_structure_type" and name in _WANTED and name not in structs:
-            struct = _struct(die, _WANTED[name])
+        if die.tag == "DW_TAG_structure_type" and name in wanted and name not in structs:
+            struct = _struct(die, wanted[name])
             if struct is not None:
                 structs[name] = struct
-        elif die.tag == "DW_TAG_enumeration_type" and name == "thread_state" and not states:
+        elif die.tag == "DW_TAG_enumeration_type" and name == states_enum and not states:
             states = {int(e.attributes["DW_AT_const_value"].value): _state_name(_name(e))
                       for e in die.iter_children() if e.tag == "DW_TAG_enumerator"}
-        if len(structs) == len(_WANTED) and states:
+        if len(structs) == len(wanted) and (states or states_enum is None):
             break
     return structs, states
 
@@ -128,19 +136,34 @@ def _struct(die: DIE, members: tuple[str, ...]) -> Struct | None:
         return None
     offsets: dict[str, int] = {}
     sizes: dict[str, int] = {}
-    for child in die.iter_children():
-        name = _name(child)
-        location = child.attributes.get("DW_AT_data_member_location")
-        if child.tag != "DW_TAG_member" or name not in members or location is None:
-            continue
-        member_size = _type_size(child)
-        if not isinstance(location.value, int) or member_size is None:
-            return None
-        offsets[name] = location.value
-        sizes[name] = member_size
-    if set(offsets) != set(members):
+    if not _collect(die, members, 0, offsets, sizes) or set(offsets) != set(members):
         return None
     return Struct(int(size.value), offsets, sizes)
+
+
+def _collect(die: DIE, members: tuple[str, ...], base: int,
+             offsets: dict[str, int], sizes: dict[str, int]) -> bool:
+    """Add the wanted members of a structure or union at base, looking into anonymous ones
+    (C11's unnamed struct and union members); False if one's place cannot be read."""
+    for child in die.iter_children():
+        if child.tag != "DW_TAG_member":
+            continue
+        name = _name(child)
+        location = child.attributes.get("DW_AT_data_member_location")
+        at = base + (location.value if location is not None else 0)
+        if location is not None and not isinstance(location.value, int):
+            return False
+        if not name and "DW_AT_type" in child.attributes:
+            inner = child.get_DIE_from_attribute("DW_AT_type")
+            if not _collect(inner, members, at, offsets, sizes):
+                return False
+        elif name in members:
+            member_size = _type_size(child)
+            if member_size is None:
+                return False
+            offsets[name] = at
+            sizes[name] = member_size
+    return True
 
 
 def _type_size(die: DIE) -> int | None:
