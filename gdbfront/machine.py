@@ -38,12 +38,12 @@ _PORT_ATTEMPTS = 5
 
 
 def free_port_block(count: int, first: int = 20000, end: int = 60000) -> int:
-    """A base port with `count` consecutive free TCP and UDP ports from it, searching up from first
-    (the whole block below end)."""
-    for base in range(first, end - count + 1, 97):
+    """A base port with `count` consecutive free TCP and UDP ports from it, and the one below it
+    free too (the mux's whole-machine port), searching up from first (the whole block below end)."""
+    for base in range(first + 1, end - count + 1, 97):
         sockets = []
         try:
-            for port in range(base, base + count):
+            for port in range(base - 1, base + count):
                 for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
                     s = socket.socket(socket.AF_INET, kind)
                     sockets.append(s)
@@ -185,6 +185,15 @@ class PsycheMachine:
         if not 0 <= node < self.nodes:
             raise IndexError(f"no node {node}: this machine has nodes 0 to {self.nodes - 1}")
         return self.base_port + node
+
+    @property
+    def machine_port(self) -> int:
+        """The mux's whole-machine port, where one gdb sees every node as a thread."""
+        return self.base_port - 1
+
+    def machine_target(self) -> str:
+        """What `target remote` takes for the whole-machine port."""
+        return f"{HOST}:{self.machine_port}"
 
     def target(self, node: int, transport: str = "tcp") -> str:
         """What `target remote` takes for node: host:port, or udp:host:port."""

@@ -22,7 +22,8 @@ Fixtures:
   module's machine.  After the test every session is detached and ended; a
   node whose last gdb did not detach cleanly (killed, timed out) is released
   by a fresh gdb, so the next test finds every node running, without
-  breakpoints.
+  breakpoints.  `gdb.machine_port(non_stop=False)` opens one on the mux's
+  whole-machine port instead: every node a thread (node k is thread k + 1).
 
 Marker `psyche(nodes=4, start="booted")` chooses the module's machine; start is
 booted (at the monitor prompt), stopped (booted, every node stopped) or
@@ -141,6 +142,10 @@ def psyche_machine(request: pytest.FixtureRequest, psyche_kernel: Path,
         machine.stop()
 
 
+#: The node number a whole-machine session is listed under.
+WHOLE_MACHINE = -1
+
+
 class GdbSessions:
     """The `gdb` fixture's value: call it with a node number for a connected GdbSession."""
 
@@ -155,6 +160,20 @@ class GdbSessions:
         session.connect(self.machine.target(node, transport))
         return session
 
+    def machine_port(self, *, non_stop: bool = False, timeout: float | None = None) -> GdbSession:
+        """A GdbSession on the mux's whole-machine port: every node no other gdb holds is a
+        thread, node k thread k + 1.  All-stop by default (connecting stops every node); with
+        non_stop, gdb's non-stop mode, where connecting stops nothing."""
+        session = GdbSession(self.machine.kernel, name=f"gdb machine{' non-stop' if non_stop else ''}",
+                             timeout=timeout or DEFAULT_TIMEOUT)
+        self.sessions.append((WHOLE_MACHINE, session))
+        target = self.machine.machine_target()
+        if non_stop:
+            session.connect_non_stop(target)
+        else:
+            session.connect(target)
+        return session
+
     def close(self) -> None:
         """Detach and end every session; release nodes their last gdb left stopped."""
         for _, session in self.sessions:
@@ -162,7 +181,8 @@ class GdbSessions:
         last: dict[int, GdbSession] = {}
         for node, session in self.sessions:
             if session.target is not None:
-                last[node] = session
+                for held in range(self.machine.nodes) if node == WHOLE_MACHINE else [node]:
+                    last[held] = session
         for node, session in sorted(last.items()):
             if not session.detached_cleanly and self.machine.alive:
                 self._release(node)

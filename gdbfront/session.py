@@ -181,6 +181,7 @@ class GdbSession:
         self.connected = False
         self.detached_cleanly = False         # the node was left running, without our breakpoints
         self.running = False
+        self.non_stop = False                 # gdb's non-stop mode: each thread runs and stops alone
         self._records: deque[dict[str, Any]] = deque()
         self._stops: deque[Stop] = deque()
         self._captured: list[str] | None = None
@@ -317,6 +318,17 @@ class GdbSession:
         self.detached_cleanly = False
         return self._stops.pop() if self._stops else self.wait_for_stop(timeout)
 
+    def connect_non_stop(self, target: str, timeout: float | None = None) -> None:
+        """`target remote TARGET` in gdb's non-stop mode: nothing stops; each thread is resumed,
+        interrupted and waited for on its own (`-exec-interrupt --thread N`, wait_for_stop)."""
+        self.command("-gdb-set non-stop on", timeout)
+        self.non_stop = True
+        self._stops.clear()
+        self.command(f"-target-select remote {target}", timeout)
+        self.target = target
+        self.connected = True
+        self.detached_cleanly = False
+
     def detach(self, timeout: float | None = None) -> None:
         """Detach: the mux clears this node's breakpoints and watchpoints and lets it run."""
         self.command("-target-detach", timeout)
@@ -443,7 +455,7 @@ class GdbSession:
         """Detach (interrupting a running target first) unless told not to, and end gdb."""
         if self.alive and self.connected and detach:
             try:
-                if self.running:
+                if self.running and not self.non_stop:   # (non-stop: a detach takes running threads)
                     self.interrupt(timeout=10)
                 self.detach(timeout=10)
             except GdbError as e:

@@ -10,7 +10,7 @@ Debug semantics follow hardware (docs/debug-semantics.md says it for users):
 
 * gdb's breakpoints are gdb's to insert and remove, but only a running node
   needs them in lld: Z0/z0 are answered at once, and lld is brought in line
-  with them just before the node runs (`_sync_breakpoints`).  gdb removes every
+  with them just before the node runs (`sync_breakpoints`).  gdb removes every
   breakpoint at every stop and inserts them again at every resume, so most of
   that traffic cancels out and never reaches the line.
 * A resume whose pc holds one of gdb's breakpoints stops at once, before the
@@ -119,8 +119,9 @@ class GdbSession:
         self.watchpoints: dict[tuple[int, int], int] = {}   # (addr, length) -> lld kind
         self._desired: set[int] = set()   # gdb's breakpoints: inserted (Z0/Z1) and not removed
         self._running: asyncio.Task[None] | None = None
-        self._interrupted = False
-        self._flush: asyncio.Task[str | None] | None = None   # close()'s last _sync_breakpoints
+        #: The signal a stop this gdb asked for is reported with (a ctrl-C's), while one is asked.
+        self._interrupted: int | None = None
+        self._flush: asyncio.Task[str | None] | None = None   # close()'s last sync_breakpoints
 
     @property
     def node(self) -> int:
@@ -140,9 +141,9 @@ class GdbSession:
         try:
             return await self._handle(request)
         except (LinkError, NodeError) as e:
-            return self._failure_reply(request, f"mux: {e}")
+            return self.failure_reply(request, f"mux: {e}")
 
-    def _failure_reply(self, request: rsp.Request, why: str) -> bytes:
+    def failure_reply(self, request: rsp.Request, why: str) -> bytes:
         """The reply to a request lld could not serve: one gdb takes as an error, for that packet.
 
         As gdb-multiarch 13 takes them (docs/failure-modes.md):
@@ -198,7 +199,7 @@ class GdbSession:
                 data = self.handle.memory().read_now(addr, length)
                 return None if data is None else rsp.hex_bytes(data)
             case rsp.Breakpoint(type=kind) if kind in _CODE_BREAKPOINTS:
-                return self._breakpoint_now(request)
+                return self.breakpoint_now(request)
             case rsp.VContQuery():
                 return rsp.vcont_reply(FEATURES)
             case rsp.QueryAttached():
@@ -266,19 +267,19 @@ class GdbSession:
                     return rsp.error(EFAULT)
                 return rsp.OK if await self.handle.write_as_debugger(addr, data) else rsp.error(EFAULT)
             case rsp.Continue(addr=addr):
-                return await self._resume(addr, step=False)
+                return await self.resume(addr, step=False)
             case rsp.Step(addr=addr):
-                return await self._resume(addr, step=True)
+                return await self.resume(addr, step=True)
             case rsp.VCont(actions=actions):
                 kinds = {a.kind for a in actions}
                 if "s" in kinds:
-                    return await self._resume(None, step=True)
+                    return await self.resume(None, step=True)
                 if "c" in kinds:
-                    return await self._resume(None, step=False)
-                self._interrupted = False   # (nothing resumed: a ctrl-C sent with it has nothing to stop)
+                    return await self.resume(None, step=False)
+                self._interrupted = None   # (nothing resumed: a ctrl-C sent with it has nothing to stop)
                 return rsp.OK
             case rsp.Breakpoint():
-                return await self._watchpoint(request)
+                return await self.watchpoint(request)
             case rsp.QueryCurrentThread():
                 return rsp.current_thread(rsp.ThreadId(await self.threads.current_tid()))
             case rsp.QueryThreadInfo():
@@ -302,7 +303,7 @@ class GdbSession:
             case rsp.Kill():
                 return None  # the node stays as it is, like a gdb that went away
             case rsp.MonitorCommand(command=command):
-                await self._synced()   # so that what it shows (or clears) is what gdb set
+                await self.synced()   # so that what it shows (or clears) is what gdb set
                 output = await self.monitor(self, command)
                 if output:
                     self.send(rsp.console_output(output.encode()))
@@ -390,9 +391,9 @@ class GdbSession:
             reason = rsp.StopReason(self._watch_kind(status), status.data_addr)
         elif status.reason == p.REASON_TRAP_LOOP:
             signal = SIGSEGV
-        elif status.reason == p.REASON_REQUESTED and self._interrupted:
-            signal = rsp.SIGINT
-        self._interrupted = False
+        elif status.reason == p.REASON_REQUESTED and self._interrupted is not None:
+            signal = self._interrupted
+        self._interrupted = None
         if announce and status.reason in (p.REASON_PANIC, p.REASON_TRAP_LOOP):
             why = "the kernel's panic path" if status.reason == p.REASON_PANIC else "a trap loop"
             self.send(rsp.console_output(f"node {self.node} stopped in {why}\n".encode()))
@@ -408,7 +409,11 @@ class GdbSession:
 
     # -- breakpoints and watchpoints ------------------------------------------------------
 
-    def _breakpoint_now(self, bp: rsp.Breakpoint) -> bytes:
+    def has_breakpoint(self, addr: int) -> bool:
+        """Whether gdb has a breakpoint inserted at addr."""
+        return addr in self._desired
+
+    def breakpoint_now(self, bp: rsp.Breakpoint) -> bytes:
         """Insert or remove a breakpoint in gdb's set; lld follows before the node runs.
 
         lld would refuse a misaligned address (no C extension), and more breakpoints
@@ -424,7 +429,7 @@ class GdbSession:
             self._desired.discard(bp.addr)
         return rsp.OK
 
-    async def _watchpoint(self, bp: rsp.Breakpoint) -> bytes:
+    async def watchpoint(self, bp: rsp.Breakpoint) -> bytes:
         """Watchpoints go to lld at once: lld translates them when set, and may refuse."""
         kind = _WATCH_KINDS[bp.type]
         if bp.addr > rv32.M32 or not 1 <= bp.kind <= p.MAX_WATCH_LENGTH:
@@ -443,7 +448,7 @@ class GdbSession:
             self.watchpoints.pop((bp.addr, bp.kind), None)
         return rsp.OK
 
-    async def _sync_breakpoints(self) -> str | None:
+    async def sync_breakpoints(self) -> str | None:
         """Make lld hold gdb's breakpoints, before the node runs; the first refusal, or None."""
         handle = self.handle
         for addr in sorted(handle.breakpoint_owners.owned_by(self) - self._desired):
@@ -454,19 +459,19 @@ class GdbSession:
                 return f"node {self.node}: cannot set the breakpoint at {addr:#x}: {failure}"
         return None
 
-    async def _synced(self) -> bool:
-        """_sync_breakpoints, telling gdb's console of a refusal; False if there was one."""
-        failure = await self._sync_breakpoints()
+    async def synced(self) -> bool:
+        """sync_breakpoints, telling gdb's console of a refusal; False if there was one."""
+        failure = await self.sync_breakpoints()
         if failure is not None:
             self.send(rsp.console_output(f"mux: {failure}\n".encode()))
         return failure is None
 
     # -- running ----------------------------------------------------------------------------
 
-    async def _resume(self, addr: int | None, *, step: bool) -> bytes | None:
+    async def resume(self, addr: int | None, *, step: bool) -> bytes | None:
         reply = await self._resumed(addr, step=step)
         if reply is not None and not reply.startswith((b"T", b"S")):
-            self._interrupted = False   # refused: the node did not run, and a ctrl-C has nothing to stop
+            self._interrupted = None   # refused: the node did not run, and a ctrl-C has nothing to stop
         return reply
 
     async def _resumed(self, addr: int | None, *, step: bool) -> bytes | None:
@@ -490,7 +495,7 @@ class GdbSession:
         insn = await self._instruction(pc)
         if insn is not None and self._is_software_step(insn, pc):
             return await self._software_step(insn, status)
-        if not await self._synced():
+        if not await self.synced():
             return rsp.error(EINVAL)
         known = await self.handle.lld_breakpoints()
         if pc in known:
@@ -569,7 +574,7 @@ class GdbSession:
 
     async def _run(self) -> bytes | None:
         """RESUME with gdb's breakpoints in lld; the stop reply comes from _report_stop."""
-        if not await self._synced():
+        if not await self.synced():
             return rsp.error(EINVAL)
         await self.handle.resume()
         await self._wait_for_stop()
@@ -583,8 +588,15 @@ class GdbSession:
         it now, and the stop is reported as the ctrl-C's.
         """
         self._running = asyncio.create_task(self._report_stop())
-        if self._interrupted:
+        if self._interrupted is not None:
             await self.handle.stop()
+
+    async def follow(self) -> None:
+        """Report the next stop of a node that runs without a resume of this gdb's (it ran
+        before gdb came), with gdb's breakpoints in lld from now on."""
+        if self._running is None:
+            await self.synced()
+            self._running = asyncio.create_task(self._report_stop())
 
     async def _report_stop(self) -> None:
         try:
@@ -596,14 +608,17 @@ class GdbSession:
         finally:
             self._running = None
 
-    async def interrupt(self) -> None:
-        """gdb's ctrl-C: stop the node; the waiting continue reports the stop.
+    async def interrupt(self, signal: int = rsp.SIGINT) -> None:
+        """gdb's ctrl-C: stop the node; the waiting continue reports the stop, with signal.
 
         Called only while the node runs for this gdb or a resume of its is in hand
         (the server drops any other ctrl-C, as QEMU does).  A resume in hand has not
-        started the node yet: it stops it itself once it has (_wait_for_stop).
+        started the node yet: it stops it itself once it has (_wait_for_stop).  (The
+        whole-machine port stops nodes with signal 0, as gdb's non-stop `t` asks.)  The
+        first signal asked stays: a later, quieter request does not hide a ctrl-C.
         """
-        self._interrupted = True
+        if self._interrupted is None:
+            self._interrupted = signal
         if self._running is None:
             return
         try:
@@ -622,7 +637,7 @@ class GdbSession:
             self._running.cancel()
             self._running = None   # (a task cancelled before its first step never reaches its finally)
         self._desired.clear()
-        await self._sync_breakpoints()
+        await self.sync_breakpoints()
         for (addr, length), kind in sorted(self.watchpoints.items()):
             await self.handle.watch(p.ClearWatchpoint(p.ANY_GEN, addr, length, kind))
         self.watchpoints.clear()
@@ -645,7 +660,7 @@ class GdbSession:
 
     async def _close_flush(self) -> str | None:
         try:
-            return await self._sync_breakpoints()
+            return await self.sync_breakpoints()
         except LinkError as e:
             return str(e)
         finally:

@@ -307,6 +307,23 @@ class QuerySymbol:
 
 
 @dataclass(frozen=True)
+class SetNonStop:
+    """``QNonStop:1`` (non-stop mode: stops are notifications, resumes reply OK) or ``:0``."""
+
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class StopAck:
+    """``vStopped``: gdb took the last stop notification; answer the next queued stop, or OK."""
+
+
+@dataclass(frozen=True)
+class CtrlC:
+    """``vCtrlC``: gdb's ctrl-C in non-stop mode; answer OK, the stops come as notifications."""
+
+
+@dataclass(frozen=True)
 class QueryTraceStatus:
     """``qTStatus``: reply empty, which says this stub has no tracepoints."""
 
@@ -331,7 +348,7 @@ Request = (
     | ReadRegister | WriteRegister | ReadMemory | WriteMemory | Continue | Step | VContQuery | VCont
     | Breakpoint | Detach | Kill | QueryAttached | QueryCurrentThread | QueryThreadInfo | SetThread
     | ThreadAlive | QueryThreadExtraInfo | ReadThreads | ReadFeatures | MonitorCommand | QueryOffsets
-    | QuerySymbol | QueryTraceStatus | Unsupported | MalformedRequest
+    | QuerySymbol | SetNonStop | StopAck | CtrlC | QueryTraceStatus | Unsupported | MalformedRequest
 )
 
 
@@ -351,6 +368,10 @@ _EXACT: dict[bytes, Request] = {
     b"qTStatus": QueryTraceStatus(),
     b"vCont?": VContQuery(),
     b"vMustReplyEmpty": MustReplyEmpty(),
+    b"vStopped": StopAck(),
+    b"vCtrlC": CtrlC(),
+    b"QNonStop:0": SetNonStop(False),
+    b"QNonStop:1": SetNonStop(True),
     b"QStartNoAckMode": StartNoAckMode(),
 }
 

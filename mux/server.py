@@ -29,12 +29,13 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Protocol, cast
 
 from mux import packets as rsp
 from mux.gdb import EIO, GdbSession
 from mux.kernel_layout import KernelLayout
 from mux.link import LldLink
+from mux.machine_port import MachineSession
 from mux.monitor import Monitor
 from mux.node import NodeHandle
 from mux.rsp import BadPacket, Event, Interrupt, Packet, RspConnection
@@ -60,6 +61,23 @@ WRITE_HIGH_WATER = 4 * PACKET_SIZE
 _log = logging.getLogger(__name__)
 
 
+class FrontEnd(Protocol):
+    """What a connection's bytes drive: one node's GdbSession, or the machine port's session."""
+
+    @property
+    def running(self) -> bool: ...
+
+    def answer_now(self, request: rsp.Request) -> bytes | None: ...
+
+    async def handle_request(self, request: rsp.Request) -> bytes | None: ...
+
+    def failure_reply(self, request: rsp.Request, why: str) -> bytes: ...
+
+    async def interrupt(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class MuxConfig:
     nodes: int
@@ -71,6 +89,8 @@ class MuxConfig:
     #: The kernel ELF the nodes run, if known: its DWARF says where the kernel keeps its threads,
     #: which gdb is then shown (mux.threads); without it each node is one thread.
     kernel: Path | None = None
+    #: The whole-machine port (every free node a thread, mux.machine_port), TCP; None: none.
+    machine_port: int | None = None
 
 
 @dataclass
@@ -79,7 +99,7 @@ class SessionInfo:
 
     peer: str
     transport: str
-    session: GdbSession
+    session: FrontEnd
     conversation: _Conversation | None = None
     #: Ends the session, saying why to a gdb that waits for a stop: TCP closes, UDP forgets.
     hang_up: Callable[[str], None] | None = None
@@ -145,12 +165,11 @@ class _Conversation:
       foresaw: no exception escapes into the transport's callbacks.
     """
 
-    def __init__(self, mux: Mux, node: int, write: Callable[[bytes], object], no_ack_mode: bool,
-                 *, peer: str, transport: str, hang_up: Callable[[str], None],
+    def __init__(self, port: _NodePort | _MachinePort, write: Callable[[bytes], object],
+                 no_ack_mode: bool, *, peer: str, transport: str, hang_up: Callable[[str], None],
                  packet_size: int = PACKET_SIZE,
                  pause_input: Callable[[bool], object] | None = None) -> None:
-        self.mux = mux
-        self.node = node
+        self.port = port
         self.codec = RspConnection(max_packet_size=packet_size)
         self.write = write
         self.pause_input = pause_input
@@ -172,29 +191,34 @@ class _Conversation:
         self.connected_at = asyncio.get_running_loop().time()
         self.last_packet_at: float | None = None
         self.packets = 0   # packets and ctrl-Cs taken from the client
-        mux.attach(node, self._claim(self.session, self))
+        port.claim(self._claim(self.session, self))
 
-    def _new_session(self) -> GdbSession:
-        return GdbSession(self.mux.nodes[self.node], self._send, self.mux.monitor.run,
-                          packet_size=self._packet_size, no_ack_mode=self._no_ack_mode,
-                          threads=self.mux.threads[self.node])
+    def _new_session(self) -> FrontEnd:
+        return self.port.open(self._send, self._notify, self._packet_size, self._no_ack_mode)
 
     def _attach_again(self) -> bytes | None:
         """A client that detached and speaks again is a new session, as if it had just
         connected: gdb's extended-remote mode stays connected, and a UDP client's resend
         of its D (the OK was lost) must be answered.  None, or the refusal if another
         gdb has the node meanwhile."""
-        refusal = self.mux.refusal(self.node)
+        refusal = self.port.refusal()
         if refusal is not None:
             return refusal
         self.session.close()
         self.session = self._new_session()
         self.attached = True
-        self.mux.attach(self.node, self._claim(self.session, self))
+        self.port.claim(self._claim(self.session, self))
         return None
+
+    def release(self) -> None:
+        """The client is gone or detached: its nodes are free for others."""
+        self.port.release(self.session)
 
     def _send(self, payload: bytes) -> None:
         self.write(self.codec.send_packet(payload))
+
+    def _notify(self, payload: bytes) -> None:
+        self.write(self.codec.send_notification(payload))
 
     # -- input, with backpressure --------------------------------------------------------
 
@@ -247,7 +271,7 @@ class _Conversation:
                 if immediate:
                     self.write(immediate)
         except Exception:  # noqa: BLE001 - a bug here must not close the transport or stop the loop
-            _log.exception("mux: node %d: handling gdb's input failed", self.node)
+            _log.exception("mux: %s: handling gdb's input failed", self.port)
         paused = self._blocked() or bool(self._input)
         if paused != self._input_paused:
             self._input_paused = paused
@@ -286,7 +310,7 @@ class _Conversation:
         try:
             await self.session.interrupt()
         except Exception:  # noqa: BLE001 - see _serve
-            _log.exception("mux: node %d: ctrl-C failed", self.node)
+            _log.exception("mux: %s: ctrl-C failed", self.port)
 
     # -- requests ------------------------------------------------------------------------
 
@@ -299,7 +323,7 @@ class _Conversation:
             self.codec.start_no_ack_mode()
         if isinstance(request, rsp.Detach) and self.attached:
             self.attached = False
-            self.mux.release(self.node, self.session)
+            self.release()
 
     async def _serve(self) -> None:
         """Requests one at a time, in order, as gdb expects; each waits until the client reads."""
@@ -316,8 +340,8 @@ class _Conversation:
                     else:
                         reply = await self.session.handle_request(request)
                 except Exception as e:  # noqa: BLE001 - every request gets a reply, whatever went wrong
-                    _log.exception("mux: node %d: handling %r failed", self.node, request)
-                    reply = self.session._failure_reply(request, f"mux: internal error: {e!r}")
+                    _log.exception("mux: %s: handling %r failed", self.port, request)
+                    reply = self.session.failure_reply(request, f"mux: internal error: {e!r}")
                 self._replied(request, reply)
             finally:
                 self._busy = False
@@ -335,6 +359,67 @@ class _Conversation:
 
 #: The requests that may set the node running (a ctrl-C behind one of them is for it).
 _RESUMES = (rsp.Continue, rsp.Step, rsp.VCont)
+
+
+class _NodePort:
+    """Node k's own port: one gdb at a time on that node, shown its kernel threads."""
+
+    def __init__(self, mux: Mux, node: int) -> None:
+        self.mux = mux
+        self.node = node
+
+    def __str__(self) -> str:
+        return f"node {self.node}"
+
+    def refusal(self) -> bytes | None:
+        return self.mux.refusal(self.node)
+
+    def open(self, send: Callable[[bytes], None], notify: Callable[[bytes], None],
+             packet_size: int, no_ack_mode: bool) -> GdbSession:
+        return GdbSession(self.mux.nodes[self.node], send, self.mux.monitor.run,
+                          packet_size=packet_size, no_ack_mode=no_ack_mode,
+                          threads=self.mux.threads[self.node])
+
+    def claim(self, info: SessionInfo) -> None:
+        self.mux.attach(self.node, info)
+
+    def release(self, session: FrontEnd) -> None:
+        self.mux.release(self.node, session)
+
+
+class _MachinePort:
+    """The whole-machine port: one gdb on every node no other gdb holds (mux.machine_port)."""
+
+    def __init__(self, mux: Mux) -> None:
+        self.mux = mux
+
+    def __str__(self) -> str:
+        return "the machine port"
+
+    def free_nodes(self) -> list[int]:
+        return [n for n in range(self.mux.config.nodes) if n not in self.mux.clients]
+
+    def refusal(self) -> bytes | None:
+        if self.free_nodes():
+            return None
+        return b"E.every node already has a gdb session (monitor sessions on a node's port lists them)"
+
+    def open(self, send: Callable[[bytes], None], notify: Callable[[bytes], None],
+             packet_size: int, no_ack_mode: bool) -> MachineSession:
+        handles = [self.mux.nodes[n] for n in self.free_nodes()]
+        return MachineSession(handles, send, notify, self.mux.monitor.run,
+                              packet_size=packet_size, no_ack_mode=no_ack_mode)
+
+    def claim(self, info: SessionInfo) -> None:
+        session = info.session
+        assert isinstance(session, MachineSession)
+        for i, node in enumerate(session.nodes):
+            self.mux.attach(node, info, idle_check=i == 0)
+
+    def release(self, session: FrontEnd) -> None:
+        assert isinstance(session, MachineSession)
+        for node in session.nodes:
+            self.mux.release(node, session)
 
 
 class Mux:
@@ -382,11 +467,12 @@ class Mux:
 
     # -- sessions -------------------------------------------------------------------------------
 
-    def attach(self, node: int, info: SessionInfo) -> None:
-        """A client holds node from now on: it must send a packet within gdb_idle_timeout."""
+    def attach(self, node: int, info: SessionInfo, idle_check: bool = True) -> None:
+        """A client holds node from now on: it must send a packet within gdb_idle_timeout
+        (checked once per client: the machine port's holds many nodes)."""
         self.clients[node] = info
         limit = self.config.gdb_idle_timeout
-        if limit > 0:
+        if limit > 0 and idle_check:
             info.idle_check = asyncio.get_running_loop().call_later(limit, self._drop_if_silent, node, info)
 
     def _drop_if_silent(self, node: int, info: SessionInfo) -> None:
@@ -444,28 +530,34 @@ class Mux:
         if not 1 <= config.base_port or last > 65535:
             raise ValueError(f"gdb ports {config.base_port}..{last} for {config.nodes} nodes do not fit "
                              f"1..65535: the base port must be at most {65536 - config.nodes}")
-        loop = asyncio.get_running_loop()
         try:
             for node in range(config.nodes):
-                address = f"{config.host}:{self.port_of(node)}"
-                kind = "tcp"
-                try:
-                    server = await loop.create_server(
-                        functools.partial(_TcpClient, self, node), config.host, self.port_of(node))
-                    self._servers.append(server)
-                    if config.udp:
-                        kind = "udp"
-                        transport, _ = await loop.create_datagram_endpoint(
-                            functools.partial(_UdpEndpoint, self, node),
-                            local_addr=(config.host, self.port_of(node)))
-                        self._udp.append(transport)
-                except OSError as e:
-                    cause = e if e.errno else e.__cause__   # (uvloop's wraps the system's error)
-                    why = os.strerror(cause.errno) if isinstance(cause, OSError) and cause.errno else str(e)
-                    raise OSError(f"cannot listen on {kind} {address} for node {node}: {why}") from e
+                await self._listen(_NodePort(self, node), self.port_of(node), f"node {node}", config.udp)
+            if config.machine_port:
+                await self._listen(_MachinePort(self), config.machine_port,
+                                   "the whole machine (--machine-port 0: none)", udp=False)
         except BaseException:
             await self.close()   # (the ports it did get)
             raise
+
+    async def _listen(self, port: _NodePort | _MachinePort, number: int, what: str, udp: bool) -> None:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        address = f"{config.host}:{number}"
+        kind = "tcp"
+        try:
+            server = await loop.create_server(functools.partial(_TcpClient, self, port), config.host, number)
+            self._servers.append(server)
+            if udp:
+                assert isinstance(port, _NodePort)
+                kind = "udp"
+                transport, _ = await loop.create_datagram_endpoint(
+                    functools.partial(_UdpEndpoint, self, port), local_addr=(config.host, number))
+                self._udp.append(transport)
+        except OSError as e:
+            cause = e if e.errno else e.__cause__   # (uvloop's wraps the system's error)
+            why = os.strerror(cause.errno) if isinstance(cause, OSError) and cause.errno else str(e)
+            raise OSError(f"cannot listen on {kind} {address} for {what}: {why}") from e
 
     async def close(self) -> None:
         """Stop listening and hang up on every gdb (each sees its connection closed)."""
@@ -480,7 +572,7 @@ class Mux:
             info.session.close()
         await asyncio.sleep(0)   # let the closed connections' callbacks run
 
-    def release(self, node: int, session: GdbSession) -> None:
+    def release(self, node: int, session: FrontEnd) -> None:
         """The session's gdb detached: the node is free for another."""
         info = self.clients.get(node)
         if info is not None and info.session is session:
@@ -505,9 +597,9 @@ class _TcpClient(asyncio.Protocol):
     wake in between.
     """
 
-    def __init__(self, mux: Mux, node: int) -> None:
+    def __init__(self, mux: Mux, port: _NodePort | _MachinePort) -> None:
         self.mux = mux
-        self.node = node
+        self.port = port
         self.transport: asyncio.Transport | None = None
         self.conversation: _Conversation | None = None
         self.refused = False
@@ -520,7 +612,7 @@ class _TcpClient(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.mux.refusal(self.node) is not None:
+        if self.port.refusal() is not None:
             self.refused = True   # answered at gdb's first packet, then closed
             if self.mux.config.gdb_idle_timeout > 0:   # (or at the idle limit, if none comes)
                 asyncio.get_running_loop().call_later(self.mux.config.gdb_idle_timeout, self.hang_up,
@@ -528,7 +620,7 @@ class _TcpClient(asyncio.Protocol):
             return
         host, port = transport.get_extra_info("peername")[:2]
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
-        self.conversation = _Conversation(self.mux, self.node, transport.write, no_ack_mode=True,
+        self.conversation = _Conversation(self.port, transport.write, no_ack_mode=True,
                                           peer=f"{host}:{port}", transport="tcp", hang_up=self.hang_up,
                                           pause_input=self._pause_input)
 
@@ -554,7 +646,7 @@ class _TcpClient(asyncio.Protocol):
             end = self.early.find(b"#")
             if (end < 0 or len(self.early) < end + 3) and len(self.early) <= PACKET_SIZE:
                 return
-            refusal = self.mux.refusal(self.node) or b"E.busy"
+            refusal = self.port.refusal() or b"E.busy"
             self.transport.write(b"+" + RspConnection().send_packet(refusal))
             self.transport.close()
             return
@@ -581,7 +673,7 @@ class _TcpClient(asyncio.Protocol):
         self.mux._tcp.discard(self)
         if self.conversation is not None:
             self.conversation.close()
-            self.mux.release(self.node, self.conversation.session)
+            self.conversation.release()
             self.conversation = None
 
 
@@ -596,9 +688,9 @@ class _UdpEndpoint(asyncio.DatagramProtocol):
     dropped unacknowledged, and gdb sends it again.
     """
 
-    def __init__(self, mux: Mux, node: int) -> None:
+    def __init__(self, mux: Mux, port: _NodePort) -> None:
         self.mux = mux
-        self.node = node
+        self.port = port
         self.transport: asyncio.DatagramTransport | None = None
         self.peer: tuple[str, int] | None = None
         self.conversation: _Conversation | None = None
@@ -614,15 +706,15 @@ class _UdpEndpoint(asyncio.DatagramProtocol):
             if self.conversation is not None and loop.time() - self.last_heard < UDP_IDLE_SECONDS \
                     and not self._detached():
                 self._send_to(addr, b"+" + RspConnection().send_packet(
-                    self.mux.refusal(self.node) or b"E.busy"))
+                    self.port.refusal() or b"E.busy"))
                 return
             self._forget()
-            refusal = self.mux.refusal(self.node)
+            refusal = self.port.refusal()
             if refusal is not None:
                 self._send_to(addr, b"+" + RspConnection().send_packet(refusal))
                 return
             self.peer = addr
-            self.conversation = _Conversation(self.mux, self.node, functools.partial(self._send_to, addr),
+            self.conversation = _Conversation(self.port, functools.partial(self._send_to, addr),
                                               no_ack_mode=False, peer=f"{addr[0]}:{addr[1]}", transport="udp",
                                               hang_up=self.hang_up, packet_size=UDP_PACKET_SIZE)
             self._reaper = asyncio.create_task(self._reap())
@@ -659,7 +751,7 @@ class _UdpEndpoint(asyncio.DatagramProtocol):
     def _forget(self) -> None:
         if self.conversation is not None:
             self.conversation.close()
-            self.mux.release(self.node, self.conversation.session)
+            self.conversation.release()
         if self._reaper is not None:
             self._reaper.cancel()
         self.conversation = None

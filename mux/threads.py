@@ -96,15 +96,19 @@ class Thread:
         return text
 
 
-_NODE_AS_THREAD = Thread(LIVE_THREAD)
-
-
 class NodeThreads:
-    """One node's threads, read through its handle; ids kept for the mux's life."""
+    """One node's threads, read through its handle; ids kept for the mux's life.
 
-    def __init__(self, handle: NodeHandle, layout: KernelLayout | None) -> None:
+    live_tid: the id of the node as one thread, when its kernel threads are not
+    shown (the whole-machine port gives every node its own).
+    """
+
+    def __init__(self, handle: NodeHandle, layout: KernelLayout | None,
+                 live_tid: int = LIVE_THREAD) -> None:
         self.handle = handle
         self.layout = layout
+        self.live_tid = live_tid
+        self._node_as_thread = Thread(live_tid)
         self._ids: dict[int, int] = {}   # thread record -> tid
         self._listed: tuple[int, list[Thread]] | None = None   # (handle epoch, threads)
         self._current: tuple[int, int] | None = None   # (handle epoch, current tid)
@@ -112,12 +116,12 @@ class NodeThreads:
     @property
     def last_current(self) -> int:
         """The running thread's id as last read (maybe stale), for a reply that cannot wait."""
-        return self._current[1] if self._current is not None else LIVE_THREAD
+        return self._current[1] if self._current is not None else self.live_tid
 
     def known_current(self) -> int | None:
         """The current thread's id if known without asking lld, else None."""
         if self.layout is None:
-            return LIVE_THREAD
+            return self.live_tid
         if self._current is not None and self._current[0] == self.handle.epoch:
             return self._current[1]
         return None
@@ -131,7 +135,7 @@ class NodeThreads:
         record = await self._current_record()
         tid = self._ids.get(record) if record else None
         if tid is None:
-            tid = next((t.tid for t in await self.threads() if t.live), LIVE_THREAD)
+            tid = next((t.tid for t in await self.threads() if t.live), self.live_tid)
         self._current = (epoch, tid)
         return tid
 
@@ -144,9 +148,9 @@ class NodeThreads:
         if self._listed is not None and self._listed[0] == epoch:
             return self._listed[1]
         threads = await self._read_threads() if self.layout is not None else None
-        listed = threads or [_NODE_AS_THREAD]
+        listed = threads or [self._node_as_thread]
         self._listed = (epoch, listed)
-        self._current = (epoch, next((t.tid for t in listed if t.live), LIVE_THREAD))
+        self._current = (epoch, next((t.tid for t in listed if t.live), self.live_tid))
         return listed
 
     # -- reading the kernel's records -------------------------------------------------------

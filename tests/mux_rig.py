@@ -23,7 +23,7 @@ from lld.attach import Lld
 from lld.testing import TargetGuest
 from mux.link import LldLink
 from mux.rsp import Packet, RspConnection
-from mux.server import Mux, MuxConfig, _Conversation
+from mux.server import Mux, MuxConfig, _Conversation, _NodePort
 from psyche.machine.hostline import BufferLine
 from psyche.machine.machine import Machine
 
@@ -83,7 +83,7 @@ class MuxRig:
     def conversation(self, node: int = 0, *, no_ack_mode: bool = True) -> Client:
         """A gdb on node, fed straight into the mux's codec and session (no socket)."""
         client = Client(self)
-        client.conversation = _Conversation(self.mux, node, client.received, no_ack_mode=no_ack_mode,
+        client.conversation = _Conversation(_NodePort(self.mux, node), client.received, no_ack_mode=no_ack_mode,
                                             peer=f"rig client {len(self.clients)}", transport="rig",
                                             hang_up=lambda why: None)
         self.clients.append(client)
@@ -93,7 +93,7 @@ class MuxRig:
         for client in self.clients:
             if client.conversation is not None:
                 client.conversation.close()
-                self.mux.release(client.conversation.node, client.conversation.session)
+                client.conversation.release()
                 client.conversation = None
 
 

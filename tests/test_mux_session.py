@@ -235,7 +235,7 @@ def test_detach_takes_out_this_gdbs_breakpoints_only(guest: TargetGuest) -> None
         await rig.ask(rsp.Breakpoint(True, rsp.BreakpointType.SOFTWARE, spin_check, 4))
         await rig.ask(rsp.Breakpoint(True, rsp.BreakpointType.SOFTWARE, guest.sym("panic"), 4))
         await rig.ask(rsp.Breakpoint(True, rsp.BreakpointType.SOFTWARE, spin_loop, 4))
-        assert await rig.session._synced()   # as before the node runs
+        assert await rig.session.synced()   # as before the node runs
         assert set(rig.lld.nodes[0].state.breakpoints) == {spin_check, spin_loop, guest.sym("panic")}
         assert await rig.ask(rsp.Detach()) == rsp.OK
         assert rig.lld.nodes[0].state.breakpoints == {guest.sym("panic"): p.BP_PANIC}

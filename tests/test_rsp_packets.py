@@ -97,6 +97,17 @@ def test_qsupported_features() -> None:
     assert p.parse_request(b"qSupported") == p.QuerySupported()
 
 
+@pytest.mark.parametrize(("payload", "request_"), [
+    (b"QNonStop:1", p.SetNonStop(True)),
+    (b"QNonStop:0", p.SetNonStop(False)),
+    (b"vStopped", p.StopAck()),
+    (b"vCtrlC", p.CtrlC()),
+    (b"vCont;t:3", p.VCont((p.VContAction("t", p.ThreadId(3)),))),
+])
+def test_non_stop_packets(payload: bytes, request_: p.Request) -> None:
+    assert p.parse_request(payload) == request_
+
+
 def test_write_register_value() -> None:
     request = p.parse_request(b"P20=00100080")
     assert isinstance(request, p.WriteRegister) and request.value == 0x80001000
@@ -109,7 +120,7 @@ def test_write_register_value() -> None:
     b"vFile:setfs:0",
     b"Z5,1000,4",
     b"vContX",
-    b"QNonStop:1",
+    b"QNonStop:2",
     b"",
     b"\xff\x00",
 ])

@@ -31,9 +31,23 @@ def port_number(text: str) -> int:
     return port
 
 
+def machine_port_number(text: str) -> int:
+    return 0 if text.strip() == "0" else port_number(text)
+
+
+def machine_port(args: argparse.Namespace) -> int | None:
+    """The whole-machine port: --machine-port, else the port below the nodes' (none below 2)."""
+    if args.machine_port is not None:
+        return args.machine_port or None
+    return args.gdb_port - 1 if args.gdb_port > 1 else None
+
+
 def add_mux_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gdb-port", type=port_number, default=3333, metavar="BASE",
                         help="node k listens on TCP and UDP port BASE + k (default 3333)")
+    parser.add_argument("--machine-port", type=machine_port_number, metavar="PORT",
+                        help="one gdb for the whole machine, every node a thread, on TCP port PORT "
+                             "(default BASE - 1; 0: none)")
     parser.add_argument("--bind", default="127.0.0.1", metavar="HOST",
                         help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--no-udp", action="store_true", help="listen on TCP only")
@@ -91,7 +105,8 @@ async def start_mux(url: str, args: argparse.Namespace, kernel: Path | None = No
                 raise ValueError(f"no lld answers on {url}: {e}") from e
     assert isinstance(description, p.MachineDescription)
     mux = Mux(MuxConfig(description.nodes, args.gdb_port, args.bind, udp=not args.no_udp,
-                        gdb_idle_timeout=args.gdb_idle_timeout, kernel=kernel), link)
+                        gdb_idle_timeout=args.gdb_idle_timeout, kernel=kernel,
+                        machine_port=machine_port(args)), link)
     await mux.start()
     return mux
 
@@ -115,6 +130,10 @@ def attach_help(mux: Mux, kernel: str | None) -> str:
             f"{tcp_label}  gdb-multiarch {elf} -ex 'target remote {config.host}:{port}'\n")
     if config.udp:
         text += f"{udp_label}  gdb-multiarch {elf} -ex 'target remote udp:{config.host}:{port}'\n"
+    if config.machine_port:
+        label = "  the whole machine:".ljust(len(tcp_label))
+        text += (f"{label}  gdb-multiarch {elf} -ex 'target remote {config.host}:{config.machine_port}'"
+                 f"   (every node a thread)\n")
     return text
 
 

@@ -149,7 +149,8 @@ def start(kind: str, elf: Path) -> Target:
                    "-S", "-gdb", f"tcp:127.0.0.1:{port}"]
     else:
         command = [sys.executable, "-m", "psyche.cli", "up", "--halted", "--no-console", "--no-udp",
-                   "--nodes", "1", "--kernel", str(elf), "--gdb-port", str(port)]
+                   "--nodes", "1", "--kernel", str(elf), "--gdb-port", str(port),
+                   "--machine-port", "0"]
     # A file, not a pipe: nobody reads the output until the end, and a full pipe would stall it.
     log = tempfile.NamedTemporaryFile("w+", prefix=f"conformance-{kind}-", suffix=".log")  # noqa: SIM115
     process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
