@@ -36,3 +36,13 @@ def test_no_udp_line_without_udp() -> None:
     assert "udp" not in text.lower(), text
     assert "node k on tcp 127.0.0.1:3333+k (3333..3336)" in text, text
     assert "target remote 127.0.0.1:3335'" in text, text
+
+
+@pytest.mark.parametrize(("base", "kernel", "expected"), [
+    (3333, None, "psyche gdb --node 2\n"),
+    (4000, "/elsewhere/k.elf", "psyche gdb --node 2 --gdb-port 4000 --kernel /elsewhere/k.elf\n"),
+])
+def test_the_banner_shows_psyche_gdb_for_the_same_node(base: int, kernel: str | None, expected: str) -> None:
+    mux = SimpleNamespace(config=MuxConfig(4, base, "127.0.0.1"), port_of=lambda node: base + node)
+    text = attach_help(mux, kernel)  # type: ignore[arg-type]
+    assert re.search(r"with the Psyche commands: +" + re.escape(expected), text), text

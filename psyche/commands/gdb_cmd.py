@@ -22,7 +22,7 @@ from pathlib import Path
 
 import gdbfront.gdbext
 from gdbfront.machine import ask_monitor
-from psyche.commands.mux_cmd import port_number
+from psyche.commands.mux_cmd import DEFAULT_BASE_PORT, port_number
 from psyche.kernel import build as kernel_build
 
 EXTENSION = Path(gdbfront.gdbext.__file__).resolve().parent / "psyche.py"
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     "(psyche nodes, realms, vps, ...), connected to one node through the mux. "
                     "Arguments after -- go to gdb (e.g. -- -batch -ex 'psyche vps').")
     parser.add_argument("--node", type=node_number, default=0, metavar="N", help="the node (default 0)")
-    parser.add_argument("--gdb-port", type=port_number, default=3333, metavar="BASE",
+    parser.add_argument("--gdb-port", type=port_number, default=DEFAULT_BASE_PORT, metavar="BASE",
                         help="the mux's base port: node k listens on BASE + k (default 3333, as psyche up)")
     parser.add_argument("--host", default="127.0.0.1", help="where the mux listens (default 127.0.0.1)")
     parser.add_argument("--kernel", type=Path, metavar="ELF",
