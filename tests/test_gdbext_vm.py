@@ -121,7 +121,12 @@ def test_every_table_shows_the_world_a_program_built(up: Up) -> None:
 
         # the tables people read: aligned columns, one row per item
         aligned(got["realms"], ["base", "end", "frames", "replicated", "home", "open in", "access"])
+        # the ops column is there exactly when the kernel's struct realm declares operations: then R's
+        # are pcall.c's five, inside R
         assert (" ops " in got["realms"].splitlines()[1]) == ("ops[" in got["end"]), got["realms"]
+        assert data["realms"]["has_ops"] == ("ops[" in got["end"])
+        if data["realms"]["has_ops"]:
+            assert len(r["ops"]) == 5 and all(r["base"] <= op < r["base"] + r["size"] for op in r["ops"])
         aligned(got["domains"], ["descriptor", "devices", "tables on", "links", "keys", "open realms"])
         aligned(got["vps"], ["state", "thread", "pending", "descriptor", "serving", "calls in"])
         aligned(got["calls"], ["call", "chain", "entry", "from dom/vp", "to dom/vp", "state", "mode"])
