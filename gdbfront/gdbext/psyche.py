@@ -401,6 +401,14 @@ def _array(value: gdb.Value) -> list[gdb.Value]:
     return [value[i] for i in range(low, high + 1)]
 
 
+def _pointed_array(pointer: gdb.Value, count: int, what: str) -> list[gdb.Value]:
+    """count elements from where pointer points, read in one request (not one per element: each
+    read of another node's memory is a round trip through the mux and lld)."""
+    array = pointer.dereference().type.array(count - 1)
+    values = _fetch(pointer.cast(array.pointer()).dereference(), what)
+    return _array(values)
+
+
 def _deref(pointer: gdb.Value, what: str) -> gdb.Value | None:
     return None if int(pointer) == 0 else _fetch(pointer.dereference(), f"{what} at {int(pointer):#x}")
 
@@ -438,7 +446,7 @@ def realm_rows(kernel: Kernel) -> dict[str, Any]:
         copies = _member(r, "copies")
         ncopies = None
         if int(copies) != 0:
-            ncopies = sum(int(copies[k]) != 0 for k in range(kernel.nnodes))
+            ncopies = sum(int(c) != 0 for c in _pointed_array(copies, kernel.nnodes, "a realm's copies"))
         ops = _realm_ops(r)
         has_ops = has_ops or ops is not None
         rows.append({
