@@ -158,7 +158,7 @@ class PsycheMachine:
         never asks the halt reason, so the mux stops nothing, and hangs up without detaching.
         """
         for node in reversed(range(self.nodes)):
-            output = _ask_monitor(HOST, self.port(node), command, timeout)
+            output = ask_monitor(HOST, self.port(node), command, timeout)
             if output is not None:
                 return output
         raise RuntimeError(f"mux: every node has a gdb session; `monitor {command}` could not be asked")
@@ -229,7 +229,7 @@ def _packet(payload: bytes) -> bytes:
     return b"$" + payload + b"#%02x" % (sum(payload) & 0xFF)
 
 
-def _ask_monitor(host: str, port: int, command: str, timeout: float) -> str | None:
+def ask_monitor(host: str, port: int, command: str, timeout: float) -> str | None:
     """`monitor command` over one RSP connection; None if the mux refused it (the node has a gdb)."""
     output = bytearray()
     with socket.create_connection((host, port), timeout=timeout) as conn:

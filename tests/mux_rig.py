@@ -83,7 +83,8 @@ class MuxRig:
     def conversation(self, node: int = 0, *, no_ack_mode: bool = True) -> Client:
         """A gdb on node, fed straight into the mux's codec and session (no socket)."""
         client = Client(self)
-        client.conversation = _Conversation(_NodePort(self.mux, node), client.received, no_ack_mode=no_ack_mode,
+        client.conversation = _Conversation(_NodePort(self.mux, node), client.received,
+                                            no_ack_mode=no_ack_mode,
                                             peer=f"rig client {len(self.clients)}", transport="rig",
                                             hang_up=lambda why: None)
         self.clients.append(client)

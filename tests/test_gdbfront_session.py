@@ -77,8 +77,12 @@ def test_psyche_commands_say_clearly_what_is_missing(kernel_elf: Path) -> None:
         with pytest.raises(GdbError, match="not attached"):
             gdb.evaluate("$psyche_node()")
         assert "psyche nodes" in gdb.psyche("")       # the prefix command lists the others
-        with pytest.raises(GdbError, match="psyche: no subcommand 'nodse'; `psyche` lists them"):
+        with pytest.raises(GdbError, match="psyche: no subcommand 'nodse'; the subcommands are nodes, node, "
+                                           "locks, heap, realms, domains, vps, calls, magic\n"):
             gdb.psyche("nodse")
+        for subcommand in ("realms", "domains", "vps", "calls", "magic"):
+            with pytest.raises(GdbError, match="not attached to a Psyche node"):
+                gdb.psyche(subcommand)
 
 
 INNER_TEST = '''

@@ -36,3 +36,22 @@ def test_no_udp_line_without_udp() -> None:
     assert "udp" not in text.lower(), text
     assert "node k on tcp 127.0.0.1:3333+k (3333..3336)" in text, text
     assert "target remote 127.0.0.1:3335'" in text, text
+
+
+@pytest.mark.parametrize(("base", "kernel", "expected"), [
+    (3333, None, "psyche gdb --node 2\n"),
+    (4000, "/elsewhere/k.elf", "psyche gdb --node 2 --gdb-port 4000 --kernel /elsewhere/k.elf\n"),
+])
+def test_the_banner_shows_psyche_gdb_for_the_same_node(base: int, kernel: str | None, expected: str) -> None:
+    mux = SimpleNamespace(config=MuxConfig(4, base, "127.0.0.1"), port_of=lambda node: base + node)
+    text = attach_help(mux, kernel)  # type: ignore[arg-type]
+    assert re.search(r"with the Psyche commands: +" + re.escape(expected), text), text
+
+
+def test_the_banner_shows_the_machine_port_when_there_is_one() -> None:
+    config = MuxConfig(4, 3333, "127.0.0.1", machine_port=3332)
+    mux = SimpleNamespace(config=config, port_of=lambda node: 3333 + node)
+    text = attach_help(mux, "psyche.elf")  # type: ignore[arg-type]
+    assert re.search(r"the whole machine: +gdb-multiarch psyche.elf -ex 'target remote 127.0.0.1:3332' "
+                     r"+\(node k is thread k \+ 1\)", text), text
+    assert "whole machine" not in _banner(4)

@@ -84,7 +84,8 @@ async def attach_and_detach(port: int) -> float:
 
 
 def tcp_client_of(rig: MuxRig, node: int) -> _TcpClient:
-    return next(c for c in rig.mux._tcp if getattr(c.port, "node", None) == node and c.conversation is not None)
+    return next(c for c in rig.mux._tcp
+                if getattr(c.port, "node", None) == node and c.conversation is not None)
 
 
 # -- item 1: one packet hung a session for good ------------------------------------------------------

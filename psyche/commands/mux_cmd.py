@@ -15,6 +15,10 @@ from lld import protocol as p
 from mux import loop
 from mux.link import GIVE_UP_SILENT, BytePort, LinkDown, LinkError, LldLink, SocketPort
 from mux.server import GDB_IDLE_TIMEOUT, Mux, MuxConfig
+from psyche.kernel.build import DEFAULT_KERNEL_ELF
+
+#: Node k of a machine listens on DEFAULT_BASE_PORT + k unless --gdb-port says otherwise.
+DEFAULT_BASE_PORT = 3333
 
 #: How long the mux waits for lld's first answer: the machine may still be starting.
 FIRST_ANSWER_SECONDS = 10.0
@@ -43,7 +47,7 @@ def machine_port(args: argparse.Namespace) -> int | None:
 
 
 def add_mux_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--gdb-port", type=port_number, default=3333, metavar="BASE",
+    parser.add_argument("--gdb-port", type=port_number, default=DEFAULT_BASE_PORT, metavar="BASE",
                         help="node k listens on TCP and UDP port BASE + k (default 3333)")
     parser.add_argument("--machine-port", type=machine_port_number, metavar="PORT",
                         help="one gdb for the whole machine, every node a thread, on TCP port PORT "
@@ -114,8 +118,9 @@ async def start_mux(url: str, args: argparse.Namespace, kernel: Path | None = No
 def attach_help(mux: Mux, kernel: str | None) -> str:
     """The start-up banner: where each node listens, and one example node's gdb command lines.
 
-    Both example lines name the same node and that node's port (TCP and UDP share it); the UDP
-    line is left out when the mux does not listen on UDP.
+    Every example line names the same node and that node's port (TCP and UDP share it); the UDP
+    line is left out when the mux does not listen on UDP.  The last is `psyche gdb`, the same
+    session with the Psyche commands loaded, for whoever has no .gdbinit sourcing them.
     """
     config = mux.config
     elf = kernel or "KERNEL.elf"
@@ -123,18 +128,25 @@ def attach_help(mux: Mux, kernel: str | None) -> str:
     node = min(2, last)
     port = mux.port_of(node)
     kinds = "tcp/udp" if config.udp else "tcp"
-    tcp_label = f"  attach gdb to node {node}:"
-    udp_label = f"  node {node} over UDP:".ljust(len(tcp_label))
-    text = (f"mux: {config.nodes} nodes; node k on {kinds} {config.host}:{config.base_port}+k "
-            f"({config.base_port}..{config.base_port + last})\n"
-            f"{tcp_label}  gdb-multiarch {elf} -ex 'target remote {config.host}:{port}'\n")
+    gdb = f"gdb-multiarch {elf} -ex 'target remote"
+    lines = [(f"attach gdb to node {node}:", f"{gdb} {config.host}:{port}'")]
     if config.udp:
-        text += f"{udp_label}  gdb-multiarch {elf} -ex 'target remote udp:{config.host}:{port}'\n"
+        lines.append((f"node {node} over UDP:", f"{gdb} udp:{config.host}:{port}'"))
     if config.machine_port:
-        label = "  the whole machine:".ljust(len(tcp_label))
-        text += (f"{label}  gdb-multiarch {elf} -ex 'target remote {config.host}:{config.machine_port}'"
-                 f"   (every node a thread)\n")
-    return text
+        lines.append(("the whole machine:", f"{gdb} {config.host}:{config.machine_port}'   "
+                                            f"(node k is thread k + 1)"))
+    options = [f"--node {node}"]
+    if config.base_port != DEFAULT_BASE_PORT:
+        options.append(f"--gdb-port {config.base_port}")
+    if config.host != "127.0.0.1":
+        options.append(f"--host {config.host}")
+    if kernel is not None and Path(kernel).resolve() != DEFAULT_KERNEL_ELF:
+        options.append(f"--kernel {kernel}")
+    lines.append(("with the Psyche commands:", f"psyche gdb {' '.join(options)}"))
+    width = max(len(label) for label, _ in lines)
+    return (f"mux: {config.nodes} nodes; node k on {kinds} {config.host}:{config.base_port}+k "
+            f"({config.base_port}..{config.base_port + last})\n"
+            + "".join(f"  {label.ljust(width)}  {command}\n" for label, command in lines))
 
 
 def report_to_stderr(mux: Mux, who: str) -> None:
