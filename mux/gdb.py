@@ -42,6 +42,7 @@ from lld import protocol as p
 from mux import packets as rsp
 from mux import target_xml
 from mux.link import LinkError
+from mux.memory import AddressSpace
 from mux.node import GONE_GDB, PC, NodeError, NodeHandle
 from mux.threads import NodeThreads, Thread, threads_xml
 from psyche import rv32
@@ -195,7 +196,7 @@ class GdbSession:
                 if registers is None or reg is None or regnum >= target_xml.G_REGISTER_COUNT:
                     return None
                 return rsp.register_value(registers[regnum], reg.size)
-            case rsp.ReadMemory(addr=addr, length=length):
+            case rsp.ReadMemory(addr=addr, length=length) if self._live_now():
                 data = self.handle.memory().read_now(addr, length)
                 return None if data is None else rsp.hex_bytes(data)
             case rsp.Breakpoint(type=kind) if kind in _CODE_BREAKPOINTS:
@@ -259,13 +260,22 @@ class GdbSession:
                     return rsp.error(EFAULT)   # no such address: lld's addresses are 32 bits
                 # A reply fits the packet size gdb was told; gdb asks again for the rest.
                 length = min(length, self.packet_size // 2, (1 << 32) - addr)
-                data = await self.handle.read_as_debugger(addr, length)
+                space = await self._selected_space()
+                if space is not None:
+                    data = await self.handle.read_memory(addr, length, space)
+                else:
+                    data = await self.handle.read_as_debugger(addr, length)
                 # gdb accepts a short read; nothing readable at all is an error.
                 return rsp.hex_bytes(data) if data or length == 0 else rsp.error(EFAULT)
             case rsp.WriteMemory(addr=addr, data=data):
                 if addr + len(data) > 1 << 32 or addr > rv32.M32:
                     return rsp.error(EFAULT)
-                return rsp.OK if await self.handle.write_as_debugger(addr, data) else rsp.error(EFAULT)
+                space = await self._selected_space()
+                if space is not None:
+                    written = await self.handle.write_memory(addr, data, space)
+                else:
+                    written = await self.handle.write_as_debugger(addr, data)
+                return rsp.OK if written else rsp.error(EFAULT)
             case rsp.Continue(addr=addr):
                 return await self.resume(addr, step=False)
             case rsp.Step(addr=addr):
@@ -345,6 +355,15 @@ class GdbSession:
         current = await self.threads.get(await self.threads.current_tid())
         assert current is not None
         return current
+
+    async def _selected_space(self) -> AddressSpace | None:
+        """The address space of a selected thread that is not running but runs user code: its
+        domain's page table on this node.  None: the node's own view (the running thread's, or a
+        kernel thread's, which is the same kernel everywhere)."""
+        if self._live_now():
+            return None
+        thread = await self._selected_thread()
+        return thread.space if thread.context is not None else None
 
     async def _saved_refusal(self) -> bytes | None:
         """The error for a register write to a thread that is not running, else None."""

@@ -24,8 +24,10 @@ from elftools.elf.sections import SymbolTableSection
 #: The structures the walk needs, and the members it reads of each.
 _WANTED = {
     "node": ("current", "threads"),
-    "kthread": ("ctx", "name", "state", "all_next", "waiting_on"),
+    "kthread": ("ctx", "name", "state", "all_next", "waiting_on", "vp", "dom"),
     "context": ("ra", "sp", "s", "saved"),
+    "vp": ("id",),                 # a thread that is a virtual processor
+    "domain": ("id", "root"),      # the protection domain a thread runs user code in
 }
 
 
@@ -59,6 +61,8 @@ class KernelLayout:
     node: Struct
     kthread: Struct
     context: Struct
+    vp: Struct
+    domain: Struct
     states: dict[int, str]         # enum thread_state: T_BLOCKED -> "blocked"
     saved_registers: int           # how many s registers a saved context holds (s0..)
 
@@ -77,8 +81,8 @@ class KernelLayout:
         if set(structs) != set(_WANTED) or not states:
             return None
         context = structs["context"]
-        return cls(this_node, structs["node"], structs["kthread"], context, states,
-                   context.sizes["s"] // 4)
+        return cls(this_node, structs["node"], structs["kthread"], context, structs["vp"],
+                   structs["domain"], states, context.sizes["s"] // 4)
 
 
 def _symbol(elf: ELFFile, name: str) -> int | None:

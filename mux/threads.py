@@ -42,6 +42,9 @@ PHYSICAL = AddressSpace(p.SPACE_PHYS)
 #: How much of a semaphore's name is shown in a blocked thread's state.
 NAME_LIMIT = 32
 
+#: satp's mode bit: a root page table address as lld's SPACE_ROOT takes it (ASID 0).
+SATP_SV32 = 1 << 31
+
 _GDB_REGISTERS = 33          # x0..x31 and pc, gdb's `g` order
 _PC = 32
 _SP, _RA = 2, 1
@@ -81,18 +84,29 @@ class Thread:
     #: None for the running thread, whose registers are the node's.
     context: SavedContext | None = None
     waiting_on: str | None = None
+    #: The virtual processor this thread is, if it is one.
+    vp: int | None = None
+    #: The protection domain it runs user code in, and that domain's page table on this node
+    #: (its user memory as the thread sees it); None for a kernel-only thread.
+    domain: int | None = None
+    space: AddressSpace | None = None
 
     @property
     def live(self) -> bool:
         return self.context is None
 
     def describe(self) -> str:
-        """What gdb shows after the thread's name: its state, and what a blocked thread waits on."""
+        """What gdb shows after the thread's name: its state, what a blocked thread waits on,
+        and the virtual processor and domain of one that runs user code."""
         text = self.state
         if self.waiting_on:
             text += f" on {self.waiting_on}"
         if self.context is not None and not self.context.complete:
             text += ", being switched out"
+        if self.vp is not None:
+            text += f", VP {self.vp}"
+        if self.domain is not None:
+            text += f" in domain {self.domain}" if self.vp is not None else f", domain {self.domain}"
         return text
 
 
@@ -196,8 +210,33 @@ class NodeThreads:
         state = layout.states.get(state_value, f"state {state_value}")
         waiting = kthread.u32(raw, "waiting_on")
         context = None if running else self._context(raw)
+        domain, space = await self._domain(kthread.u32(raw, "dom"))
         return Thread(self._ids[addr], kthread.text(raw, "name"), state, addr, context,
-                      await self._string(waiting) if waiting and state == "blocked" else None)
+                      await self._string(waiting) if waiting and state == "blocked" else None,
+                      vp=await self._vp_number(kthread.u32(raw, "vp")), domain=domain, space=space)
+
+    async def _vp_number(self, addr: int) -> int | None:
+        """The number of the struct vp at addr (an official address), or None."""
+        assert self.layout is not None
+        if not addr:
+            return None
+        vp = self.layout.vp
+        raw = await self.handle.read_memory(addr, vp.end("id"), PHYSICAL)
+        return vp.u32(raw, "id") if len(raw) == vp.end("id") else None
+
+    async def _domain(self, addr: int) -> tuple[int | None, AddressSpace | None]:
+        """The number of the struct domain at addr, and its page table on this node."""
+        assert self.layout is not None
+        if not addr:
+            return None, None
+        domain = self.layout.domain
+        length = max(domain.end("id"), domain.offsets["root"] + 4 * (self.handle.node + 1))
+        raw = await self.handle.read_memory(addr, length, PHYSICAL)
+        if len(raw) < length:
+            return None, None
+        root = domain.u32(raw, "root", self.handle.node)
+        space = AddressSpace(p.SPACE_ROOT, SATP_SV32 | root >> 12) if root else None
+        return domain.u32(raw, "id"), space
 
     def _context(self, raw: bytes) -> SavedContext:
         layout = self.layout

@@ -1,0 +1,42 @@
+/*
+ * park NODE: a domain that stays, for debuggers to look at.  This program's
+ * domain gets a second VP on NODE, which blocks for good, and the program
+ * blocks too: neither ever runs again, and neither ends.  Start it with
+ * `spawn`, so that the console stays free:
+ *
+ *   park: vp V on node N, descriptor at 0x..., domain D
+ *
+ * The descriptor is in the program's own data: only its domain maps it.
+ */
+#include "ulib.h"
+
+static struct psy_vp parked __attribute__((aligned(512)));
+static struct psy_vp mine __attribute__((aligned(512)));
+static uint8_t parked_stack[1024] __attribute__((aligned(16)));
+
+static void parked_init(uint32_t kind, uint32_t id)
+{
+    (void)kind, (void)id;
+    for (;;)
+        psy_block();
+}
+
+int main(int argc, char **argv, struct psy_domain *self)
+{
+    uint32_t node = argc > 1 ? parse_number(argv[1]) : 1;
+    parked.magic = PSY_VP_MAGIC;
+    parked.handler[PSY_SWI_INIT] = (uint32_t)parked_init;
+    parked.init_sp = (uint32_t)parked_stack + sizeof parked_stack;
+    int id = create_vp(0, node, &parked);
+    if (id < 0) {
+        printf("park: create_vp: %s\n", error_name(id));
+        return 1;
+    }
+    printf("park: vp %d on node %u, descriptor at %p, domain %u\n", id, node, (void *)&parked,
+           self->id);
+    mine.magic = PSY_VP_MAGIC;
+    mine.disabled = 1;                /* nothing is ever delivered: block for good */
+    set_vp(&mine);
+    for (;;)
+        psy_block();
+}

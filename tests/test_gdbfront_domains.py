@@ -1,0 +1,65 @@
+"""Threads that run user code, in real gdb: their VP and domain, and user memory as their domain
+sees it.
+
+On node 1, `watch` runs in its domain W (the node's daemon thread is its first VP), and `park`
+(started on node 2) has parked a second VP of its domain P, blocked for good.  gdb on node 1 shows
+both as threads with their VP and domain; selecting P's VP reads P's memory through P's page
+table on node 1, which W's view (the node's own, while watch runs) cannot reach.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import pytest
+
+from gdbfront.machine import PsycheMachine
+from gdbfront.plugin import GdbSessions
+from gdbfront.session import GdbError, GdbSession
+
+pytestmark = [pytest.mark.psyche(nodes=3), pytest.mark.slow, pytest.mark.timeout(120)]
+
+KEY = 0x1234
+VP_MAGIC = 0x50565350     # "PSVP", the first word of every VP descriptor
+
+
+def thread_table(gdb: GdbSession) -> dict[str, dict[str, Any]]:
+    info = gdb.command("-thread-info")
+    return {t["name"]: {**t, "current": t["id"] == info["current-thread-id"]} for t in info["threads"]}
+
+
+def test_a_thread_of_another_domain_reads_memory_through_its_own_page_table(
+        gdb: GdbSessions, psyche_machine: PsycheMachine) -> None:
+    console = psyche_machine.console
+    made = re.search(r"made realm (0x[0-9a-f]+)", console.command(f"run share make {KEY:#x}"))
+    assert made
+    console.command("spawn 2 park 1")
+    parked = console.wait_for(r"park: vp (\d+) on node 1, descriptor at (0x[0-9a-f]+), domain (\d+)")
+    vp, desc, domain_p = int(parked.group(1)), int(parked.group(2), 16), int(parked.group(3))
+    console.command(f"spawn 1 watch {made.group(1)} {KEY:#x}")
+    watching = console.wait_for(r"watch: domain (\d+) on node 1 sees")
+    domain_w = int(watching.group(1))
+    time.sleep(0.2)
+
+    node1 = gdb(1)
+    threads = thread_table(node1)
+    daemon = threads["daemon"]
+    parked_thread = threads[f"vp{vp}"]
+    assert parked_thread["details"] == f"blocked on software interrupt, VP {vp} in domain {domain_p}"
+    assert re.fullmatch(rf"running, VP \d+ in domain {domain_w}", daemon["details"]), daemon
+    assert daemon["current"]
+    assert threads["idle"]["details"] == "ready"      # kernel only: no VP, no domain
+
+    # P's VP descriptor is in P's data: W's view cannot reach it (lld faults nothing in) ...
+    node1.console(f"thread {daemon['id']}")
+    with pytest.raises(GdbError, match="Cannot access memory"):
+        node1.integer(f"*(unsigned int *){desc:#x}")
+    # ... P's own page table on node 1 can, once P's thread is selected
+    node1.console(f"thread {parked_thread['id']}")
+    assert node1.integer(f"*(unsigned int *){desc:#x}") == VP_MAGIC
+    assert node1.integer(f"((unsigned int *){desc:#x})[1]") == vp      # the kernel wrote its id
+    # and its backtrace runs from the kernel's switch down into the VP's trap from user code
+    frames = [f.func for f in node1.backtrace()]
+    assert frames[0] == "sched_switch" and "trap_entry" in frames, frames
