@@ -26,9 +26,19 @@ _WANTED = {
     "node": ("current", "threads"),
     "kthread": ("ctx", "name", "state", "all_next", "waiting_on", "vp", "dom"),
     "context": ("ra", "sp", "s", "saved"),
-    "vp": ("id",),                 # a thread that is a virtual processor
-    "domain": ("id", "root"),      # the protection domain a thread runs user code in
+    "vp": ("id", "desc"),          # a thread that is a virtual processor
+    "domain": ("id", "root", "desc"),   # the protection domain a thread runs user code in
+    "realm": ("frames",),          # (a domain's descriptor page is a realm)
+    # What user code shares with the kernel and debuggers (uapi/psyche.h): the name of the
+    # process a VP runs, and the table of processes a domain's thread package publishes.
+    "psy_vp": ("process",),
+    "psy_domain": ("processes",),
+    "psy_processes": ("magic", "count", "stride", "first"),
+    "psy_process": ("name", "state", "ctx"),
+    "psy_context": ("ra", "sp", "s"),
 }
+#: The enumerations whose names the mux shows: kernel thread states, process states.
+_ENUMS = ("thread_state", "psy_process_state")
 
 
 @dataclass(frozen=True)
@@ -63,7 +73,14 @@ class KernelLayout:
     context: Struct
     vp: Struct
     domain: Struct
+    realm: Struct
+    psy_vp: Struct
+    psy_domain: Struct
+    psy_processes: Struct
+    psy_process: Struct
+    psy_context: Struct
     states: dict[int, str]         # enum thread_state: T_BLOCKED -> "blocked"
+    process_states: dict[int, str]   # enum psy_process_state: PSY_PROC_READY -> "ready"
     saved_registers: int           # how many s registers a saved context holds (s0..)
 
     @classmethod
@@ -75,14 +92,16 @@ class KernelLayout:
                 this_node = _symbol(elf, "this_node")
                 if this_node is None or not elf.has_dwarf_info():
                     return None
-                structs, states = _read_types(elf)
+                structs, enums = _read_types(elf)
         except (OSError, ELFError):
             return None
-        if set(structs) != set(_WANTED) or not states:
+        if set(structs) != set(_WANTED) or set(enums) != set(_ENUMS):
             return None
         context = structs["context"]
         return cls(this_node, structs["node"], structs["kthread"], context, structs["vp"],
-                   structs["domain"], states, context.sizes["s"] // 4)
+                   structs["domain"], structs["realm"], structs["psy_vp"], structs["psy_domain"],
+                   structs["psy_processes"], structs["psy_process"], structs["psy_context"],
+                   enums["thread_state"], enums["psy_process_state"], context.sizes["s"] // 4)
 
 
 def _symbol(elf: ELFFile, name: str) -> int | None:
@@ -96,26 +115,27 @@ def _symbol(elf: ELFFile, name: str) -> int | None:
 def read_structs(path: Path, wanted: Mapping[str, tuple[str, ...]]) -> dict[str, Struct]:
     """The layout of each wanted structure (and members) that the ELF at path describes."""
     with Path(path).open("rb") as f:
-        structs, _ = _read_types(ELFFile(f), wanted, states_enum=None)
+        structs, _ = _read_types(ELFFile(f), wanted, enums=())
     return structs
 
 
 def _read_types(elf: ELFFile, wanted: Mapping[str, tuple[str, ...]] = _WANTED,
-                states_enum: str | None = "thread_state") -> tuple[dict[str, Struct], dict[int, str]]:
+                enums: tuple[str, ...] = _ENUMS) -> tuple[dict[str, Struct], dict[str, dict[int, str]]]:
+    """The wanted structures, and each wanted enumeration's values and names."""
     structs: dict[str, Struct] = {}
-    states: dict[int, str] = {}
+    found: dict[str, dict[int, str]] = {}
     for die in _all_dies(elf):
         name = _name(die)
         if die.tag == "DW_TAG_structure_type" and name in wanted and name not in structs:
             struct = _struct(die, wanted[name])
             if struct is not None:
                 structs[name] = struct
-        elif die.tag == "DW_TAG_enumeration_type" and name == states_enum and not states:
-            states = {int(e.attributes["DW_AT_const_value"].value): _state_name(_name(e))
-                      for e in die.iter_children() if e.tag == "DW_TAG_enumerator"}
-        if len(structs) == len(wanted) and (states or states_enum is None):
+        elif die.tag == "DW_TAG_enumeration_type" and name in enums and name not in found:
+            found[name] = {int(e.attributes["DW_AT_const_value"].value): _enumerator_name(_name(e))
+                           for e in die.iter_children() if e.tag == "DW_TAG_enumerator"}
+        if len(structs) == len(wanted) and len(found) == len(enums):
             break
-    return structs, states
+    return structs, found
 
 
 def _all_dies(elf: ELFFile) -> Iterator[DIE]:
@@ -129,8 +149,8 @@ def _name(die: DIE) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _state_name(enumerator: str) -> str:
-    return enumerator.removeprefix("T_").lower()   # T_BLOCKED -> blocked
+def _enumerator_name(enumerator: str) -> str:
+    return enumerator.rsplit("_", 1)[-1].lower()   # T_BLOCKED -> blocked, PSY_PROC_AWAY -> away
 
 
 def _struct(die: DIE, members: tuple[str, ...]) -> Struct | None:

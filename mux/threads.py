@@ -31,6 +31,7 @@ from lld import protocol as p
 from mux.kernel_layout import KernelLayout
 from mux.memory import AddressSpace
 from mux.node import NodeHandle
+from mux.processes import domain_processes
 
 #: The one thread of a node whose kernel threads are not known.
 LIVE_THREAD = 1
@@ -90,6 +91,8 @@ class Thread:
     #: (its user memory as the thread sees it); None for a kernel-only thread.
     domain: int | None = None
     space: AddressSpace | None = None
+    #: The user-level process: the one a VP runs, or the one this thread is (record None).
+    process: int | None = None
 
     @property
     def live(self) -> bool:
@@ -107,6 +110,8 @@ class Thread:
             text += f", VP {self.vp}"
         if self.domain is not None:
             text += f" in domain {self.domain}" if self.vp is not None else f", domain {self.domain}"
+        if self.process is not None and self.vp is not None:
+            text += f", process {self.process}"
         return text
 
 
@@ -123,7 +128,8 @@ class NodeThreads:
         self.layout = layout
         self.live_tid = live_tid
         self._node_as_thread = Thread(live_tid)
-        self._ids: dict[int, int] = {}   # thread record -> tid
+        #: thread record (or ("process", domain record, entry) for a process) -> tid
+        self._ids: dict[object, int] = {}
         self._listed: tuple[int, list[Thread]] | None = None   # (handle epoch, threads)
         self._current: tuple[int, int] | None = None   # (handle epoch, current tid)
 
@@ -200,7 +206,30 @@ class NodeThreads:
             return None
         for addr, _ in reversed(records):   # the list is newest first; ids go oldest first
             self._ids.setdefault(addr, len(self._ids) + 1)
-        return [await self._thread(addr, raw, addr == current) for addr, raw in reversed(records)]
+        threads = [await self._thread(addr, raw, addr == current) for addr, raw in reversed(records)]
+        return threads + await self._processes(threads, records)
+
+    async def _processes(self, threads: list[Thread], records: list[tuple[int, bytes]]) -> list[Thread]:
+        """The user-level processes of the domains this node runs VPs of, but those running
+        (a VP shows the one it runs; one running on another node is that node's to show)."""
+        assert self.layout is not None
+        kthread = self.layout.kthread
+        domains: dict[int, tuple[int | None, AddressSpace]] = {}   # record -> (number, space)
+        for thread, (_, raw) in zip(threads, records[::-1], strict=True):
+            record = kthread.u32(raw, "dom")
+            if thread.vp is not None and thread.space is not None and record:
+                domains.setdefault(record, (thread.domain, thread.space))
+        found: list[Thread] = []
+        for record, (domain, space) in domains.items():
+            for process in await domain_processes(self.handle, self.layout, record, space):
+                if process.state in ("running", "done"):
+                    continue
+                key = ("process", record, process.entry)
+                tid = self._ids.setdefault(key, len(self._ids) + 1)
+                found.append(Thread(tid, f"process {process.name}", process.state,
+                                    context=SavedContext(process.ra, process.sp, process.s),
+                                    domain=domain, space=space, process=process.name))
+        return found
 
     async def _thread(self, addr: int, raw: bytes, running: bool) -> Thread:
         layout = self.layout
@@ -211,18 +240,27 @@ class NodeThreads:
         waiting = kthread.u32(raw, "waiting_on")
         context = None if running else self._context(raw)
         domain, space = await self._domain(kthread.u32(raw, "dom"))
+        vp, process = await self._vp(kthread.u32(raw, "vp"))
         return Thread(self._ids[addr], kthread.text(raw, "name"), state, addr, context,
                       await self._string(waiting) if waiting and state == "blocked" else None,
-                      vp=await self._vp_number(kthread.u32(raw, "vp")), domain=domain, space=space)
+                      vp=vp, domain=domain, space=space, process=process)
 
-    async def _vp_number(self, addr: int) -> int | None:
-        """The number of the struct vp at addr (an official address), or None."""
+    async def _vp(self, addr: int) -> tuple[int | None, int | None]:
+        """The number of the struct vp at addr (an official address), and the name of the
+        process it runs (its descriptor's `process`; None for 0 or no descriptor)."""
         assert self.layout is not None
         if not addr:
-            return None
+            return None, None
         vp = self.layout.vp
-        raw = await self.handle.read_memory(addr, vp.end("id"), PHYSICAL)
-        return vp.u32(raw, "id") if len(raw) == vp.end("id") else None
+        length = max(vp.end("id"), vp.end("desc"))
+        raw = await self.handle.read_memory(addr, length, PHYSICAL)
+        if len(raw) < length:
+            return None, None
+        desc = vp.u32(raw, "desc")
+        at = self.layout.psy_vp.offsets["process"]
+        name = await self.handle.read_memory(desc + at, 4, PHYSICAL) if desc else b""
+        process = int.from_bytes(name, "little") if len(name) == 4 else 0
+        return vp.u32(raw, "id"), process or None
 
     async def _domain(self, addr: int) -> tuple[int | None, AddressSpace | None]:
         """The number of the struct domain at addr, and its page table on this node."""

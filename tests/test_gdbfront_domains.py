@@ -63,3 +63,4 @@ def test_a_thread_of_another_domain_reads_memory_through_its_own_page_table(
     # and its backtrace runs from the kernel's switch down into the VP's trap from user code
     frames = [f.func for f in node1.backtrace()]
     assert frames[0] == "sched_switch" and "trap_entry" in frames, frames
+

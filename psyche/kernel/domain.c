@@ -312,9 +312,10 @@ const char *domain_fault(struct domain *d, uint32_t va, uint32_t need, char *why
  * Copy len bytes between buf and va as domain d may access them (need:
  * PSY_R to read va, PSY_W to write it), opening realms as a fault would.
  * 0, or PSY_EFAULT; a write that fails may have written its first pages.
- * Device registers are not copied: touching one may have effects.
+ * Device registers are not copied: touching one may have effects.  The
+ * caller holds vm->lock.
  */
-static int domain_copy(struct domain *d, uint32_t va, void *buf, uint32_t len, uint32_t need)
+static int copy_held(struct domain *d, uint32_t va, void *buf, uint32_t len, uint32_t need)
 {
     char why[96];
     uint32_t rights;
@@ -323,21 +324,24 @@ static int domain_copy(struct domain *d, uint32_t va, void *buf, uint32_t len, u
         uint32_t chunk = PGSIZE - va % PGSIZE;
         if (chunk > len)
             chunk = len;
-        spin_lock(&kg.vm->lock);
         struct realm *r = decide(d, va, need, why, sizeof why, &rights);
-        bool ok = r && !(r->flags & PSY_REALM_DEVICE);
-        if (ok) {
-            void *user = (void *)(r->frames[(va - r->base) / PGSIZE] + va % PGSIZE);
-            memcpy(need == PSY_W ? user : kbuf, need == PSY_W ? kbuf : user, chunk);
-        }
-        spin_unlock(&kg.vm->lock);
-        if (!ok)
+        if (!r || (r->flags & PSY_REALM_DEVICE))
             return PSY_EFAULT;
+        void *user = (void *)(r->frames[(va - r->base) / PGSIZE] + va % PGSIZE);
+        memcpy(need == PSY_W ? user : kbuf, need == PSY_W ? kbuf : user, chunk);
         va += chunk;
         kbuf += chunk;
         len -= chunk;
     }
     return 0;
+}
+
+static int domain_copy(struct domain *d, uint32_t va, void *buf, uint32_t len, uint32_t need)
+{
+    spin_lock(&kg.vm->lock);
+    int err = copy_held(d, va, buf, len, need);
+    spin_unlock(&kg.vm->lock);
+    return err;
 }
 
 int domain_read(struct domain *d, uint32_t va, void *buf, uint32_t len)
@@ -401,4 +405,50 @@ void domain_unmap_realm(struct domain *d, struct realm *r, uint32_t *nodes)
             nodes[k / 32] |= 1u << (k % 32);
         }
     }
+}
+
+/* One process as the monitor shows it. */
+struct proc_row {
+    uint32_t name, state, pc, sp;
+};
+#define PROC_ROWS 64
+
+/*
+ * The monitor's `procs D`: the processes domain D's thread package publishes
+ * (struct psy_processes, uapi/psyche.h), read as D may read them, all under
+ * vm->lock so that D cannot go away meanwhile.
+ */
+void domain_procs_print(int id)
+{
+    static const char *const states[] = { "free", "ready", "running", "done", "away" };
+    struct proc_row rows[PROC_ROWS];
+    struct psy_processes table = { 0 };
+    uint32_t n = 0;
+    int err = PSY_ENOREALM;
+    struct vm *vm = kg.vm;
+    spin_lock(&vm->lock);
+    struct domain *d = id >= 0 && id < MAX_DOMAINS ? vm->domains[id] : NULL;
+    uint32_t at = d ? domain_desc(d)->processes : 0;
+    if (d && at)
+        err = copy_held(d, at, &table, sizeof table, PSY_R);
+    for (uint32_t i = 0; !err && table.magic == PSY_PROCESSES_MAGIC && i < table.count; i++) {
+        struct psy_process p;
+        if (copy_held(d, table.first + i * table.stride, &p, sizeof p, PSY_R))
+            break;
+        if (p.state != PSY_PROC_FREE && n < PROC_ROWS)
+            rows[n++] = (struct proc_row){ p.name, p.state, p.ctx.ra, p.ctx.sp };
+    }
+    spin_unlock(&vm->lock);
+    if (!d) {
+        kprintf("procs: no domain %d\n", id);
+        return;
+    }
+    if (!at || err || table.magic != PSY_PROCESSES_MAGIC) {
+        kprintf("domain %d publishes no processes%s\n", id, at ? " (its table is unreadable)" : "");
+        return;
+    }
+    kprintf("domain %d: %u processes\n  name  state    pc          sp\n", id, n);
+    for (uint32_t i = 0; i < n; i++)
+        kprintf("  %-4u  %-7s  %p  %p\n", rows[i].name,
+                rows[i].state < 5 ? states[rows[i].state] : "?", (void *)rows[i].pc, (void *)rows[i].sp);
 }

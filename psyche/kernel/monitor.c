@@ -35,17 +35,23 @@ static const char *state_name(int state)
 }
 
 /* Parse a decimal node number; -1 if it is not one of ours. */
-static int parse_node(const char *s)
+/* A decimal number below limit, or -1. */
+static int parse_below(const char *s, int limit)
 {
     int v = 0;
     if (!s || !*s)
         return -1;
     for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > MAX_NODES)
+        if (*s < '0' || *s > '9' || v > limit)
             return -1;
         v = v * 10 + (*s - '0');
     }
-    return v < this_node.nnodes ? v : -1;
+    return v < limit ? v : -1;
+}
+
+static int parse_node(const char *s)
+{
+    return parse_below(s, this_node.nnodes);
 }
 
 static void print_time(uint64_t cycles)
@@ -262,6 +268,16 @@ static void cmd_vps(int argc, char **argv)
     vps_print();
 }
 
+static void cmd_procs(int argc, char **argv)
+{
+    int id = argc == 2 ? parse_below(argv[1], MAX_DOMAINS) : -1;
+    if (id < 0) {
+        kprintf("usage: procs DOMAIN, DOMAIN 0 to %d\n", MAX_DOMAINS - 1);
+        return;
+    }
+    domain_procs_print(id);
+}
+
 static const struct command {
     const char *name;
     void (*fn)(int argc, char **argv);
@@ -282,6 +298,7 @@ static const struct command {
     { "realms", cmd_realms, "the realms of the uniform address space, and free frames" },
     { "vps", cmd_vps, "every virtual processor: node, domain, state, time, descriptor" },
     { "pcalls", cmd_pcalls, "protected calls in progress, and how many were made" },
+    { "procs", cmd_procs, "procs DOMAIN: the processes a domain's thread package publishes" },
 };
 
 static void cmd_help(int argc, char **argv)

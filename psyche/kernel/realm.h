@@ -118,6 +118,7 @@ const char *domain_fault(struct domain *d, uint32_t va, uint32_t need, char *why
 int domain_read(struct domain *d, uint32_t va, void *buf, uint32_t len);
 int domain_write(struct domain *d, uint32_t va, const void *buf, uint32_t len);
 bool domain_holds(struct domain *d, uint32_t key);
+void domain_procs_print(int id);
 struct realm *domain_invoke_target(struct domain *d, uint32_t va, char *why, uint32_t size);
 void *domain_pointer(struct domain *d, uint32_t va, uint32_t len, uint32_t need,
                      struct realm **out);

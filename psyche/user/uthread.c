@@ -26,7 +26,7 @@
 
 struct ut_table ut_table;
 
-void ut_swtch(struct ut_context *old, struct ut_context *new);
+void ut_swtch(ut_context *old, ut_context *new);
 __asm__(".text\n"
         ".globl ut_swtch\n"
         "ut_swtch:\n"
@@ -39,6 +39,20 @@ __asm__(".text\n"
         "  lw s4, 24(a1)\n  lw s5, 28(a1)\n  lw s6, 32(a1)\n  lw s7, 36(a1)\n"
         "  lw s8, 40(a1)\n  lw s9, 44(a1)\n  lw s10, 48(a1)\n  lw s11, 52(a1)\n"
         "  ret\n");
+
+/*
+ * Where a new process's first switch lands: it calls ut_start (below) and,
+ * its CFI says, has no caller, so a debugger's backtrace of a process ends
+ * here instead of unwinding into whatever was on the new stack.
+ */
+void ut_entry(void);
+__asm__(".text\n"
+        ".globl ut_entry\n"
+        "ut_entry:\n"
+        "  .cfi_startproc\n"
+        "  .cfi_undefined ra\n"
+        "  call ut_start\n"
+        "  .cfi_endproc\n");
 
 #define COMPILER_BARRIER() __asm__ volatile("" ::: "memory")
 
@@ -116,7 +130,7 @@ static void ut_interrupt(uint32_t kind, uint32_t a1, uint32_t a2)
     struct ut_process *p = vp->current;
     if (p && want_switch(vp, p)) {
         p->preempted++;
-        ut_swtch(&p->ctx, &vp->loop);
+        ut_swtch(&p->pub.ctx, &vp->loop);
     }
     swi_restore(vp, 0);
     psy_resume(&st);
@@ -129,9 +143,9 @@ static void ut_call_out(uint32_t kind, uint32_t name, uint32_t call)
     (void)kind, (void)name, (void)call;
     struct ut_vp *vp = me();
     struct ut_process *p = vp->current;
-    p->state = UT_AWAY;
+    p->pub.state = UT_AWAY;
     p->calls++;
-    ut_swtch(&p->ctx, &vp->loop);
+    ut_swtch(&p->pub.ctx, &vp->loop);
     swi_restore(me(), 0);                        /* back from the call: continue after it */
     psy_resume(&p->back);
     psy_exit(98);
@@ -145,7 +159,7 @@ static void ut_return(uint32_t kind, uint32_t name, uint32_t call)
     struct psy_state st = vp->desc.saved;
     struct ut_process *p = &ut_table.procs[name - 1];
     p->back = vp->desc.arrived;
-    p->state = UT_READY;
+    p->pub.state = UT_READY;
     lock(&vp->lock);
     push(vp, p);
     unlock(&vp->lock);
@@ -167,16 +181,16 @@ static void loop(struct ut_vp *vp, bool first)
             psy_block();                         /* until the next interval timer */
             continue;
         }
-        p->state = UT_RUNNING;
+        p->pub.state = UT_RUNNING;
         p->runs++;
         vp->switches++;
         vp->current = p;
-        vp->desc.process = p->id;                /* the switch, as the kernel and debuggers see it */
-        ut_swtch(&vp->loop, &p->ctx);
+        vp->desc.process = p->pub.name;                /* the switch, as the kernel and debuggers see it */
+        ut_swtch(&vp->loop, &p->pub.ctx);
         vp->current = 0;
         vp->desc.process = 0;
-        if (p->state == UT_RUNNING) {
-            p->state = UT_READY;
+        if (p->pub.state == UT_RUNNING) {
+            p->pub.state = UT_READY;
             lock(&vp->lock);
             push(vp, p);
             unlock(&vp->lock);
@@ -193,8 +207,9 @@ static void ut_vp_start(uint32_t kind, uint32_t id)
     loop(vp, false);
 }
 
-/* Where a new process starts (from the loop's ut_swtch). */
-static void ut_start(void)
+/* Where a new process starts (from ut_entry, after the loop's ut_swtch); it never returns. */
+void ut_start(void);
+void ut_start(void)
 {
     struct ut_vp *vp = me();
     struct ut_process *p = vp->current;
@@ -202,9 +217,9 @@ static void ut_start(void)
     p->fn(p->arg);
     vp = me();
     swi_off(vp);
-    p->state = UT_DONE;
+    p->pub.state = UT_DONE;
     __atomic_fetch_sub(&ut_table.live, 1, __ATOMIC_SEQ_CST);
-    ut_swtch(&p->ctx, &vp->loop);
+    ut_swtch(&p->pub.ctx, &vp->loop);
 }
 
 static void vp_setup(struct ut_vp *vp, uint32_t sched, uint32_t stack_top)
@@ -234,6 +249,10 @@ int ut_init(uint32_t sched)
         return err;
     ut_table.nvps = 1;
     ut_table.magic = UT_TABLE_MAGIC;
+    /* Every entry, free ones too: a debugger skips those, and count never changes under it. */
+    ut_table.published = (struct psy_processes){ PSY_PROCESSES_MAGIC, UT_MAX, sizeof(struct ut_process),
+                                                 (uint32_t)ut_table.procs };
+    ((struct psy_domain *)magic_page()->domain)->processes = (uint32_t)&ut_table.published;
     vp->desc.interval = UT_QUANTUM;
     swi_restore(vp, 0);
     return 0;
@@ -282,15 +301,15 @@ int ut_create(void (*fn)(void *), void *arg, uint32_t priority, uint32_t vpi)
     if (i >= UT_MAX)
         return PSY_ENOMEM;
     struct ut_process *p = &ut_table.procs[i];
-    p->id = i + 1;
+    p->pub.name = i + 1;
     p->fn = fn;
     p->arg = arg;
     p->priority = priority;
     p->vp = vpi;
     p->stack = stack_top(i) - UT_STACK;
-    p->ctx.ra = (uint32_t)ut_start;
-    p->ctx.sp = stack_top(i);
-    p->state = UT_READY;
+    p->pub.ctx.ra = (uint32_t)ut_entry;
+    p->pub.ctx.sp = stack_top(i);
+    p->pub.state = UT_READY;
     __atomic_fetch_add(&ut_table.live, 1, __ATOMIC_SEQ_CST);
     struct ut_vp *own = me(), *vp = &ut_table.vps[vpi];
     uint32_t was = swi_off(own);
@@ -298,14 +317,14 @@ int ut_create(void (*fn)(void *), void *arg, uint32_t priority, uint32_t vpi)
     push(vp, p);
     unlock(&vp->lock);
     swi_restore(own, was);
-    return (int)p->id;
+    return (int)p->pub.name;
 }
 
 void ut_yield(void)
 {
     struct ut_vp *vp = me();
     swi_off(vp);
-    ut_swtch(&vp->current->ctx, &vp->loop);
+    ut_swtch(&vp->current->pub.ctx, &vp->loop);
     swi_restore(me(), 0);
 }
 

@@ -26,22 +26,25 @@
 #define UT_QUANTUM      20000       /* interval timer period, cycles (2 ms) */
 #define UT_TABLE_MAGIC  0x54485455  /* "UTHT" */
 
-enum ut_state { UT_FREE, UT_READY, UT_RUNNING, UT_DONE, UT_AWAY };
+/* A process's state: the names debuggers know (uapi/psyche.h, struct psy_process). */
+enum ut_state {
+    UT_FREE = PSY_PROC_FREE, UT_READY = PSY_PROC_READY, UT_RUNNING = PSY_PROC_RUNNING,
+    UT_DONE = PSY_PROC_DONE, UT_AWAY = PSY_PROC_AWAY,
+};
 enum ut_sched { UT_SCHED_RR, UT_SCHED_FIFO };
 
 /* Callee-saved registers: what a user-level switch saves (the rest is on the stack). */
-struct ut_context {
-    uint32_t ra, sp;
-    uint32_t s[12];
-};
+typedef struct psy_context ut_context;
 
-/* A process descriptor. */
+/*
+ * A process descriptor.  It begins with what debuggers read of it (its name
+ * 1, 2, ..., which the VP descriptor's `process` holds while it runs; its
+ * state; its saved context), published through the domain descriptor.
+ */
 struct ut_process {
-    uint32_t id;                    /* its name: 1, 2, ...; what the VP descriptor's `process` holds */
-    volatile uint32_t state;        /* enum ut_state */
+    struct psy_process pub;
     uint32_t priority;              /* FIFO-priority: higher runs first */
     uint32_t vp;                    /* index in ut_table.vps of the VP it runs on */
-    struct ut_context ctx;          /* saved while it does not run */
     void (*fn)(void *);
     void *arg;
     uint32_t stack;                 /* lowest address of its stack */
@@ -60,12 +63,13 @@ struct ut_vp {
     volatile uint32_t lock;         /* the ready queue's */
     struct ut_process *current;     /* running process, or NULL in the scheduler loop */
     struct ut_process *head;        /* ready queue */
-    struct ut_context loop;         /* the VP's scheduler loop, while a process runs */
+    ut_context loop;                /* the VP's scheduler loop, while a process runs */
     uint32_t node;
     uint32_t switches;              /* processes switched to */
 };
 
 struct ut_table {
+    struct psy_processes published; /* procs, for debuggers: the domain descriptor points here */
     uint32_t magic;                 /* UT_TABLE_MAGIC once ut_init ran */
     uint32_t nprocs;                /* procs[0..nprocs) have been used */
     uint32_t nvps;

@@ -120,8 +120,45 @@ struct psy_domain {
     unsigned int magic;                  /* PSY_DOMAIN_MAGIC (kernel-written) */
     unsigned int id;                     /* domain number (kernel-written) */
     unsigned int nkeys;                  /* keys[0..nkeys) are the domain's keys */
-    unsigned int reserved;
+    unsigned int processes;              /* its struct psy_processes, for debuggers; 0: none */
     unsigned int keys[PSY_DOMAIN_KEYS];
+};
+
+/*
+ * A domain's processes, as debuggers see them.  Processes are the user's
+ * (section 2.3): the kernel neither makes nor schedules them.  A thread
+ * package that wants them debugged publishes a table: the address of a
+ * struct psy_processes in the domain descriptor's `processes`, and entries
+ * of `stride` bytes, each beginning with a struct psy_process.  Only the
+ * monitor's `procs` and debuggers read it, through the domain's own rights.
+ */
+#define PSY_PROCESSES_MAGIC 0x534F5250   /* "PROS" */
+
+enum psy_process_state {
+    PSY_PROC_FREE,                       /* an unused entry */
+    PSY_PROC_READY,                      /* waits for a VP: `ctx` holds where it continues */
+    PSY_PROC_RUNNING,                    /* on the VP whose descriptor's `process` is its name */
+    PSY_PROC_DONE,
+    PSY_PROC_AWAY,                       /* in a protected call, in another domain */
+};
+
+/* What a user-level switch saves: the callee-saved registers (the rest are on the stack). */
+struct psy_context {
+    unsigned int ra, sp;
+    unsigned int s[12];
+};
+
+struct psy_process {
+    unsigned int name;                   /* what a VP descriptor's `process` holds while it runs */
+    volatile unsigned int state;         /* enum psy_process_state, written last when it is made */
+    struct psy_context ctx;              /* valid while it does not run */
+};
+
+struct psy_processes {
+    unsigned int magic;                  /* PSY_PROCESSES_MAGIC */
+    unsigned int count;                  /* entries (free ones included) */
+    unsigned int stride;                 /* bytes from one entry to the next */
+    unsigned int first;                  /* address of entry 0 */
 };
 
 /*

@@ -293,7 +293,7 @@ static void worker_process(void *arg)
     while (callers_done < callers) {
         uint32_t away = 0;
         for (uint32_t i = 0; i < ut_table.nprocs; i++)
-            away += ut_table.procs[i].state == UT_AWAY;
+            away += ut_table.procs[i].pub.state == UT_AWAY;
         worked++;
         worked_away += away > 0;
         ut_yield();

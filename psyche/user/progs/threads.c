@@ -31,7 +31,7 @@ static void count(void *arg)
     }
     __atomic_fetch_add(&total, sum, __ATOMIC_SEQ_CST);
     uint32_t place = __atomic_add_fetch(&done, 1, __ATOMIC_SEQ_CST);
-    finished[ut_self()->id] = place;
+    finished[ut_self()->pub.name] = place;
     if (place == switch_at) {
         for (uint32_t v = 0; v < ut_table.nvps; v++)
             ut_set_sched(v, UT_SCHED_FIFO);
@@ -77,10 +77,10 @@ int main(int argc, char **argv)
             if (p->vp != v)
                 continue;
             preempted += p->preempted;
-            ran += p->state == UT_DONE;
+            ran += p->pub.state == UT_DONE;
             for (uint32_t j = 0; j < ut_table.nprocs; j++) {
                 struct ut_process *q = &ut_table.procs[j];
-                if (q->vp == v && q->priority > p->priority && finished[q->id] > finished[p->id])
+                if (q->vp == v && q->priority > p->priority && finished[q->pub.name] > finished[p->pub.name])
                     inversions++;     /* q outranks p but finished after it */
             }
         }

@@ -1,0 +1,55 @@
+"""A domain's user-level processes in real gdb: the threads its thread package publishes.
+
+`park 1 5`, spawned on node 1, runs five processes of the thread package (psyche/user/uthread.c)
+that yield to each other for ever.  gdb on node 1 names the one the VP runs on the VP's thread;
+the others are threads of their own, backtraced from the context they saved.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gdbfront.machine import PsycheMachine
+from gdbfront.plugin import GdbSessions
+from gdbfront.session import GdbError, GdbSession
+
+pytestmark = [pytest.mark.psyche(nodes=2), pytest.mark.slow, pytest.mark.timeout(120)]
+
+PARK_ELF = Path(__file__).resolve().parent.parent / "build" / "user" / "park.elf"
+
+
+def thread_table(gdb: GdbSession) -> dict[str, dict[str, Any]]:
+    info = gdb.command("-thread-info")
+    return {t["name"]: {**t, "current": t["id"] == info["current-thread-id"]} for t in info["threads"]}
+
+
+def test_a_domains_processes_are_threads_with_the_context_they_saved(
+        gdb: GdbSessions, psyche_machine: PsycheMachine) -> None:
+    console = psyche_machine.console
+    console.command("spawn 1 park 1 5")
+    code = int(console.wait_for(r"park: domain \d+, code (0x[0-9a-f]+)-").group(1), 16)
+    console.wait_for(r"park: 5 processes")
+    time.sleep(0.2)
+
+    node1 = gdb(1)
+    threads = thread_table(node1)
+    running = re.fullmatch(r"running, VP \d+ in domain (\d+), process (\d)", threads["daemon"]["details"])
+    assert running, threads
+    domain, on_vp = running.group(1), int(running.group(2))
+    waiting = {name: t for name, t in threads.items() if name.startswith("process ")}
+    assert set(waiting) == {f"process {n}" for n in range(1, 6) if n != on_vp}
+    assert all(t["details"] == f"ready, domain {domain}" for t in waiting.values()), waiting
+
+    # with the program's symbols, a waiting process unwinds from where it gave way
+    node1.console(f"add-symbol-file {PARK_ELF} -o {code:#x}")
+    node1.console(f"thread {next(iter(waiting.values()))['id']}")
+    frames = [f.func for f in node1.backtrace()]
+    assert frames[frames.index("ut_yield"):] == ["ut_yield", "yielder", "ut_start", "ut_entry"], frames
+    assert "Backtrace stopped" not in node1.console("bt")      # ut_entry is the outermost frame
+    with pytest.raises(GdbError, match=r"not running: its registers are the context it saved"):
+        node1.console("set $s0 = 1")
