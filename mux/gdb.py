@@ -84,6 +84,24 @@ class StepSettings:
     traps: bool = False
 
 
+#: Where user space ends (PSY_USER_END): a breakpoint below it is in user code.
+USER_END = 0x7FC0_0000
+
+
+@dataclasses.dataclass
+class DomainScope:
+    """Which protection domains gdb's breakpoints in user code stop in (`monitor domains`).
+
+    User code has one address in the whole machine, but a realm's code runs in every domain
+    that opened it for execution (a library, shared code).  A breakpoint there stops only
+    while a domain of `domains` runs; in any other it is stepped over without gdb knowing
+    (`skipped` counts those).  None: every domain.  Kernel breakpoints are never filtered.
+    """
+
+    domains: frozenset[int] | None = None
+    skipped: int = 0
+
+
 def lld_register(regnum: int) -> int | None:
     """lld's number for gdb's register regnum, or None if there is no such register."""
     reg = target_xml.register(regnum)
@@ -117,6 +135,7 @@ class GdbSession:
         self.packet_size = packet_size
         self.no_ack_mode = no_ack_mode
         self.step = StepSettings()
+        self.scope = DomainScope()
         self.watchpoints: dict[tuple[int, int], int] = {}   # (addr, length) -> lld kind
         self._desired: set[int] = set()   # gdb's breakpoints: inserted (Z0/Z1) and not removed
         self._running: asyncio.Task[None] | None = None
@@ -534,11 +553,33 @@ class GdbSession:
                 return await self._stop_after_step(stepped)
         return await self._run()
 
-    async def _stop_after_step(self, status: p.Status) -> bytes:
-        """The stop reply for a STEP that ended a continue: its own reason, or the breakpoint it met."""
+    async def _stop_after_step(self, status: p.Status) -> bytes | None:
+        """The stop reply for a STEP that ended a continue: its own reason, or the breakpoint it
+        met (unless that is one of gdb's in user code, met outside the domains gdb asked for: then
+        the continue goes on)."""
         if status.reason != p.REASON_STEP:
             return await self.stop_reply(status)
+        if await self._outside_scope(status):
+            stopped = await self.handle.resume_off_breakpoint()
+            if stopped is not None:
+                return await self._stop_after_step(stopped)
+            await self._wait_for_stop()
+            return None
         return await self._breakpoint_stop(status)
+
+    async def _outside_scope(self, status: p.Status) -> bool:
+        """True (and counted) for a stop at one of gdb's user-code breakpoints while a domain
+        runs that `monitor domains` left out; the caller steps over it and runs on."""
+        domains = self.scope.domains
+        if domains is None or not status.stopped or status.pc not in self._desired or status.pc >= USER_END:
+            return False
+        if status.reason not in (p.REASON_BREAKPOINT, p.REASON_STEP):
+            return False
+        domain = await self.threads.current_domain()
+        if domain is None or domain in domains:
+            return False   # (a domain it cannot tell: stop, rather than miss one asked for)
+        self.scope.skipped += 1
+        return True
 
     async def _instruction(self, pc: int) -> int | None:
         code = await self.handle.memory().read(pc, 4)
@@ -620,6 +661,11 @@ class GdbSession:
     async def _report_stop(self) -> None:
         try:
             status = await self.handle.wait_for_stop()
+            while await self._outside_scope(status):
+                if self._interrupted is not None:   # a ctrl-C came: this stop is its
+                    status = dataclasses.replace(status, reason=p.REASON_REQUESTED)
+                    break
+                status = await self.handle.resume_off_breakpoint() or await self.handle.wait_for_stop()
             self.send(await self.stop_reply(status))
         except (LinkError, NodeError) as e:
             self.send(rsp.console_output(f"mux: {e}\n".encode()))

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from xml.sax.saxutils import quoteattr
 
 from mux import packets as rsp
-from mux.gdb import EINVAL, FEATURES, GdbSession, Monitor, StepSettings
+from mux.gdb import EINVAL, FEATURES, DomainScope, GdbSession, Monitor, StepSettings
 from mux.link import LinkError
 from mux.node import NodeError, NodeHandle
 from mux.threads import NodeThreads
@@ -75,14 +75,17 @@ class MachineSession:
         self.notify = notify
         self.packet_size = packet_size
         self.no_ack_mode = no_ack_mode
-        #: One set of step settings for the whole machine (`monitor step-interrupts`).
+        #: One set of step settings and one domain scope for the whole machine (`monitor
+        #: step-interrupts`, `monitor domains`).
         self.step = StepSettings()
+        self.scope = DomainScope()
         self.engines: dict[int, GdbSession] = {}
         for h in handles:
             engine = GdbSession(h, self._sender(h.node), monitor, packet_size=packet_size,
                                 no_ack_mode=no_ack_mode,
                                 threads=NodeThreads(h, None, live_tid=h.node + 1))
             engine.step = self.step
+            engine.scope = self.scope
             self.engines[h.node] = engine
         self.non_stop = False
         #: The node gdb reads registers and memory of (Hg), and whose stop it saw last.

@@ -104,6 +104,24 @@ def _step_setting(name: str, on: str, off: str) -> Command:
     return command
 
 
+async def _domains(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
+    """`domains`: show; `domains N ...`: user-code breakpoints stop only there; `domains all`."""
+    scope = session.scope
+    if args == ["all"]:
+        scope.domains = None
+    elif args:
+        if not all(a.isdigit() for a in args):
+            return f"usage: monitor domains [all | DOMAIN ...], not {' '.join(args)!r}\n"
+        scope.domains = frozenset(int(a) for a in args)
+    if scope.domains is None:
+        where = "every domain"
+    else:
+        numbers = " ".join(map(str, sorted(scope.domains)))
+        where = f"domain{'s' if len(scope.domains) > 1 else ''} {numbers}"
+    return (f"node {session.node}: breakpoints in user code stop in {where}; "
+            f"{scope.skipped} hits in other domains stepped over\n")
+
+
 async def _sessions(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
     """Every gdb session: who, connected how long, when its last packet came (see `kick` in the console)."""
     now = asyncio.get_running_loop().time()
@@ -131,5 +149,6 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     "breakpoints": (_breakpoints, "breakpoints and watchpoints lld holds for this node"),
     "clear": (_clear, "remove every breakpoint and watchpoint of this node from lld"),
     "step-interrupts": (_step_interrupts, "on|off: whether single steps take pending interrupts"),
+    "domains": (_domains, "[all | DOMAIN ...]: the domains breakpoints in user code stop in"),
     "step-traps": (_step_traps, "on|off: whether a step into ecall or a fault stops at the trap vector"),
 }

@@ -173,7 +173,20 @@ class NodeThreads:
         self._current = (epoch, next((t.tid for t in listed if t.live), self.live_tid))
         return listed
 
+    async def current_domain(self) -> int | None:
+        """The number of the domain whose code the node's running thread runs; None for a
+        kernel-only thread, or if the kernel's records cannot be read."""
+        if self.layout is None:
+            return None
+        record = await self._current_record()
+        dom = await self._u32(record + self.layout.kthread.offsets["dom"]) if record else None
+        return await self._u32(dom + self.layout.domain.offsets["id"]) if dom else None
+
     # -- reading the kernel's records -------------------------------------------------------
+
+    async def _u32(self, addr: int) -> int | None:
+        raw = await self.handle.read_memory(addr, 4, PHYSICAL)
+        return int.from_bytes(raw, "little") if len(raw) == 4 else None
 
     async def _current_record(self) -> int:
         assert self.layout is not None
