@@ -46,6 +46,7 @@ class FakeNode:
     state: int = p.STATE_RUNNING
     reason: int = p.REASON_NONE
     pc: int = 0xC000_0100
+    priv: int = 1
     instret: int = 0
     remote: int = 0
     fetches: int = 0
@@ -68,10 +69,10 @@ class FakeLine:
         if n.silent:
             raise LinkError(f"node {node}: no reply after 40 attempts")
         if isinstance(request, p.GetStatus):
-            return p.Reply(p.STATUS, p.OK, p.Status(n.state, n.reason, 1, 0, 0, 0, n.pc, 0, 0, n.instret))
+            status = p.Status(n.state, n.reason, n.priv, 0, 0, 0, n.pc, 0, 0, n.instret)
+            return p.Reply(p.STATUS, p.OK, status)
         if isinstance(request, p.ReadRegs):
-            values = [n.fetches * 0, 0, n.remote, 0, n.fetches, 0]
-            return p.Reply(p.READ_REGS, p.OK, values)
+            return p.Reply(p.READ_REGS, p.OK, [0, 0, n.remote, 0, n.fetches, 0])
         assert isinstance(request, p.ReadMem)
         if n.unreadable:
             return p.Reply(p.READ_MEM, p.E_NOT_RAM, error=p.ErrorDetail(p.E_NOT_RAM, addr=request.addr))
@@ -130,16 +131,16 @@ def row_of(text: str, node: int) -> str:
 def test_rows_show_state_function_thread_vp_queue_and_rates_over_the_clock() -> None:
     line = FakeLine([FakeNode(runq=2, vp=5),
                      FakeNode(state=p.STATE_STOPPED, reason=p.REASON_BREAKPOINT, pc=0xC000_0200),
-                     FakeNode(state=p.STATE_HELD)])
-    line.nodes[1].instret = line.nodes[2].instret = 0
+                     FakeNode(state=p.STATE_HELD), FakeNode(priv=0, pc=0x0012_7074)])
     text, _ = two_sweeps(line, between=2.0, sessions={1: "tcp 127.0.0.1:5000"})
     running = row_of(text, 0).split()
     assert running[:6] == ["0", "running", "clock_intr", "daemon", "5", "2"]
     assert running[6:9] == ["1.5M", "250", "10"]       # 3 M instructions, 500 and 20 references in 2 s
     stopped = row_of(text, 1)
     assert "stopped (breakpoint) gdb" in stopped and "0xc0000200" in stopped
-    assert "tcp 127.0.0.1:5000" in stopped
+    assert "gdb tcp 127.0.0.1:5000" in stopped
     assert row_of(text, 2).split()[1] == "held"
+    assert row_of(text, 3).split()[2:4] == ["user", "0x00127074"]   # user code: no kernel symbol
 
 
 def test_a_node_that_does_not_answer_or_refuses_reads_says_why_in_its_row() -> None:

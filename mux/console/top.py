@@ -58,6 +58,7 @@ CHROME_LINES = 5
 _FIELDS = {"node": ("runq_len", "current"), "kthread": ("name",), "psy_magic": ("vp_id",)}
 #: magic.vp_id when no VP runs on the node (vp_switch writes ~0).
 NO_VP = 0xFFFFFFFF
+PRIV_U = 0
 
 
 class Link(Protocol):
@@ -277,9 +278,12 @@ def top_row(before: NodeSample | None, now: NodeSample, location: Location | Non
                      seconds)
 
     where = ""
-    if status is not None:
-        where = location.symbol if location is not None and location.symbol else f"{status.pc:#010x}"
-    note = Text(now.error or "", style="red") if now.error else Text(session or "", style="dim")
+    if location is not None and location.symbol:
+        where = location.symbol
+    elif status is not None:   # user code (whose symbols the kernel ELF has not), or no symbol
+        where = f"{'user ' if status.priv == PRIV_U else ''}{status.pc:#010x}"
+    note = (Text(now.error, style="red") if now.error
+            else Text(f"gdb {session}" if session else "", style="dim"))
     return TopRow(
         now.node, _state(now, session), where,
         now.thread if now.thread is not None else "-",
@@ -308,7 +312,7 @@ def top_table(rows: Sequence[TopRow]) -> Table:
     table.add_column("instr/s", justify="right")
     table.add_column("remote/s", justify="right")
     table.add_column("rfetch/s", justify="right")
-    table.add_column("gdb session, or error", no_wrap=True)
+    table.add_column("note", no_wrap=True)
     for r in rows:
         table.add_row(str(r.node), r.state, r.where, r.thread, r.vp, r.runq, r.instructions, r.remote,
                       r.fetches, r.note)
