@@ -173,7 +173,7 @@ def test_top_refreshes_in_place_and_q_comes_back_to_a_working_prompt(screen: Tmu
     screen.wait_for(r"node 2 stopped \(requested\)")
     screen.type("top 0.5")
     first = int(screen.wait_for(r"psyche top +4 nodes .* refresh (\d+)").group(1))
-    screen.wait_for(r"\n +2 +stopped \(requested\) +idle_loop +idle +- +0 +0 ")
+    screen.wait_for(r"\n +2 +stopped +idle_loop +idle +- +0 +0 +0 +0 +requested")
     # It refreshes by itself, and what it shows moves: node 0's instructions between two sweeps.
     screen.wait_for(rf"refresh (?!{first}\b)\d+")
     #   (node, state, function, thread, vp, run queue, then instructions/s: not 0, not "-")

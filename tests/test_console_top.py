@@ -137,8 +137,8 @@ def test_rows_show_state_function_thread_vp_queue_and_rates_over_the_clock() -> 
     assert running[:6] == ["0", "running", "clock_intr", "daemon", "5", "2"]
     assert running[6:9] == ["1.5M", "250", "10"]       # 3 M instructions, 500 and 20 references in 2 s
     stopped = row_of(text, 1)
-    assert "stopped (breakpoint) gdb" in stopped and "0xc0000200" in stopped
-    assert "gdb tcp 127.0.0.1:5000" in stopped
+    assert stopped.split()[1:4] == ["stopped", "gdb", "0xc0000200"]
+    assert "breakpoint; gdb tcp 127.0.0.1:5000" in stopped
     assert row_of(text, 2).split()[1] == "held"
     assert row_of(text, 3).split()[2:4] == ["user", "0x00127074"]   # user code: no kernel symbol
 

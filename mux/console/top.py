@@ -47,7 +47,7 @@ from rich.text import Text
 
 from lld import protocol as p
 from mux.console.symbols import Location, Symbols
-from mux.console.view import count, state_text
+from mux.console.view import count, reason_text, state_text
 from mux.kernel_layout import read_structs
 from mux.link import LinkError
 
@@ -59,6 +59,8 @@ _FIELDS = {"node": ("runq_len", "current"), "kthread": ("name",), "psy_magic": (
 #: magic.vp_id when no VP runs on the node (vp_switch writes ~0).
 NO_VP = 0xFFFFFFFF
 PRIV_U = 0
+#: The table is drawn at least this wide, so that no column is ever squeezed out.
+WIDEST = 200
 
 
 class Link(Protocol):
@@ -258,8 +260,6 @@ def _state(sample: NodeSample, session: str | None) -> Text:
     if sample.status is None:
         return Text("no answer", style="red")
     text = state_text(sample.status)
-    if sample.status.stopped:
-        text.append(f" ({p.REASON_NAMES.get(sample.status.reason, sample.status.reason)})")
     if session is not None:
         text.append(" gdb", style="cyan")
     return text
@@ -282,15 +282,25 @@ def top_row(before: NodeSample | None, now: NodeSample, location: Location | Non
         where = location.symbol
     elif status is not None:   # user code (whose symbols the kernel ELF has not), or no symbol
         where = f"{'user ' if status.priv == PRIV_U else ''}{status.pc:#010x}"
-    note = (Text(now.error, style="red") if now.error
-            else Text(f"gdb {session}" if session else "", style="dim"))
     return TopRow(
         now.node, _state(now, session), where,
         now.thread if now.thread is not None else "-",
         str(now.vp) if now.vp is not None else "-",
         str(now.runq) if now.runq is not None else "-",
         _rate(old_status.instret if old_status else None, status.instret if status else None, seconds),
-        rate("remote"), rate("remote_fetches"), note)
+        rate("remote"), rate("remote_fetches"), _note(now, session))
+
+
+def _note(sample: NodeSample, session: str | None) -> Text:
+    """Why the node stopped and who debugs it, or why its row is incomplete."""
+    if sample.error:
+        return Text(sample.error, style="red")
+    parts = []
+    if sample.status is not None and sample.status.stopped:
+        parts.append(reason_text(sample.status))
+    if session is not None:
+        parts.append(f"gdb {session}")
+    return Text("; ".join(parts), style="dim")
 
 
 def top_rows(before: Mapping[int, NodeSample], now: Sequence[NodeSample],
@@ -301,17 +311,13 @@ def top_rows(before: Mapping[int, NodeSample], now: Sequence[NodeSample],
 
 
 def top_table(rows: Sequence[TopRow]) -> Table:
+    # Natural widths, never squeezed: the full-screen view clips at the terminal's right edge, so a
+    # narrow terminal loses the note first, then the rarest rate, as top does.
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold reverse", pad_edge=False,
-                  padding=(0, 1))
-    table.add_column("node", justify="right")
-    table.add_column("state", no_wrap=True)
-    table.add_column("function", no_wrap=True, max_width=28)
-    table.add_column("thread", no_wrap=True)
-    table.add_column("vp", justify="right")
-    table.add_column("runq", justify="right")
-    table.add_column("instr/s", justify="right")
-    table.add_column("remote/s", justify="right")
-    table.add_column("rfetch/s", justify="right")
+                  padding=(0, 1, 0, 0), expand=False)
+    for name in ("node", "state", "function", "thread", "vp", "runq", "instr/s", "remote/s", "rfetch/s"):
+        numeric = name not in ("state", "function", "thread")
+        table.add_column(name, justify="right" if numeric else "left", no_wrap=True)
     table.add_column("note", no_wrap=True)
     for r in rows:
         table.add_row(str(r.node), r.state, r.where, r.thread, r.vp, r.runq, r.instructions, r.remote,
@@ -434,7 +440,8 @@ class TopScreen:
         self.state.refreshes += 1
         heading = Heading(self.state.nodes, self.state.first, len(samples), self.interval, took,
                           self.state.refreshes)
-        self._text = ANSI(render(Group(heading_text(heading), top_table(rows), FOOTER), columns))
+        # Drawn wider than the terminal rather than squeezed: the window clips what does not fit.
+        self._text = ANSI(render(Group(heading_text(heading), top_table(rows), FOOTER), max(columns, WIDEST)))
         self.app.invalidate()
 
     async def _refresh_forever(self) -> None:
