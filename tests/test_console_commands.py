@@ -31,8 +31,10 @@ from mux.console.script import run_script
 from mux.console.symbols import Symbols
 from mux.console.view import count
 from mux.console.watch import NodeWatcher, boot_state, wait_for_boot
+from mux.kernel_layout import KernelLayout
 from mux.link import LinkError, LldLink, NodeLinkStats
 from mux.server import Mux, MuxConfig, SessionInfo
+from mux.threads import NodeThreads
 from psyche.kernel.harness import KernelRun, kernel_phys
 
 pytestmark = pytest.mark.timeout(60)
@@ -52,6 +54,10 @@ class LoopbackLink:
         reply = self.lb.call(node, request)
         LldLink._observe(self, node, request, reply)  # type: ignore[arg-type]  # keeps `breakpoints`
         return reply
+
+    def submit(self, node: int, request: p.Request) -> asyncio.Future[p.Reply]:
+        """(The node handle's memory reads queue their requests this way.)"""
+        return asyncio.ensure_future(self.request(node, request))
 
     async def ok(self, node: int, request: p.Request) -> object:
         reply = await self.request(node, request)
@@ -169,6 +175,25 @@ def test_sessions_stats_log_help(ctx: ConsoleContext) -> None:
     ok, out = run(ctx, "help x")
     assert ok and "x N ADDR [LEN]" in out and "page fault" in out
 
+
+
+def test_top_in_a_script_is_one_table_of_every_node_read_from_the_kernels_records(
+        ctx: ConsoleContext) -> None:
+    run(ctx, "stop 2")
+    ok, out = run(ctx, "top 0.05")
+    assert ok and "psyche top  4 nodes" in out, out
+    rows = {int(line.split()[0]): line for line in out.splitlines() if line.split()[:1] in (["0"], ["1"],
+                                                                                          ["2"], ["3"])}
+    assert sorted(rows) == [0, 1, 2, 3], out
+    assert "stopped" in rows[2] and rows[2].endswith("requested") and "running" in rows[1], out
+    # The current thread as the mux's thread list (another reader, through the kernel's map) has it.
+    assert ctx.symbols is not None
+    threads = NodeThreads(ctx.mux.nodes[2], KernelLayout.load(ctx.symbols.path))
+    (live,) = [t for t in asyncio.run(threads.threads()) if t.live]
+    words = rows[2].split()
+    assert words[2:4] == ["idle_loop", live.name], out
+    assert words[4:6] == ["-", "0"], out          # no VP runs; nothing is ready
+    assert words[6] == "0"                        # a stopped node executes nothing
 
 # -- bad input: one line of error, a hint, and the console goes on ------------------------------------
 

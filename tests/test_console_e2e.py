@@ -166,6 +166,31 @@ def test_a_person_at_the_console(screen: Tmux) -> None:
     assert not alive(machine) and not alive(up) and not children(up)
 
 
+
+def test_top_refreshes_in_place_and_q_comes_back_to_a_working_prompt(screen: Tmux) -> None:
+    screen.wait_for(r"4 nodes: 4 running, 0 stopped")
+    screen.type("stop 2")
+    screen.wait_for(r"node 2 stopped \(requested\)")
+    screen.type("top 0.5")
+    first = int(screen.wait_for(r"psyche top +4 nodes .* refresh (\d+)").group(1))
+    screen.wait_for(r"\n +2 +stopped +idle_loop +idle +- +0 +0 +0 +0 +requested")
+    # It refreshes by itself, and what it shows moves: node 0's instructions between two sweeps.
+    screen.wait_for(rf"refresh (?!{first}\b)\d+")
+    #   (node, state, function, thread, vp, run queue, then instructions/s: not 0, not "-")
+    screen.wait_for(r"\n +0 +running(?: \(wfi\))? +\S+ +\S+ +\S+ +\d+ +[1-9][\d.]*[kMG]? ")
+    screen.wait_for(r"q, Esc or Ctrl-C: back to the prompt")
+    screen.keys("q")
+    screen.wait_for(r"top: \d+ refreshes; the last read 4 nodes in \d+ ms\nmux>")
+    screen.type("nodes")                                                  # the prompt works as before
+    screen.wait_for(r"│ +2 │ stopped +│ 0x[0-9a-f]{8} │ idle_loop")
+    screen.type("top")
+    screen.wait_for(r"psyche top +4 nodes")
+    screen.keys("Escape")
+    screen.wait_for(r"(?s)top: \d+ refreshes.*top: \d+ refreshes")
+    screen.type("quit")
+    assert screen.exit_status() == 0
+
+
 def _run_up(kernel: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*up_command(kernel, some_free_ports(4)), *extra], stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=90, env=env)

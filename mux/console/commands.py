@@ -20,7 +20,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.text import Text
 
 from lld import protocol as p
-from mux.console import view
+from mux.console import top, view
 from mux.console.context import CommandError, ConsoleContext
 from mux.console.line import ConsoleTimeout
 from mux.console.passthrough import ESCAPE_NAME, passthrough
@@ -264,6 +264,30 @@ async def cmd_console(ctx: ConsoleContext, args: list[str]) -> RenderableType | 
     return Text("back in the mux console", style="dim")
 
 
+def _sessions(ctx: ConsoleContext) -> dict[int, str]:
+    return {node: str(info) for node, info in ctx.mux.clients.items()}
+
+
+async def cmd_top(ctx: ConsoleContext, args: list[str]) -> RenderableType:
+    interval = _seconds(args[0]) if args else top.DEFAULT_INTERVAL
+    places = await top.load_places(ctx.symbols, ctx.description.ram_base)
+    sampler = top.Sampler(ctx.link, ctx.description, places)
+    if ctx.terminal is None:
+        # A script: one table, like `top -b -n 1`: two sweeps of every node, interval apart (the rates).
+        nodes = range(ctx.nodes)
+        before, _ = await sampler.sweep(nodes)
+        await asyncio.sleep(interval)
+        after, took = await sampler.sweep(nodes)
+        rows = top.top_rows({s.node: s for s in before}, after, ctx.locate, _sessions(ctx))
+        heading = top.Heading(ctx.nodes, 0, ctx.nodes, interval, took, 2)
+        return Group(top.heading_text(heading), top.top_table(rows))
+    screen = top.TopScreen(sampler, ctx.nodes, interval, ctx.locate, lambda: _sessions(ctx))
+    await screen.run()
+    state = screen.state
+    return Text(f"top: {state.refreshes} refreshes; the last read {len(state.in_view())} nodes in "
+                f"{state.sweep * 1000:.0f} ms", style="dim")
+
+
 async def cmd_help(ctx: ConsoleContext, args: list[str]) -> RenderableType:
     if args:
         command = find(args[0])
@@ -338,6 +362,14 @@ COMMANDS: tuple[Command, ...] = (
             ("node",), 1, 1,
             "The node stays as the session left it, breakpoints included, as when a gdb goes away; a gdb "
             "waiting for a stop is told why.  Over UDP a gdb that sends again starts a new session."),
+    Command("top", "top [SECONDS]", "a live table of the nodes, refreshed in place; q leaves", cmd_top,
+            (), 0, 1,
+            f"Per node: state, function at pc, current thread, VP, run-queue length, instructions, remote "
+            f"data references and remote fetches per second; refreshed every SECONDS (default "
+            f"{top.DEFAULT_INTERVAL:g}), or less often if one sweep takes longer than a third of that.  "
+            "q, Escape or Ctrl-C come back to the prompt; the arrows and PgUp/PgDn scroll.  Only the rows "
+            "on the screen are read.  Rates are per host second.  In a script: one table, after "
+            "SECONDS."),
     Command("stats", "stats", "debug line: requests, retransmissions, failures, latency per node", cmd_stats),
     Command("console", "console [LINE]", f"the Psyche console; {ESCAPE_NAME} comes back", cmd_console,
             ("console",), 0, 100,
