@@ -78,11 +78,15 @@ def test_psyche_commands_say_clearly_what_is_missing(kernel_elf: Path) -> None:
             gdb.evaluate("$psyche_node()")
         assert "psyche nodes" in gdb.psyche("")       # the prefix command lists the others
         with pytest.raises(GdbError, match="psyche: no subcommand 'nodse'; the subcommands are nodes, node, "
-                                           "locks, heap, realms, domains, vps, calls, magic\n"):
+                                           "locks, heap, realms, domains, vps, calls, magic, symbols\n"):
             gdb.psyche("nodse")
         for subcommand in ("realms", "domains", "vps", "calls", "magic"):
             with pytest.raises(GdbError, match="not attached to a Psyche node"):
                 gdb.psyche(subcommand)
+        with pytest.raises(GdbError, match="psyche symbols: gdb is not attached to a Psyche node"):
+            gdb.psyche("symbols")
+        with pytest.raises(GdbError, match="psyche symbols: unknown argument '--atuo'"):
+            gdb.psyche("symbols --atuo")
 
 
 INNER_TEST = '''

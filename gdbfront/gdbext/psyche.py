@@ -1,5 +1,6 @@
 """Psyche-aware gdb commands: `psyche nodes`, `psyche node N`, `psyche locks`, `psyche heap`,
-`psyche realms`, `psyche domains`, `psyche vps`, `psyche calls`, `psyche magic [N]`, and the
+`psyche realms`, `psyche domains`, `psyche vps`, `psyche calls`, `psyche magic [N]`,
+`psyche symbols` (symbols.py, beside this file), and the
 convenience functions `$psyche_node()`, `$psyche_record([N])`, `$psyche_ticks([N])`
 and `$psyche_pc(N)`.
 
@@ -24,9 +25,11 @@ any other stub.  Each command takes `-json` to print its data for programs
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
+import sys
 from typing import Any
 
 import gdb
@@ -847,6 +850,7 @@ SUBCOMMANDS = {
     "vps": ("", "every virtual processor: node, domain, state, calls it serves and awaits"),
     "calls": ("", "protected calls in progress, chain by chain"),
     "magic": ("[N]", "a node's magic page: ticks, running VP, ready queues, VP statistics"),
+    "symbols": ("[--auto]", "add-symbol-file for every user program loaded, at its address"),
 }
 
 
@@ -863,8 +867,10 @@ magic [N] (each takes -json)."""
             # error (a script must not go on as if it had its table), not the help text.
             raise gdb.GdbError(f"psyche: no subcommand {argument.split()[0]!r}; the subcommands are "
                                f"{', '.join(SUBCOMMANDS)}")
-        for name, (usage, what) in SUBCOMMANDS.items():
-            gdb.write(f"psyche {(name + ' ' + usage).strip():10} {what}\n")
+        usages = {name: (name + " " + usage).strip() for name, (usage, _) in SUBCOMMANDS.items()}
+        width = max(map(len, usages.values()))
+        for name, (_, what) in SUBCOMMANDS.items():
+            gdb.write(f"psyche {usages[name]:{width}} {what}\n")
         gdb.write("each takes -json; functions: $psyche_node(), $psyche_record([N]), $psyche_ticks([N]), "
                   "$psyche_pc(N)\n")
 
@@ -1095,3 +1101,18 @@ for _register in (PsycheCommand, NodesCommand, NodeCommand, LocksCommand, HeapCo
                   RealmsCommand, DomainsCommand, VpsCommand, CallsCommand, MagicCommand,
                   NodeFunction, RecordFunction, TicksFunction, PcFunction):
     _register()
+
+
+def _load_sibling(name: str) -> None:
+    """Run another file of this extension (it registers its own commands).  By path: the gdbfront
+    package itself imports pygdbmi, which gdb's own Python does not have."""
+    spec = importlib.util.spec_from_file_location(f"psyche_gdbext_{name}",
+                                                  os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                               f"{name}.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module    # (its dataclasses look their module up by name)
+    spec.loader.exec_module(module)
+
+
+_load_sibling("symbols")

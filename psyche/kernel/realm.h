@@ -73,6 +73,19 @@ struct domain {
     uint32_t next_link;       /* the slot the next new linkage replaces */
 };
 
+/*
+ * A program `run` or `spawn` loaded, for debuggers (gdb's `psyche symbols`): it
+ * is linked at 0, so its symbols are its ELF's, offset by where its code realm
+ * begins (its data realm follows).  name "" is a free slot.
+ */
+struct loaded {
+    char name[16];
+    int domain;
+    uint32_t code;            /* its code realm's first address */
+    uint32_t data;            /* its data realm's */
+};
+#define MAX_LOADED 32
+
 struct vm {
     struct spinlock lock;
     struct realm *realms;     /* the kernel map: every realm, in address order */
@@ -90,6 +103,8 @@ struct vm {
     uint32_t pcalls_slow;
     uint32_t faults;          /* user page faults decided */
     uint32_t opens;           /* ... that opened a realm */
+    struct loaded loaded[MAX_LOADED];   /* programs running now (user.c) */
+    uint32_t loaded_gen;      /* moves whenever a program comes or goes */
 };
 
 /* realm.c */

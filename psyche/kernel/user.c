@@ -241,6 +241,37 @@ static int make_program_realms(struct domain *d, const struct uprog *p, uint32_t
     return err;
 }
 
+/* Note a loaded program in kg.vm->loaded, for debuggers; its slot, or -1 if the table is full. */
+static int note_loaded(const struct uprog *p, struct domain *d, struct realm *code, struct realm *data)
+{
+    struct vm *vm = kg.vm;
+    int slot = -1;
+    spin_lock(&vm->lock);
+    for (int i = 0; i < MAX_LOADED && slot < 0; i++) {
+        if (vm->loaded[i].name[0])
+            continue;
+        struct loaded *l = &vm->loaded[i];
+        strncpy_z(l->name, p->name, sizeof l->name);
+        l->domain = d->id;
+        l->code = code->base;
+        l->data = data->base;
+        vm->loaded_gen++;
+        slot = i;
+    }
+    spin_unlock(&vm->lock);
+    return slot;
+}
+
+static void forget_loaded(int slot)
+{
+    if (slot < 0)
+        return;
+    spin_lock(&kg.vm->lock);
+    kg.vm->loaded[slot].name[0] = 0;
+    kg.vm->loaded_gen++;
+    spin_unlock(&kg.vm->lock);
+}
+
 /*
  * The monitor's `run NAME ARGS` (and a daemon's, for spawn): a fresh domain,
  * the program's realms, their keys in the domain's keys, and off it goes.
@@ -286,8 +317,10 @@ int run_program(int argc, char **argv)
     kprintf("%s: domain %d, code %p-%p on node %d, data %p-%p on node %d\n", p->name, d->id,
             (void *)code->base, (void *)(code->base + code->size - 1), code->node,
             (void *)data->base, (void *)(data->base + data->size - 1), data->node);
+    int slot = note_loaded(p, d, code, data);
     bool stopped;
     int status = user_run(d, code->base + p->entry, sp, args, &stopped);
+    forget_loaded(slot);
     if (stopped)
         kprintf("%s: stopped\n", p->name);
     else
