@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from pathlib import Path
 
 from lld.attach import Lld
 from lld.lossy import LossyLine
@@ -13,6 +15,7 @@ from psyche.machine import snapshot
 from psyche.machine.elf import load_elf
 from psyche.machine.hostline import HostLine, NullLine, open_host_line
 from psyche.machine.machine import DEFAULT_QUANTUM, DEFAULT_REMOTE_PENALTY, Machine, MachineConfig, Node
+from psyche.machine.record import CONSOLE, DEBUG, End, Header, Recorder, RecordingLine, paths
 from psyche.machine.runner import ConsoleMatcher, Runner, RunOutcome
 
 
@@ -51,6 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-pace", action="store_true",
                    help="skip idle time at full speed instead of pacing it to wall time")
     p.add_argument("--save-snapshot", metavar="FILE", help="save the machine to FILE when the run ends")
+    p.add_argument("--record", type=Path, metavar="DIR",
+                   help="record the run into DIR (a new directory), for `psyche replay DIR`: the start, "
+                        "then everything the host does to the machine (docs/replay.md)")
     p.add_argument("--quiet", action="store_true", help="do not echo console output")
     p.add_argument("--exit-with-parent", action="store_true",
                    help="end when the process that started this one ends, however it ends (Linux's "
@@ -67,6 +73,32 @@ def _open_lines(args: argparse.Namespace) -> tuple[HostLine, HostLine]:
     if args.debug_line_loss:
         debug = LossyLine(debug, args.debug_line_loss, args.debug_line_seed)
     return console, debug
+
+
+def _start_recording(directory: Path) -> Recorder:
+    """A new recording directory, its events file open: refuses one that exists (never overwrite)."""
+    try:
+        directory.mkdir(parents=True)
+    except FileExistsError:
+        raise ValueError(f"--record {directory}: it exists already; a recording goes into a new "
+                         f"directory") from None
+    return Recorder(paths(directory)["events.bin"].open("wb"))
+
+
+def _save_start(directory: Path, machine: Machine, panic_pc: int | None, recorder: Recorder) -> None:
+    """The machine as the run starts, and what lld was told: a replay begins from exactly this."""
+    files = paths(directory)
+    files["recording.json"].write_text(Header(len(machine.nodes), panic_pc).dump())
+    snapshot.save(machine, files["start.snap"])
+    machine.console.add_output_listener(recorder.console_output)
+
+
+def _end_recording(directory: Path, machine: Machine, recorder: Recorder) -> None:
+    recorder.out.close()
+    end = End(machine.time, snapshot.digest(machine), recorder.console.hexdigest(), recorder.written)
+    paths(directory)["end.json"].write_text(end.dump())
+    print(f"psyche machine: recorded {recorder.written} service points into {directory}; "
+          f"`psyche replay {directory}` runs it again", file=sys.stderr, flush=True)
 
 
 def _report_stops(stopped: list[Node], lld: Lld) -> None:
@@ -111,7 +143,10 @@ def run(args: argparse.Namespace) -> int:
     if args.halted and args.debug_line == "null":
         raise ValueError("--halted needs a debug line: only a debugger can start a halted node")
     image = load_elf(args.kernel) if args.kernel else None
+    recorder = _start_recording(args.record) if args.record else None
     console, debug = _open_lines(args)
+    if recorder is not None:
+        console, debug = RecordingLine(console, CONSOLE, recorder), RecordingLine(debug, DEBUG, recorder)
     if args.restore:
         machine = snapshot.restore(args.restore, console=console)
         if args.stoptime:
@@ -136,6 +171,9 @@ def run(args: argparse.Namespace) -> int:
           f"debug line {debug.describe()}", flush=True)
     if args.halted:
         _halt(machine)
+    if recorder is not None:
+        assert args.record is not None
+        _save_start(args.record, machine, panic_pc if debugging else None, recorder)
     matcher = ConsoleMatcher(args.until) if args.until else None
     if matcher is not None:
         machine.console.add_output_listener(matcher.feed)
@@ -143,8 +181,17 @@ def run(args: argparse.Namespace) -> int:
         machine.console.add_output_listener(lambda data: (sys.stdout.buffer.write(data), sys.stdout.flush()))
     runner = Runner(machine, [console, debug], pace=not args.no_pace, debug=lld,
                     stop_on_node_stop=not debugging,
-                    on_stop=(lambda stopped: _report_stops(stopped, lld)) if debugging else None)
+                    on_stop=(lambda stopped: _report_stops(stopped, lld)) if debugging else None,
+                    recorder=recorder)
+    if recorder is not None:
+        # Ended by a signal (psyche up stops its machine with SIGTERM), a recording still ends at a
+        # service point, so that its end is a state a replay reaches.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: runner.request_stop())
     result = runner.run(max_seconds=args.max_seconds, until=matcher)
+    if recorder is not None:
+        assert args.record is not None
+        _end_recording(args.record, machine, recorder)
     if args.save_snapshot:
         snapshot.save(machine, args.save_snapshot)
     for line in (console, debug):

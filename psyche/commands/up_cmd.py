@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="start halted, as QEMU's -S: the king stops at the ELF entry (with --restore, "
                              "every running node where it is) before any instruction, until a gdb "
                              "continues it; nodes the kernel has not started yet stay held")
+    parser.add_argument("--record", type=Path, metavar="DIR",
+                        help="record the machine's run into DIR, for `psyche replay DIR` (docs/replay.md)")
     parser.add_argument("--stoptime", action="store_true",
                         help="stop a node's clock while a debugger holds it (psyche machine --stoptime; "
                              "default: it goes on with the machine, docs/debug-semantics.md)")
@@ -168,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
     console = not args.no_console
     machine = MachineProcess.start(kernel, args.nodes, args.debug_line_loss, args.restore,
                                    tuple(flag for flag, on in (("--stoptime", args.stoptime),
-                                                               ("--halted", args.halted)) if on),
+                                                               ("--halted", args.halted)) if on)
+                                   + (("--record", str(args.record)) if args.record else ()),
                                    stderr=subprocess.PIPE if console else None, own_session=console)
     if console:
         from mux.console.app import run_console  # prompt_toolkit and rich: only for the console

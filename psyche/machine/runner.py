@@ -29,6 +29,7 @@ from typing import Protocol
 from psyche.machine.csr import NEVER
 from psyche.machine.hostline import HostLine
 from psyche.machine.machine import TIMEBASE_HZ, Machine, Node
+from psyche.machine.record import Recorder
 
 
 class RunOutcome(Enum):
@@ -104,6 +105,7 @@ class Runner:
         stop_on_node_stop: bool = True,
         debug: DebugService | None = None,
         on_stop: Callable[[list[Node]], None] | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.machine = machine
         self.lines = lines
@@ -124,11 +126,27 @@ class Runner:
         self._debug_heard_at = float("-inf")
         # (wall, simulated) time when the machine became idle with a node stopped, or None.
         self._stopped_since: tuple[float, int] | None = None
+        #: With a recorder, every service point where the host changed something is recorded
+        #: (psyche/machine/record.py): its lines are RecordingLines.
+        self.recorder = recorder
+        self._advanced = 0   # cycles _stopped_time moved machine time on, before this service point
+        self._stop_requested = False
+
+    def request_stop(self) -> None:
+        """End run() at the next service point, between rounds (safe from a signal handler): a
+        recording's end must be a state a replay reaches, never the middle of a round."""
+        self._stop_requested = True
 
     def _service_lines(self) -> None:
+        if self.recorder is not None:
+            busy = self.debug is not None and self.debug.busy()
+            self.recorder.begin(self.machine.time, self._advanced, busy)
+        self._advanced = 0
         self.machine.poll_host()
         if self.debug is not None:
             self.debug.service()
+        if self.recorder is not None:
+            self.recorder.end()
         for line in self.lines:
             if line.pending_output():
                 line.flush_some()
@@ -178,6 +196,8 @@ class Runner:
                 self._stopped_time()
                 self._service_lines()
                 self._note_debug_traffic()
+                if self._stop_requested:
+                    return RunResult(RunOutcome.INTERRUPTED, [], time.monotonic() - start)
                 if until is not None and until.matched:
                     return RunResult(RunOutcome.MATCHED, [], time.monotonic() - start)
                 now = time.monotonic()
@@ -247,7 +267,9 @@ class Runner:
             self._stopped_since = (now, machine.time)
             return
         wall, sim = self._stopped_since
+        before = machine.time
         machine.advance_time(sim + int((now - wall) * TIMEBASE_HZ) - machine.time)
+        self._advanced += machine.time - before   # (wall time is the host's: a recording keeps it)
 
     def _idle_ahead(self) -> bool:
         """True when all nodes sleep and the next event lies ahead of wall time."""
