@@ -1,10 +1,12 @@
 /*
- * misaligned: misaligned data accesses trap, and other fault details where
- * QEMU 7.2 deviates from the privileged spec.
+ * misaligned_trap: with the machine option trap_misaligned, misaligned data
+ * accesses trap; and other fault details where QEMU 7.2 deviates from the
+ * privileged spec.
  *
  * SIMULATOR-ONLY: QEMU 7.2 does misaligned lw/sw/lh/sh in "hardware" (no trap), reports load causes for AMO faults and mtval = pc for misaligned jal/branch
+ * MACHINE-OPTIONS: trap_misaligned
  *
- * Our machine does not support misaligned data accesses; it traps:
+ * With trap_misaligned the machine does not perform misaligned data accesses; it traps:
  *   - lw/lh/lhu at a misaligned address: load-address-misaligned (cause 4),
  *     mtval = the address, rd not written;
  *   - sw/sh at a misaligned address: store-address-misaligned (cause 6),
