@@ -1000,7 +1000,7 @@ class Cpu:
             if n > size - i:
                 n = size - i
             shift: i64 = (p & 3) * 8
-            mask: i64 = ((i64(1) << (8 * n)) - 1) << shift
+            mask: i64 = (M32 >> (32 - 8 * n)) << shift
             bits: i64 = ((value >> (8 * i)) << shift) & mask
             self._count_reference(p)
             old: i64 = self.mem.read_word(p)
@@ -1042,7 +1042,7 @@ class Cpu:
         if pa2 >= 0:
             w |= self._read_part(pa2, size - first) << (8 * first)
         if signed:
-            sign: i64 = i64(1) << (size * 8 - 1)
+            sign: i64 = SIGN >> (32 - 8 * size)
             w = ((w ^ sign) - sign) & M32
         self.regs[rd] = w
         self.pc = (self.pc + 4) & M32
@@ -1054,8 +1054,9 @@ class Cpu:
             return 0
         pa1: i64 = self.misaligned_pa1
         pa2: i64 = self.misaligned_pa2
-        value = value & ((i64(1) << (8 * size)) - 1)
-        action: i64 = self._watch_part(pa1, first, True, value & ((i64(1) << (8 * first)) - 1), WATCH_IGNORE)
+        # (Masks come from M32: mypyc shifts i64(1) as a C int, wrong from 32 bits up.)
+        value = value & (M32 >> (32 - 8 * size))
+        action: i64 = self._watch_part(pa1, first, True, value & (M32 >> (32 - 8 * first)), WATCH_IGNORE)
         if pa2 >= 0:
             action = self._watch_part(pa2, size - first, True, value >> (8 * first), action)
         if action == WATCH_STOP_BEFORE:
