@@ -2,7 +2,7 @@
  * triggers_tval: what a trigger's breakpoint exception reports, and the
  * trigger registers' WARL details.
  *
- * SIMULATOR-ONLY: QEMU 7.2 leaves mtval 0 for trigger breakpoints, ignores a tdata1 write of type 0, and fires no trigger for AMOs
+ * SIMULATOR-ONLY: QEMU 7.2 leaves mtval 0 for trigger breakpoints, ignores a tdata1 write of type 0, and watches the 4 bytes from tdata2 (an access to the byte after it fires)
  *
  *   - mtval = the instruction's address for an execute trigger, the
  *     access's address for a load or store trigger (privileged spec: the
