@@ -5,16 +5,29 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from psyche.guestbuild import GUEST_DIR
 from psyche.machine.elf import load_elf
 from psyche.machine.machine import Machine, MachineConfig
 from psyche.machine.tohost import TohostMonitor, TohostResult
+
+
+def machine_options(path: Path) -> dict[str, bool]:
+    """MachineConfig options a guest program asks for in its source's `MACHINE-OPTIONS:` line."""
+    source = GUEST_DIR / f"{Path(path).stem}.S"
+    if not source.exists():
+        return {}
+    for line in source.read_text().splitlines()[:60]:
+        if "MACHINE-OPTIONS:" in line:
+            return {name: True for name in line.split("MACHINE-OPTIONS:", 1)[1].split()}
+    return {}
 
 
 def boot(
     path: Path, nodes: int = 1, quantum: int = 1000, remote_penalty: int = 7
 ) -> tuple[Machine, TohostMonitor]:
     image = load_elf(path)
-    machine = Machine(MachineConfig(nodes=nodes, quantum=quantum, remote_penalty=remote_penalty))
+    machine = Machine(MachineConfig(nodes=nodes, quantum=quantum, remote_penalty=remote_penalty,
+                                    **machine_options(path)))
     monitor = TohostMonitor(machine, image)
     machine.load(image)
     return machine, monitor

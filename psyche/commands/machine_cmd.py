@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="stop a node's clock while a debugger holds it, like the RISC-V debug spec's "
                         "dcsr.stoptime (default: it goes on with the machine, so waits on `time` end; "
                         "see docs/debug-semantics.md); kept in snapshots")
+    p.add_argument("--trap-misaligned", action="store_true",
+                   help="misaligned loads and stores trap (cause 4/6) instead of being performed; "
+                        "see docs/cpu.md")
     p.add_argument("--no-pace", action="store_true",
                    help="skip idle time at full speed instead of pacing it to wall time")
     p.add_argument("--save-snapshot", metavar="FILE", help="save the machine to FILE when the run ends")
@@ -155,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         assert image is not None
         machine = Machine(
             MachineConfig(nodes=args.nodes, quantum=args.quantum, remote_penalty=args.remote_penalty,
-                          stoptime=args.stoptime),
+                          stoptime=args.stoptime, trap_misaligned=args.trap_misaligned),
             console=console,
         )
         machine.load(image)

@@ -31,6 +31,7 @@
 #define PTE_LEAF_RW     0xE7    /* V R W G A D */
 #define SATP_SV32       0x80000000
 #define ECALL_FROM_S    9
+#define PMPCFG_NAPOT_RWX 0x1f           /* A = NAPOT, X, W, R */
 
         .cfi_sections .debug_frame      /* kernel.ld discards .eh_frame */
 
@@ -53,6 +54,12 @@ _entry:
         csrw mcounteren, t0
         li t0, MENVCFGH_STCE            /* S mode owns stimecmp (Sstc) */
         csrs CSR_MENVCFGH, t0
+        /* PMP entry 0: NAPOT over all memory, RWX, unlocked.  With PMP entries implemented
+         * and none matching, S and U mode may access nothing: open it all, as OpenSBI does. */
+        li t0, -1
+        csrw pmpaddr0, t0
+        li t0, PMPCFG_NAPOT_RWX
+        csrw pmpcfg0, t0
         li s2, 0
         bnez s0, clear_bss
 

@@ -3,8 +3,9 @@
  *
  * There is no C library, and the compiler emits calls to memcpy and memset
  * for structure copies, so they must exist.  memcpy moves words when both
- * pointers are word-aligned: misaligned accesses trap on this machine, and
- * replication copies tens of kilobytes to every node.
+ * pointers are word-aligned, and bytes otherwise: the machine performs
+ * misaligned accesses, but each one leaves the CPU's fast path (and some
+ * cores trap on them), and replication copies tens of kilobytes to every node.
  */
 #include "types.h"
 

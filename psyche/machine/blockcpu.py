@@ -35,6 +35,7 @@ from typing import NamedTuple
 
 from psyche.machine import blockgen, cpu, hotpath, isa
 from psyche.machine.cpu import STOP_BREAKPOINT, TLB_MASK, Cpu
+from psyche.machine.csr import MCONTROL_EXECUTE
 from psyche.machine.physmem import PhysMem
 
 
@@ -124,6 +125,9 @@ class BlockCpu(Cpu):
     def _exec(self, limit: int) -> None:
         if self.skip_breakpoint_pc != -1:
             Cpu._exec(self, min(limit, self.cycles + 1))  # resume over the stop: the interpreter's job
+            return
+        if self.csr.triggers_armed & MCONTROL_EXECUTE:
+            Cpu._exec(self, limit)  # every fetch is checked against the triggers: the interpreter's job
             return
         mem = self.mem
         if self.epoch_seen != mem.epoch:

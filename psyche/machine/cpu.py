@@ -29,8 +29,12 @@ from mypy_extensions import i32, i64
 
 from psyche.machine import isa
 from psyche.machine.csr import (
+    CSR_FLUSH_TLB,
     CSR_ILLEGAL,
     CSR_TRANSLATION_CHANGED,
+    MCONTROL_EXECUTE,
+    MCONTROL_LOAD,
+    MCONTROL_STORE,
     MIP_MEIP,
     MIP_MSIP,
     MIP_MTIP,
@@ -147,6 +151,7 @@ WATCH_STOP_AFTER: Final = 1   # complete the instruction, then stop (tohost)
 WATCH_STOP_BEFORE: Final = 2  # stop with the instruction not executed (debugger watchpoints)
 
 CAUSE_FETCH_MISALIGNED: Final = 0
+CAUSE_FETCH_ACCESS: Final = 1
 CAUSE_ILLEGAL: Final = 2
 CAUSE_BREAKPOINT: Final = 3
 CAUSE_LOAD_MISALIGNED: Final = 4
@@ -206,6 +211,13 @@ class Cpu:
         self.xtag: vec[i64] = vec[i64]([-1] * TLB_SIZE)
         self.xval: vec[i64] = vec[i64]([0] * TLB_SIZE)
         self.epoch_seen: i64 = -1
+        # Misaligned loads and stores: performed (the default) or trapped (MachineConfig).
+        self.trap_misaligned: bool = False
+        # Set by _fill_fetch: PMP does not allow the whole page, so every fetch from it is checked.
+        self.fetch_partial: bool = False
+        # The two parts of the misaligned access in progress (_misaligned_parts).
+        self.misaligned_pa1: i64 = 0
+        self.misaligned_pa2: i64 = -1
         self.dctx: i64 = 0
         self.xctx: i64 = 0
         self.recompute_contexts()
@@ -213,9 +225,13 @@ class Cpu:
     # -- translation contexts and TLBs -----------------------------------
 
     def _context(self, priv: i64) -> i64:
-        """TLB tag bits (above the 20-bit page number) for accesses at priv."""
+        """TLB tag bits (above the 20-bit page number) for accesses at priv.
+
+        Untranslated accesses keep the privilege in their tag too: PMP may
+        allow a page to M mode and not to S or U.
+        """
         if priv == PRV_M or (self.csr.satp & SIGN) == 0:
-            return 16 << 20
+            return (16 | priv) << 20
         st: i64 = self.csr.mstatus
         sum_bit: i64 = 1 if (st & MSTATUS_SUM) != 0 else 0
         mxr: i64 = 1 if (st & MSTATUS_MXR) != 0 else 0
@@ -253,7 +269,7 @@ class Cpu:
         st: i64 = self.csr.mstatus
         return translate(
             self.mem, satp, vaddr, access, priv,
-            (st & MSTATUS_SUM) != 0, (st & MSTATUS_MXR) != 0, True,
+            (st & MSTATUS_SUM) != 0, (st & MSTATUS_MXR) != 0, True, self.csr,
         )
 
     def debug_translate(self, vaddr: i64, access: i64) -> i64:
@@ -483,7 +499,10 @@ class Cpu:
         local_refs: i64 = 0
         remote_refs: i64 = 0
         remote_fetches: i64 = 0
-        check_bp: bool = len(self.breakpoints) > 0
+        # Execute triggers are checked where breakpoints are: before every instruction.
+        check_triggers: bool = (self.csr.triggers_armed & MCONTROL_EXECUTE) != 0
+        check_bp: bool = len(self.breakpoints) > 0 or check_triggers
+        cur_partial: bool = False
         # The fast path runs while idx < window_end: 1024 (the end of the page), or 0
         # when every instruction needs a fetch hook (breakpoints, code on another node).
         window_end: i64 = 1024
@@ -511,6 +530,7 @@ class Cpu:
                     vpn: i64 = pc >> 12
                     t = vpn & TLB_MASK
                     entry: i64 = -1
+                    cur_partial = False
                     if xtag[t] == (vpn | xctx):
                         entry = xval[t]
                     else:
@@ -526,9 +546,10 @@ class Cpu:
                             if self.stop_reason != STOP_NONE:
                                 break
                             continue
+                        cur_partial = self.fetch_partial
                     cur = code_pages[entry >> 1]
                     cur_remote = (entry & 1) != 0
-                    window_end = 0 if check_bp or cur_remote else 1024
+                    window_end = 0 if check_bp or cur_remote or cur_partial else 1024
                     base = pc & 0xFFFFF000
                     idx = (pc & 0xFFF) >> 2
                 if window_end == 0:
@@ -538,6 +559,19 @@ class Cpu:
                             self.stop_reason = STOP_BREAKPOINT
                             break
                         skip_bp = -1
+                    if check_triggers or cur_partial:
+                        pc = base + (idx << 2)
+                        self._sync(pc, start_cycles, start_instret, initial_left - left - extra, extra)
+                        if self._fetch_trapped(pc, check_triggers, cur_partial):
+                            left -= 1  # a trap costs a cycle
+                            extra += 1
+                            next_pc = self.pc
+                            idx = REFILL
+                            dctx = self.dctx
+                            xctx = self.xctx
+                            if self.stop_reason != STOP_NONE:
+                                break
+                            continue
                     if cur_remote:
                         remote_fetches += 1
                         left -= penalty
@@ -763,8 +797,8 @@ class Cpu:
             self.take_trap(fault_cause(pa), pc)
             return -1
         mem = self.mem
-        if not mem.is_ram(pa):
-            self.take_trap(fault_cause(access_fault(ACCESS_EXEC)), pc)
+        if not mem.is_ram(pa) or not self.csr.pmp_allows(pa, 4, ACCESS_EXEC, self.priv):
+            self.take_trap(CAUSE_FETCH_ACCESS, pc)
             return -1
         before: i64 = mem.epoch
         index: i64 = mem.code_page(pa >> 12)
@@ -772,10 +806,25 @@ class Cpu:
             self.flush_tlb()
         remote: i64 = 0 if mem.node_of(pa) == self.node else 1
         entry: i64 = index * 2 + remote
-        t: i64 = (pc >> 12) & TLB_MASK
-        self.xtag[t] = (pc >> 12) | self.xctx
-        self.xval[t] = entry
+        # A page that PMP allows only in part gets no TLB entry: each fetch from it is checked.
+        self.fetch_partial = not self.csr.pmp_allows(pa & ~0xFFF, 4096, ACCESS_EXEC, self.priv)
+        if not self.fetch_partial:
+            t: i64 = (pc >> 12) & TLB_MASK
+            self.xtag[t] = (pc >> 12) | self.xctx
+            self.xval[t] = entry
         return entry
+
+    def _fetch_trapped(self, pc: i64, triggers: bool, partial: bool) -> bool:
+        """Before the instruction at pc: take an execute trigger's trap or PMP's; True if taken."""
+        if triggers and self.csr.trigger_fires(MCONTROL_EXECUTE, pc, 4, self.priv):
+            self.take_trap(CAUSE_BREAKPOINT, pc)
+            return True
+        if partial:
+            pa: i64 = self._translate(pc, ACCESS_EXEC, self.priv)
+            if pa < 0 or not self.csr.pmp_allows(pa, 4, ACCESS_EXEC, self.priv):
+                self.take_trap(CAUSE_FETCH_ACCESS, pc)
+                return True
+        return False
 
     def _decode_into(self, page: vec[i64], index: i64, pc: i64) -> None:
         """Decode the instruction at pc (whose page is mapped) into page[index]."""
@@ -787,17 +836,39 @@ class Cpu:
         return 0
 
     def _data_address(self, vaddr: i64, size: i64, access: i64) -> i64:
-        """Physical address of a load or store, or -1 after taking its trap (misaligned, fault)."""
-        if (vaddr & (size - 1)) != 0:
-            self.take_trap(CAUSE_LOAD_MISALIGNED if access == ACCESS_READ else CAUSE_STORE_MISALIGNED, vaddr)
-            return -1
+        """Physical address of a load or store within one page, or -1 after taking its fault."""
         pa: i64 = self.translate_data(vaddr, access)
         if pa < 0:
             self._data_fault(pa, vaddr)
             return -1
+        if not self.csr.pmp_allows(pa, size, access, self.data_priv()):
+            self._data_fault(access_fault(access), vaddr)
+            return -1
         return pa
 
+    def _data_trap_first(self, vaddr: i64, size: i64, kinds: i64) -> bool:
+        """Take what comes before translation: a data trigger, or a misaligned trap; True if taken."""
+        csr = self.csr
+        if (csr.triggers_armed & kinds) != 0 and csr.trigger_fires(kinds, vaddr, size, self.priv):
+            self.take_trap(CAUSE_BREAKPOINT, vaddr)
+            return True
+        if (vaddr & (size - 1)) != 0 and self.trap_misaligned:
+            self.take_trap(CAUSE_LOAD_MISALIGNED if kinds == MCONTROL_LOAD else CAUSE_STORE_MISALIGNED, vaddr)
+            return True
+        return False
+
+    def _may_cache(self, pa: i64, access: i64) -> bool:
+        """Whether a TLB entry may stand for pa's page: no data trigger armed, PMP allows it all."""
+        csr = self.csr
+        if (csr.triggers_armed & (MCONTROL_LOAD | MCONTROL_STORE)) != 0:
+            return False
+        return csr.pmp_allows(pa & ~0xFFF, 4096, access, self.data_priv())
+
     def _load_slow(self, vaddr: i64, size: i64, signed: bool, rd: i64) -> i64:
+        if self._data_trap_first(vaddr, size, MCONTROL_LOAD):
+            return 0
+        if (vaddr & (size - 1)) != 0:
+            return self._misaligned_load(vaddr, size, signed, rd)
         pa: i64 = self._data_address(vaddr, size, ACCESS_READ)
         if pa < 0:
             return 0
@@ -811,7 +882,7 @@ class Cpu:
                     return NOT_EXECUTED | END_BLOCK
                 if action == WATCH_STOP_AFTER:
                     result |= END_BLOCK
-            else:
+            elif self._may_cache(pa, ACCESS_READ):
                 t: i64 = (vaddr >> 12) & TLB_MASK
                 self.rtag[t] = (vaddr >> 12) | self.dctx
                 self.rval[t] = mem.location(pa & ~0xFFF)
@@ -853,6 +924,10 @@ class Cpu:
         mem.write_word(pa, (old & ~mask) | ((value << shift) & mask), self.node)
 
     def _store_slow(self, vaddr: i64, size: i64, value: i64) -> i64:
+        if self._data_trap_first(vaddr, size, MCONTROL_STORE):
+            return 0
+        if (vaddr & (size - 1)) != 0:
+            return self._misaligned_store(vaddr, size, value)
         pa: i64 = self._data_address(vaddr, size, ACCESS_WRITE)
         if pa < 0:
             return 0
@@ -866,7 +941,7 @@ class Cpu:
                     return NOT_EXECUTED | END_BLOCK
                 if action == WATCH_STOP_AFTER:
                     result |= END_BLOCK
-            elif ppn not in mem.code_page_index:
+            elif ppn not in mem.code_page_index and self._may_cache(pa, ACCESS_WRITE):
                 t: i64 = (vaddr >> 12) & TLB_MASK
                 self.wtag[t] = (vaddr >> 12) | self.dctx
                 self.wval[t] = mem.location(pa & ~0xFFF)
@@ -877,6 +952,120 @@ class Cpu:
             result |= END_BLOCK
         self.pc = (self.pc + 4) & M32
         return result
+
+    # -- misaligned loads and stores ----------------------------------------
+    # Performed as up to two parts, one per page, each translated and checked (PMP,
+    # RAM) before any byte moves: a fault reports the first byte of the part
+    # that faults (the access's own address, or the start of its second page).
+
+    def _part_address(self, vaddr: i64, size: i64, access: i64) -> i64:
+        """Physical address of one page's part of a misaligned access, or -1 after its trap."""
+        pa: i64 = self._data_address(vaddr, size, access)
+        if pa < 0:
+            return -1
+        if not self.mem.is_ram(pa) or not self.mem.is_ram(pa + size - 1):
+            # Device registers take aligned accesses only.
+            self._data_fault(access_fault(access), vaddr)
+            return -1
+        return pa
+
+    def _watch_part(self, pa: i64, size: i64, is_write: bool, value: i64, action: i64) -> i64:
+        """The watch action after one part: the stronger of action and this part's."""
+        if action == WATCH_STOP_BEFORE or not self.mem.is_watched(pa >> 12):
+            return action
+        mine: i64 = self._watch(pa, size, is_write, value)
+        return mine if mine > action else action
+
+    def _read_part(self, pa: i64, size: i64) -> i64:
+        """size bytes from RAM at pa, little-endian; one reference per word touched."""
+        value: i64 = 0
+        word_pa: i64 = -1
+        word: i64 = 0
+        i: i64 = 0
+        while i < size:
+            p: i64 = pa + i
+            if (p & ~3) != word_pa:
+                word_pa = p & ~3
+                word = self._ram_read(word_pa)
+            value |= ((word >> ((p & 3) * 8)) & 0xFF) << (8 * i)
+            i += 1
+        return value
+
+    def _write_part(self, pa: i64, size: i64, value: i64) -> None:
+        """size bytes of value to RAM at pa, a word at a time (one reference per word)."""
+        i: i64 = 0
+        while i < size:
+            p: i64 = pa + i
+            n: i64 = 4 - (p & 3)  # bytes of this word
+            if n > size - i:
+                n = size - i
+            shift: i64 = (p & 3) * 8
+            mask: i64 = (M32 >> (32 - 8 * n)) << shift
+            bits: i64 = ((value >> (8 * i)) << shift) & mask
+            self._count_reference(p)
+            old: i64 = self.mem.read_word(p)
+            self.mem.write_word(p & ~3, (old & ~mask) | bits, self.node)
+            i += n
+
+    def _misaligned_parts(self, vaddr: i64, size: i64, access: i64) -> i64:
+        """Translate and check both parts; first part's size (0 after a trap).
+
+        The parts' physical addresses are left in misaligned_pa1/misaligned_pa2.
+        """
+        first: i64 = 4096 - (vaddr & 0xFFF)
+        if first > size:
+            first = size
+        pa1: i64 = self._part_address(vaddr, first, access)
+        if pa1 < 0:
+            return 0
+        pa2: i64 = -1
+        if first < size:
+            pa2 = self._part_address((vaddr + first) & M32, size - first, access)
+            if pa2 < 0:
+                return 0
+        self.misaligned_pa1 = pa1
+        self.misaligned_pa2 = pa2
+        return first
+
+    def _misaligned_load(self, vaddr: i64, size: i64, signed: bool, rd: i64) -> i64:
+        first: i64 = self._misaligned_parts(vaddr, size, ACCESS_READ)
+        if first == 0:
+            return 0
+        pa1: i64 = self.misaligned_pa1
+        pa2: i64 = self.misaligned_pa2
+        action: i64 = self._watch_part(pa1, first, False, 0, WATCH_IGNORE)
+        if pa2 >= 0:
+            action = self._watch_part(pa2, size - first, False, 0, action)
+        if action == WATCH_STOP_BEFORE:
+            return NOT_EXECUTED | END_BLOCK
+        w: i64 = self._read_part(pa1, first)
+        if pa2 >= 0:
+            w |= self._read_part(pa2, size - first) << (8 * first)
+        if signed:
+            sign: i64 = SIGN >> (32 - 8 * size)
+            w = ((w ^ sign) - sign) & M32
+        self.regs[rd] = w
+        self.pc = (self.pc + 4) & M32
+        return RETIRED | END_BLOCK if action == WATCH_STOP_AFTER else RETIRED
+
+    def _misaligned_store(self, vaddr: i64, size: i64, value: i64) -> i64:
+        first: i64 = self._misaligned_parts(vaddr, size, ACCESS_WRITE)
+        if first == 0:
+            return 0
+        pa1: i64 = self.misaligned_pa1
+        pa2: i64 = self.misaligned_pa2
+        # (Masks come from M32: mypyc shifts i64(1) as a C int, wrong from 32 bits up.)
+        value = value & (M32 >> (32 - 8 * size))
+        action: i64 = self._watch_part(pa1, first, True, value & (M32 >> (32 - 8 * first)), WATCH_IGNORE)
+        if pa2 >= 0:
+            action = self._watch_part(pa2, size - first, True, value >> (8 * first), action)
+        if action == WATCH_STOP_BEFORE:
+            return NOT_EXECUTED | END_BLOCK
+        self._write_part(pa1, first, value)
+        if pa2 >= 0:
+            self._write_part(pa2, size - first, value >> (8 * first))
+        self.pc = (self.pc + 4) & M32
+        return RETIRED | END_BLOCK if action == WATCH_STOP_AFTER else RETIRED
 
     def _illegal(self, d: i64) -> i64:
         self.take_trap(CAUSE_ILLEGAL, _raw_of(d))
@@ -948,9 +1137,11 @@ class Cpu:
                 new = old | operand
             elif kind == 2:
                 new = old & ~operand
-            status: i64 = csr.write(num, new, self.priv, self.cycles, self.instret)
+            status: i64 = csr.write(num, new, self.priv, self.cycles, self.instret, True)
             if status == CSR_ILLEGAL:
                 return self._illegal(d)
+            if status == CSR_FLUSH_TLB:
+                self.flush_tlb()
             if status == CSR_TRANSLATION_CHANGED:
                 if num == 0x180:
                     self.flush_tlb()
@@ -965,13 +1156,18 @@ class Cpu:
         vaddr: i64 = self.regs[(d >> 14) & 31]
         src: i64 = self.regs[(d >> 19) & 31]
         mem = self.mem
+        kinds: i64 = MCONTROL_LOAD if op == isa.OP_LR else MCONTROL_STORE if op == isa.OP_SC else (
+            MCONTROL_LOAD | MCONTROL_STORE)  # an AMO both loads and stores
+        if (self.csr.triggers_armed & kinds) != 0 and self.csr.trigger_fires(kinds, vaddr, 4, self.priv):
+            self.take_trap(CAUSE_BREAKPOINT, vaddr)
+            return 0
         if op == isa.OP_LR:
             if (vaddr & 3) != 0:
                 self.take_trap(CAUSE_LOAD_MISALIGNED, vaddr)
                 return 0
-            pa: i64 = self.translate_data(vaddr, ACCESS_READ)
+            pa: i64 = self._data_address(vaddr, 4, ACCESS_READ)
             if pa < 0:
-                return self._data_fault(pa, vaddr)
+                return 0
             if not mem.is_ram(pa):
                 return self._data_fault(access_fault(ACCESS_READ), vaddr)
             action: i64 = self._watch(pa, 4, False, 0) if mem.is_watched(pa >> 12) else WATCH_IGNORE
@@ -984,9 +1180,11 @@ class Cpu:
         if (vaddr & 3) != 0:
             self.take_trap(CAUSE_STORE_MISALIGNED, vaddr)
             return 0
-        pa = self.translate_data(vaddr, ACCESS_WRITE)
+        pa = self._data_address(vaddr, 4, ACCESS_WRITE)
         if pa < 0:
-            return self._data_fault(pa, vaddr)
+            return 0
+        if op != isa.OP_SC and not self.csr.pmp_allows(pa, 4, ACCESS_READ, self.data_priv()):
+            return self._data_fault(access_fault(ACCESS_WRITE), vaddr)  # AMOs fault as stores
         if not mem.is_ram(pa):
             return self._data_fault(access_fault(ACCESS_WRITE), vaddr)
         action = WATCH_IGNORE

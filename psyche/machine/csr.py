@@ -9,6 +9,7 @@ passed in by the caller.
 
 from typing import Final
 
+from librt.vecs import vec
 from mypy_extensions import i64
 
 MASK32: Final = 0xFFFFFFFF
@@ -67,11 +68,64 @@ COUNTEREN_TM: Final = 1 << 1
 CSR_ILLEGAL: Final = -1
 CSR_OK: Final = 0
 CSR_TRANSLATION_CHANGED: Final = 1
+# A PMP or trigger register changed: every TLB entry may now be wrong (an entry is only
+# made for a page that PMP allows as a whole and while no data trigger is armed).
+CSR_FLUSH_TLB: Final = 2
 
 CSR_SATP: Final = 0x180
 
 
 NEVER: Final = 1 << 62
+
+# Physical memory protection (privileged spec, 3.7): 16 entries, 4-byte granularity (G = 0).
+PMP_ENTRIES: Final = 16
+PMP_R: Final = 0x01
+PMP_W: Final = 0x02
+PMP_X: Final = 0x04
+PMP_A: Final = 0x18
+PMP_L: Final = 0x80
+PMP_OFF: Final = 0
+PMP_TOR: Final = 1
+PMP_NA4: Final = 2
+PMP_NAPOT: Final = 3
+PMP_CFG_MASK: Final = PMP_L | PMP_A | PMP_X | PMP_W | PMP_R  # bits 5-6 are reserved, read 0
+
+# Debug triggers (Sdtrig, debug spec 1.0): two mcontrol (type 2) address match triggers.
+TRIGGERS: Final = 2
+MCONTROL_TYPE: Final = 2 << 28
+MCONTROL_M: Final = 1 << 6
+MCONTROL_S: Final = 1 << 4
+MCONTROL_U: Final = 1 << 3
+MCONTROL_EXECUTE: Final = 1 << 2
+MCONTROL_STORE: Final = 1 << 1
+MCONTROL_LOAD: Final = 1 << 0
+# What tdata1 keeps of a write: the mode and access bits.  The rest is WARL with one legal
+# value: dmode 0 (no debug mode), hit 0, select 0 (address), timing 0 (before), size 0 (any),
+# action 0 (breakpoint exception), chain 0, match 0 (equal), maskmax 0.
+MCONTROL_WRITABLE: Final = (
+    MCONTROL_M | MCONTROL_S | MCONTROL_U | MCONTROL_EXECUTE | MCONTROL_STORE | MCONTROL_LOAD
+)
+TINFO: Final = 1 << 2  # type 2 only
+
+
+def _mode_bit(priv: i64) -> i64:
+    """The mcontrol bit that enables a trigger in privilege mode priv."""
+    if priv == PRV_M:
+        return MCONTROL_M
+    if priv == PRV_S:
+        return MCONTROL_S
+    return MCONTROL_U
+
+
+def _napot_range(addr: i64) -> tuple[i64, i64]:
+    """[start, end) of a NAPOT region: trailing ones of pmpaddr give its size (8 bytes and up)."""
+    size: i64 = 8
+    rest: i64 = addr
+    while (rest & 1) != 0:
+        size = size * 2
+        rest = rest >> 1
+    start: i64 = (addr * 4) & ~(size - 1)
+    return start, start + size
 
 
 def timer_deadline(lo: i64, hi: i64) -> i64:
@@ -81,10 +135,15 @@ def timer_deadline(lo: i64, hi: i64) -> i64:
     return (hi << 32) | lo
 
 
-def _counter_offset(now: i64, offset: i64, value: i64, high: bool) -> i64:
+def _counter_offset(now: i64, offset: i64, value: i64, high: bool, by_instruction: bool) -> i64:
     """New offset so that a counter reading `now + offset` has one half replaced.
 
-    Computed with Python ints: 64-bit counter values do not fit an i64.
+    The other half keeps its value, and a later carry out of the low half
+    reaches the high half (the two are one 64-bit counter).  When an
+    instruction writes, the raw count moves on by one as it retires, and the
+    value written must still be what the next instruction reads: the offset
+    takes that step back.  Computed with Python ints: 64-bit counter values do
+    not fit an i64.
     """
     current: int = (int(now) + int(offset)) & 0xFFFFFFFFFFFFFFFF
     if high:
@@ -93,7 +152,8 @@ def _counter_offset(now: i64, offset: i64, value: i64, high: bool) -> i64:
         wanted = (current & ~0xFFFFFFFF) | int(value)
     if wanted >= 1 << 63:
         wanted -= 1 << 64
-    return i64(wanted - int(now))
+    step: int = 1 if by_instruction else 0
+    return i64(wanted - int(now) - step)
 
 
 class CsrFile:
@@ -130,6 +190,18 @@ class CsrFile:
         self.stimecmp_hi: i64 = MASK32
         self.cycle_offset: i64 = 0
         self.instret_offset: i64 = 0
+        # PMP: one configuration byte and one address register per entry, and, derived from
+        # them, each entry's byte range [pmp_start, pmp_end) (empty when OFF).
+        self.pmpcfg: vec[i64] = vec[i64]([0] * PMP_ENTRIES)
+        self.pmpaddr: vec[i64] = vec[i64]([0] * PMP_ENTRIES)
+        self.pmp_start: vec[i64] = vec[i64]([0] * PMP_ENTRIES)
+        self.pmp_end: vec[i64] = vec[i64]([0] * PMP_ENTRIES)
+        self.pmp_active: i64 = 0  # entries that are not OFF
+        # Triggers, and the union of the armed ones' access bits (execute, store, load).
+        self.tselect: i64 = 0
+        self.tdata1: vec[i64] = vec[i64]([0] * TRIGGERS)
+        self.tdata2: vec[i64] = vec[i64]([0] * TRIGGERS)
+        self.triggers_armed: i64 = 0
 
     # -- derived state ---------------------------------------------------
 
@@ -225,7 +297,9 @@ class CsrFile:
         if num == 0xB82:
             return ((instret + self.instret_offset) >> 32) & MASK32
         if num >= 0x3A0 and num <= 0x3EF:
-            return 0  # no PMP: reads as zero, writes ignored
+            return self._read_pmp(num)
+        if num >= 0x7A0 and num <= 0x7A4:
+            return self._read_trigger(num)
         if num == 0x100:
             return self.mstatus & SSTATUS_MASK
         if num == 0x104:
@@ -261,8 +335,16 @@ class CsrFile:
             return True
         return self.sstc_enabled() and (self.mcounteren & COUNTEREN_TM) != 0
 
-    def write(self, num: i64, value: i64, priv: i64, cycles: i64, instret: i64) -> i64:
-        """Write CSR `num`; returns CSR_ILLEGAL, CSR_OK or CSR_TRANSLATION_CHANGED."""
+    def write(self, num: i64, value: i64, priv: i64, cycles: i64, instret: i64,
+              by_instruction: bool = False) -> i64:
+        """Write CSR `num`; returns CSR_ILLEGAL, CSR_OK, CSR_TRANSLATION_CHANGED or CSR_FLUSH_TLB.
+
+        by_instruction: a CSR instruction writes, and retires in the same cycle.  A
+        counter it writes does not count that instruction as well: the write
+        is done instead of the increment, so the next instruction reads the
+        value written (privileged spec, "CSR Instructions").  A debugger's
+        write takes effect as it is: the value is what the next read sees.
+        """
         if ((num >> 8) & 3) > priv or ((num >> 10) & 3) == 3:
             return CSR_ILLEGAL
         value = value & MASK32
@@ -297,12 +379,17 @@ class CsrFile:
         elif num == 0x31A:
             self.menvcfgh = value & MENVCFGH_STCE
         elif num == 0xB00 or num == 0xB80:
-            self.cycle_offset = _counter_offset(cycles, self.cycle_offset, value, num == 0xB80)
+            self.cycle_offset = _counter_offset(
+                cycles, self.cycle_offset, value, num == 0xB80, by_instruction)
         elif num == 0xB02 or num == 0xB82:
             self.instret_offset = _counter_offset(
-                instret, self.instret_offset, value, num == 0xB82)
+                instret, self.instret_offset, value, num == 0xB82, by_instruction)
         elif num >= 0x3A0 and num <= 0x3EF:
-            return CSR_OK
+            self._write_pmp(num, value)
+            return CSR_FLUSH_TLB
+        elif num >= 0x7A0 and num <= 0x7A4:
+            self._write_trigger(num, value)
+            return CSR_FLUSH_TLB
         elif num == 0x104:
             self.mie = (self.mie & ~self.mideleg) | (value & self.mideleg)
         elif num == 0x144:
@@ -356,6 +443,145 @@ class CsrFile:
         self.satp = value & 0x803FFFFF
         return CSR_TRANSLATION_CHANGED
 
+    # -- physical memory protection ----------------------------------------
+
+    def _read_pmp(self, num: i64) -> i64:
+        if num < 0x3A4:  # pmpcfg0-3: four entries' bytes each
+            first: i64 = (num - 0x3A0) * 4
+            value: i64 = 0
+            k: i64 = 0
+            while k < 4:
+                value |= self.pmpcfg[first + k] << (8 * k)
+                k += 1
+            return value
+        if num >= 0x3B0 and num < 0x3B0 + PMP_ENTRIES:
+            return self.pmpaddr[num - 0x3B0]
+        return 0  # pmpcfg4-15, pmpaddr16-63: entries this hart does not have (WARL zero)
+
+    def _pmp_locked(self, entry: i64) -> bool:
+        return (self.pmpcfg[entry] & PMP_L) != 0
+
+    def _write_pmp(self, num: i64, value: i64) -> None:
+        if num < 0x3A4:
+            first: i64 = (num - 0x3A0) * 4
+            k: i64 = 0
+            while k < 4:
+                if not self._pmp_locked(first + k):
+                    cfg: i64 = (value >> (8 * k)) & PMP_CFG_MASK
+                    if (cfg & (PMP_R | PMP_W)) == PMP_W:
+                        cfg = cfg & ~PMP_W  # R=0 W=1 is reserved: WARL, read back as no access
+                    self.pmpcfg[first + k] = cfg
+                k += 1
+        elif num >= 0x3B0 and num < 0x3B0 + PMP_ENTRIES:
+            entry: i64 = num - 0x3B0
+            # A locked entry's address is locked, and so is the bottom of a locked TOR above it.
+            above_locked_tor: bool = entry + 1 < PMP_ENTRIES and self._pmp_locked(entry + 1) and (
+                (self.pmpcfg[entry + 1] & PMP_A) >> 3) == PMP_TOR
+            if not self._pmp_locked(entry) and not above_locked_tor:
+                self.pmpaddr[entry] = value
+        self._pmp_ranges()
+
+    def _pmp_ranges(self) -> None:
+        """Recompute each entry's byte range after a write."""
+        active: i64 = 0
+        i: i64 = 0
+        while i < PMP_ENTRIES:
+            mode: i64 = (self.pmpcfg[i] & PMP_A) >> 3
+            addr: i64 = self.pmpaddr[i]
+            start: i64 = 0
+            end: i64 = 0
+            if mode == PMP_TOR:
+                start = self.pmpaddr[i - 1] << 2 if i > 0 else 0
+                end = addr << 2
+            elif mode == PMP_NA4:
+                start = addr << 2
+                end = start + 4
+            elif mode == PMP_NAPOT:
+                start, end = _napot_range(addr)
+            if mode != PMP_OFF:
+                active += 1
+            self.pmp_start[i] = start
+            self.pmp_end[i] = end
+            i += 1
+        self.pmp_active = active
+
+    def pmp_allows(self, paddr: i64, size: i64, access: i64, priv: i64) -> bool:
+        """Whether PMP lets an access of `size` bytes at paddr through (access: 0 R, 1 W, 2 X).
+
+        The lowest-numbered entry that matches any byte decides: all bytes
+        inside it, its permissions (not binding on M mode unless locked);
+        only some, the access fails.  No entry matches: M mode passes, S and
+        U fail (this hart implements PMP entries).  Also asked for whole pages
+        before a TLB entry is made, so a page's entry stands for every access in it.
+        """
+        if self.pmp_active == 0:
+            return priv == PRV_M
+        last: i64 = paddr + size
+        i: i64 = 0
+        while i < PMP_ENTRIES:
+            start: i64 = self.pmp_start[i]
+            end: i64 = self.pmp_end[i]
+            if start < end and paddr < end and last > start:
+                if paddr < start or last > end:
+                    return False
+                cfg: i64 = self.pmpcfg[i]
+                if priv == PRV_M and (cfg & PMP_L) == 0:
+                    return True
+                return ((cfg >> access) & 1) != 0
+            i += 1
+        return priv == PRV_M
+
+    # -- debug triggers ----------------------------------------------------
+
+    def _read_trigger(self, num: i64) -> i64:
+        if num == 0x7A0:
+            return self.tselect
+        if num == 0x7A1:
+            return MCONTROL_TYPE | self.tdata1[self.tselect]
+        if num == 0x7A2:
+            return self.tdata2[self.tselect]
+        if num == 0x7A4:
+            return TINFO
+        return 0  # tdata3: mcontrol has no third register (no context matching)
+
+    def _write_trigger(self, num: i64, value: i64) -> None:
+        if num == 0x7A0:
+            if value < TRIGGERS:  # WARL: a trigger that does not exist is not selected
+                self.tselect = value
+        elif num == 0x7A1:
+            kind: i64 = (value >> 28) & 0xF
+            # Type 0 disables the trigger; types this hart lacks (mcontrol6, icount...) are ignored.
+            if kind == 0:
+                self.tdata1[self.tselect] = 0
+            elif kind == 2:
+                self.tdata1[self.tselect] = value & MCONTROL_WRITABLE
+        elif num == 0x7A2:
+            self.tdata2[self.tselect] = value
+        armed: i64 = 0
+        i: i64 = 0
+        while i < TRIGGERS:
+            control: i64 = self.tdata1[i]
+            if (control & (MCONTROL_M | MCONTROL_S | MCONTROL_U)) != 0:
+                armed |= control & (MCONTROL_EXECUTE | MCONTROL_STORE | MCONTROL_LOAD)
+            i += 1
+        self.triggers_armed = armed
+
+    def trigger_fires(self, kinds: i64, vaddr: i64, size: i64, priv: i64) -> bool:
+        """Whether an armed trigger for one of `kinds` (mcontrol access bits) matches an access.
+
+        Match 0 (equal) with any size: the trigger's address is one of the bytes accessed.
+        """
+        mode: i64 = _mode_bit(priv)
+        i: i64 = 0
+        while i < TRIGGERS:
+            control: i64 = self.tdata1[i]
+            if (control & kinds) != 0 and (control & mode) != 0:
+                address: i64 = self.tdata2[i]
+                if vaddr <= address < vaddr + size:
+                    return True
+            i += 1
+        return False
+
     # -- snapshots -------------------------------------------------------
 
     def state(self) -> list[int]:
@@ -365,6 +591,7 @@ class CsrFile:
             self.menvcfg, self.menvcfgh, self.stvec, self.sepc, self.scause, self.stval,
             self.sscratch, self.scounteren, self.senvcfg, self.satp, self.stimecmp_lo,
             self.stimecmp_hi, self.cycle_offset, self.instret_offset,
+            *self.pmpcfg, *self.pmpaddr, self.tselect, *self.tdata1, *self.tdata2,
         ]
 
     def set_state(self, s: list[int]) -> None:
@@ -374,4 +601,13 @@ class CsrFile:
             self.menvcfg, self.menvcfgh, self.stvec, self.sepc, self.scause, self.stval,
             self.sscratch, self.scounteren, self.senvcfg, self.satp, self.stimecmp_lo,
             self.stimecmp_hi, self.cycle_offset, self.instret_offset,
-        ) = s
+        ) = s[:26]
+        # Snapshots from before PMP and triggers have neither: reset values.
+        rest: list[int] = s[26:] or [0] * (2 * PMP_ENTRIES + 1 + 2 * TRIGGERS)
+        self.pmpcfg = vec[i64](rest[:PMP_ENTRIES])
+        self.pmpaddr = vec[i64](rest[PMP_ENTRIES:2 * PMP_ENTRIES])
+        self.tselect = rest[2 * PMP_ENTRIES]
+        self.tdata1 = vec[i64](rest[2 * PMP_ENTRIES + 1:2 * PMP_ENTRIES + 1 + TRIGGERS])
+        self.tdata2 = vec[i64](rest[2 * PMP_ENTRIES + 1 + TRIGGERS:])
+        self._pmp_ranges()
+        self._write_trigger(0x7A3, 0)  # recompute triggers_armed (tdata3 writes change nothing)

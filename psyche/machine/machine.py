@@ -51,6 +51,9 @@ class MachineConfig:
     # a debugger holds it (the old behaviour); by default it goes on with the machine
     # (docs/debug-semantics.md, "Time while a node is stopped").
     stoptime: bool = False
+    # Misaligned loads and stores are performed, as on QEMU and most application-class cores;
+    # when set they trap instead (cause 4 or 6), as on many embedded cores (docs/cpu.md).
+    trap_misaligned: bool = False
 
     def validate(self) -> None:
         if not 1 <= self.nodes <= MAX_NODES:
@@ -108,6 +111,7 @@ class Machine:
 
     def _make_node(self, index: int, line: HostLine) -> Node:
         cpu = make_cpu(index, self.mem)
+        cpu.trap_misaligned = self.config.trap_misaligned
         intc = InterruptController(cpu, lambda: self.kick(index))
         onboard = Uart(line, lambda high: intc.set_level(SRC_ONBOARD_UART, high))
         console = None

@@ -13,6 +13,7 @@ from typing import Final
 
 from mypy_extensions import i64
 
+from psyche.machine.csr import PRV_S, CsrFile
 from psyche.machine.physmem import PhysMem
 
 ACCESS_READ: Final = 0
@@ -48,12 +49,14 @@ def fault_cause(result: i64) -> i64:
 
 def translate(
     mem: PhysMem, satp: i64, vaddr: i64, access: i64, priv: i64,
-    sum_bit: bool, mxr: bool, update_ad: bool,
+    sum_bit: bool, mxr: bool, update_ad: bool, pmp: CsrFile | None = None,
 ) -> i64:
     """Physical address for vaddr under satp, or a negative fault code.
 
     `priv` is the effective privilege of the access (0 U, 1 S); callers handle
-    M mode and bare translation themselves.
+    M mode and bare translation themselves.  With `pmp`, the walk's own reads
+    of page-table entries are checked by PMP as S-mode reads (privileged spec:
+    implicit accesses), and one it refuses is an access fault of the access.
     """
     table: i64 = (satp & 0x3FFFFF) << 12
     level: i64 = 1
@@ -61,6 +64,8 @@ def translate(
         index: i64 = (vaddr >> (12 + 10 * level)) & 0x3FF
         pte_addr: i64 = table + index * 4
         if not mem.is_ram(pte_addr):
+            return access_fault(access)
+        if pmp is not None and not pmp.pmp_allows(pte_addr, 4, ACCESS_READ, PRV_S):
             return access_fault(access)
         pte: i64 = mem.read_word(pte_addr)
         if (pte & PTE_V) == 0 or ((pte & PTE_R) == 0 and (pte & PTE_W) != 0):

@@ -102,7 +102,8 @@ def _header(machine: Machine) -> dict[str, Any]:
     config = machine.config
     return {
         "config": {"nodes": config.nodes, "quantum": config.quantum,
-                   "remote_penalty": config.remote_penalty, "stoptime": config.stoptime},
+                   "remote_penalty": config.remote_penalty, "stoptime": config.stoptime,
+                   "trap_misaligned": config.trap_misaligned},
         "time": machine.time,
         "nodes": [_cpu_state(machine, i) for i in range(len(machine.nodes))],
         "reservations": list(machine.mem.reservations),

@@ -30,8 +30,12 @@ int main(int argc, char **argv, struct psy_domain *self)
         __asm__ volatile(".word 0");
     if (strcmp(how, "magic") == 0)
         *(volatile uint32_t *)PSY_MAGIC_PAGE = 1;
-    if (strcmp(how, "misaligned") == 0)
-        return *(volatile int *)((uint32_t)self + 2);
+    if (strcmp(how, "misaligned") == 0) {
+        /* The machine performs misaligned loads and stores; an lr.w must be aligned. */
+        int value;
+        __asm__ volatile("lr.w %0, (%1)" : "=r"(value) : "r"((uint32_t)self + 2) : "memory");
+        return value;
+    }
     if (strcmp(how, "jump") == 0)
         ((void (*)(void))0x40000000)();
     if (strcmp(how, "readonly") == 0) {
