@@ -103,6 +103,7 @@ def test_a_run_driven_by_the_console_and_gdb_replays_bit_exactly(kernel_elf: Pat
         console = ConsoleTap(up.console)
         console.type("\r")
         console.wait_for(r"psyche> ")
+        console.command("ticks")          # (past whichever prompts the boot and the return printed)
         assert "hello: exit 0" in console.command("run hello")
         out = gdb(kernel_elf, f"127.0.0.1:{up.port(1)}",
                   "break clock_intr", "continue", "stepi", "stepi", "next",
@@ -122,6 +123,16 @@ def test_a_run_driven_by_the_console_and_gdb_replays_bit_exactly(kernel_elf: Pat
     assert replayed.returncode == 0, replayed.stderr
     assert "identical to the recording: same machine state, same console output" in replayed.stderr
     assert "hello: exit 0" in replayed.stdout and "psyche> ticks" in replayed.stdout
+
+    # replayed under psyche up, the machine then runs on live from where the recording ended:
+    # gdb finds node 1's clock going on from the count gdb wrote in the recorded run
+    live = start_up(kernel_elf, 4, "--replay", str(record))
+    try:
+        out = gdb(kernel_elf, f"127.0.0.1:{live.port(1)}", "print this_node.ticks", "detach")
+    finally:
+        live.stop()
+    ticks_now = int(re.search(r"\$1 = (\d+)", out).group(1))
+    assert 1000 <= ticks_now < 5000, out
 
     # tampered with, it is refused, and says how
     events = (record / "events.bin").read_bytes()

@@ -15,8 +15,19 @@ from psyche.machine import snapshot
 from psyche.machine.elf import load_elf
 from psyche.machine.hostline import HostLine, NullLine, open_host_line
 from psyche.machine.machine import DEFAULT_QUANTUM, DEFAULT_REMOTE_PENALTY, Machine, MachineConfig, Node
-from psyche.machine.record import CONSOLE, DEBUG, End, Header, Recorder, RecordingLine, paths
+from psyche.machine.record import (
+    CONSOLE,
+    DEBUG,
+    End,
+    Header,
+    Recorder,
+    RecordingError,
+    RecordingLine,
+    ReplayLine,
+    paths,
+)
 from psyche.machine.runner import ConsoleMatcher, Runner, RunOutcome
+from psyche.replay import replay
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,6 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-pace", action="store_true",
                    help="skip idle time at full speed instead of pacing it to wall time")
     p.add_argument("--save-snapshot", metavar="FILE", help="save the machine to FILE when the run ends")
+    p.add_argument("--replay", type=Path, metavar="DIR",
+                   help="replay the recording in DIR (checked bit-exact), then run on live from where it "
+                        "ended, with the console and debug line given (docs/replay.md)")
     p.add_argument("--record", type=Path, metavar="DIR",
                    help="record the run into DIR (a new directory), for `psyche replay DIR`: the start, "
                         "then everything the host does to the machine (docs/replay.md)")
@@ -76,6 +90,37 @@ def _open_lines(args: argparse.Namespace) -> tuple[HostLine, HostLine]:
     if args.debug_line_loss:
         debug = LossyLine(debug, args.debug_line_loss, args.debug_line_seed)
     return console, debug
+
+
+def _replay_then_live(args: argparse.Namespace) -> int:
+    """--replay DIR: the recording, replayed and checked, then the machine runs on live."""
+    if args.record or args.restore or args.halted:
+        raise ValueError("--replay starts from the recording: not with --record, --restore or --halted")
+    live_console, live_debug = _open_lines(args)
+    console = ReplayLine("console", then=live_console, echo=not args.quiet)
+    debug = ReplayLine("debug line", then=live_debug)
+    print(f"psyche machine: replaying {args.replay}; console {console.describe()}; "
+          f"debug line {debug.describe()}", flush=True)
+    try:
+        done = replay(args.replay, console=console, debug=debug)
+    except RecordingError as e:
+        raise ValueError(f"--replay {args.replay}: {e}") from None
+    same, verdict = done.verdict()
+    print(f"psyche machine: replayed {done.service_points} service points to machine time {done.time}: "
+          f"{verdict}", file=sys.stderr, flush=True)
+    if not same:
+        return 1
+    console.go_live()
+    debug.go_live()
+    machine, lld = done.machine, done.lld
+    if not args.quiet:
+        machine.console.add_output_listener(lambda data: (sys.stdout.buffer.write(data), sys.stdout.flush()))
+    runner = Runner(machine, [console, debug], pace=not args.no_pace, debug=lld, stop_on_node_stop=False,
+                    on_stop=lambda stopped: _report_stops(stopped, lld))
+    result = runner.run(max_seconds=args.max_seconds)
+    for line in (console, debug):
+        line.close()
+    return _report(result, machine, args)
 
 
 def _start_recording(directory: Path) -> Recorder:
@@ -141,10 +186,12 @@ def _exit_with_parent() -> None:
 def run(args: argparse.Namespace) -> int:
     if args.exit_with_parent:
         _exit_with_parent()
-    if args.kernel is None and args.restore is None:
+    if args.kernel is None and args.restore is None and args.replay is None:
         raise ValueError("give --kernel ELF, --restore SNAPSHOT, or both (the snapshot's kernel's symbols)")
     if args.halted and args.debug_line == "null":
         raise ValueError("--halted needs a debug line: only a debugger can start a halted node")
+    if args.replay:
+        return _replay_then_live(args)
     image = load_elf(args.kernel) if args.kernel else None
     recorder = _start_recording(args.record) if args.record else None
     console, debug = _open_lines(args)

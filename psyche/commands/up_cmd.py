@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "continues it; nodes the kernel has not started yet stay held")
     parser.add_argument("--record", type=Path, metavar="DIR",
                         help="record the machine's run into DIR, for `psyche replay DIR` (docs/replay.md)")
+    parser.add_argument("--replay", type=Path, metavar="DIR",
+                        help="replay the recording in DIR (checked bit-exact), then run on live from where "
+                             "it ended, gdb and console and all (docs/replay.md)")
     parser.add_argument("--stoptime", action="store_true",
                         help="stop a node's clock while a debugger holds it (psyche machine --stoptime; "
                              "default: it goes on with the machine, docs/debug-semantics.md)")
@@ -171,7 +174,8 @@ def run(args: argparse.Namespace) -> int:
     machine = MachineProcess.start(kernel, args.nodes, args.debug_line_loss, args.restore,
                                    tuple(flag for flag, on in (("--stoptime", args.stoptime),
                                                                ("--halted", args.halted)) if on)
-                                   + (("--record", str(args.record)) if args.record else ()),
+                                   + (("--record", str(args.record)) if args.record else ())
+                                   + (("--replay", str(args.replay)) if args.replay else ()),
                                    stderr=subprocess.PIPE if console else None, own_session=console)
     if console:
         from mux.console.app import run_console  # prompt_toolkit and rich: only for the console

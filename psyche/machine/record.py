@@ -232,17 +232,35 @@ class RecordingLine(HostLine):
 
 
 class ReplayLine(HostLine):
-    """A host line that gives each read what the same read got in the recording."""
+    """A host line that gives each read what the same read got in the recording.
 
-    def __init__(self, name: str) -> None:
+    then: the live line it becomes after `go_live` (reads, writes and descriptors go there);
+    echo: also hand what the machine writes during the replay to that line (the console's
+    history, for whoever watches it).
+    """
+
+    def __init__(self, name: str, then: HostLine | None = None, echo: bool = False) -> None:
         self.name = name
         self.reads: deque[bytes] = deque()
-        self.output = bytearray()
+        self.then = then
+        self.echo = echo
+        self.live = False
+
+    def go_live(self) -> None:
+        """The replay is over: from now on this is the live line."""
+        if self.then is None:
+            raise RecordingError(f"the {self.name} has no live line to go on with")
+        self.live = True
 
     def describe(self) -> str:
-        return f"replay ({self.name})"
+        return self.then.describe() if self.then is not None else f"replay ({self.name})"
+
+    def fileno(self) -> int | None:
+        return self.then.fileno() if self.live and self.then is not None else None
 
     def read_available(self, max_bytes: int = DEFAULT_READ_SIZE) -> bytes:
+        if self.live and self.then is not None:
+            return self.then.read_available(max_bytes)
         if not self.reads:
             return b""
         data = self.reads.popleft()
@@ -252,7 +270,22 @@ class ReplayLine(HostLine):
         return data
 
     def write(self, data: bytes) -> None:
-        self.output += data
+        if self.then is not None and (self.live or self.echo):
+            self.then.write(data)   # (otherwise what the replayed machine writes goes nowhere)
+
+    def pending_output(self) -> int:
+        return self.then.pending_output() if self.then is not None else 0
+
+    def flush_some(self) -> None:
+        if self.then is not None:
+            self.then.flush_some()
+
+    def output_fileno(self) -> int | None:
+        return self.then.output_fileno() if self.then is not None else None
+
+    def close(self) -> None:
+        if self.then is not None:
+            self.then.close()
 
 
 def paths(directory: Path) -> dict[str, Path]:

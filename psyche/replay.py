@@ -1,0 +1,123 @@
+"""Replaying a recording: the machine at its start, then what the host did, point by point.
+
+A recording (`psyche machine --record DIR`, `psyche up --record DIR`; the format is
+psyche/machine/record.py's) holds the machine at its start and what the host did
+at each service point.  The replay restores the start, puts lld beneath it as the
+recording did, and for each service point runs rounds until machine time reaches
+the point's, then gives every line read exactly what it got.  At the end the
+machine must be what the recording's end.json says: the same digest of the whole
+machine state, and the same console output (`Replay.check`).  Anything else is a
+divergence, and is reported as one, with where it happened.
+
+Lines may go on live afterwards (`ReplayLine.go_live`): `psyche machine --replay`
+replays, then runs on with its console and debug line, so gdb can take the
+machine where the recording left it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from lld.attach import Lld
+from psyche.machine import snapshot
+from psyche.machine.machine import Machine
+from psyche.machine.record import CONSOLE, DEBUG, End, Header, RecordingError, ReplayLine, paths, read_events
+
+
+@dataclass
+class Replay:
+    """A replayed machine, where the recording ended, with lld beneath it."""
+
+    machine: Machine
+    lld: Lld
+    service_points: int
+    digest: str
+    console_sha256: str
+    end: End | None           # what the recording says the end was; None if it never ended
+
+    @property
+    def time(self) -> int:
+        return self.machine.time
+
+    def verdict(self) -> tuple[bool, str]:
+        """Whether the replay ended where the recording did, and a line that says so."""
+        end = self.end
+        if end is None:
+            return False, ("the recording has no end.json (the recorded run never ended cleanly): "
+                           "nothing to check the replay against")
+        what = [w for w, same in (("machine state", self.digest == end.digest),
+                                  ("console output", self.console_sha256 == end.console_sha256))
+                if not same]
+        if what:
+            verb = "differ" if len(what) > 1 else "differs"
+            return False, f"DIVERGED: the {' and '.join(what)} {verb} from the recording's end"
+        return True, "identical to the recording: same machine state, same console output"
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise RecordingError(f"{what}: {e.strerror or e}") from e
+
+
+def _run_to(machine: Machine, time: int, index: int) -> None:
+    """Rounds until machine time is `time`, as in the recording; RecordingError if it cannot be."""
+    while machine.time < time:
+        before = machine.time
+        machine.run_round()
+        if machine.time == before:
+            break   # nothing can run: time stands (checked below)
+    if machine.time != time:
+        raise RecordingError(f"replay diverged before service point {index}: machine time is "
+                             f"{machine.time}, the recording has {time}")
+
+
+def replay(directory: Path, echo: bool = False, console: ReplayLine | None = None,
+           debug: ReplayLine | None = None) -> Replay:
+    """Replay the recording in directory to its end; RecordingError if it cannot be.  The
+    lines may be given, to go live afterwards (ReplayLine's `then`)."""
+    files = paths(directory)
+    if not directory.is_dir():
+        raise RecordingError(f"{directory}: no such recording (not a directory)")
+    header = Header.load(_read(files["recording.json"], "recording.json").decode(errors="replace"))
+    end = End.load(files["end.json"].read_text()) if files["end.json"].exists() else None
+    events = _read(files["events.bin"], "events.bin")
+    console = console or ReplayLine("console")
+    debug = debug or ReplayLine("debug line")
+    try:
+        machine = snapshot.restore(files["start.snap"], console=console)
+    except (OSError, ValueError, KeyError) as e:
+        raise RecordingError(f"start.snap: {e}") from e
+    if len(machine.nodes) != header.nodes:
+        raise RecordingError(f"start.snap has {len(machine.nodes)} nodes, recording.json {header.nodes}")
+    lld = Lld(machine, debug)
+    if header.panic_pc is not None:
+        lld.arm_panic(header.panic_pc)
+    console_hash = hashlib.sha256()
+    machine.console.add_output_listener(console_hash.update)
+    if echo:
+        machine.console.add_output_listener(lambda data: (sys.stdout.buffer.write(data), sys.stdout.flush()))
+    lines = {CONSOLE: console, DEBUG: debug}
+    count = 0
+    for count, point in enumerate(read_events(events), start=1):
+        _run_to(machine, point.time - point.advanced, count - 1)
+        if point.advanced:
+            machine.advance_time(point.advanced)
+            _run_to(machine, point.time, count - 1)
+        for line, data in point.chunks:
+            lines[line].reads.append(data)
+        machine.poll_host()
+        lld.service()
+        left = [lines[n].name for n in lines if lines[n].reads]
+        if left:
+            raise RecordingError(f"replay diverged at service point {count - 1}: the {', '.join(left)} "
+                                 f"was read less often than in the recording")
+    if end is not None:
+        _run_to(machine, end.time, count)
+    return Replay(machine, lld, count, snapshot.digest(machine), console_hash.hexdigest(), end)
+
+
