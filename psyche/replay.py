@@ -18,13 +18,26 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from lld.attach import Lld
 from psyche.machine import snapshot
 from psyche.machine.machine import Machine
-from psyche.machine.record import CONSOLE, DEBUG, End, Header, RecordingError, ReplayLine, paths, read_events
+from psyche.machine.record import (
+    CONSOLE,
+    DEBUG,
+    NIC,
+    End,
+    Header,
+    RecordingError,
+    ReplayLine,
+    ReplayWire,
+    line_name,
+    paths,
+    read_events,
+)
 
 
 @dataclass
@@ -77,9 +90,10 @@ def _run_to(machine: Machine, time: int, index: int) -> None:
 
 
 def replay(directory: Path, echo: bool = False, console: ReplayLine | None = None,
-           debug: ReplayLine | None = None) -> Replay:
+           debug: ReplayLine | None = None, prepare: Callable[[Machine], object] | None = None) -> Replay:
     """Replay the recording in directory to its end; RecordingError if it cannot be.  The
-    lines may be given, to go live afterwards (ReplayLine's `then`)."""
+    lines may be given, to go live afterwards (ReplayLine's `then`); `prepare` puts on the
+    restored machine what the recorded run had on it besides lld (a test's tohost monitor)."""
     files = paths(directory)
     if not directory.is_dir():
         raise RecordingError(f"{directory}: no such recording (not a directory)")
@@ -94,6 +108,8 @@ def replay(directory: Path, echo: bool = False, console: ReplayLine | None = Non
         raise RecordingError(f"start.snap: {e}") from e
     if len(machine.nodes) != header.nodes:
         raise RecordingError(f"start.snap has {len(machine.nodes)} nodes, recording.json {header.nodes}")
+    if prepare is not None:
+        prepare(machine)
     lld = Lld(machine, debug)
     if header.panic_pc is not None:
         lld.arm_panic(header.panic_pc)
@@ -101,7 +117,12 @@ def replay(directory: Path, echo: bool = False, console: ReplayLine | None = Non
     machine.console.add_output_listener(console_hash.update)
     if echo:
         machine.console.add_output_listener(lambda data: (sys.stdout.buffer.write(data), sys.stdout.flush()))
-    lines = {CONSOLE: console, DEBUG: debug}
+    lines: dict[int, ReplayLine | ReplayWire] = {CONSOLE: console, DEBUG: debug}
+    for node in machine.nodes:
+        if node.devices.nic is not None:
+            wire = ReplayWire(node.index)
+            node.devices.nic.replace_wire(wire)
+            lines[NIC + node.index] = wire
     count = 0
     for count, point in enumerate(read_events(events), start=1):
         _run_to(machine, point.time - point.advanced, count - 1)
@@ -109,6 +130,9 @@ def replay(directory: Path, echo: bool = False, console: ReplayLine | None = Non
             machine.advance_time(point.advanced)
             _run_to(machine, point.time, count - 1)
         for line, data in point.chunks:
+            if line not in lines:
+                raise RecordingError(f"replay diverged at service point {count - 1}: the recording "
+                                     f"read {line_name(line)}, which this machine does not have")
             lines[line].reads.append(data)
         machine.poll_host()
         lld.service()

@@ -32,8 +32,10 @@ def machine_guest() -> MachineGuests:
 
 
 class MachineGuests:
-    """Builds the machine-level guest programs (tests/guest/machine/*.S) on demand."""
+    """Builds the machine-level guest programs (tests/guest/machine/*.S or *.c) on demand."""
 
     def __getitem__(self, name: str) -> Path:
         source = MACHINE_GUESTS / f"{name}.S"
+        if not source.exists():
+            source = source.with_suffix(".c")
         return guestbuild.build_program([source], BUILD / f"machine-{name}.elf")

@@ -10,25 +10,35 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from gdb_util import gdb, needs_gdb, start_up
+from machine_util import boot
 
 from gdbfront.console import ConsoleTap
+from psyche.machine.elf import load_elf
+from psyche.machine.netbridge import UserNet
 from psyche.machine.record import (
     CONSOLE,
     DEBUG,
     EVENTS_MAGIC,
     End,
     Header,
+    Recording,
     RecordingError,
     ServicePoint,
     read_events,
 )
+from psyche.machine.runner import Runner
+from psyche.machine.tohost import TohostMonitor
+from psyche.replay import replay
 
 PSYCHE = [sys.executable, "-m", "psyche.cli"]
 
@@ -145,3 +155,42 @@ def test_a_run_driven_by_the_console_and_gdb_replays_bit_exactly(kernel_elf: Pat
     assert diverged.returncode == 1 and "DIVERGED: the machine state differs" in diverged.stderr
     missing = psyche("replay", str(tmp_path / "nothing"))
     assert missing.returncode == 1 and "no such recording" in missing.stderr
+
+
+def test_frames_a_nic_took_from_the_host_are_recorded_and_replayed(machine_guest, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The NIC guest's UDP round trip through a real socket, recorded; the replay has no network,
+    and ends in the same machine: the frames came from the recording."""
+    elf = machine_guest["nic"]
+    host = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    host.bind(("127.0.0.1", 0))
+    host.settimeout(5)
+    machine, monitor = boot(elf)
+    machine.write_phys(load_elf(elf).symbol("host_port"), struct.pack("<I", host.getsockname()[1]))
+    net = UserNet(machine.nic(0).mac)
+    machine.attach_wire(0, net)
+    recording = Recording(tmp_path / "nic")
+    recording.start(machine, None)
+    answered = threading.Event()
+
+    def answer() -> None:
+        data, sender = host.recvfrom(2048)
+        host.sendto(b"hello from the host", sender)
+        answered.set()
+
+    threading.Thread(target=answer, daemon=True).start()
+    runner = Runner(machine, [], pace=False, recorder=recording.recorder)
+    try:
+        deadline = time.monotonic() + 20
+        while monitor.result is None and time.monotonic() < deadline:
+            runner.run(max_seconds=0.05)
+    finally:
+        net.close()
+        host.close()
+    assert monitor.result is not None and monitor.result.passed and answered.is_set()
+    end = recording.end(machine)
+    assert machine.nic(0).counter("rx_frames") == 2      # the ARP reply and the datagram
+
+    done = replay(tmp_path / "nic", prepare=lambda m: TohostMonitor(m, load_elf(elf)))
+    assert done.verdict() == (True, "identical to the recording: same machine state, same console output")
+    assert done.digest == end.digest
+    assert done.machine.nic(0).counter("rx_frames") == 2

@@ -15,16 +15,14 @@ from psyche.machine import snapshot
 from psyche.machine.elf import load_elf
 from psyche.machine.hostline import HostLine, NullLine, open_host_line
 from psyche.machine.machine import DEFAULT_QUANTUM, DEFAULT_REMOTE_PENALTY, Machine, MachineConfig, Node
+from psyche.machine.netbridge import Forward, PcapWriter, UserNet, parse_forward
 from psyche.machine.record import (
     CONSOLE,
     DEBUG,
-    End,
-    Header,
-    Recorder,
+    Recording,
     RecordingError,
     RecordingLine,
     ReplayLine,
-    paths,
 )
 from psyche.machine.runner import ConsoleMatcher, Runner, RunOutcome
 from psyche.replay import replay
@@ -75,11 +73,82 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="record the run into DIR (a new directory), for `psyche replay DIR`: the start, "
                         "then everything the host does to the machine (docs/replay.md)")
     p.add_argument("--quiet", action="store_true", help="do not echo console output")
+    add_network_arguments(p)
     p.add_argument("--exit-with-parent", action="store_true",
                    help="end when the process that started this one ends, however it ends (Linux's "
                         "parent-death signal; psyche up starts its machine so): a killed mux leaves no "
                         "orphan machine behind (docs/failure-modes.md)")
     p.set_defaults(handler=run)
+
+
+def nic_nodes(text: str) -> tuple[int, ...]:
+    """--nic-nodes: comma-separated node numbers ('' or 'none': no NIC anywhere)."""
+    if text.strip() in ("", "none"):
+        return ()
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of node numbers") from None
+
+
+def forward(text: str) -> Forward:
+    try:
+        return parse_forward(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_network_arguments(p: argparse.ArgumentParser) -> None:
+    """The NIC and its host side (docs/network.md); `psyche up` passes them on to the machine."""
+    p.add_argument("--nic-nodes", type=nic_nodes, default=(0,), metavar="LIST",
+                   help="nodes with a network interface, e.g. 0,3 (default 0, the king; 'none' for "
+                        "none); with --restore the snapshot's")
+    p.add_argument("--net", type=forward, action="append", default=[], metavar="SPEC",
+                   help="forward a UDP port from the host to the guest, QEMU hostfwd style: "
+                        "udp:HOSTPORT-:GUESTPORT (127.0.0.1:HOSTPORT reaches 10.0.2.15:GUESTPORT; "
+                        "',node=N' for another NIC than the first); repeatable")
+    p.add_argument("--pcap", metavar="FILE",
+                   help="write every frame of every NIC, both directions, to FILE (pcap, Ethernet)")
+
+
+def network_argv(args: argparse.Namespace) -> list[str]:
+    """The network options as `psyche machine` arguments (for psyche up)."""
+    argv = ["--nic-nodes", ",".join(map(str, args.nic_nodes)) or "none"]
+    for fwd in args.net:
+        argv += ["--net", f"udp:{fwd.host_port}-:{fwd.guest_port}"
+                 + (f",node={fwd.node}" if fwd.node is not None else "")]
+    if args.pcap:
+        argv += ["--pcap", str(args.pcap)]
+    return argv
+
+
+def attach_network(machine: Machine, forwards: list[Forward], pcap_path: str | None
+                   ) -> tuple[list[UserNet], PcapWriter | None]:
+    """User-mode networking on every NIC (docs/network.md); the port forwards on theirs."""
+    nodes = machine.config.nic_nodes
+    for fwd in forwards:
+        if (nodes[0] if fwd.node is None and nodes else fwd.node) not in nodes:
+            raise ValueError(f"--net udp:{fwd.host_port}-:{fwd.guest_port}: no NIC on node "
+                             f"{fwd.node if fwd.node is not None else 0} (see --nic-nodes)")
+    pcap = PcapWriter(pcap_path) if pcap_path else None
+    nets: list[UserNet] = []
+    try:
+        for k in nodes:
+            mine = [f for f in forwards if (f.node if f.node is not None else nodes[0]) == k]
+            net = UserNet(machine.nic(k).mac, mine, pcap)
+            nets.append(net)
+            machine.attach_wire(k, net)
+    except (OSError, ValueError) as e:
+        for net in nets:
+            net.close()
+        if pcap is not None:
+            pcap.close()
+        raise ValueError(f"network: {e}") from e
+    for k, net in zip(nodes, nets, strict=True):
+        forwards_text = "; ".join(net.describe()) or "no port forwards"
+        print(f"psyche machine: NIC on node {k}: guest 10.0.2.15, gateway 10.0.2.2; {forwards_text}"
+              + (f"; capture {pcap_path}" if pcap_path else ""), file=sys.stderr, flush=True)
+    return nets, pcap
 
 
 def _open_lines(args: argparse.Namespace) -> tuple[HostLine, HostLine]:
@@ -113,40 +182,17 @@ def _replay_then_live(args: argparse.Namespace) -> int:
     console.go_live()
     debug.go_live()
     machine, lld = done.machine, done.lld
+    nets, pcap = attach_network(machine, args.net, args.pcap)
     if not args.quiet:
         machine.console.add_output_listener(lambda data: (sys.stdout.buffer.write(data), sys.stdout.flush()))
     runner = Runner(machine, [console, debug], pace=not args.no_pace, debug=lld, stop_on_node_stop=False,
                     on_stop=lambda stopped: _report_stops(stopped, lld))
     result = runner.run(max_seconds=args.max_seconds)
-    for line in (console, debug):
+    for line in (console, debug, *nets):
         line.close()
+    if pcap is not None:
+        pcap.close()
     return _report(result, machine, args)
-
-
-def _start_recording(directory: Path) -> Recorder:
-    """A new recording directory, its events file open: refuses one that exists (never overwrite)."""
-    try:
-        directory.mkdir(parents=True)
-    except FileExistsError:
-        raise ValueError(f"--record {directory}: it exists already; a recording goes into a new "
-                         f"directory") from None
-    return Recorder(paths(directory)["events.bin"].open("wb"))
-
-
-def _save_start(directory: Path, machine: Machine, panic_pc: int | None, recorder: Recorder) -> None:
-    """The machine as the run starts, and what lld was told: a replay begins from exactly this."""
-    files = paths(directory)
-    files["recording.json"].write_text(Header(len(machine.nodes), panic_pc).dump())
-    snapshot.save(machine, files["start.snap"])
-    machine.console.add_output_listener(recorder.console_output)
-
-
-def _end_recording(directory: Path, machine: Machine, recorder: Recorder) -> None:
-    recorder.out.close()
-    end = End(machine.time, snapshot.digest(machine), recorder.console.hexdigest(), recorder.written)
-    paths(directory)["end.json"].write_text(end.dump())
-    print(f"psyche machine: recorded {recorder.written} service points into {directory}; "
-          f"`psyche replay {directory}` runs it again", file=sys.stderr, flush=True)
 
 
 def _report_stops(stopped: list[Node], lld: Lld) -> None:
@@ -193,7 +239,8 @@ def run(args: argparse.Namespace) -> int:
     if args.replay:
         return _replay_then_live(args)
     image = load_elf(args.kernel) if args.kernel else None
-    recorder = _start_recording(args.record) if args.record else None
+    recording = Recording(args.record) if args.record else None
+    recorder = recording.recorder if recording is not None else None
     console, debug = _open_lines(args)
     if recorder is not None:
         console, debug = RecordingLine(console, CONSOLE, recorder), RecordingLine(debug, DEBUG, recorder)
@@ -205,10 +252,12 @@ def run(args: argparse.Namespace) -> int:
         assert image is not None
         machine = Machine(
             MachineConfig(nodes=args.nodes, quantum=args.quantum, remote_penalty=args.remote_penalty,
-                          stoptime=args.stoptime, trap_misaligned=args.trap_misaligned),
+                          stoptime=args.stoptime, trap_misaligned=args.trap_misaligned,
+                          nic_nodes=args.nic_nodes),
             console=console,
         )
         machine.load(image)
+    nets, pcap = attach_network(machine, args.net, args.pcap)
     panic_pc = image.symbol(args.panic_symbol) if image is not None and args.panic_symbol else None
     lld = Lld(machine, debug)
     # With a debug line, a stopped node waits for a debugger instead of ending the run,
@@ -221,9 +270,8 @@ def run(args: argparse.Namespace) -> int:
           f"debug line {debug.describe()}", flush=True)
     if args.halted:
         _halt(machine)
-    if recorder is not None:
-        assert args.record is not None
-        _save_start(args.record, machine, panic_pc if debugging else None, recorder)
+    if recording is not None:
+        recording.start(machine, panic_pc if debugging else None)
     matcher = ConsoleMatcher(args.until) if args.until else None
     if matcher is not None:
         machine.console.add_output_listener(matcher.feed)
@@ -239,13 +287,18 @@ def run(args: argparse.Namespace) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: runner.request_stop())
     result = runner.run(max_seconds=args.max_seconds, until=matcher)
-    if recorder is not None:
-        assert args.record is not None
-        _end_recording(args.record, machine, recorder)
+    if recording is not None:
+        end = recording.end(machine)
+        print(f"psyche machine: recorded {end.service_points} service points into {args.record}; "
+              f"`psyche replay {args.record}` runs it again", file=sys.stderr, flush=True)
     if args.save_snapshot:
         snapshot.save(machine, args.save_snapshot)
     for line in (console, debug):
         line.close()
+    for net in nets:
+        net.close()
+    if pcap is not None:
+        pcap.close()
     return _report(result, machine, args)
 
 

@@ -17,6 +17,7 @@ from typing import IO
 
 from mux import loop
 from psyche import lifetime
+from psyche.commands.machine_cmd import add_network_arguments, network_argv
 from psyche.commands.mux_cmd import add_mux_arguments, attach_help, report_to_stderr, serve_forever, start_mux
 
 
@@ -48,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--stoptime", action="store_true",
                         help="stop a node's clock while a debugger holds it (psyche machine --stoptime; "
                              "default: it goes on with the machine, docs/debug-semantics.md)")
+    add_network_arguments(parser)
     add_mux_arguments(parser)
     parser.set_defaults(handler=run, check=functools.partial(_check_ports, parser))
 
@@ -172,10 +174,11 @@ def run(args: argparse.Namespace) -> int:
     # and the machine out of the terminal's reach: Ctrl-C there interrupts a console command.
     console = not args.no_console
     machine = MachineProcess.start(kernel, args.nodes, args.debug_line_loss, args.restore,
-                                   tuple(flag for flag, on in (("--stoptime", args.stoptime),
-                                                               ("--halted", args.halted)) if on)
-                                   + (("--record", str(args.record)) if args.record else ())
-                                   + (("--replay", str(args.replay)) if args.replay else ()),
+                                   (*(flag for flag, on in (("--stoptime", args.stoptime),
+                                                            ("--halted", args.halted)) if on),
+                                    *network_argv(args),
+                                    *(("--record", str(args.record)) if args.record else ()),
+                                    *(("--replay", str(args.replay)) if args.replay else ())),
                                    stderr=subprocess.PIPE if console else None, own_session=console)
     if console:
         from mux.console.app import run_console  # prompt_toolkit and rich: only for the console

@@ -69,6 +69,8 @@
 #define CONSOLE_V       (UART_V + 0x1000)             /* console line, king only */
 #define DOORBELL_V      (UART_V + 0x3000)
 #define DOORBELL_PHYS   (UART_PHYS + 0x3000)
+#define NIC_V           (UART_V + 0x4000)             /* network interface, where present */
+#define NIC_PHYS        (UART_PHYS + 0x4000)
 
 /* Doorbell registers (offsets). */
 #define DB_NODE_ID      0x00
@@ -85,6 +87,7 @@
 #define SRC_DOORBELL    1
 #define SRC_ONBOARD     2
 #define SRC_CONSOLE     3
+#define SRC_NIC         4
 
 /* User/kernel space: the per-node magic page, read-only to user code. */
 #define MAGIC_PAGE_VA   0x7FFFF000

@@ -1,4 +1,4 @@
-"""Node-local devices: CLINT, interrupt controller, doorbells, serial lines.
+"""Node-local devices: CLINT, interrupt controller, doorbells, serial lines, NIC.
 
 Every node decodes the same device window (docs/memory-map.md); an access
 reaches the devices of the node that made it.  Register accesses are rare
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from psyche.machine.cpu import Cpu
+from psyche.machine.nic import NIC_BASE, NIC_SIZE, Nic
 from psyche.machine.uart import Uart
 
 CLINT_BASE = 0x0200_0000
@@ -28,6 +29,7 @@ DOORBELL_SIZE = 0x100
 SRC_DOORBELL = 1
 SRC_ONBOARD_UART = 2
 SRC_CONSOLE_UART = 3
+SRC_NIC = 4
 
 
 class Registers(Protocol):
@@ -161,6 +163,7 @@ class NodeDevices:
     doorbell: Doorbell
     onboard: Uart
     console: Uart | None = None
+    nic: Nic | None = None
 
     def _decode(self, paddr: int) -> tuple[Registers | Uart, int] | None:
         if CLINT_BASE <= paddr < CLINT_BASE + CLINT_SIZE:
@@ -173,6 +176,8 @@ class NodeDevices:
             return self.onboard, paddr - ONBOARD_UART_BASE
         if self.console is not None and CONSOLE_UART_BASE <= paddr < CONSOLE_UART_BASE + UART_SIZE:
             return self.console, paddr - CONSOLE_UART_BASE
+        if self.nic is not None and NIC_BASE <= paddr < NIC_BASE + NIC_SIZE:
+            return self.nic, paddr - NIC_BASE
         return None
 
     def read(self, paddr: int, size: int) -> int:

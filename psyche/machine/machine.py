@@ -19,6 +19,7 @@ from psyche.machine.cpu import STOP_NONE, STOP_REQUESTED, WATCH_IGNORE, Cpu
 from psyche.machine.csr import NEVER
 from psyche.machine.devices import (
     SRC_CONSOLE_UART,
+    SRC_NIC,
     SRC_ONBOARD_UART,
     Clint,
     DeviceBus,
@@ -28,6 +29,7 @@ from psyche.machine.devices import (
 )
 from psyche.machine.elf import ElfImage, write_image
 from psyche.machine.hostline import BufferLine, HostLine
+from psyche.machine.nic import Nic, Wire, default_mac
 from psyche.machine.physmem import MAX_NODES, NODE_RAM_SIZE, RAM_BASE, PhysMem
 from psyche.machine.uart import Uart
 
@@ -54,6 +56,8 @@ class MachineConfig:
     # Misaligned loads and stores are performed, as on QEMU and most application-class cores;
     # when set they trap instead (cause 4 or 6), as on many embedded cores (docs/cpu.md).
     trap_misaligned: bool = False
+    # Nodes with a network interface (docs/memory-map.md): the king's by default.
+    nic_nodes: tuple[int, ...] = (0,)
 
     def validate(self) -> None:
         if not 1 <= self.nodes <= MAX_NODES:
@@ -62,6 +66,10 @@ class MachineConfig:
             raise ValueError(f"quantum {self.quantum} must be at least 1 cycle")
         if self.remote_penalty < 0:
             raise ValueError("remote penalty must not be negative")
+        self.nic_nodes = tuple(sorted(set(self.nic_nodes)))
+        bad = [k for k in self.nic_nodes if not 0 <= k < self.nodes]
+        if bad:
+            raise ValueError(f"NIC on node {bad[0]}: this machine has nodes 0 to {self.nodes - 1}")
 
 
 @dataclass
@@ -117,12 +125,17 @@ class Machine:
         console = None
         if index == 0:
             console = Uart(self.console_line, lambda high: intc.set_level(SRC_CONSOLE_UART, high))
+        nic = None
+        if index in self.config.nic_nodes:
+            nic = Nic(self.mem, lambda high: intc.set_level(SRC_NIC, high), default_mac(index),
+                      clock=lambda: cpu.cycles)
         devices = NodeDevices(
             clint=Clint(cpu),
             intc=intc,
             doorbell=Doorbell(index, self.config.nodes, intc, self._ring, halted=self._halted_word),
             onboard=onboard,
             console=console,
+            nic=nic,
         )
         return Node(index, cpu, devices, NodeState.HELD)
 
@@ -376,8 +389,24 @@ class Machine:
     # -- host lines ------------------------------------------------------------
 
     def poll_host(self) -> None:
-        """Take pending host input into the serial lines (between rounds only)."""
+        """Take pending host input into the serial lines and NICs (between rounds only)."""
         for node in self.nodes:
             node.devices.onboard.poll_host()
             if node.devices.console is not None:
                 node.devices.console.poll_host()
+            if node.devices.nic is not None:
+                node.devices.nic.poll(self.time)
+
+    def nic(self, index: int) -> Nic:
+        nic = self.node(index).devices.nic
+        if nic is None:
+            raise ValueError(f"node {index} has no network interface (nodes with one: "
+                             f"{', '.join(map(str, self.config.nic_nodes)) or 'none'})")
+        return nic
+
+    def attach_wire(self, index: int, wire: Wire) -> None:
+        """Connect node index's NIC to the host side (between rounds): its link comes up."""
+        self.nic(index).attach(wire)
+
+    def wires(self) -> list[Wire]:
+        return [node.devices.nic.wire for node in self.nodes if node.devices.nic is not None]

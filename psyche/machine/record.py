@@ -40,13 +40,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from psyche.machine import snapshot
 from psyche.machine.hostline import DEFAULT_READ_SIZE, HostLine
+from psyche.machine.machine import Machine
+from psyche.machine.nic import Wire
 
 FORMAT = 1
 EVENTS_MAGIC = b"PSYREC1\n"
-#: Line numbers in a record: what each chunk of input was read from.
-CONSOLE, DEBUG = 0, 1
-LINE_NAMES = {CONSOLE: "console", DEBUG: "debug line"}
+#: Line numbers in a record: what each chunk of input was read from.  Node k's NIC is NIC + k:
+#: its chunks are the frames one poll of its wire gave, each with a 2-byte length before it.
+CONSOLE, DEBUG, NIC = 0, 1, 16
+MAX_NODES = 128
+
+
+def line_name(line: int) -> str | None:
+    if line == CONSOLE:
+        return "console"
+    if line == DEBUG:
+        return "debug line"
+    return f"node {line - NIC}'s NIC" if NIC <= line < NIC + MAX_NODES else None
 
 _HEAD = struct.Struct("<QQIH")      # machine time, time advanced (cycles), flags, chunk count
 _CHUNK = struct.Struct("<BI")       # line, length
@@ -111,7 +123,7 @@ def _decode(body: bytes, index: int) -> ServicePoint:
         for _ in range(count):
             line, length = _CHUNK.unpack_from(body, at)
             at += _CHUNK.size
-            if line not in LINE_NAMES or at + length > len(body):
+            if line_name(line) is None or at + length > len(body):
                 raise RecordingError(f"events.bin: record {index} has a bad chunk")
             chunks.append((line, body[at: at + length]))
             at += length
@@ -288,5 +300,89 @@ class ReplayLine(HostLine):
             self.then.close()
 
 
+def encode_frames(frames: list[bytes]) -> bytes:
+    return b"".join(len(f).to_bytes(2, "little") + f for f in frames)
+
+
+def decode_frames(data: bytes) -> list[bytes]:
+    frames, at = [], 0
+    while at < len(data):
+        length = int.from_bytes(data[at: at + 2], "little")
+        if at + 2 + length > len(data):
+            raise RecordingError("events.bin: a NIC chunk's frames run past its end")
+        frames.append(data[at + 2: at + 2 + length])
+        at += 2 + length
+    return frames
+
+
+class RecordingWire(Wire):
+    """A NIC's far end whose frames for the guest are recorded, poll by poll, as they are taken."""
+
+    def __init__(self, inner: Wire, node: int, recorder: Recorder) -> None:
+        self.inner = inner
+        self.line = NIC + node
+        self.recorder = recorder
+
+    def transmit(self, frame: bytes, when: int) -> None:
+        self.inner.transmit(frame, when)
+
+    def poll(self, when: int) -> list[bytes]:
+        frames = self.inner.poll(when)
+        self.recorder.read(self.line, encode_frames(frames))
+        return frames
+
+    def filenos(self) -> list[int]:
+        return self.inner.filenos()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class ReplayWire(Wire):
+    """A NIC's far end that gives each poll what the same poll got in the recording; what the
+    guest sends goes nowhere."""
+
+    def __init__(self, node: int) -> None:
+        self.name = line_name(NIC + node) or "a NIC"
+        self.reads: deque[bytes] = deque()
+
+    def poll(self, when: int) -> list[bytes]:
+        return decode_frames(self.reads.popleft()) if self.reads else []
+
+
 def paths(directory: Path) -> dict[str, Path]:
     return {name: directory / name for name in ("recording.json", "start.snap", "events.bin", "end.json")}
+
+
+class Recording:
+    """A recording being made into a new directory: create it, `start` it once the machine is set
+    up (its lines wrapped in RecordingLines on `recorder`), run, then `end` it."""
+
+    def __init__(self, directory: Path) -> None:
+        try:
+            directory.mkdir(parents=True)
+        except FileExistsError:
+            raise ValueError(f"--record {directory}: it exists already; a recording goes into a new "
+                             f"directory") from None
+        self.directory = directory
+        self.files = paths(directory)
+        self.recorder = Recorder(self.files["events.bin"].open("wb"))
+
+    def start(self, machine: Machine, panic_pc: int | None) -> None:
+        """The machine as the run starts, and what lld was told: a replay begins from exactly
+        this.  From now on every NIC's frames for the guest are recorded too."""
+        for node in machine.nodes:
+            nic = node.devices.nic
+            if nic is not None:
+                nic.replace_wire(RecordingWire(nic.wire, node.index, self.recorder))
+        self.files["recording.json"].write_text(Header(len(machine.nodes), panic_pc).dump())
+        snapshot.save(machine, self.files["start.snap"])
+        machine.console.add_output_listener(self.recorder.console_output)
+
+    def end(self, machine: Machine) -> End:
+        """The run is over (at a service point): what a replay must end in."""
+        recorder = self.recorder
+        recorder.out.close()
+        end = End(machine.time, snapshot.digest(machine), recorder.console.hexdigest(), recorder.written)
+        self.files["end.json"].write_text(end.dump())
+        return end

@@ -1,7 +1,7 @@
 """Running a machine against the host: serial lines, pacing, stop conditions.
 
 The machine itself never touches the host.  The runner takes host input into
-the serial lines between rounds (every `poll_rounds` rounds, so input enters
+the serial lines and NICs between rounds (every `poll_rounds` rounds, so input enters
 at well-defined points in simulated time), flushes their output, and sleeps
 on the host lines' file descriptors when the machine has nothing to do.
 
@@ -159,6 +159,7 @@ class Runner:
         only after its next timeout, once per buffer-full.
         """
         fds = [fd for fd in (line.fileno() for line in self.lines) if fd is not None]
+        fds += [fd for wire in self.machine.wires() for fd in wire.filenos()]
         writers = [fd for fd in (line.output_fileno() for line in self.lines) if fd is not None]
         if seconds <= 0:
             return
@@ -206,7 +207,7 @@ class Runner:
                 if self.debug is not None and self.debug.busy():
                     continue  # a forwarded debug frame is due at the next boundary
                 if machine.idle():
-                    if not self.lines:
+                    if not self.lines and not any(wire.filenos() for wire in machine.wires()):
                         return RunResult(RunOutcome.IDLE, [], now - start)
                     self._wait_host(0.05 if deadline is None else min(0.05, deadline - now))
                 elif self._idle_ahead():

@@ -7,7 +7,7 @@ zero).  Caches that are derived from that state (TLBs, decoded instructions)
 are not saved; to make the saved and the continuing machine identical in
 every respect, saving flushes the live machine's TLBs too.
 
-Host lines and hooks (tohost, lld) are not machine state: whoever restores a
+Host lines, NIC wires and hooks (tohost, lld) are not machine state: whoever restores a
 snapshot attaches its own.
 
 File format: the magic line, a JSON header of length given in the next line,
@@ -63,6 +63,7 @@ def _cpu_state(machine: Machine, index: int) -> dict[str, Any]:
         "doorbell": [dev.doorbell.start_pc, *dev.doorbell.pending_from],
         "onboard": dev.onboard.get_state(),
         "console": dev.console.get_state() if dev.console is not None else None,
+        "nic": dev.nic.get_state() if dev.nic is not None else None,
     }
 
 
@@ -93,6 +94,8 @@ def _set_cpu_state(machine: Machine, index: int, s: dict[str, Any]) -> None:
     dev.onboard.set_state(s["onboard"])
     if dev.console is not None and s["console"] is not None:
         dev.console.set_state(s["console"])
+    if dev.nic is not None and s.get("nic") is not None:
+        dev.nic.set_state(s["nic"])
     dev.intc.update()
     cpu.recompute_contexts()
     cpu.flush_tlb()
@@ -103,7 +106,7 @@ def _header(machine: Machine) -> dict[str, Any]:
     return {
         "config": {"nodes": config.nodes, "quantum": config.quantum,
                    "remote_penalty": config.remote_penalty, "stoptime": config.stoptime,
-                   "trap_misaligned": config.trap_misaligned},
+                   "trap_misaligned": config.trap_misaligned, "nic_nodes": list(config.nic_nodes)},
         "time": machine.time,
         "nodes": [_cpu_state(machine, i) for i in range(len(machine.nodes))],
         "reservations": list(machine.mem.reservations),
@@ -142,7 +145,10 @@ def restore(path: str | Path, console: HostLine | None = None) -> Machine:
         ram = zlib.decompress(rest[int(length_line):])
     except (ValueError, zlib.error) as e:
         raise SnapshotError(f"{path}: damaged snapshot ({e})") from e
-    machine = Machine(MachineConfig(**header["config"]), console=console)
+    config = dict(header["config"])
+    if "nic_nodes" in config:
+        config["nic_nodes"] = tuple(config["nic_nodes"])
+    machine = Machine(MachineConfig(**config), console=console)
     machine.time = header["time"]
     for index, state in enumerate(header["nodes"]):
         _set_cpu_state(machine, index, state)

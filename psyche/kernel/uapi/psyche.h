@@ -77,7 +77,7 @@
 
 /* Device realms: the node-local device window (physical). */
 #define PSY_DEVICE_BASE    0x02000000
-#define PSY_DEVICE_END     0x10004000
+#define PSY_DEVICE_END     0x10005000   /* the NIC's page (0x1000_4000) included */
 
 #ifndef __ASSEMBLER__
 /*
