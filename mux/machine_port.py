@@ -37,8 +37,9 @@ from xml.sax.saxutils import quoteattr
 from mux import packets as rsp
 from mux.gdb import EINVAL, FEATURES, DomainScope, GdbSession, Monitor, StepSettings
 from mux.link import LinkError
-from mux.node import NodeError, NodeHandle
+from mux.node import PC, NodeError, NodeHandle
 from mux.threads import NodeThreads
+from psyche import rv32
 
 #: What the machine port implements beyond a node's port: non-stop mode, and vCont's stop.
 MACHINE_FEATURES = (
@@ -180,12 +181,14 @@ class MachineSession:
                 return rsp.OK
             case rsp.VCont(actions=actions):
                 return await self._resume(self._plan(actions))
-            case rsp.Continue(addr=None):
-                return await self._resume({n: "c" for n in self.nodes})
-            case rsp.Step(addr=None):
-                return await self._resume({self.current: "s"})
-            case rsp.Continue() | rsp.Step():
-                return await self._engine().handle_request(request)   # at an address: that node only
+            case rsp.Continue(addr=addr) | rsp.Step(addr=addr):
+                # (`c ADDR`, `s ADDR`: the node gdb is on goes on from ADDR; the old-style
+                # continue runs every node, the step that one)
+                if addr is not None and (addr > rv32.M32 or not await self._engine().handle.write_registers(
+                        [(PC, addr)])):
+                    return rsp.error(EINVAL)
+                step = isinstance(request, rsp.Step)
+                return await self._resume({self.current: "s"} if step else {n: "c" for n in self.nodes})
             case rsp.Breakpoint(type=kind) if kind in (rsp.BreakpointType.SOFTWARE,
                                                        rsp.BreakpointType.HARDWARE):
                 reply = self._breakpoint_everywhere(request)

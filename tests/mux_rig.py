@@ -13,7 +13,7 @@ import gc
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -23,7 +23,7 @@ from lld.attach import Lld
 from lld.testing import TargetGuest
 from mux.link import LldLink
 from mux.rsp import Packet, RspConnection
-from mux.server import Mux, MuxConfig, _Conversation, _NodePort
+from mux.server import Mux, MuxConfig, _Conversation, _MachinePort, _NodePort
 from psyche.machine.hostline import BufferLine
 from psyche.machine.machine import Machine
 
@@ -84,6 +84,16 @@ class MuxRig:
         """A gdb on node, fed straight into the mux's codec and session (no socket)."""
         client = Client(self)
         client.conversation = _Conversation(_NodePort(self.mux, node), client.received,
+                                            no_ack_mode=no_ack_mode,
+                                            peer=f"rig client {len(self.clients)}", transport="rig",
+                                            hang_up=lambda why: None)
+        self.clients.append(client)
+        return client
+
+    def machine_conversation(self, *, no_ack_mode: bool = True) -> Client:
+        """A gdb on the whole-machine port (every node no other gdb holds), fed straight in."""
+        client = Client(self)
+        client.conversation = _Conversation(_MachinePort(self.mux), client.received,
                                             no_ack_mode=no_ack_mode,
                                             peer=f"rig client {len(self.clients)}", transport="rig",
                                             hang_up=lambda why: None)
@@ -195,3 +205,25 @@ class _Recorder(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.errors.append(self.format(record))
+
+
+LiveRig = tuple[asyncio.AbstractEventLoop, MuxRig, list[int]]
+
+
+def live_rig(guest: TargetGuest, nodes: int = 2) -> Iterator[LiveRig]:
+    """For a module-scoped fixture: one machine and mux on a loop of its own for every example of
+    a fuzzing test (their state carries over, as in a long session), and node 0's registers as
+    it started."""
+    loop = asyncio.new_event_loop()
+    context = running_mux(guest, nodes)
+    rig = loop.run_until_complete(context.__aenter__())
+
+    async def first_registers() -> list[int]:
+        handle = rig.mux.nodes[0]
+        await handle.stop()
+        return list(await handle.registers())
+
+    registers = loop.run_until_complete(first_registers())
+    yield loop, rig, registers
+    loop.run_until_complete(context.__aexit__(None, None, None))
+    loop.close()

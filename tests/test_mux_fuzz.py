@@ -24,7 +24,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mux_rig import Client, MuxRig, running_mux
+from mux_rig import Client, MuxRig, live_rig
 
 from lld import protocol as p
 from lld.testing import TargetGuest, build_target_guest
@@ -185,19 +185,7 @@ RESUMES = (rsp.Continue, rsp.Step, rsp.VCont)
 @pytest.fixture(scope="module")
 def live(guest: TargetGuest) -> Iterator[tuple[asyncio.AbstractEventLoop, MuxRig, list[int]]]:
     """One machine and mux for every example (their state carries over, as in a long session)."""
-    loop = asyncio.new_event_loop()
-    context = running_mux(guest, 2)
-    rig = loop.run_until_complete(context.__aenter__())
-
-    async def first_registers() -> list[int]:
-        handle = rig.mux.nodes[0]
-        await handle.stop()
-        return list(await handle.registers())
-
-    registers = loop.run_until_complete(first_registers())
-    yield loop, rig, registers
-    loop.run_until_complete(context.__aexit__(None, None, None))
-    loop.close()
+    yield from live_rig(guest)
 
 
 CONSOLE = "console"   # the owner of a breakpoint the console placed
