@@ -242,6 +242,11 @@ def run(args: argparse.Namespace) -> int:
     recording = Recording(args.record) if args.record else None
     recorder = recording.recorder if recording is not None else None
     console, debug = _open_lines(args)
+    # With a debug line, a stopped node waits for a debugger instead of ending the run,
+    # and a node entering the kernel's panic path stops there for it (without one, the
+    # panic runs its course and its report reaches the console).  (Asked of the line itself:
+    # a recording's wrapper around a null line is still no debug line.)
+    debugging = not isinstance(debug, NullLine)
     if recorder is not None:
         console, debug = RecordingLine(console, CONSOLE, recorder), RecordingLine(debug, DEBUG, recorder)
     if args.restore:
@@ -260,10 +265,6 @@ def run(args: argparse.Namespace) -> int:
     nets, pcap = attach_network(machine, args.net, args.pcap)
     panic_pc = image.symbol(args.panic_symbol) if image is not None and args.panic_symbol else None
     lld = Lld(machine, debug)
-    # With a debug line, a stopped node waits for a debugger instead of ending the run,
-    # and a node entering the kernel's panic path stops there for it (without one, the
-    # panic runs its course and its report reaches the console).
-    debugging = not isinstance(debug, NullLine)
     if debugging and panic_pc is not None:
         lld.arm_panic(panic_pc)
     print(f"psyche machine: {len(machine.nodes)} nodes; console {console.describe()}; "
@@ -310,6 +311,8 @@ def _report(result, machine: Machine, args: argparse.Namespace) -> int:  # type:
     if result.outcome is RunOutcome.INTERRUPTED:
         return 130
     if args.until is None and result.outcome is RunOutcome.TIMEOUT:
+        print(f"\npsyche machine: ran {result.wall_seconds:.2f} s, simulated time {machine.time} cycles",
+              file=sys.stderr)
         return 0
     tail = machine.console.output_tail(2000).decode(errors="replace")
     reason = {
