@@ -526,7 +526,7 @@ class GdbSession:
     async def _continue(self, status: p.Status) -> bytes | None:
         """gdb's continue, with the debug semantics of hardware (see the module's docstring)."""
         pc = status.pc
-        if pc in self._desired:
+        if pc in self._desired and not await self._outside_scope(status, resuming=True):
             return await self._breakpoint_stop(status)
         if status.flags & p.FLAG_WAITING:
             return await self._run()   # asleep in WFI: a step would wake it
@@ -567,13 +567,14 @@ class GdbSession:
             return None
         return await self._breakpoint_stop(status)
 
-    async def _outside_scope(self, status: p.Status) -> bool:
+    async def _outside_scope(self, status: p.Status, resuming: bool = False) -> bool:
         """True (and counted) for a stop at one of gdb's user-code breakpoints while a domain
-        runs that `monitor domains` left out; the caller steps over it and runs on."""
+        runs that `monitor domains` left out; the caller steps over it and runs on.  resuming:
+        the node rests on the breakpoint and gdb resumes it (a resume there would stop at once)."""
         domains = self.scope.domains
         if domains is None or not status.stopped or status.pc not in self._desired or status.pc >= USER_END:
             return False
-        if status.reason not in (p.REASON_BREAKPOINT, p.REASON_STEP):
+        if not resuming and status.reason not in (p.REASON_BREAKPOINT, p.REASON_STEP):
             return False
         domain = await self.threads.current_domain()
         if domain is None or domain in domains:

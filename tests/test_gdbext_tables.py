@@ -28,8 +28,10 @@ CALL = {"entry": 0x12D020, "caller_domain": 0, "caller_vp": 0, "process": 1, "ca
 def in_gdb(python: str) -> str:
     """What `python print(...)` prints in gdb with the extension sourced (no program, no target)."""
     assert GDB is not None
-    result = subprocess.run([GDB, "-batch", "-nx", "-ex", f"source {EXTENSION}", "-ex", f"python {python}"],
-                            capture_output=True, text=True, timeout=30)
+    imports = ("import json; from gdbfront.gdbext.kernel import table; "
+               "from gdbfront.gdbext.vm import render_calls, render_realms")
+    result = subprocess.run([GDB, "-batch", "-nx", "-ex", f"source {EXTENSION}", "-ex", f"python {imports}",
+                             "-ex", f"python {python}"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 

@@ -12,7 +12,7 @@ begin).  A program is linked at 0, so its symbols are its ELF's
     (gdb) psyche symbols --auto           # and again at every stop where the table changed
     (gdb) psyche symbols --dir DIR        # ELFs from DIR (default: build/user beside the kernel)
 
-It runs inside gdb (psyche.py loads it), with gdb and the standard library only.
+It runs inside gdb (psyche.py registers its command), with gdb and the standard library only.
 """
 
 from __future__ import annotations
@@ -168,4 +168,4 @@ psyche symbols [--auto | --no-auto] [--dir DIR] [-json]"""
         SYMBOLS.auto = on
 
 
-SymbolsCommand()
+COMMANDS = (SymbolsCommand,)
