@@ -112,6 +112,13 @@ class Kernel:
         self.nnodes = int_of(self.kg, "nnodes")
         self._records: dict[int, gdb.Value | None] = {}
 
+    def node_argument(self, words: list[str], command: str) -> int:
+        """The node a command names (its first word), or the one gdb is attached to."""
+        try:
+            return int(words[0], 0) if words else self.attached()
+        except ValueError:
+            raise PsycheError(f"psyche {command}: {words[0]!r} is not a node number") from None
+
     def attached(self) -> int:
         """The node gdb is attached to: its hart id, or its record's id behind a stub without CSRs."""
         try:

@@ -292,10 +292,7 @@ Usage: psyche node [N] [-json]   (default: the node gdb is attached to)"""
     def invoke(self, argument: str, from_tty: bool) -> None:
         words, as_json = parse_args(argument)
         kernel = Kernel()
-        try:
-            node = int(words[0], 0) if words else kernel.attached()
-        except ValueError:
-            raise PsycheError(f"psyche node: {words[0]!r} is not a node number") from None
+        node = kernel.node_argument(words, "node")
         detail = node_detail(kernel, node)
         emit(detail, render_node(detail), as_json)
 

@@ -491,10 +491,7 @@ scheduling statistics as the node last copied them."""
     def invoke(self, argument: str, from_tty: bool) -> None:
         words, as_json = parse_args(argument)
         kernel = Kernel()
-        try:
-            node = int(words[0], 0) if words else kernel.attached()
-        except ValueError:
-            raise PsycheError(f"psyche magic: {words[0]!r} is not a node number") from None
+        node = kernel.node_argument(words, "magic")
         data = magic_data(kernel, node)
         emit(data, render_magic(data), as_json)
 

@@ -312,17 +312,13 @@ int pcall_set_home(struct domain *caller, uint32_t va, uint32_t key, uint32_t do
         return PSY_EKEY;
     struct vm *vm = kg.vm;
     spin_lock(&vm->lock);
-    struct realm *r = realm_lookup(va);
+    int err;
+    struct realm *r = realm_owned(va, key, &err);
     struct domain *home = NULL;
-    int err = 0;
     for (int id = 0; domain_va && id < MAX_DOMAINS; id++)
         if (vm->domains[id] && vm->domains[id]->desc->base == domain_va)
             home = vm->domains[id];
-    if (!r || r->base != va)
-        err = PSY_ENOREALM;
-    else if (!realm_owned_by(r, key))
-        err = PSY_EKEY;
-    else if (domain_va && !home)
+    if (!err && domain_va && !home)
         err = PSY_EINVAL;
     if (!err) {
         r->home = home;
@@ -347,13 +343,9 @@ int pcall_set_ops(struct domain *caller, uint32_t va, uint32_t key, uint32_t ops
         return PSY_EFAULT;
     struct vm *vm = kg.vm;
     spin_lock(&vm->lock);
-    struct realm *r = realm_lookup(va);
-    int err = 0;
-    if (!r || r->base != va)
-        err = PSY_ENOREALM;
-    else if (!realm_owned_by(r, key))
-        err = PSY_EKEY;
-    else if (n && (r->flags & PSY_REALM_DEVICE))
+    int err;
+    struct realm *r = realm_owned(va, key, &err);
+    if (!err && n && (r->flags & PSY_REALM_DEVICE))
         err = PSY_EINVAL;             /* registers are not code */
     for (uint32_t i = 0; !err && i < n; i++)
         if (ops[i] - r->base >= r->size || ops[i] % 4)

@@ -298,6 +298,18 @@ bool realm_owned_by(struct realm *r, uint32_t key)
     return key && (key_rights_on(r, key) & PSY_OWNER);
 }
 
+/*
+ * The realm that begins at va, if key owns it; otherwise NULL and *err says
+ * why (ENOREALM, EKEY).  What every call that changes a realm checks first.
+ * The caller holds vm->lock.
+ */
+struct realm *realm_owned(uint32_t va, uint32_t key, int *err)
+{
+    struct realm *r = realm_lookup(va);
+    *err = !r || r->base != va ? PSY_ENOREALM : !realm_owned_by(r, key) ? PSY_EKEY : 0;
+    return *err ? NULL : r;
+}
+
 static uint32_t key_rights_on(struct realm *r, uint32_t key)
 {
     for (int i = 0; i < REALM_ACL; i++)
@@ -362,13 +374,9 @@ int realm_destroy(uint32_t va, uint32_t key)
     uint32_t nodes[NODE_WORDS] = { 0 };
     struct vm *vm = kg.vm;
     spin_lock(&vm->lock);
-    struct realm *r = realm_lookup(va);
-    int err = 0;
-    if (!r || r->base != va)
-        err = PSY_ENOREALM;
-    else if (!key || !(key_rights_on(r, key) & PSY_OWNER))
-        err = PSY_EKEY;
-    else if (vp_desc_in(r))
+    int err;
+    struct realm *r = realm_owned(va, key, &err);
+    if (!err && vp_desc_in(r))
         err = PSY_EBUSY;     /* the kernel writes a VP's descriptor in place, through the frames */
     if (!err) {
         map_remove(r);
@@ -394,12 +402,8 @@ int realm_set_access(uint32_t va, uint32_t key, uint32_t other, uint32_t rights)
         return PSY_EINVAL;
     struct vm *vm = kg.vm;
     spin_lock(&vm->lock);
-    struct realm *r = realm_lookup(va);
-    int err = 0, slot = -1, free_slot = -1;
-    if (!r || r->base != va)
-        err = PSY_ENOREALM;
-    else if (!key || !(key_rights_on(r, key) & PSY_OWNER))
-        err = PSY_EKEY;
+    int err, slot = -1, free_slot = -1;
+    struct realm *r = realm_owned(va, key, &err);
     for (int i = 0; !err && i < REALM_ACL; i++) {
         if (r->acl[i].key == other)
             slot = i;

@@ -118,6 +118,7 @@ int realm_set_access(uint32_t va, uint32_t key, uint32_t other, uint32_t rights)
 int realm_info(struct domain *caller, uint32_t va, uint32_t info_va);
 struct realm *realm_lookup(uint32_t va);
 bool realm_owned_by(struct realm *r, uint32_t key);
+struct realm *realm_owned(uint32_t va, uint32_t key, int *err);
 uint32_t realm_reserve(uint32_t size);
 uint32_t realm_copy(struct realm *r, int node, uint32_t page);
 void realm_replicate(struct realm *r);
