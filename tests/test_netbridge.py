@@ -93,6 +93,32 @@ def test_udp_both_ways() -> None:
     assert bridge.counters["udp_to_host"] == 3 and bridge.counters["udp_to_guest"] == 1
 
 
+def test_datagram_loss_is_seeded_and_counted_each_way() -> None:
+    def run(seed: int) -> tuple[list[int], list[int], Bridge]:
+        bridge = Bridge(GUEST_MAC, loss=0.05, seed=seed)
+        out = [i for i in range(2000) if bridge.from_guest(guest_udp(4000, 5555, b"%d" % i))]
+        into = []
+        for i in range(2000):
+            bridge.from_host(HostDatagram(4000, 5555, b"%d" % i))
+            if bridge.take_frames():
+                into.append(i)
+        return out, into, bridge
+
+    out, into, bridge = run(7)
+    lost_out, lost_in = 2000 - len(out), 2000 - len(into)
+    assert 60 <= lost_out <= 140 and 60 <= lost_in <= 140          # about 5% each way
+    counted = bridge.counters["drop_loss_to_host"], bridge.counters["drop_loss_to_guest"]
+    assert counted == (lost_out, lost_in)
+    assert run(7)[:2] == (out, into)                                  # the same seed loses the same ones
+    assert run(8)[:2] != (out, into)
+    # ARP is never lost: only datagrams are
+    lossy = Bridge(GUEST_MAC, loss=1.0)
+    lossy.from_guest(arp_request())
+    assert len(lossy.take_frames()) == 1
+    with pytest.raises(ValueError, match="loss 1.5 is not between 0 and 1"):
+        Bridge(GUEST_MAC, loss=1.5)
+
+
 def test_ping_the_gateway() -> None:
     bridge = Bridge(GUEST_MAC)
     echo = b"\x08\x00\x00\x00\x12\x34\x00\x01" + b"ping data"

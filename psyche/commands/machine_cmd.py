@@ -109,6 +109,9 @@ def add_network_arguments(p: argparse.ArgumentParser) -> None:
                         "',node=N' for another NIC than the first); repeatable")
     p.add_argument("--pcap", metavar="FILE",
                    help="write every frame of every NIC, both directions, to FILE (pcap, Ethernet)")
+    p.add_argument("--net-loss", type=float, default=0.0, metavar="RATE",
+                   help="lose this fraction of UDP datagrams on the host side, each way (testing)")
+    p.add_argument("--net-loss-seed", type=int, default=0, metavar="N", help="seed of --net-loss")
 
 
 def network_argv(args: argparse.Namespace) -> list[str]:
@@ -119,11 +122,13 @@ def network_argv(args: argparse.Namespace) -> list[str]:
                  + (f",node={fwd.node}" if fwd.node is not None else "")]
     if args.pcap:
         argv += ["--pcap", str(args.pcap)]
+    if args.net_loss:
+        argv += ["--net-loss", str(args.net_loss), "--net-loss-seed", str(args.net_loss_seed)]
     return argv
 
 
-def attach_network(machine: Machine, forwards: list[Forward], pcap_path: str | None
-                   ) -> tuple[list[UserNet], PcapWriter | None]:
+def attach_network(machine: Machine, forwards: list[Forward], pcap_path: str | None,
+                   loss: float = 0.0, seed: int = 0) -> tuple[list[UserNet], PcapWriter | None]:
     """User-mode networking on every NIC (docs/network.md); the port forwards on theirs."""
     nodes = machine.config.nic_nodes
     for fwd in forwards:
@@ -135,7 +140,7 @@ def attach_network(machine: Machine, forwards: list[Forward], pcap_path: str | N
     try:
         for k in nodes:
             mine = [f for f in forwards if (f.node if f.node is not None else nodes[0]) == k]
-            net = UserNet(machine.nic(k).mac, mine, pcap)
+            net = UserNet(machine.nic(k).mac, mine, pcap, loss, seed + k)
             nets.append(net)
             machine.attach_wire(k, net)
     except (OSError, ValueError) as e:
@@ -182,7 +187,7 @@ def _replay_then_live(args: argparse.Namespace) -> int:
     console.go_live()
     debug.go_live()
     machine, lld = done.machine, done.lld
-    nets, pcap = attach_network(machine, args.net, args.pcap)
+    nets, pcap = attach_network(machine, args.net, args.pcap, args.net_loss, args.net_loss_seed)
     if not args.quiet:
         machine.console.add_output_listener(lambda data: (sys.stdout.buffer.write(data), sys.stdout.flush()))
     runner = Runner(machine, [console, debug], pace=not args.no_pace, debug=lld, stop_on_node_stop=False,
@@ -262,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
             console=console,
         )
         machine.load(image)
-    nets, pcap = attach_network(machine, args.net, args.pcap)
+    nets, pcap = attach_network(machine, args.net, args.pcap, args.net_loss, args.net_loss_seed)
     panic_pc = image.symbol(args.panic_symbol) if image is not None and args.panic_symbol else None
     lld = Lld(machine, debug)
     if debugging and panic_pc is not None:

@@ -24,6 +24,7 @@ frame, both directions, for tcpdump and Wireshark.
 from __future__ import annotations
 
 import ipaddress
+import random
 import re
 import socket
 import struct
@@ -100,12 +101,21 @@ class HostDatagram:
 class Bridge:
     """The gateway's protocol logic for one NIC: no sockets, no clock."""
 
-    def __init__(self, guest_mac: bytes) -> None:
+    def __init__(self, guest_mac: bytes, loss: float = 0.0, seed: int = 0) -> None:
+        if not 0.0 <= loss <= 1.0:
+            raise ValueError(f"datagram loss {loss} is not between 0 and 1")
         self.guest_mac = guest_mac
+        #: The fraction of UDP datagrams lost, each way (testing what runs over UDP), decided by a
+        #: seeded generator in the order datagrams come: the same traffic loses the same ones.
+        self.loss = loss
+        self._rng = random.Random(seed)
         self.to_guest: deque[bytes] = deque()
         #: What happened to frames and datagrams: deliveries, and drops by reason ("drop_*").
         self.counters: Counter[str] = Counter()
         self._ident = 0
+
+    def _lost(self) -> bool:
+        return self.loss > 0 and self._rng.random() < self.loss
 
     def dropped(self) -> int:
         return sum(n for name, n in self.counters.items() if name.startswith("drop_"))
@@ -191,6 +201,8 @@ class Bridge:
             return self._drop("udp_checksum")
         if sport == 0 or dport == 0:
             return self._drop("udp_port_zero")
+        if self._lost():
+            return self._drop("loss_to_host")
         self.counters["udp_to_host"] += 1
         return [HostDatagram(sport, dport, segment[UDP_HEADER:])]
 
@@ -216,6 +228,9 @@ class Bridge:
         """Queue a host datagram for the guest, as from 10.0.2.2:host_port."""
         if len(datagram.payload) > MAX_UDP_PAYLOAD:
             self._drop("host_oversize")
+            return
+        if self._lost():
+            self._drop("loss_to_guest")
             return
         segment = udp(GATEWAY_IP, GUEST_IP, datagram.host_port, datagram.guest_port, datagram.payload)
         self._send_ip(IP_UDP, segment)
@@ -304,8 +319,8 @@ class UserNet(Wire):
     """One NIC's user-mode network: a Bridge and the host sockets it talks through."""
 
     def __init__(self, mac: bytes, forwards: list[Forward] | None = None,
-                 pcap: PcapWriter | None = None) -> None:
-        self.bridge = Bridge(mac)
+                 pcap: PcapWriter | None = None, loss: float = 0.0, seed: int = 0) -> None:
+        self.bridge = Bridge(mac, loss, seed)
         self.pcap = pcap
         # Guest port -> socket: the forwards' sockets (bound to their host ports) and the
         # outbound sessions' (bound to a free port when the guest first sends from that port).
