@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from psyche.commands import build, gdb_cmd, machine_cmd, mux_cmd, replay_cmd, run_elf, up_cmd
+from psyche.commands import build, fileserver_cmd, gdb_cmd, machine_cmd, mux_cmd, replay_cmd, run_elf, up_cmd
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -15,7 +15,7 @@ def make_parser() -> argparse.ArgumentParser:
         description="Remote kernel debugging toolkit on a simulated Psyche multiprocessor.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (run_elf, machine_cmd, mux_cmd, up_cmd, gdb_cmd, build, replay_cmd):
+    for module in (run_elf, machine_cmd, mux_cmd, up_cmd, gdb_cmd, build, replay_cmd, fileserver_cmd):
         module.register(sub)
     return parser
 
