@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
+import socket
 import sys
+import threading
 from pathlib import Path
+
+import tftpy
 
 from lld.attach import Lld
 from lld.lossy import LossyLine
@@ -25,6 +30,7 @@ from psyche.machine.record import (
     ReplayLine,
 )
 from psyche.machine.runner import ConsoleMatcher, Runner, RunOutcome
+from psyche.netboot import build_netboot
 from psyche.replay import replay
 
 
@@ -66,6 +72,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-pace", action="store_true",
                    help="skip idle time at full speed instead of pacing it to wall time")
     p.add_argument("--save-snapshot", metavar="FILE", help="save the machine to FILE when the run ends")
+    p.add_argument("--netboot", type=Path, metavar="DIR",
+                   help="boot over the network: load only the boot loader, which fetches the kernel "
+                        "(--kernel's file name) from DIR by TFTP (docs/network.md, \"Network boot\")")
     p.add_argument("--replay", type=Path, metavar="DIR",
                    help="replay the recording in DIR (checked bit-exact), then run on live from where it "
                         "ended, with the console and debug line given (docs/replay.md)")
@@ -200,6 +209,39 @@ def _replay_then_live(args: argparse.Namespace) -> int:
     return _report(result, machine, args)
 
 
+#: Seconds the netboot TFTP server waits for an ACK before it sends its block again.
+NETBOOT_TIMEOUT = 0.2
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _netboot(machine: Machine, args: argparse.Namespace) -> tftpy.TftpServer:
+    """--netboot DIR: the machine was given the boot loader instead of the kernel; a TFTP server
+    for DIR on a free port, which the loader is told, with the kernel's file name."""
+    directory = Path(args.netboot).resolve()
+    name = Path(args.kernel).name
+    if not (directory / name).is_file():
+        raise ValueError(f"--netboot {args.netboot}: no {name} there for the boot loader to fetch")
+    loader = load_elf(build_netboot())
+    server = tftpy.TftpServer(str(directory))
+    port = _free_udp_port()
+    logging.getLogger("tftpy").setLevel(logging.WARNING)
+    # A lost block is the server's to send again, on its timeout: a short one, since a 16-node
+    # boot waits for every block (tftpy's default is 5 s).
+    threading.Thread(target=server.listen, args=("127.0.0.1", port),
+                     kwargs={"timeout": NETBOOT_TIMEOUT, "retries": 20}, name="netboot-tftp",
+                     daemon=True).start()
+    machine.write_phys(loader.symbol("server_port"), port.to_bytes(4, "little"))
+    machine.write_phys(loader.symbol("kernel_name"), name.encode()[:63] + b"\0")
+    print(f"psyche machine: netboot: the boot loader fetches {name} from {directory} "
+          f"(TFTP on 127.0.0.1:{port})", file=sys.stderr, flush=True)
+    return server
+
+
 def _report_stops(stopped: list[Node], lld: Lld) -> None:
     """A node stopped and waits for a debugger: say so once (lld itself never speaks unasked)."""
     for node in stopped:
@@ -237,6 +279,9 @@ def _exit_with_parent() -> None:
 def run(args: argparse.Namespace) -> int:
     if args.exit_with_parent:
         _exit_with_parent()
+    if args.netboot and (args.kernel is None or args.restore):
+        raise ValueError("--netboot boots the kernel --kernel names (its symbols are read here, the file "
+                         "is fetched from DIR): it needs --kernel, and cannot go with --restore")
     if args.kernel is None and args.restore is None and args.replay is None:
         raise ValueError("give --kernel ELF, --restore SNAPSHOT, or both (the snapshot's kernel's symbols)")
     if args.halted and args.debug_line == "null":
@@ -266,7 +311,8 @@ def run(args: argparse.Namespace) -> int:
                           nic_nodes=args.nic_nodes),
             console=console,
         )
-        machine.load(image)
+        machine.load(image if not args.netboot else load_elf(build_netboot()))
+    fileserver = _netboot(machine, args) if args.netboot else None
     nets, pcap = attach_network(machine, args.net, args.pcap, args.net_loss, args.net_loss_seed)
     panic_pc = image.symbol(args.panic_symbol) if image is not None and args.panic_symbol else None
     lld = Lld(machine, debug)
@@ -305,6 +351,8 @@ def run(args: argparse.Namespace) -> int:
         net.close()
     if pcap is not None:
         pcap.close()
+    if fileserver is not None:
+        fileserver.stop(now=True)
     return _report(result, machine, args)
 
 

@@ -43,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "continues it; nodes the kernel has not started yet stay held")
     parser.add_argument("--record", type=Path, metavar="DIR",
                         help="record the machine's run into DIR, for `psyche replay DIR` (docs/replay.md)")
+    parser.add_argument("--netboot", type=Path, metavar="DIR",
+                        help="boot over the network: the machine loads only the boot loader, which "
+                             "fetches the kernel from DIR by TFTP (docs/network.md)")
     parser.add_argument("--replay", type=Path, metavar="DIR",
                         help="replay the recording in DIR (checked bit-exact), then run on live from where "
                              "it ended, gdb and console and all (docs/replay.md)")
@@ -178,7 +181,8 @@ def run(args: argparse.Namespace) -> int:
                                                             ("--halted", args.halted)) if on),
                                     *network_argv(args),
                                     *(("--record", str(args.record)) if args.record else ()),
-                                    *(("--replay", str(args.replay)) if args.replay else ())),
+                                    *(("--replay", str(args.replay)) if args.replay else ()),
+                                    *(("--netboot", str(args.netboot)) if args.netboot else ())),
                                    stderr=subprocess.PIPE if console else None, own_session=console)
     if console:
         from mux.console.app import run_console  # prompt_toolkit and rich: only for the console
