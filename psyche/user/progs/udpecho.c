@@ -1,8 +1,9 @@
 /*
  * udpecho: a UDP echo server on the kernel's UDP calls.
  *
- *   udpecho PORT [COUNT]   bind PORT, send every datagram back to where it came from,
- *                          printing what came; end after COUNT datagrams (default 1)
+ *   udpecho PORT [COUNT [quiet]]   bind PORT, send every datagram back to where it came
+ *                                  from, printing what came (not with `quiet`, for junk);
+ *                                  end after COUNT datagrams (default 1; 0: never)
  *
  * It never polls: with software interrupts disabled in its descriptor,
  * PSY_SWI_NET stays pending instead of being delivered, and block() returns
@@ -23,6 +24,7 @@ int main(int argc, char **argv)
     }
     uint32_t port = parse_number(argv[1]);
     uint32_t count = argc > 2 ? parse_number(argv[2]) : 1;
+    int quiet = argc > 3 && strcmp(argv[3], "quiet") == 0;
     vp.magic = PSY_VP_MAGIC;
     vp.disabled = 1;
     int err = set_vp(&vp);
@@ -33,7 +35,7 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("udpecho: port %u bound on node %u, vp %u\n", port, magic_page()->node, vp.id);
-    for (uint32_t done = 0; done < count;) {
+    for (uint32_t done = 0; count == 0 || done < count;) {
         struct psy_udp_from from;
         int n = udp_recv(port, buf, sizeof buf - 1, &from);
         if (n == PSY_EAGAIN) {
@@ -45,10 +47,11 @@ int main(int argc, char **argv)
             return 1;
         }
         buf[n] = 0;
-        printf("udpecho: %u bytes from %u.%u.%u.%u:%u: %s\n", n, from.ip >> 24,
-               (from.ip >> 16) & 255, (from.ip >> 8) & 255, from.ip & 255, from.port, buf);
+        if (!quiet)
+            printf("udpecho: %u bytes from %u.%u.%u.%u:%u: %s\n", n, from.ip >> 24,
+                   (from.ip >> 16) & 255, (from.ip >> 8) & 255, from.ip & 255, from.port, buf);
         err = udp_send(port, from.ip, from.port, buf, (uint32_t)n);
-        if (err < 0)
+        if (err < 0 && !quiet)
             printf("udpecho: send: %s\n", error_name(err));
         done++;
     }
