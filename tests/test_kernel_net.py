@@ -18,7 +18,13 @@ import pytest
 
 from psyche.kernel.harness import KernelRun
 from psyche.machine.netbridge import (
-    GATEWAY_MAC, UserNet, checksum, ethernet, ipv4, parse_forward, udp,
+    GATEWAY_MAC,
+    UserNet,
+    checksum,
+    ethernet,
+    ipv4,
+    parse_forward,
+    udp,
 )
 from psyche.machine.nic import Wire, default_mac
 
