@@ -209,10 +209,10 @@ void net_shared_init(void)
     kg.net = n;
 }
 
-/* A buffer of this node's local heap, at its official address. */
+/* A buffer of this node's local heap, at its official address; not zeroed (boot time counts). */
 static void *local_official(uint32_t size)
 {
-    return official(kalloc_local(size));
+    return official(kalloc_stack(size));
 }
 
 static struct nic_desc *ring(int n, uint32_t len)
