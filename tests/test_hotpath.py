@@ -70,7 +70,7 @@ def test_compiled_pure_and_block_cpus_agree_bit_for_bit(guest_programs, machine_
     # Odd quanta and penalties move where runs end relative to blocks.
     programs += [(str(machine_guest["smp"]), 4, 53, 7), (str(machine_guest["smp"]), 4, 7, 20),
                  (str(machine_guest["smp"]), 4, 1000, 0)]
-    kernel_cycles = 1_400_000
+    kernel_cycles = 1_600_000    # boot and self-test on 4 nodes, with room for a growing kernel image
     compiled = _run(programs, kernel_cycles, pure=False)
     blocks = _run(programs, kernel_cycles, pure=True)
     interpreted = _run(programs, kernel_cycles, pure=True, blocks=False)

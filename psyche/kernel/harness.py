@@ -21,7 +21,8 @@ from elftools.elf.elffile import ELFFile
 
 from psyche.kernel.build import KERNEL_PBASE, KERNEL_VBASE, build_kernel
 from psyche.machine.elf import ElfImage, load_elf
-from psyche.machine.machine import Machine, MachineConfig
+from psyche.machine.machine import Machine, MachineConfig, Node
+from psyche.machine.nic import Wire
 from psyche.machine.physmem import NODE_RAM_SIZE
 
 PROMPT = "psyche> "
@@ -83,10 +84,13 @@ class KernelRun:
         elf: Path | None = None,
         quantum: int = 1000,
         remote_penalty: int = 7,
+        nic_nodes: tuple[int, ...] = (0,),
     ) -> None:
         self.elf = Path(elf) if elf is not None else build_kernel()
         self.image: ElfImage = load_elf(self.elf)
-        self.machine = Machine(MachineConfig(nodes=nodes, quantum=quantum, remote_penalty=remote_penalty))
+        self.machine = Machine(MachineConfig(nodes=nodes, quantum=quantum, remote_penalty=remote_penalty,
+                                             nic_nodes=nic_nodes))
+        self._wired = False  # a wire is attached: take its frames between rounds
         self._out = bytearray()
         self._mark = 0  # index into self.console where the next wait_for starts
         self.machine.console.add_output_listener(self._out.extend)
@@ -123,6 +127,18 @@ class KernelRun:
             raise RuntimeError("bootargs not found where the symbol table says")
         self.write_word(base + member_offset(self.elf, "bootargs", member), value)
 
+    def attach_wire(self, node: int, wire: Wire) -> None:
+        """Plug `wire` into node `node`'s NIC; from now on its frames enter between rounds, as
+        `psyche machine`'s runner takes them (Machine.poll_host)."""
+        self.machine.attach_wire(node, wire)
+        self._wired = True
+
+    def run_round(self) -> list[Node]:
+        """One scheduling round (after the wires' frames, if any are attached)."""
+        if self._wired:
+            self.machine.poll_host()
+        return self.machine.run_round()
+
     # -- console --------------------------------------------------------------
 
     @property
@@ -148,7 +164,7 @@ class KernelRun:
                 self._mark = match.end()
                 return match
             for _ in range(64):
-                stopped = machine.run_round()
+                stopped = self.run_round()
                 if stopped:
                     raise KernelTimeout(f"node(s) stopped {[n.index for n in stopped]} while waiting for "
                                         f"{pattern!r}; console:\n{self.console[-3000:]}")

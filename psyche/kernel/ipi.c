@@ -10,6 +10,7 @@
 #include "console.h"
 #include "ipi.h"
 #include "memlayout.h"
+#include "net.h"
 #include "node.h"
 #include "panic.h"
 #include "restart.h"
@@ -110,6 +111,8 @@ void ipi_intr(void)
         this_node.resched_pending = 1;
     if (kinds & IPI_CONSOLE)
         console_drain_remote();
+    if (kinds & IPI_NET)
+        net_kick();
     if (kinds & IPI_WORK)
         sem_V(&this_node.work_sem);
     if (kinds & IPI_RESTART)

@@ -17,6 +17,7 @@
 #define IPI_WORK      (1u << 3)   /* wake your daemon thread: see node.work */
 #define IPI_RESTART   (1u << 4)   /* park for a restart */
 #define IPI_PANIC     (1u << 5)   /* panic (a monitor command, for testing) */
+#define IPI_NET       (1u << 6)   /* NIC node: frames wait on the transmit ring (net.c) */
 
 void ipi_init(void);
 void ipi_ring(int node);

@@ -8,6 +8,7 @@
  * their frames (domain_read), never through the user's page table.
  */
 #include "console.h"
+#include "net.h"
 #include "node.h"
 #include "pcall.h"
 #include "realm.h"
@@ -77,6 +78,10 @@ void kcall(struct trapframe *tf)
     case PSY_SET_HOME: ret = pcall_set_home(d, tf->a0, tf->a1, tf->a2); break;
     case PSY_SET_OPS: ret = pcall_set_ops(d, tf->a0, tf->a1, tf->a2, tf->a3); break;
     case PSY_REALM_INFO: ret = realm_info(d, tf->a0, tf->a1); break;
+    case PSY_UDP_BIND: ret = net_udp_bind(tf->a0); break;
+    case PSY_UDP_SEND: ret = net_udp_send(d, tf->a0, tf->a1, tf->a2, tf->a3); break;
+    case PSY_UDP_RECV: ret = net_udp_recv(d, tf->a0, tf->a1, tf->a2, tf->a3); break;
+    case PSY_UDP_UNBIND: ret = net_udp_unbind(d, tf->a0); break;
     case PSY_RESUME:
         ret = vp_resume(tf, tf->a0);
         if (ret == 0)

@@ -23,6 +23,7 @@
 #include "ipi.h"
 #include "memlayout.h"
 #include "monitor.h"
+#include "net.h"
 #include "node.h"
 #include "panic.h"
 #include "realm.h"
@@ -64,6 +65,7 @@ static void init_shared_data(void)
     spin_init(&kg.conring->lock, "console ring");
     kg.selftest = selftest_create(n);
     vm_shared_init();
+    net_shared_init();
     kg.magic = KG_MAGIC;
     kprintf("king: shared heap at %p (%u KiB): barrier %p, node table %p, "
             "console ring %p, self-test objects %p\n", (void *)heap, SHARED_HEAP_SIZE / 1024,
@@ -212,6 +214,7 @@ static NORETURN void daemon_loop(void)
 NORETURN void startup(int id, int restarted)
 {
     node_init_local(id);
+    this_node.has_nic = net_probe();
     if (id == 0)
         king_init(restarted);
     publish_self();
@@ -228,6 +231,7 @@ NORETURN void startup(int id, int restarted)
         report_memory();
 
     episode_interrupts();
+    net_init();                          /* the first node with a NIC takes it */
     barrier_sync();
     if (is_king())
         report_interrupts();

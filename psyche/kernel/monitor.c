@@ -9,6 +9,7 @@
 #include "console.h"
 #include "ipi.h"
 #include "monitor.h"
+#include "net.h"
 #include "node.h"
 #include "panic.h"
 #include "pcall.h"
@@ -268,6 +269,12 @@ static void cmd_vps(int argc, char **argv)
     vps_print();
 }
 
+static void cmd_net(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    net_print();
+}
+
 static void cmd_procs(int argc, char **argv)
 {
     int id = argc == 2 ? parse_below(argv[1], MAX_DOMAINS) : -1;
@@ -299,6 +306,7 @@ static const struct command {
     { "vps", cmd_vps, "every virtual processor: node, domain, state, time, descriptor" },
     { "pcalls", cmd_pcalls, "protected calls in progress, and how many were made" },
     { "procs", cmd_procs, "procs DOMAIN: the processes a domain's thread package publishes" },
+    { "net", cmd_net, "the NIC's and the UDP stack's counters, ARP cache and bound ports" },
 };
 
 static void cmd_help(int argc, char **argv)

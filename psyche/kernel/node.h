@@ -24,6 +24,7 @@
 #include "types.h"
 
 struct kthread;
+struct net;
 
 #define NODE_MAGIC 0x4E4F4445  /* "NODE" */
 
@@ -118,6 +119,11 @@ struct node {
     uint32_t swis_delivered;           /* software interrupts delivered here */
     uint32_t swi_errors;               /* ... of them kernel-detected errors */
 
+    /* The network (net.c): does this node have a NIC?  A kernel probe's fault (trap.c). */
+    bool has_nic;
+    volatile int probing;
+    volatile int probe_faulted;
+
     /* Panic (panic.c). */
     uint32_t panic_cause;
     uint32_t panic_pc;
@@ -140,6 +146,7 @@ struct kglobals {
     uint64_t boot_started;            /* king's clock when this boot began */
     uint32_t image_bytes;             /* code and data copied into each node */
     struct vm *vm;                    /* realms and protection domains (realm.h) */
+    struct net *net;                  /* the network stack (net.c) */
 };
 #define KG_MAGIC 0x4B474C42  /* "KGLB" */
 

@@ -22,6 +22,7 @@
 #define IRQ_S_SOFT    1
 #define IRQ_S_TIMER   5
 #define IRQ_S_EXT     9
+#define EXC_LOAD_ACCESS 5
 
 #define SATP_SV32     (1u << 31)
 

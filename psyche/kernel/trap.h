@@ -20,6 +20,7 @@ struct trapframe {
 void trap_init(void);
 void trap(struct trapframe *tf);
 const char *trap_cause_name(uint32_t scause);
+bool probe_read32(uint32_t addr, uint32_t *value);
 void trap_entry(void);
 
 #endif

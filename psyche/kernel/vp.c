@@ -24,6 +24,7 @@
 #include "clock.h"
 #include "console.h"
 #include "ipi.h"
+#include "net.h"
 #include "node.h"
 #include "panic.h"
 #include "pcall.h"
@@ -85,6 +86,7 @@ static struct vp *vp_alloc(struct domain *d, int node)
 /* Forget a VP; whoever waits for it to end (destroy_vp) sees its slot's generation move. */
 static void vp_release(struct vp *v)
 {
+    net_vp_gone(v);                          /* its ports first: a datagram may be telling it */
     spin_lock(&kg.vm->lock);
     pcall_vp_gone(v);
     kg.vm->vps[v->id] = NULL;

@@ -128,7 +128,7 @@ const char *error_name(int err)
 {
     static const char *const names[] = {
         "ok", "EINVAL", "EALIGN", "ERANGE", "ENOREALM", "EKEY",
-        "ENOMEM", "EBUSY", "ENOSYS", "EFAULT", "EPERM", "ENOVP",
+        "ENOMEM", "EBUSY", "ENOSYS", "EFAULT", "EPERM", "ENOVP", "EAGAIN", "ENODEV",
     };
     if (err >= 0)
         return "ok";

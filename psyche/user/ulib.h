@@ -82,6 +82,28 @@ static inline int realm_info(uint32_t va, struct psy_realm *info)
     return psy_call(PSY_REALM_INFO, va, (uint32_t)info, 0, 0);
 }
 
+/* UDP (docs/kernel-interface.md, "UDP"): none of these ever waits. */
+static inline int udp_bind(uint32_t port)
+{
+    return psy_call(PSY_UDP_BIND, port, 0, 0, 0);
+}
+
+static inline int udp_unbind(uint32_t port)
+{
+    return psy_call(PSY_UDP_UNBIND, port, 0, 0, 0);
+}
+
+static inline int udp_send(uint32_t port, uint32_t ip, uint32_t remote_port, const void *buf,
+                           uint32_t len)
+{
+    return psy_call(PSY_UDP_SEND, PSY_UDP_PORTS(port, remote_port), ip, (uint32_t)buf, len);
+}
+
+static inline int udp_recv(uint32_t port, void *buf, uint32_t len, struct psy_udp_from *from)
+{
+    return psy_call(PSY_UDP_RECV, port, (uint32_t)buf, len, (uint32_t)from);
+}
+
 static inline int psy_block(void)
 {
     return psy_call(PSY_BLOCK, 0, 0, 0, 0);

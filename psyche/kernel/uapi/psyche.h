@@ -30,7 +30,11 @@
 #define PSY_SET_HOME        13  /* (va, key, domain): the realm's distinguished domain */
 #define PSY_SET_OPS         14  /* (va, key, ops, n): the realm's n operations, addresses at ops */
 #define PSY_REALM_INFO      15  /* (va, info): describe the realm holding va in *info */
-#define PSY_NCALLS          16
+#define PSY_UDP_BIND        16  /* (port): the port is the calling VP's; PSY_SWI_NET tells it */
+#define PSY_UDP_SEND        17  /* (ports, ip, va, len): send len bytes at va; returns len */
+#define PSY_UDP_RECV        18  /* (port, va, len, from): the oldest datagram, or PSY_EAGAIN */
+#define PSY_UDP_UNBIND      19  /* (port): give a port of the caller's domain back */
+#define PSY_NCALLS          20
 
 /* Errors (negative results). */
 #define PSY_EINVAL   (-1)   /* unknown flags, zero or oversized size, zero key, no rights */
@@ -42,8 +46,10 @@
 #define PSY_EBUSY    (-7)   /* the address range asked for overlaps a realm */
 #define PSY_ENOSYS   (-8)   /* no such kernel call */
 #define PSY_EFAULT   (-9)   /* a buffer the domain may not read */
-#define PSY_EPERM    (-10)  /* the domain may not make device realms */
+#define PSY_EPERM    (-10)  /* not allowed: device realms, a port the domain did not bind */
 #define PSY_ENOVP    (-11)  /* no such VP in the caller's domain */
+#define PSY_EAGAIN   (-12)  /* nothing yet, try again later (no datagram; transmit ring full) */
+#define PSY_ENODEV   (-13)  /* the machine has no network interface */
 
 /* Rights: on an access list entry, and in make_realm's flags for `key`. */
 #define PSY_R        0x01   /* read (open for optimized access) */
@@ -175,7 +181,24 @@ struct psy_processes {
                                  a1 = its name, a2 = the operation's address */
 #define PSY_SWI_RETURN    6   /* a process's protected call returned: its state is in `arrived`,
                                  a1 = its name, a2 = the call's name */
+#define PSY_SWI_NET       7   /* a datagram arrived on a port the VP bound (udp_recv takes it) */
 #define PSY_SWI_KINDS     8
+
+/*
+ * UDP (section 4.1): the machine is 10.0.2.15 on its network, the gateway
+ * 10.0.2.2 (docs/network.md).  Addresses are 32-bit numbers in host order;
+ * udp_send takes both ports in one argument.
+ */
+#define PSY_IP(a, b, c, d) ((unsigned int)(a) << 24 | (b) << 16 | (c) << 8 | (d))
+#define PSY_UDP_PORTS(local, remote) ((unsigned int)(local) | (unsigned int)(remote) << 16)
+#define PSY_UDP_MAX 1472                     /* the largest payload: one frame, no fragments */
+
+/* Where a datagram came from, as udp_recv writes it. */
+struct psy_udp_from {
+    unsigned int ip;                         /* the sender's address */
+    unsigned short port;                     /* the sender's port */
+    unsigned short len;                      /* the datagram's length (what was copied may be less) */
+};
 
 /* The name of a process that arrived by protected call `id` (PSY_SWI_CALL_IN's a1). */
 #define PSY_PCALL_NAME(id) (0x80000000u | (unsigned int)(id))
