@@ -96,28 +96,29 @@ class PsycheMachine:
         base_port: int | None = None,
         ports: tuple[int, int] = PORT_RANGE,
         timeout: float = 60.0,
+        extra: tuple[str, ...] = (),
     ) -> PsycheMachine:
         """Start psyche up, booting kernel on `nodes` nodes, or restoring a snapshot of that many.
 
         Without base_port, ports are chosen free in [ports[0], ports[1]), from a random place
         (test suites run side by side on one host), and chosen again if someone takes them
-        before the mux binds them.
+        before the mux binds them.  extra: more `psyche up` arguments (`--net udp:0-:7`, say).
         """
         if base_port is not None:
-            return cls._start(kernel, nodes, restore, base_port, timeout)
+            return cls._start(kernel, nodes, restore, base_port, timeout, extra)
         for _ in range(_PORT_ATTEMPTS - 1):
             try:
-                return cls._start(kernel, nodes, restore, some_free_ports(nodes, ports), timeout)
+                return cls._start(kernel, nodes, restore, some_free_ports(nodes, ports), timeout, extra)
             except PortsTaken:
                 continue
-        return cls._start(kernel, nodes, restore, some_free_ports(nodes, ports), timeout)
+        return cls._start(kernel, nodes, restore, some_free_ports(nodes, ports), timeout, extra)
 
     @classmethod
     def _start(cls, kernel: Path, nodes: int, restore: Path | None, base: int,
-               timeout: float) -> PsycheMachine:
+               timeout: float, extra: tuple[str, ...] = ()) -> PsycheMachine:
         image = ["--restore", str(restore)] if restore else ["--nodes", str(nodes)]
         command = [sys.executable, "-m", "psyche.cli", "up", "--kernel", str(kernel), *image,
-                   "--no-console", "--gdb-port", str(base)]
+                   "--no-console", "--gdb-port", str(base), *extra]
         began = time.monotonic()
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    start_new_session=True)

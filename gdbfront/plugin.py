@@ -25,9 +25,10 @@ Fixtures:
   breakpoints.  `gdb.machine_port(non_stop=False)` opens one on the mux's
   whole-machine port instead: every node a thread (node k is thread k + 1).
 
-Marker `psyche(nodes=4, start="booted")` chooses the module's machine; start is
-booted (at the monitor prompt), stopped (booted, every node stopped) or
-startup (the king stopped at `startup`).
+Marker `psyche(nodes=4, start="booted", args=())` chooses the module's machine;
+start is booted (at the monitor prompt), stopped (booted, every node stopped) or
+startup (the king stopped at `startup`); args are more `psyche up` arguments
+(`args=("--net", "udp:0-:7")`: a host port forwarded to the guest's UDP port 7).
 
 A failing test's report gets every gdb log of the test, the console and
 psyche up's output as extra sections.
@@ -133,7 +134,8 @@ def psyche_machine(request: pytest.FixtureRequest, psyche_kernel: Path,
     options = dict(marker.kwargs) if marker else {}
     nodes, start = int(options.get("nodes", 4)), str(options.get("start", "booted"))
     snapshot = psyche_snapshots.get(start, nodes)
-    machine = PsycheMachine.start(psyche_kernel, nodes, restore=snapshot, ports=worker_ports())
+    machine = PsycheMachine.start(psyche_kernel, nodes, restore=snapshot, ports=worker_ports(),
+                                  extra=tuple(options.get("args", ())))
     psyche_snapshots.timings.append(f"{request.node.name}: {nodes}-node machine restored from '{start}', "
                                     f"mux listening, in {machine.started_in:.2f} s")
     try:
