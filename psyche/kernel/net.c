@@ -29,6 +29,7 @@
 #include "ipi.h"
 #include "memlayout.h"
 #include "net.h"
+#include "nic.h"
 #include "node.h"
 #include "realm.h"
 #include "riscv.h"
@@ -36,29 +37,6 @@
 #include "trap.h"
 #include "vp.h"
 
-/* NIC registers (docs/memory-map.md, "Network interface"). */
-#define R_ID          0x00
-#define R_MAC_LO      0x04
-#define R_MAC_HI      0x08
-#define R_STATUS      0x0C
-#define R_CTRL        0x10
-#define R_INT_STATUS  0x14
-#define R_INT_ENABLE  0x18
-#define R_RX_BASE     0x20
-#define R_RX_SIZE     0x24
-#define R_RX_TAIL     0x2C
-#define R_TX_BASE     0x30
-#define R_TX_SIZE     0x34
-#define R_TX_TAIL     0x3C
-#define R_COUNTERS    0x40
-#define NIC_ID        0x4E494331u
-#define CTRL_RX_EN    1u
-#define CTRL_TX_EN    2u
-#define CTRL_RESET    (1u << 31)
-#define INT_RX        1u
-#define DESC_DONE     1u
-#define DESC_ERRORS   6u               /* ERR_BAD, ERR_OVERSIZE */
-#define NIC_NCOUNTERS 9
 
 #define NET_RX_N   16                  /* receive descriptors (the NIC gets 15) */
 #define NET_TX_N   16
@@ -108,12 +86,6 @@ static const char *const counter_names[NC_COUNT] = {
 static const char *const nic_counter_names[NIC_NCOUNTERS] = {
     "rx_frames", "rx_bytes", "tx_frames", "tx_bytes", "rx_drop_full", "rx_drop_oversize",
     "tx_drop_oversize", "bad_desc", "rx_drop_off",
-};
-
-struct nic_desc {
-    uint32_t addr, len;
-    volatile uint32_t status;
-    uint32_t cookie;
 };
 
 /* A received datagram waiting on its port. */

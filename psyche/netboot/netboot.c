@@ -19,25 +19,9 @@
  */
 #include <stdint.h>
 
-/* The NIC (docs/memory-map.md, "Network interface"). */
-#define NIC             0x10004000u
-#define R_CTRL          0x10
-#define R_MAC_LO        0x04
-#define R_MAC_HI        0x08
-#define R_STATUS        0x0C
-#define R_INT_STATUS    0x14
-#define R_INT_ENABLE    0x18
-#define INT_RX          1u
-#define R_RX_BASE       0x20
-#define R_RX_SIZE       0x24
-#define R_RX_TAIL       0x2C
-#define R_TX_BASE       0x30
-#define R_TX_SIZE       0x34
-#define R_TX_TAIL       0x3C
-#define CTRL_RX_EN      1u
-#define CTRL_TX_EN      2u
-#define CTRL_RESET      (1u << 31)
-#define DESC_DONE       1u
+#include "nic.h"                 /* the NIC's registers (psyche/kernel/nic.h) */
+
+#define NIC             0x10004000u     /* M mode, translation off: at its physical address */
 
 /* Waking: the interrupt controller's M enable, the hart's timer (docs/memory-map.md). */
 #define INTC_ENABLE_M   (*(volatile uint32_t *)0x0C000004u)
@@ -77,12 +61,8 @@
 volatile uint32_t server_port = 6969;
 volatile char kernel_name[64] = "psyche.elf";
 
-struct desc {
-    uint32_t addr, len, status, cookie;
-};
-
-static struct desc rx_ring[RX_N] __attribute__((aligned(16)));
-static struct desc tx_ring[TX_N] __attribute__((aligned(16)));
+static struct nic_desc rx_ring[RX_N] __attribute__((aligned(16)));
+static struct nic_desc tx_ring[TX_N] __attribute__((aligned(16)));
 static uint8_t rx_buf[RX_N][BUF];
 static uint8_t tx_buf[BUF];
 static uint32_t rx_next, tx_next;
@@ -210,7 +190,7 @@ static void nic_start(void)
         my_mac[i] = (uint8_t)(lo >> (8 * i));
     my_mac[4] = (uint8_t)hi, my_mac[5] = (uint8_t)(hi >> 8);
     for (int i = 0; i < RX_N; i++)
-        rx_ring[i] = (struct desc){ (uint32_t)rx_buf[i], BUF, 0, 0 };
+        rx_ring[i] = (struct nic_desc){ (uint32_t)rx_buf[i], BUF, 0, 0 };
     wr(R_RX_BASE, (uint32_t)rx_ring);
     wr(R_RX_SIZE, RX_N);
     wr(R_TX_BASE, (uint32_t)tx_ring);
@@ -226,7 +206,7 @@ static void nic_start(void)
 /* Send the frame in tx_buf (sent during the store to TX_TAIL). */
 static void transmit(uint32_t len)
 {
-    tx_ring[tx_next] = (struct desc){ (uint32_t)tx_buf, len, 0, 0 };
+    tx_ring[tx_next] = (struct nic_desc){ (uint32_t)tx_buf, len, 0, 0 };
     tx_next = (tx_next + 1) % TX_N;
     fence();
     wr(R_TX_TAIL, tx_next);
@@ -236,7 +216,7 @@ static void transmit(uint32_t len)
 static const uint8_t *receive(uint32_t *len)
 {
     fence();
-    struct desc *d = &rx_ring[rx_next];
+    struct nic_desc *d = &rx_ring[rx_next];
     if (!(d->status & DESC_DONE))
         return 0;
     *len = d->status >> 16;

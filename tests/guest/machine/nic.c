@@ -12,33 +12,9 @@
  */
 #include <stdint.h>
 
-#define NIC             0x10004000u
-#define NIC_ID          0x4E494331u
-#define R_ID            0x00
-#define R_MAC_LO        0x04
-#define R_MAC_HI        0x08
-#define R_STATUS        0x0C
-#define R_CTRL          0x10
-#define R_INT_STATUS    0x14
-#define R_INT_ENABLE    0x18
-#define R_RX_BASE       0x20
-#define R_RX_SIZE       0x24
-#define R_RX_HEAD       0x28
-#define R_RX_TAIL       0x2C
-#define R_TX_BASE       0x30
-#define R_TX_SIZE       0x34
-#define R_TX_HEAD       0x38
-#define R_TX_TAIL       0x3C
-#define R_RX_FRAMES     0x40
-#define R_RX_BYTES      0x44
-#define R_TX_FRAMES     0x48
-#define R_TX_BYTES      0x4C
-#define R_RX_DROP_FULL  0x50
-#define R_BAD_DESC      0x5C
-#define CTRL_RX_EN      1u
-#define CTRL_TX_EN      2u
-#define INT_RX          1u
-#define DESC_DONE       1u
+#include "../../../psyche/kernel/nic.h"   /* the NIC's registers, as the kernel's driver has them */
+
+#define NIC             0x10004000u     /* its physical address (docs/memory-map.md) */
 
 #define INTC_ENABLE_M   (*(volatile uint32_t *)0x0C000004u)
 #define SRC_NIC         4
@@ -54,12 +30,8 @@
 volatile uint32_t host_port = 5555;
 volatile uint32_t guest_port = 4000;
 
-struct desc {
-    uint32_t addr, len, status, cookie;
-};
-
-static struct desc rx_ring[RX_N] __attribute__((aligned(16)));
-static struct desc tx_ring[TX_N] __attribute__((aligned(16)));
+static struct nic_desc rx_ring[RX_N] __attribute__((aligned(16)));
+static struct nic_desc tx_ring[TX_N] __attribute__((aligned(16)));
 static uint8_t rx_buf[RX_N][BUF];
 static uint8_t tx_buf[TX_N][BUF];
 static uint32_t rx_next, tx_next;
@@ -115,7 +87,7 @@ static uint32_t pseudo(const uint8_t *src, const uint8_t *dst, uint32_t len)
 /* Hand one frame of tx_buf[tx_next] to the NIC; it is sent at the store to TX_TAIL. */
 static int transmit(uint32_t len)
 {
-    struct desc *d = &tx_ring[tx_next];
+    struct nic_desc *d = &tx_ring[tx_next];
     d->addr = (uint32_t)tx_buf[tx_next];
     d->len = len;
     d->status = 0;
@@ -147,7 +119,7 @@ static int wait_interrupt(void)
 /* The next received frame (after an interrupt); its length, 0 if there is none. */
 static uint32_t received(uint8_t **frame)
 {
-    struct desc *d = &rx_ring[rx_next];
+    struct nic_desc *d = &rx_ring[rx_next];
     fence();
     if (!(d->status & DESC_DONE))
         return 0;
