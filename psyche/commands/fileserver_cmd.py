@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help=f"UDP port on 127.0.0.1 (default {DEFAULT_PORT}; the guest reaches it as "
                         f"10.0.2.2:PORT)")
     p.add_argument("--bind", default="127.0.0.1", metavar="HOST", help="address to listen on")
+    p.add_argument("--timeout", type=float, default=1.0, metavar="S",
+                   help="send a block again after S seconds without its ACK (default 1)")
     p.set_defaults(handler=run)
 
 
@@ -39,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"psyche fileserver: serving {directory} over TFTP on udp {args.bind}:{args.port}",
           file=sys.stderr, flush=True)
     try:
-        server.listen(args.bind, args.port)
+        server.listen(args.bind, args.port, timeout=args.timeout, retries=20)
     except tftpy.TftpException as e:
         raise ValueError(f"TFTP server: {e}") from e
     return 0
