@@ -2,7 +2,7 @@
  * tftp: a TFTP client (RFC 1350, with the block size option of RFC 2348) on the
  * kernel's UDP calls: the machine's file service, from user space.
  *
- *   tftp get PORT NAME         fetch NAME (at most 512 KiB) from the host's server at 10.0.2.2:PORT into a
+ *   tftp get PORT NAME         fetch NAME (at most 1 MiB) from the host's server at 10.0.2.2:PORT into a
  *                              realm; prints its size and FNV-1a hash
  *   tftp put PORT NAME SIZE    store SIZE bytes of a known pattern as NAME (byte i is
  *                              (i * 31 + 7) & 255); prints the same
@@ -21,7 +21,7 @@
 #define TRIES           100
 #define FINAL_SILENCE   5               /* timeouts of silence after the last block: delivered */
 #define KEY             0x7F7F1234u
-#define FILE_MAX        (512u * 1024u)   /* the node's pool has room for this much */
+#define FILE_MAX        PSY_REALM_MAX   /* 1 MiB, the largest realm */
 
 #define OP_RRQ          1
 #define OP_WRQ          2
@@ -133,7 +133,7 @@ static int get(uint32_t port, const char *name, uint8_t *file)
         } else if (op == OP_DATA && arg == ((block + 1) & 0xFFFF)) {
             uint32_t got = (uint32_t)n - 4;
             if (size + got > FILE_MAX)
-                return failed("the file is larger than 512 KiB");
+                return failed("the file is larger than 1 MiB");
             memcpy(file + size, packet + 4, got);
             size += got;
             block++;
@@ -217,6 +217,18 @@ static int put(uint32_t port, const char *name, uint8_t *file, uint32_t size)
     }
 }
 
+/* A realm for the file: in this node's memory if its pool has room, else the nearest that has. */
+static int file_realm(void)
+{
+    const struct psy_magic *m = magic_page();
+    int realm = PSY_ENOMEM;
+    for (uint32_t i = 0; i < m->nnodes && realm == PSY_ENOMEM; i++) {
+        uint32_t node = (m->node + i) % m->nnodes;
+        realm = make_realm(FILE_MAX, PSY_R | PSY_W | PSY_REALM_NODE(node), KEY, 0);
+    }
+    return realm;
+}
+
 int main(int argc, char **argv, struct psy_domain *self)
 {
     if (argc < 4 || (strcmp(argv[1], "put") == 0 && argc < 5)) {
@@ -224,7 +236,7 @@ int main(int argc, char **argv, struct psy_domain *self)
         return 2;
     }
     add_key(self, KEY);
-    int realm = make_realm(FILE_MAX, PSY_R | PSY_W, KEY, 0);
+    int realm = file_realm();
     if (realm < 0) {
         printf("tftp: a realm for the file: %s\n", error_name(realm));
         return 1;
@@ -244,7 +256,7 @@ int main(int argc, char **argv, struct psy_domain *self)
     if (strcmp(argv[1], "get") == 0) {
         status = get(port, argv[3], (uint8_t *)realm);
     } else if (size > FILE_MAX) {
-        printf("tftp: %u bytes: at most 512 KiB\n", size);
+        printf("tftp: %u bytes: at most 1 MiB\n", size);
         status = 2;
     } else {
         status = put(port, argv[3], (uint8_t *)realm, size);
