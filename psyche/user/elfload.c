@@ -1,0 +1,428 @@
+/*
+ * elfload.c: check a Psyche program's ELF file and place it (elfload.h).
+ *
+ * The file comes from somewhere the loader does not trust, so elf_check
+ * reads every field byte by byte (no alignment or byte-order assumptions
+ * about the buffer), bounds every read by len, and compares sizes in a form
+ * that cannot wrap in 32 bits: "off <= limit && size <= limit - off", never
+ * "off + size <= limit".  What it accepts is what psyche/user/build.py's
+ * linker produces -- ET_DYN for RV32 linked at 0, PT_LOADs in address order,
+ * R_RISCV_RELATIVE relocations found through PT_DYNAMIC -- with room for
+ * small variations (fewer segments, no PT_DYNAMIC and so no relocations,
+ * extra note-like headers).  ET_EXEC is refused: nothing says its code is
+ * position-independent, and it carries no relocations to move it.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "elfload.h"
+
+/* From ulib.c in the guest, libc on the host. */
+void *memcpy(void *dst, const void *src, size_t n);
+void *memset(void *dst, int c, size_t n);
+
+/* ELF constants (the System V ABI and the RISC-V psABI). */
+#define EHDR_SIZE     52
+#define PHDR_SIZE     32
+#define RELA_SIZE     12
+#define DYN_SIZE      8
+#define ET_REL        1
+#define ET_EXEC       2
+#define ET_DYN        3
+#define EM_RISCV      243
+#define EF_RISCV_RVC  0x1
+#define EF_RISCV_RVE  0x8
+#define PT_LOAD       1
+#define PT_DYNAMIC    2
+#define PT_INTERP     3
+#define PT_SHLIB      5
+#define PT_TLS        7
+#define PF_X          1
+#define DT_NULL       0
+#define DT_NEEDED     1
+#define DT_PLTRELSZ   2
+#define DT_RELA       7
+#define DT_RELASZ     8
+#define DT_RELAENT    9
+#define DT_REL        17
+#define DT_TEXTREL    22
+#define DT_RELR       36
+#define R_RISCV_RELATIVE 3
+
+static uint32_t get16(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = v;
+    p[1] = v >> 8;
+    p[2] = v >> 16;
+    p[3] = v >> 24;
+}
+
+/* Does [off, off + size) lie inside [0, limit)?  No sum, so nothing wraps. */
+static int fits(uint32_t off, uint32_t size, uint32_t limit)
+{
+    return off <= limit && size <= limit - off;
+}
+
+/* Would off + size pass 2^32? */
+static int wraps(uint32_t off, uint32_t size)
+{
+    return size > 0xffffffffu - off;
+}
+
+/*
+ * Write the reason for a refusal into why (a tiny printf: %s, %u, and %x,
+ * which prints 0x and hex digits) and return code.  There is no libc in the
+ * guest, and a loader should say precisely what it refused.
+ */
+struct line {
+    char *buf;
+    uint32_t len, n;
+};
+
+static void put(struct line *l, char c)
+{
+    if (l->n + 1 < l->len)
+        l->buf[l->n++] = c;
+}
+
+static void put_number(struct line *l, uint32_t v, uint32_t base)
+{
+    char digits[12];
+    int n = 0;
+    if (base == 16) {
+        put(l, '0');
+        put(l, 'x');
+    }
+    do {
+        digits[n++] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v);
+    while (n)
+        put(l, digits[--n]);
+}
+
+static int fail(char *why, uint32_t whylen, int code, const char *fmt, ...)
+{
+    struct line l = { why, whylen, 0 };
+    const char *s;
+    va_list ap;
+
+    if (why == 0 || whylen == 0)
+        return code;
+    va_start(ap, fmt);
+    for (; *fmt; fmt++) {
+        if (*fmt != '%' || fmt[1] == 0) {
+            put(&l, *fmt);
+            continue;
+        }
+        switch (*++fmt) {
+        case 'u':
+            put_number(&l, va_arg(ap, uint32_t), 10);
+            break;
+        case 'x':
+            put_number(&l, va_arg(ap, uint32_t), 16);
+            break;
+        case 's':
+            for (s = va_arg(ap, const char *); *s; s++)
+                put(&l, *s);
+            break;
+        default:
+            put(&l, *fmt);
+        }
+    }
+    va_end(ap);
+    why[l.n] = 0;
+    return code;
+}
+
+#define FAIL(code, ...) fail(why, whylen, code, __VA_ARGS__)
+
+/* The identification and file header: is this an RV32 PIE at all? */
+static int check_header(const uint8_t *f, uint32_t len, char *why, uint32_t whylen)
+{
+    uint32_t type, flags;
+
+    if (len < EHDR_SIZE)
+        return FAIL(ELF_ETRUNC, "truncated: the ELF header ends at %x, the file at %x",
+                    EHDR_SIZE, len);
+    if (f[0] != 0x7f || f[1] != 'E' || f[2] != 'L' || f[3] != 'F')
+        return FAIL(ELF_ENOTPSY, "not ELF: bad magic");
+    if (f[4] != 1)
+        return FAIL(ELF_ENOTPSY, "not 32-bit: ELF class %u%s", f[4],
+                    f[4] == 2 ? " (ELFCLASS64)" : "");
+    if (f[5] != 1)
+        return FAIL(ELF_ENOTPSY, "not little-endian: ELF data encoding %u%s", f[5],
+                    f[5] == 2 ? " (big-endian)" : "");
+    if (f[6] != 1 || get32(f + 20) != 1)
+        return FAIL(ELF_ENOTPSY, "bad ELF version %u/%u, want 1 (EV_CURRENT)",
+                    f[6], get32(f + 20));
+    type = get16(f + 16);
+    if (type == ET_EXEC)
+        return FAIL(ELF_ENOTPSY, "not position-independent: ET_EXEC, want ET_DYN (-fPIE)");
+    if (type != ET_DYN)
+        return FAIL(ELF_ENOTPSY, "not a program: ELF type %u%s, want ET_DYN", type,
+                    type == ET_REL ? " (ET_REL, an object file)" : "");
+    if (get16(f + 18) != EM_RISCV)
+        return FAIL(ELF_ENOTPSY, "not RISC-V: e_machine %u", get16(f + 18));
+    flags = get32(f + 36);
+    if (flags & EF_RISCV_RVE)
+        return FAIL(ELF_ENOTPSY, "RVE program: built for 16 registers (e_flags %x)", flags);
+    if (flags & EF_RISCV_RVC)
+        return FAIL(ELF_ENOTPSY, "needs the C (compressed) extension, which the machine lacks");
+    if (get16(f + 42) != PHDR_SIZE)
+        return FAIL(ELF_EBAD, "bad e_phentsize %u, want %u", get16(f + 42), PHDR_SIZE);
+    return 0;
+}
+
+/*
+ * Is [off, off + size) inside the file?  what names it for the reason:
+ * "the program headers", "segment 2's bytes".
+ */
+static int check_in_file(const char *what, uint32_t off, uint32_t size, uint32_t len,
+                         char *why, uint32_t whylen)
+{
+    if (wraps(off, size))
+        return FAIL(ELF_EBAD, "bad offsets: %s at %x + size %x wraps past 2^32", what, off, size);
+    if (!fits(off, size, len))
+        return FAIL(ELF_ETRUNC, "truncated: %s end at %x, the file at %x", what, off + size, len);
+    return 0;
+}
+
+/* One PT_LOAD: record it after the one before, which it must follow in memory. */
+static int add_segment(struct elf_image *img, const uint8_t *ph, uint32_t len,
+                       char *why, uint32_t whylen)
+{
+    struct elf_segment s;
+    uint32_t n = img->nsegs;
+    int r;
+
+    s.offset = get32(ph + 4);
+    s.vaddr = get32(ph + 8);
+    s.filesz = get32(ph + 16);
+    s.memsz = get32(ph + 20);
+    s.flags = get32(ph + 24);
+    if (n == ELF_MAX_SEGMENTS)
+        return FAIL(ELF_EBAD, "too many PT_LOAD segments: more than %u", ELF_MAX_SEGMENTS);
+    if (s.filesz > s.memsz)
+        return FAIL(ELF_EBAD, "segment %u: file size %x > memory size %x", n, s.filesz, s.memsz);
+    if ((r = check_in_file("a segment's bytes", s.offset, s.filesz, len, why, whylen)) < 0)
+        return r;
+    if (wraps(s.vaddr, s.memsz))
+        return FAIL(ELF_EBAD, "segment %u: address %x + size %x wraps past 2^32",
+                    n, s.vaddr, s.memsz);
+    /* Sorted and disjoint, so the image is the segments in order with gaps between. */
+    if (n > 0 && s.vaddr < img->seg[n - 1].vaddr + img->seg[n - 1].memsz)
+        return FAIL(ELF_EBAD, "segment %u at %x overlaps or precedes segment %u, which ends at %x",
+                    n, s.vaddr, n - 1, img->seg[n - 1].vaddr + img->seg[n - 1].memsz);
+    img->seg[n] = s;
+    img->nsegs = n + 1;
+    return 0;
+}
+
+/* The program headers: the PT_LOADs into img, the PT_DYNAMIC's file range into *dyn. */
+static int read_phdrs(const uint8_t *f, uint32_t len, struct elf_image *img,
+                      uint32_t *dyn_off, uint32_t *dyn_size, char *why, uint32_t whylen)
+{
+    uint32_t phoff = get32(f + 28), phnum = get16(f + 44);
+    uint32_t i, type, ndyn = 0;
+    const uint8_t *ph;
+    int r;
+
+    if (phnum == 0)
+        return FAIL(ELF_EBAD, "no program headers");
+    if (phnum > ELF_MAX_PHDRS)
+        return FAIL(ELF_EBAD, "too many program headers: %u, at most %u", phnum, ELF_MAX_PHDRS);
+    if ((r = check_in_file("the program headers", phoff, phnum * PHDR_SIZE, len, why, whylen)) < 0)
+        return r;
+    for (i = 0; i < phnum; i++) {
+        ph = f + phoff + i * PHDR_SIZE;
+        type = get32(ph);
+        if (type == PT_LOAD) {
+            if ((r = add_segment(img, ph, len, why, whylen)) < 0)
+                return r;
+        } else if (type == PT_DYNAMIC) {
+            if (ndyn++)
+                return FAIL(ELF_EBAD, "more than one PT_DYNAMIC");
+            *dyn_off = get32(ph + 4);
+            *dyn_size = get32(ph + 16);
+            if ((r = check_in_file("the dynamic section", *dyn_off, *dyn_size, len, why, whylen)) < 0)
+                return r;
+        } else if (type == PT_INTERP) {
+            return FAIL(ELF_ENOTPSY, "needs a dynamic linker (PT_INTERP)");
+        } else if (type == PT_TLS) {
+            return FAIL(ELF_ENOTPSY, "uses thread-local storage (PT_TLS)");
+        } else if (type == PT_SHLIB) {
+            return FAIL(ELF_EBAD, "reserved program header type PT_SHLIB");
+        }
+        /* Anything else (PT_PHDR, PT_NOTE, PT_GNU_STACK, PT_RISCV_ATTRIBUTES...)
+         * says nothing about where the bytes go. */
+    }
+    if (img->nsegs == 0)
+        return FAIL(ELF_EBAD, "no PT_LOAD segment");
+    return 0;
+}
+
+/* Is the entry point an instruction in the file part of an executable segment? */
+static int check_entry(const struct elf_image *img, char *why, uint32_t whylen)
+{
+    const struct elf_segment *s;
+    uint32_t i;
+
+    if (img->entry & 3)
+        return FAIL(ELF_EBAD, "entry %x is not 4-aligned", img->entry);
+    for (i = 0; i < img->nsegs; i++) {
+        s = &img->seg[i];
+        if ((s->flags & PF_X) && img->entry >= s->vaddr && fits(img->entry - s->vaddr, 4, s->filesz))
+            return 0;
+    }
+    return FAIL(ELF_EBAD, "entry %x is not in an executable segment", img->entry);
+}
+
+/*
+ * The dynamic section: where the relocations are.  Anything that asks for
+ * more than RELATIVE relocations applied in place (shared libraries, PLT or
+ * REL/RELR relocations, relocations in code) is refused rather than ignored.
+ */
+static int read_dynamic(const uint8_t *f, uint32_t off, uint32_t size, struct elf_image *img,
+                        char *why, uint32_t whylen)
+{
+    uint32_t i, tag, val, rela = 0, relasz = 0, relaent = 0, have = 0;
+    const struct elf_segment *s;
+
+    for (i = 0; i + DYN_SIZE <= size; i += DYN_SIZE) {
+        tag = get32(f + off + i);
+        val = get32(f + off + i + 4);
+        if (tag == DT_NULL)
+            break;
+        if (tag == DT_RELA) {
+            rela = val;
+            have |= 1;
+        } else if (tag == DT_RELASZ) {
+            relasz = val;
+            have |= 2;
+        } else if (tag == DT_RELAENT) {
+            relaent = val;
+            have |= 4;
+        } else if (tag == DT_NEEDED) {
+            return FAIL(ELF_ENOTPSY, "needs a shared library (DT_NEEDED)");
+        } else if (tag == DT_REL) {
+            return FAIL(ELF_EREL, "REL relocations (DT_REL); only RELA can be applied");
+        } else if (tag == DT_RELR) {
+            return FAIL(ELF_EREL, "RELR relocations (DT_RELR); only RELA can be applied");
+        } else if (tag == DT_TEXTREL) {
+            return FAIL(ELF_EREL, "relocations in code (DT_TEXTREL)");
+        } else if (tag == DT_PLTRELSZ && val != 0) {
+            return FAIL(ELF_EREL, "PLT relocations (DT_PLTRELSZ %u)", val);
+        }
+    }
+    if (have == 0 || (have == 2 && relasz == 0))
+        return 0;       /* no relocations */
+    if (have != 7)
+        return FAIL(ELF_EBAD, "incomplete dynamic section: DT_RELA, DT_RELASZ and DT_RELAENT "
+                    "go together");
+    if (relaent != RELA_SIZE)
+        return FAIL(ELF_EBAD, "DT_RELAENT %u, want %u", relaent, RELA_SIZE);
+    if (relasz % RELA_SIZE)
+        return FAIL(ELF_EBAD, "DT_RELASZ %u is not a multiple of %u", relasz, RELA_SIZE);
+    /* DT_RELA is an address: find the bytes the file puts there. */
+    for (i = 0; i < img->nsegs; i++) {
+        s = &img->seg[i];
+        if (rela >= s->vaddr && fits(rela - s->vaddr, relasz, s->filesz)) {
+            img->rela_off = s->offset + (rela - s->vaddr);
+            img->nrela = relasz / RELA_SIZE;
+            return 0;
+        }
+    }
+    return FAIL(ELF_EBAD, "relocations at %x (%x bytes) are not in the file part of a segment",
+                rela, relasz);
+}
+
+/* Every relocation: RELATIVE, aligned, and writing inside a non-code segment. */
+static int check_relocations(const uint8_t *f, const struct elf_image *img,
+                             char *why, uint32_t whylen)
+{
+    const uint8_t *r = f + img->rela_off;
+    const struct elf_segment *s;
+    uint32_t i, j, target, info;
+
+    for (i = 0; i < img->nrela; i++, r += RELA_SIZE) {
+        target = get32(r);
+        info = get32(r + 4);
+        if ((info & 0xff) != R_RISCV_RELATIVE)
+            return FAIL(ELF_EREL, "relocation %u: type %u, only R_RISCV_RELATIVE (3) can be applied",
+                        i, info & 0xff);
+        if (info >> 8)
+            return FAIL(ELF_EREL, "relocation %u: R_RISCV_RELATIVE with symbol %u", i, info >> 8);
+        if (target & 3)
+            return FAIL(ELF_EREL, "relocation %u: target %x is misaligned", i, target);
+        for (j = 0; j < img->nsegs; j++) {
+            s = &img->seg[j];
+            if (target >= s->vaddr && fits(target - s->vaddr, 4, s->memsz))
+                break;
+        }
+        if (j == img->nsegs)
+            return FAIL(ELF_EREL, "relocation %u: target %x is outside the image's segments",
+                        i, target);
+        /* The code may be shared by every node that runs the program: never patch it. */
+        if (s->flags & PF_X)
+            return FAIL(ELF_EREL, "relocation %u: target %x is in code (segment %u)", i, target, j);
+    }
+    return 0;
+}
+
+int elf_check(const void *file, uint32_t len, uint32_t max_memsz,
+              struct elf_image *img, char *why, uint32_t whylen)
+{
+    const uint8_t *f = file;
+    uint32_t dyn_off = 0, dyn_size = 0;
+    const struct elf_segment *last;
+    int r;
+
+    memset(img, 0, sizeof *img);
+    if (why && whylen)
+        why[0] = 0;
+    if ((r = check_header(f, len, why, whylen)) < 0)
+        return r;
+    if ((r = read_phdrs(f, len, img, &dyn_off, &dyn_size, why, whylen)) < 0)
+        return r;
+    last = &img->seg[img->nsegs - 1];
+    img->memsz = last->vaddr + last->memsz;         /* add_segment checked: no wrap */
+    if (img->memsz > max_memsz)
+        return FAIL(ELF_EBIG, "too big: %x bytes in memory, at most %x", img->memsz, max_memsz);
+    img->entry = get32(f + 24);
+    if ((r = check_entry(img, why, whylen)) < 0)
+        return r;
+    if ((r = read_dynamic(f, dyn_off, dyn_size, img, why, whylen)) < 0)
+        return r;
+    return check_relocations(f, img, why, whylen);
+}
+
+void elf_place(const void *file, const struct elf_image *img, uint8_t *dest, uint32_t base)
+{
+    const uint8_t *f = file;
+    const uint8_t *r = f + img->rela_off;
+    const struct elf_segment *s;
+    uint32_t i, done = 0;
+
+    /* Segments in address order: zero the gap before each, copy its bytes; the
+     * zeroing before the next (or at the end) covers this one's .bss. */
+    for (i = 0; i < img->nsegs; i++) {
+        s = &img->seg[i];
+        memset(dest + done, 0, s->vaddr - done);
+        memcpy(dest + s->vaddr, f + s->offset, s->filesz);
+        done = s->vaddr + s->filesz;
+    }
+    memset(dest + done, 0, img->memsz - done);
+    for (i = 0; i < img->nrela; i++, r += RELA_SIZE)
+        put32(dest + get32(r), base + get32(r + 8));
+}
