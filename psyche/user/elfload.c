@@ -185,8 +185,8 @@ static int check_header(const uint8_t *f, uint32_t len, char *why, uint32_t whyl
 }
 
 /*
- * Is [off, off + size) inside the file?  what names it for the reason:
- * "the program headers", "segment 2's bytes".
+ * Is [off, off + size) inside the file?  what names it for the reason
+ * ("the program headers").
  */
 static int check_in_file(const char *what, uint32_t off, uint32_t size, uint32_t len,
                          char *why, uint32_t whylen)
@@ -204,7 +204,6 @@ static int add_segment(struct elf_image *img, const uint8_t *ph, uint32_t len,
 {
     struct elf_segment s;
     uint32_t n = img->nsegs;
-    int r;
 
     s.offset = get32(ph + 4);
     s.vaddr = get32(ph + 8);
@@ -215,8 +214,12 @@ static int add_segment(struct elf_image *img, const uint8_t *ph, uint32_t len,
         return FAIL(ELF_EBAD, "too many PT_LOAD segments: more than %u", ELF_MAX_SEGMENTS);
     if (s.filesz > s.memsz)
         return FAIL(ELF_EBAD, "segment %u: file size %x > memory size %x", n, s.filesz, s.memsz);
-    if ((r = check_in_file("a segment's bytes", s.offset, s.filesz, len, why, whylen)) < 0)
-        return r;
+    if (wraps(s.offset, s.filesz))
+        return FAIL(ELF_EBAD, "bad offsets: segment %u at %x + size %x wraps past 2^32",
+                    n, s.offset, s.filesz);
+    if (!fits(s.offset, s.filesz, len))
+        return FAIL(ELF_ETRUNC, "truncated: segment %u ends at %x, the file at %x",
+                    n, s.offset + s.filesz, len);
     if (wraps(s.vaddr, s.memsz))
         return FAIL(ELF_EBAD, "segment %u: address %x + size %x wraps past 2^32",
                     n, s.vaddr, s.memsz);
@@ -255,7 +258,7 @@ static int read_phdrs(const uint8_t *f, uint32_t len, struct elf_image *img,
                 return FAIL(ELF_EBAD, "more than one PT_DYNAMIC");
             *dyn_off = get32(ph + 4);
             *dyn_size = get32(ph + 16);
-            if ((r = check_in_file("the dynamic section", *dyn_off, *dyn_size, len, why, whylen)) < 0)
+            if ((r = check_in_file("the dynamic entries", *dyn_off, *dyn_size, len, why, whylen)) < 0)
                 return r;
         } else if (type == PT_INTERP) {
             return FAIL(ELF_ENOTPSY, "needs a dynamic linker (PT_INTERP)");
