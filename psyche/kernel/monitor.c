@@ -272,7 +272,6 @@ static void cmd_pcalls(int argc, char **argv)
 static void cmd_vps(int argc, char **argv)
 {
     (void)argc, (void)argv;
-    vps_print();
     uint32_t queued, forwarded, dropped;
     int id = console_reader(&queued, &forwarded, &dropped);
     if (id >= 0)
@@ -281,6 +280,7 @@ static void cmd_vps(int argc, char **argv)
     else
         kprintf("console reader: none; ");
     kprintf("%u lines forwarded, %u dropped\n", forwarded, dropped);
+    vps_print();                             /* last: its table ends the output */
 }
 
 /* shell: input lines go to the user reader until it detaches or ends, or `!monitor`. */
