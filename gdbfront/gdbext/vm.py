@@ -33,7 +33,8 @@ PSY_DEVICE = 0x200                       # PSY_REALM_DEVICE
 REPLICATION = ((0x400, "create"), (0x800, "open"), (0x1000, "demand"))   # PSY_REPLICATE_*
 RIGHTS = "rwxio"                         # PSY_R, PSY_W, PSY_X, PSY_INVOKE, PSY_OWNER: bits 0..4
 VP_STATES = ("free", "ready", "running", "blocked")                   # PSY_VP_*
-SWI_KINDS = ("init", "timer", "interval", "error", "call-out", "call-in", "return")  # PSY_SWI_*
+SWI_KINDS = ("init", "timer", "interval", "error", "call-out", "call-in", "return", "net",
+             "console")  # PSY_SWI_*
 NO_VP = 0xFFFFFFFF                       # magic.vp_id when no VP runs
 MAX_REALMS = 4096                        # a longer realm list is taken to be corrupt
 MAX_QUEUE = 256                          # ... and a longer call queue

@@ -82,6 +82,9 @@ void kcall(struct trapframe *tf)
     case PSY_UDP_SEND: ret = net_udp_send(d, tf->a0, tf->a1, tf->a2, tf->a3); break;
     case PSY_UDP_RECV: ret = net_udp_recv(d, tf->a0, tf->a1, tf->a2, tf->a3); break;
     case PSY_UDP_UNBIND: ret = net_udp_unbind(d, tf->a0); break;
+    case PSY_CONSOLE_ATTACH: ret = console_attach(); break;
+    case PSY_CONSOLE_READ: ret = console_read(d, tf->a0, tf->a1); break;
+    case PSY_CONSOLE_DETACH: ret = console_detach(); break;
     case PSY_RESUME:
         ret = vp_resume(tf, tf->a0);
         if (ret == 0)

@@ -4,6 +4,12 @@
  * One command per line; `help` lists them.  The monitor is a kernel thread
  * on the king (its boot thread, once boot is over) that blocks on console
  * input, so it shows up in `threads` and in gdb like any other thread.
+ *
+ * `shell` gives the input to a user-level shell, a VP attached as the
+ * console's user reader (console.c, "the user reader"): the monitor goes on
+ * reading every line, forwards it to the reader, and runs only lines that
+ * begin with '!' itself (`!monitor` takes the input back).  When the reader
+ * detaches or ends, the monitor is woken and prompts again.
  */
 #include "clock.h"
 #include "console.h"
@@ -266,7 +272,29 @@ static void cmd_pcalls(int argc, char **argv)
 static void cmd_vps(int argc, char **argv)
 {
     (void)argc, (void)argv;
-    vps_print();
+    uint32_t queued, forwarded, dropped;
+    int id = console_reader(&queued, &forwarded, &dropped);
+    if (id >= 0)
+        kprintf("console reader: vp %d (%s), %u lines waiting; ", id,
+                console_shell_active() ? "shell has the input" : "the monitor has the input", queued);
+    else
+        kprintf("console reader: none; ");
+    kprintf("%u lines forwarded, %u dropped\n", forwarded, dropped);
+    vps_print();                             /* last: its table ends the output */
+}
+
+/* shell: input lines go to the user reader until it detaches or ends, or `!monitor`. */
+static void cmd_shell(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    int id = console_shell_start();
+    if (id < 0) {
+        kprintf("shell: no user shell is attached (start one with `spawn NODE NAME`, "
+                "e.g. `spawn 1 echoline`)\n");
+        return;
+    }
+    kprintf("shell: input goes to vp %d; `!CMD` runs a monitor command, `!monitor` comes back\n",
+            id);
 }
 
 static void cmd_net(int argc, char **argv)
@@ -307,6 +335,8 @@ static const struct command {
     { "pcalls", cmd_pcalls, "protected calls in progress, and how many were made" },
     { "procs", cmd_procs, "procs DOMAIN: the processes a domain's thread package publishes" },
     { "net", cmd_net, "the NIC's and the UDP stack's counters, ARP cache and bound ports" },
+    { "shell", cmd_shell, "give the input to the attached user shell; then `!CMD` runs CMD here, "
+                          "`!monitor` comes back" },
 };
 
 static void cmd_help(int argc, char **argv)
@@ -347,13 +377,57 @@ static void execute(char *line)
     kprintf("%s: unknown command; try help\n", argv[0]);
 }
 
+/* A line typed while the user shell has the input. */
+static void shell_line(char *line, int n)
+{
+    if (line[0] == '!') {
+        if (strcmp(line, "!monitor") == 0) {
+            console_shell_stop();
+            kprintf("shell: the monitor has the input; `shell` gives it back\n");
+        } else {
+            execute(line + 1);               /* one monitor command; the shell never sees it */
+        }
+        return;
+    }
+    int r = console_forward(line, n);
+    if (r < 0)
+        kprintf("shell: line dropped: 8 lines wait for the shell already\n");
+    else if (r == 0)
+        execute(line);                       /* the shell went meanwhile: the line is ours */
+}
+
+/* If a reader took the input away with it when it went, say so. */
+static bool report_gone(void)
+{
+    bool ended;
+    int id = console_gone(&ended);
+    if (id >= 0)
+        kprintf("shell: vp %d %s; the monitor has the input\n", id, ended ? "ended" : "detached");
+    return id >= 0;
+}
+
 NORETURN void monitor_run(void)
 {
-    char line[128];
+    char line[PSY_CONSOLE_LINE + 1];
+    bool prompted = false;
     kthread_rename(this_node.current, "monitor");
+    console_set_monitor(this_node.current);
     for (;;) {
-        kputs(MONITOR_PROMPT);
-        console_readline(line, sizeof line);
-        execute(line);
+        if (report_gone())
+            prompted = false;
+        if (!prompted && !console_shell_active()) {
+            kputs(MONITOR_PROMPT);
+            prompted = true;
+        }
+        int n = console_readline(line, sizeof line);
+        if (n < 0)
+            continue;                        /* woken without a line: the shell went */
+        prompted = false;
+        if (console_shell_active())
+            shell_line(line, n);
+        else if (strcmp(line, "!monitor") == 0)
+            kprintf("shell: the monitor has the input already\n");
+        else
+            execute(line[0] == '!' ? line + 1 : line);
     }
 }

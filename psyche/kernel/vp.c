@@ -87,6 +87,7 @@ static struct vp *vp_alloc(struct domain *d, int node)
 static void vp_release(struct vp *v)
 {
     net_vp_gone(v);                          /* its ports first: a datagram may be telling it */
+    console_vp_gone(v);                      /* ... and the console, if it was its reader */
     spin_lock(&kg.vm->lock);
     pcall_vp_gone(v);
     kg.vm->vps[v->id] = NULL;

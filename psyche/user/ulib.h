@@ -104,6 +104,23 @@ static inline int udp_recv(uint32_t port, void *buf, uint32_t len, struct psy_ud
     return psy_call(PSY_UDP_RECV, port, (uint32_t)buf, len, (uint32_t)from);
 }
 
+/* Console input (docs/kernel-interface.md, "Console input"): none of these ever waits. */
+static inline int console_attach(void)
+{
+    return psy_call(PSY_CONSOLE_ATTACH, 0, 0, 0, 0);
+}
+
+/* The oldest input line for the reader, without its line end: the bytes copied, or PSY_EAGAIN. */
+static inline int console_read(void *buf, uint32_t len)
+{
+    return psy_call(PSY_CONSOLE_READ, (uint32_t)buf, len, 0, 0);
+}
+
+static inline int console_detach(void)
+{
+    return psy_call(PSY_CONSOLE_DETACH, 0, 0, 0, 0);
+}
+
 static inline int psy_block(void)
 {
     return psy_call(PSY_BLOCK, 0, 0, 0, 0);

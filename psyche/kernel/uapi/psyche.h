@@ -34,7 +34,10 @@
 #define PSY_UDP_SEND        17  /* (ports, ip, va, len): send len bytes at va; returns len */
 #define PSY_UDP_RECV        18  /* (port, va, len, from): the oldest datagram, or PSY_EAGAIN */
 #define PSY_UDP_UNBIND      19  /* (port): give a port of the caller's domain back */
-#define PSY_NCALLS          20
+#define PSY_CONSOLE_ATTACH  20  /* (): the calling VP becomes the console's user reader */
+#define PSY_CONSOLE_READ    21  /* (va, len): the oldest input line for it, or PSY_EAGAIN */
+#define PSY_CONSOLE_DETACH  22  /* (): give console input back to the kernel monitor */
+#define PSY_NCALLS          23
 
 /* Errors (negative results). */
 #define PSY_EINVAL   (-1)   /* unknown flags, zero or oversized size, zero key, no rights */
@@ -46,9 +49,10 @@
 #define PSY_EBUSY    (-7)   /* the address range asked for overlaps a realm */
 #define PSY_ENOSYS   (-8)   /* no such kernel call */
 #define PSY_EFAULT   (-9)   /* a buffer the domain may not read */
-#define PSY_EPERM    (-10)  /* not allowed: device realms, a port the domain did not bind */
+#define PSY_EPERM    (-10)  /* not allowed: device realms, a port the domain did not bind,
+                               the console's input for a VP that is not its reader */
 #define PSY_ENOVP    (-11)  /* no such VP in the caller's domain */
-#define PSY_EAGAIN   (-12)  /* nothing yet, try again later (no datagram; transmit ring full) */
+#define PSY_EAGAIN   (-12)  /* nothing yet, try again later (no datagram or line; ring full) */
 #define PSY_ENODEV   (-13)  /* the machine has no network interface */
 
 /* Rights: on an access list entry, and in make_realm's flags for `key`. */
@@ -182,7 +186,16 @@ struct psy_processes {
 #define PSY_SWI_RETURN    6   /* a process's protected call returned: its state is in `arrived`,
                                  a1 = its name, a2 = the call's name */
 #define PSY_SWI_NET       7   /* a datagram arrived on a port the VP bound (udp_recv takes it) */
-#define PSY_SWI_KINDS     8
+#define PSY_SWI_CONSOLE   8   /* an input line for the console's reader (console_read takes it) */
+#define PSY_SWI_KINDS     9
+
+/*
+ * Console input (docs/kernel-interface.md, "Console input"): one VP in the
+ * machine may attach as the console's user reader; the kernel monitor's
+ * `shell` command routes input lines to it.  A line is at most
+ * PSY_CONSOLE_LINE bytes, without its line end, never with a NUL.
+ */
+#define PSY_CONSOLE_LINE  255
 
 /*
  * UDP (section 4.1): the machine is 10.0.2.15 on its network, the gateway
