@@ -94,10 +94,10 @@ class ConsoleTap:
                 wait = remaining if silence_checked else min(remaining, began + SILENCE_CHECK - now)
                 self._changed.wait(max(wait, 0.01))
 
-    def command(self, line: str, timeout: float = 30.0) -> str:
-        """Type a monitor command; its output, up to the next prompt."""
+    def command(self, line: str, timeout: float = 30.0, prompt: str = PROMPT) -> str:
+        """Type a command (the monitor's, or another prompt's); its output, up to the next prompt."""
         self.type(line + "\r")
-        match = self.wait_for(re.escape(line) + r"\n((?:.|\n)*?)" + re.escape(PROMPT), timeout)
+        match = self.wait_for(re.escape(line) + r"\n((?:.|\n)*?)" + re.escape(prompt), timeout)
         return match.group(1)
 
     def close(self) -> None:

@@ -76,14 +76,15 @@ def test_a_shell_on_another_node_gets_the_lines_and_the_monitor_stays_reachable(
     assert "echo: !" not in run.console            # the shell never saw the monitor's lines
     assert "unknown command" not in run.console    # ... nor the monitor the shell's
     out = run.command("vps")
-    assert "console reader: none; 4 lines forwarded, 0 dropped" in out, out
+    # the 4 lines typed for it, and an empty one after `shell` and after each `!CMD`, to prompt again
+    assert "console reader: none; 7 lines forwarded, 0 dropped" in out, out
     assert "hello: exit 0" in run.command("run hello")
 
 
 def test_shell_without_a_reader_says_so_and_changes_nothing(run: KernelRun) -> None:
     out = run.command("shell")
-    assert out == "shell: no user shell is attached (start one with `spawn NODE NAME`, " \
-                  "e.g. `spawn 1 echoline`)\n"
+    assert out == "shell: no user shell is attached (the user level starts at boot when the machine " \
+                  "has a file server, `psyche up --files DIR`; or `spawn 1 echoline`)\n"
     assert "ticks (100 Hz)" in run.command("ticks")
     assert "shell " in run.command("help")
     # a `!` line is the monitor's in monitor mode too

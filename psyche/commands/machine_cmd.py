@@ -16,8 +16,9 @@ from lld.attach import Lld
 from lld.lossy import LossyLine
 from lld.protocol import REASON_NAMES
 from psyche import lifetime
+from psyche.kernel.harness import kernel_phys, member_offset
 from psyche.machine import snapshot
-from psyche.machine.elf import load_elf
+from psyche.machine.elf import ElfImage, load_elf
 from psyche.machine.hostline import HostLine, NullLine, open_host_line
 from psyche.machine.machine import DEFAULT_QUANTUM, DEFAULT_REMOTE_PENALTY, Machine, MachineConfig, Node
 from psyche.machine.netbridge import Forward, PcapWriter, UserNet, parse_forward
@@ -75,6 +76,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--netboot", type=Path, metavar="DIR",
                    help="boot over the network: load only the boot loader, which fetches the kernel "
                         "(--kernel's file name) from DIR by TFTP (docs/network.md, \"Network boot\")")
+    p.add_argument("--files", type=Path, metavar="DIR",
+                   help="serve DIR over TFTP as the host's file server and start the user level at boot: "
+                        "init, the name server, the file server, the loader and the shell "
+                        "(docs/user-level.md); build/user/files holds the programs")
     p.add_argument("--replay", type=Path, metavar="DIR",
                    help="replay the recording in DIR (checked bit-exact), then run on live from where it "
                         "ended, with the console and debug line given (docs/replay.md)")
@@ -219,6 +224,19 @@ def _free_udp_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _serve_tftp(directory: Path, what: str) -> tuple[tftpy.TftpServer, int]:
+    """A TFTP server for `directory` on a free port of 127.0.0.1, in a thread, and its port."""
+    server = tftpy.TftpServer(str(directory))
+    port = _free_udp_port()
+    logging.getLogger("tftpy").setLevel(logging.WARNING)
+    # A lost block is the server's to send again, on its timeout: a short one, since a 16-node
+    # boot waits for every block (tftpy's default is 5 s).
+    threading.Thread(target=server.listen, args=("127.0.0.1", port),
+                     kwargs={"timeout": NETBOOT_TIMEOUT, "retries": 20}, name=f"{what}-tftp",
+                     daemon=True).start()
+    return server, port
+
+
 def _netboot(machine: Machine, args: argparse.Namespace) -> tftpy.TftpServer:
     """--netboot DIR: the machine was given the boot loader instead of the kernel; a TFTP server
     for DIR on a free port, which the loader is told, with the kernel's file name."""
@@ -227,17 +245,24 @@ def _netboot(machine: Machine, args: argparse.Namespace) -> tftpy.TftpServer:
     if not (directory / name).is_file():
         raise ValueError(f"--netboot {args.netboot}: no {name} there for the boot loader to fetch")
     loader = load_elf(build_netboot())
-    server = tftpy.TftpServer(str(directory))
-    port = _free_udp_port()
-    logging.getLogger("tftpy").setLevel(logging.WARNING)
-    # A lost block is the server's to send again, on its timeout: a short one, since a 16-node
-    # boot waits for every block (tftpy's default is 5 s).
-    threading.Thread(target=server.listen, args=("127.0.0.1", port),
-                     kwargs={"timeout": NETBOOT_TIMEOUT, "retries": 20}, name="netboot-tftp",
-                     daemon=True).start()
+    server, port = _serve_tftp(directory, "netboot")
     machine.write_phys(loader.symbol("server_port"), port.to_bytes(4, "little"))
     machine.write_phys(loader.symbol("kernel_name"), name.encode()[:63] + b"\0")
     print(f"psyche machine: netboot: the boot loader fetches {name} from {directory} "
+          f"(TFTP on 127.0.0.1:{port})", file=sys.stderr, flush=True)
+    return server
+
+
+def _files(machine: Machine, image: ElfImage, args: argparse.Namespace) -> tftpy.TftpServer:
+    """--files DIR: the host's file server for the user level, whose port the kernel is told
+    (bootargs.files_port), so that it starts init at boot."""
+    directory = Path(args.files).resolve()
+    if not directory.is_dir():
+        raise ValueError(f"--files {args.files}: not a directory")
+    server, port = _serve_tftp(directory, "files")
+    offset = member_offset(Path(args.kernel), "bootargs", "files_port")
+    machine.write_phys(kernel_phys(image.symbol("bootargs")) + offset, port.to_bytes(4, "little"))
+    print(f"psyche machine: files: the user level's file server serves {directory} "
           f"(TFTP on 127.0.0.1:{port})", file=sys.stderr, flush=True)
     return server
 
@@ -282,6 +307,9 @@ def run(args: argparse.Namespace) -> int:
     if args.netboot and (args.kernel is None or args.restore):
         raise ValueError("--netboot boots the kernel --kernel names (its symbols are read here, the file "
                          "is fetched from DIR): it needs --kernel, and cannot go with --restore")
+    if args.files and (args.kernel is None or args.restore or args.netboot or args.replay):
+        raise ValueError("--files starts the user level of the kernel --kernel names, booted from its "
+                         "image: not with --restore, --netboot or --replay")
     if args.kernel is None and args.restore is None and args.replay is None:
         raise ValueError("give --kernel ELF, --restore SNAPSHOT, or both (the snapshot's kernel's symbols)")
     if args.halted and args.debug_line == "null":
@@ -312,7 +340,10 @@ def run(args: argparse.Namespace) -> int:
             console=console,
         )
         machine.load(image if not args.netboot else load_elf(build_netboot()))
-    fileserver = _netboot(machine, args) if args.netboot else None
+    servers = [_netboot(machine, args)] if args.netboot else []
+    if args.files:
+        assert image is not None
+        servers.append(_files(machine, image, args))
     nets, pcap = attach_network(machine, args.net, args.pcap, args.net_loss, args.net_loss_seed)
     panic_pc = image.symbol(args.panic_symbol) if image is not None and args.panic_symbol else None
     lld = Lld(machine, debug)
@@ -351,8 +382,8 @@ def run(args: argparse.Namespace) -> int:
         net.close()
     if pcap is not None:
         pcap.close()
-    if fileserver is not None:
-        fileserver.stop(now=True)
+    for server in servers:
+        server.stop(now=True)
     return _report(result, machine, args)
 
 

@@ -46,6 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--netboot", type=Path, metavar="DIR",
                         help="boot over the network: the machine loads only the boot loader, which "
                              "fetches the kernel from DIR by TFTP (docs/network.md)")
+    parser.add_argument("--files", type=Path, metavar="DIR",
+                        help="serve DIR as the host's file server and start the user level at boot: the "
+                             "name server, file server, loader and shell (docs/user-level.md); "
+                             "build/user/files holds the programs")
     parser.add_argument("--replay", type=Path, metavar="DIR",
                         help="replay the recording in DIR (checked bit-exact), then run on live from where "
                              "it ended, gdb and console and all (docs/replay.md)")
@@ -182,7 +186,8 @@ def run(args: argparse.Namespace) -> int:
                                     *network_argv(args),
                                     *(("--record", str(args.record)) if args.record else ()),
                                     *(("--replay", str(args.replay)) if args.replay else ()),
-                                    *(("--netboot", str(args.netboot)) if args.netboot else ())),
+                                    *(("--netboot", str(args.netboot)) if args.netboot else ()),
+                                    *(("--files", str(args.files.resolve())) if args.files else ())),
                                    stderr=subprocess.PIPE if console else None, own_session=console)
     if console:
         from mux.console.app import run_console  # prompt_toolkit and rich: only for the console

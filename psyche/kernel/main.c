@@ -244,5 +244,7 @@ NORETURN void startup(int id, int restarted)
     uint64_t took = rdtime() - kg.boot_started;
     kprintf("boot complete: %d nodes up in %llu cycles\n", this_node.nnodes,
             (unsigned long long)took);
+    if (bootargs.files_port)
+        start_init(bootargs.files_port);
     monitor_run();
 }

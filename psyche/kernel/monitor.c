@@ -289,12 +289,13 @@ static void cmd_shell(int argc, char **argv)
     (void)argc, (void)argv;
     int id = console_shell_start();
     if (id < 0) {
-        kprintf("shell: no user shell is attached (start one with `spawn NODE NAME`, "
-                "e.g. `spawn 1 echoline`)\n");
+        kprintf("shell: no user shell is attached (the user level starts at boot when the machine "
+                "has a file server, `psyche up --files DIR`; or `spawn 1 echoline`)\n");
         return;
     }
     kprintf("shell: input goes to vp %d; `!CMD` runs a monitor command, `!monitor` comes back\n",
             id);
+    console_forward("", 0);                  /* an empty line: the shell shows its prompt */
 }
 
 static void cmd_net(int argc, char **argv)
@@ -385,7 +386,8 @@ static void shell_line(char *line, int n)
             console_shell_stop();
             kprintf("shell: the monitor has the input; `shell` gives it back\n");
         } else {
-            execute(line + 1);               /* one monitor command; the shell never sees it */
+            execute(line + 1);               /* one monitor command; the shell never sees it, */
+            console_forward("", 0);          /* only an empty line after it, to prompt again */
         }
         return;
     }

@@ -154,6 +154,8 @@ struct kglobals {
 struct bootargs {
     uint32_t magic;                   /* BOOTARGS_MAGIC: lets a host find and check it */
     uint32_t selftest;                /* non-zero: run the lock self-test at boot */
+    uint32_t files_port;              /* non-zero: start the user level (init) at boot, with the
+                                         host's file server at 10.0.2.2:files_port */
 };
 #define BOOTARGS_MAGIC 0x42415247  /* "BARG" */
 

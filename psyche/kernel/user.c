@@ -340,3 +340,26 @@ void run_on_daemon(void)
     run_program(argc, argv);
     this_node.running = false;
 }
+
+/*
+ * The primordial realm (section 3.3): the program init (psyche/user/sys/init.c)
+ * on a thread of its own on the king, told where the host's file server is.
+ * It makes the user level's initial realms and ends; they stay.
+ */
+static struct kthread *init_done;
+
+static void init_thread(void *arg)
+{
+    char port[12];
+    ksnprintf(port, sizeof port, "%u", (uint32_t)arg);
+    char *argv[] = { "run", "init", port, NULL };
+    int status = run_program(3, argv);
+    if (status)
+        kprintf("init: exit %d: the user level is not up\n", status);
+    kthread_exit(&init_done);
+}
+
+void start_init(uint32_t files_port)
+{
+    kthread_create("init", init_thread, (void *)files_port);
+}

@@ -28,6 +28,7 @@ extern const struct uprog user_programs[];
 #define USER_STACK (16 * 1024)
 
 int run_program(int argc, char **argv);
+void start_init(uint32_t files_port);
 int user_run(struct domain *d, uint32_t pc, uint32_t sp, const uint32_t args[3], bool *stopped);
 int split_args(char *line, char **argv, int max);
 void run_on_daemon(void);

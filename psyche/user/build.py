@@ -1,4 +1,10 @@
-"""Build the Psyche user programs that the kernel image carries (``psyche/user/progs/*.c``).
+"""Build the Psyche user level: the programs (``psyche/user/progs/*.c``) and the system
+realms (``psyche/user/sys/*.c``).
+
+The kernel image carries the programs, which the monitor's `run` starts, and init, the
+primordial realm; init carries the system servers' files (``bootfiles.S``), which it places
+in realms of their own; the host's file server serves the programs' files
+(``build/user/files/NAME``) to the user-level loader.
 
 Each program is C compiled with the same zig clang as the kernel, linked with
 ``link.ld`` at address 0 as a position-independent executable with its own
@@ -28,6 +34,8 @@ from psyche.guestbuild import PSYCHE_CFLAGS, GuestBuildError, compile_to
 USER_DIR = Path(__file__).resolve().parent
 REPO_ROOT = USER_DIR.parent.parent
 PROGS_DIR = USER_DIR / "progs"
+SYS_DIR = USER_DIR / "sys"
+SERVERS = ("names", "files", "loader", "sh")     # the initial realms init makes, in this order
 UAPI_DIR = REPO_ROOT / "psyche" / "kernel"     # for "uapi/psyche.h"
 DEFAULT_OUT_DIR = REPO_ROOT / "build" / "user"
 
@@ -56,7 +64,7 @@ def program_sources() -> list[Path]:
 def user_inputs() -> list[Path]:
     """Everything a program depends on, this module included."""
     common = [p for p in USER_DIR.iterdir() if p.suffix in (".c", ".h", ".S", ".ld", ".py")]
-    return sorted([*common, *program_sources(), *(UAPI_DIR / "uapi").glob("*.h")])
+    return sorted([*common, *program_sources(), *SYS_DIR.glob("*.c"), *(UAPI_DIR / "uapi").glob("*.h")])
 
 
 def flatten(name: str, elf: Path, image: Path) -> UserProgram:
@@ -98,18 +106,35 @@ def _symbol(elf: Path, name: str) -> int:
         return int(symbols[0]["st_value"])
 
 
+# The libraries, each linked into the programs that include its header (and their own headers'):
+# only what a program uses is in its image.
+LIBRARIES = {
+    "uthread.h": ("uthread.c",),
+    "tftpc.h": ("tftpc.c",),
+    "place.h": ("place.c", "elfload.c"),
+    "svc.h": ("svc.c",),
+}
+
+
 def library_sources(source: Path) -> list[str]:
-    """The thread package, for the programs that use it (its table is in every user's .bss)."""
-    if '#include "uthread.h"' in source.read_text():
-        return [str(USER_DIR / "uthread.c")]
-    return []
+    """The libraries `source` includes, and those they include, in a stable order."""
+    wanted: list[str] = []
+    todo = [source]
+    while todo:
+        text = todo.pop().read_text()
+        for header, sources in LIBRARIES.items():
+            if f'#include "{header}"' in text and sources[0] not in wanted:
+                wanted.extend(sources)
+                todo.extend(USER_DIR / s for s in sources)
+    return [str(USER_DIR / s) for s in sorted(wanted)]
 
 
-def build_program(source: Path, out_dir: Path) -> UserProgram:
+def build_program(source: Path, out_dir: Path, extra: tuple[Path, ...] = ()) -> UserProgram:
     """Compile one program (skipped when its ELF is newer than every input)."""
     name = source.stem
     elf = out_dir / f"{name}.elf"
-    if not elf.exists() or any(p.stat().st_mtime >= elf.stat().st_mtime for p in user_inputs()):
+    inputs = [*user_inputs(), *extra]
+    if not elf.exists() or any(p.stat().st_mtime >= elf.stat().st_mtime for p in inputs):
         args = [
             *CFLAGS,
             f"-I{USER_DIR}",
@@ -121,7 +146,9 @@ def build_program(source: Path, out_dir: Path) -> UserProgram:
             "-Wl,-z,norelro",
             str(USER_DIR / "crt0.S"),
             str(USER_DIR / "ulib.c"),
+            str(USER_DIR / "prog.c"),
             *library_sources(source),
+            *map(str, extra),
             str(source),
         ]
         warnings = compile_to(elf, args, f"building user program {name}")
@@ -133,9 +160,56 @@ def build_program(source: Path, out_dir: Path) -> UserProgram:
         raise GuestBuildError(str(exc)) from exc
 
 
+def program_file(elf: Path, out: Path) -> Path:
+    """The program's file as the loader reads it: the ELF without what only a debugger needs.
+
+    Everything the program headers place in the file is kept (it all comes first); the
+    section headers and the debug sections after it are dropped.
+    """
+    data = bytearray(elf.read_bytes())
+    with open(elf, "rb") as f:
+        e = ELFFile(f)
+        end = max(e.header["e_phoff"] + e.header["e_phnum"] * e.header["e_phentsize"],
+                  *(s["p_offset"] + s["p_filesz"] for s in e.iter_segments()))
+    data[32:36] = (0).to_bytes(4, "little")                 # e_shoff
+    data[46:52] = (0).to_bytes(6, "little")                 # e_shentsize, e_shnum, e_shstrndx
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not out.exists() or out.read_bytes() != data[:end]:
+        out.write_bytes(bytes(data[:end]))
+    return out
+
+
+def write_boot_files(files: list[Path], out: Path) -> Path:
+    """The assembly file that carries the system servers' files in init (struct bootfile)."""
+    lines = [
+        "/* Generated by psyche/user/build.py: the files init places at boot. */",
+        '        .section .data.rel.ro, "aw"',
+        "        .balign 4",
+        "        .globl boot_files",
+        "boot_files:",
+    ]
+    lines += [f"        .word bf_name_{i}, bf_data_{i}, {f.stat().st_size}" for i, f in enumerate(files)]
+    lines += ["        .word 0, 0, 0", '        .section .rodata, "a"']
+    for i, f in enumerate(files):
+        lines += [f'bf_name_{i}: .asciz "{f.name}"', "        .balign 4", f'bf_data_{i}: .incbin "{f}"']
+    text = "\n".join(lines) + "\n"
+    if not out.exists() or out.read_text() != text:
+        out.write_text(text)
+    return out
+
+
 def build_user_programs(out_dir: Path = DEFAULT_OUT_DIR) -> list[UserProgram]:
+    """Every program, the servers and init: the ones the kernel image carries (programs, init)."""
     out_dir = Path(out_dir)
-    return [build_program(src, out_dir) for src in program_sources()]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    servers = [build_program(SYS_DIR / f"{name}.c", out_dir) for name in SERVERS]
+    boot = write_boot_files([program_file(s.elf, out_dir / "boot" / s.name) for s in servers],
+                            out_dir / "bootfiles.S")
+    init = build_program(SYS_DIR / "init.c", out_dir, extra=(boot,))
+    programs = [build_program(src, out_dir) for src in program_sources()]
+    for p in programs:
+        program_file(p.elf, out_dir / "files" / p.name)
+    return [*programs, init]
 
 
 def write_program_table(programs: list[UserProgram], out: Path) -> None:

@@ -152,11 +152,12 @@ static int check_header(const uint8_t *f, uint32_t len, char *why, uint32_t whyl
 {
     uint32_t type, flags;
 
+    /* The magic first: a text file shorter than a header is not a truncated program. */
+    if (len >= 4 && (f[0] != 0x7f || f[1] != 'E' || f[2] != 'L' || f[3] != 'F'))
+        return FAIL(ELF_ENOTPSY, "not ELF: bad magic");
     if (len < EHDR_SIZE)
         return FAIL(ELF_ETRUNC, "truncated: the ELF header ends at %x, the file at %x",
                     EHDR_SIZE, len);
-    if (f[0] != 0x7f || f[1] != 'E' || f[2] != 'L' || f[3] != 'F')
-        return FAIL(ELF_ENOTPSY, "not ELF: bad magic");
     if (f[4] != 1)
         return FAIL(ELF_ENOTPSY, "not 32-bit: ELF class %u%s", f[4],
                     f[4] == 2 ? " (ELFCLASS64)" : "");

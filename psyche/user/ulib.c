@@ -3,7 +3,7 @@
  *
  * printf formats into a buffer and prints it with one PSY_PUTS call, so a
  * line from a program reaches the console whole.  It knows %d %u %x %s %c
- * %p and %%, with an optional width and 0 flag: enough for programs that
+ * %p and %%, with an optional width, 0 flag and (for %s) - flag: enough for programs that
  * report numbers and addresses.
  */
 #include "ulib.h"
@@ -68,8 +68,10 @@ int printf(const char *fmt, ...)
             continue;
         }
         char pad = ' ';
-        int width = 0;
-        if (*++fmt == '0')
+        int width = 0, left = 0;
+        if (*++fmt == '-')
+            left = 1, fmt++;
+        if (*fmt == '0')
             pad = '0', fmt++;
         while (*fmt >= '0' && *fmt <= '9')
             width = width * 10 + (*fmt++ - '0');
@@ -90,10 +92,19 @@ int printf(const char *fmt, ...)
             put_number(&o, (uint32_t)va_arg(ap, void *), 16, 8, '0');
             break;
         case 'c': put(&o, (char)va_arg(ap, int)); break;
-        case 's':
-            for (const char *s = va_arg(ap, const char *); *s; s++)
-                put(&o, *s);
+        case 's': {
+            const char *s = va_arg(ap, const char *);
+            int n = 0;
+            while (s[n])
+                n++;
+            for (int i = n; !left && i < width; i++)
+                put(&o, ' ');
+            for (int i = 0; i < n; i++)
+                put(&o, s[i]);
+            for (int i = n; left && i < width; i++)
+                put(&o, ' ');
             break;
+        }
         case '%': put(&o, '%'); break;
         default: put(&o, '?'); break;
         }
@@ -124,15 +135,47 @@ void add_key(struct psy_domain *d, uint32_t key)
     d->nkeys++;
 }
 
+/* A fresh key, unlikely to be anyone else's (from the cycle counter: not a secret from a determined guesser). */
+uint32_t new_key(void)
+{
+    static uint32_t made;
+    uint32_t k = (rdcycle() ^ (++made << 20) ^ (magic_page()->node << 26)) * 2654435761u;
+    return k ? k : 1;
+}
+
+void hold_key(struct psy_domain *d, uint32_t key)
+{
+    for (uint32_t i = 0; i < d->nkeys; i++)
+        if (d->keys[i] == key)
+            return;
+    add_key(d, key);
+}
+
+void drop_key(struct psy_domain *d, uint32_t key)
+{
+    for (uint32_t i = 0; i < d->nkeys; i++)
+        if (d->keys[i] == key) {
+            d->keys[i] = d->keys[d->nkeys - 1];
+            d->nkeys--;
+            return;
+        }
+}
+
 const char *error_name(int err)
 {
     static const char *const names[] = {
         "ok", "EINVAL", "EALIGN", "ERANGE", "ENOREALM", "EKEY",
         "ENOMEM", "EBUSY", "ENOSYS", "EFAULT", "EPERM", "ENOVP", "EAGAIN", "ENODEV",
     };
+    static const char *const services[] = {   /* psyprog.h: SVC_ENOENT (-20) ... */
+        "no such name or file", "the name is taken", "a table is full", "the file server does not answer",
+        "too big", "refused", "the file server refused",
+    };
     if (err >= 0)
         return "ok";
     if (-err < (int)(sizeof names / sizeof names[0]))
         return names[-err];
+    if (-err >= 20 && -err < 20 + (int)(sizeof services / sizeof services[0]))
+        return services[-err - 20];
     return "?";
 }

@@ -175,6 +175,9 @@ void *memcpy(void *dst, const void *src, unsigned int n);
 void *memset(void *dst, int c, unsigned int n);
 uint32_t parse_number(const char *s);    /* decimal or 0x hex */
 void add_key(struct psy_domain *d, uint32_t key);
+void hold_key(struct psy_domain *d, uint32_t key);     /* add_key, unless it holds it */
+void drop_key(struct psy_domain *d, uint32_t key);
+uint32_t new_key(void);
 const char *error_name(int err);
 
 #endif

@@ -1,0 +1,198 @@
+/*
+ * place.c: making a program from its ELF file (place.h).
+ *
+ * The realm is made read/write for the placer's own key and read/write/
+ * execute for a key only the program's domain holds: the placer fills it but
+ * never runs it, and every call into it, the placer's included, is a
+ * protected call that runs in the program's domain.  The code addresses
+ * everything pc-relative, so the realm may be anywhere: elf_place applies the
+ * file's relocations for the address the kernel chose.
+ */
+#include "place.h"
+
+#include "elfload.h"
+#include "ulib.h"
+
+#define ALIGN_PAGE(x) (((x) + PSY_PAGE_SIZE - 1) & ~(uint32_t)(PSY_PAGE_SIZE - 1))
+
+static void say(char *why, uint32_t whylen, const char *text)
+{
+    uint32_t i = 0;
+    for (; i + 1 < whylen && text[i]; i++)
+        why[i] = text[i];
+    if (whylen)
+        why[i] = 0;
+}
+
+static struct psy_domain *self(void)
+{
+    return (struct psy_domain *)magic_page()->domain;
+}
+
+/* The header at the entry, checked against the image: 0, or why not. */
+static const char *check_header(const struct psy_prog_header *h, uint32_t memsz, uint32_t entry)
+{
+    if (h->magic != PSY_PROG_MAGIC)
+        return "not a Psyche program: no program header at its entry";
+    const uint32_t code[] = { h->main, h->vp_init, h->call_in };
+    for (uint32_t i = 0; i < 3; i++)
+        if (code[i] >= memsz || code[i] % 4)
+            return "a bad program header: a handler outside the program";
+    if (h->vp % 8 || h->vp + sizeof(struct psy_vp) > memsz ||
+        h->vp / PSY_PAGE_SIZE != (h->vp + sizeof(struct psy_vp) - 1) / PSY_PAGE_SIZE)
+        return "a bad program header: its VP descriptor";
+    if (h->init_sp > memsz || h->links + sizeof(struct psy_links) > memsz ||
+        h->ops + 4 * PSY_PROG_OPS > memsz || entry >= memsz)
+        return "a bad program header: an offset outside the program";
+    return 0;
+}
+
+/* argv at the top page of the realm: the words of `args`; argc. */
+static uint32_t push_args(uint8_t *top, uint32_t top_va, const char *args, uint32_t *argv_va)
+{
+    uint32_t *argv = (uint32_t *)top;
+    char *s = (char *)(top + 4 * 32);
+    char *end = (char *)top + PSY_ARGS_SIZE - 1;
+    uint32_t argc = 0;
+    while (*args && argc < 31) {
+        while (*args == ' ')
+            args++;
+        if (!*args)
+            break;
+        argv[argc++] = top_va + (uint32_t)((uint8_t *)s - top);
+        while (*args && *args != ' ' && s < end)
+            *s++ = *args++;
+        *s++ = 0;
+    }
+    argv[argc] = 0;
+    *argv_va = top_va;
+    return argc;
+}
+
+/* The program's VP descriptor, and its links. */
+static void fill(const struct psy_prog_header *h, uint32_t base, const struct psy_links *links,
+                 uint32_t invoke_key)
+{
+    struct psy_vp *vp = (struct psy_vp *)(base + h->vp);
+    vp->magic = PSY_VP_MAGIC;
+    vp->disabled = 1;
+    vp->handler[PSY_SWI_INIT] = base + h->vp_init;
+    vp->handler[PSY_SWI_CALL_IN] = base + h->call_in;
+    vp->init_sp = base + h->init_sp;
+    struct psy_links *l = (struct psy_links *)(base + h->links);
+    if (links)
+        *l = *links;
+    l->magic = PSY_LINKS_MAGIC;
+    l->self_invoke = invoke_key;
+}
+
+/* The realm's operations: main, then the program's list; 0 or an error. */
+static int operations(struct placed *p, const struct psy_prog_header *h)
+{
+    const uint32_t *list = (const uint32_t *)(p->base + h->ops);
+    uint32_t ops[1 + PSY_PROG_OPS], n = 0;
+    ops[n++] = p->main;
+    for (uint32_t i = 0; i < PSY_PROG_OPS && list[i]; i++) {
+        if (list[i] < p->base || list[i] >= p->base + p->size)
+            return PSY_EINVAL;
+        p->ops[i] = list[i];
+        ops[n++] = list[i];
+    }
+    return set_ops(p->base, p->owner_key, ops, n);
+}
+
+static int make_domain_for(struct placed *p, const struct psy_links *links)
+{
+    int d = make_domain(p->domain_key);
+    if (d < 0)
+        return d;
+    p->domain = (uint32_t)d;
+    hold_key(self(), p->domain_key);
+    struct psy_domain *dd = (struct psy_domain *)p->domain;
+    p->domain_id = dd->id;
+    dd->keys[0] = p->program_key;                  /* its realm, read/write/execute */
+    dd->nkeys = 1;
+    if (links && links->lookup.key)
+        dd->keys[dd->nkeys++] = links->lookup.key;
+    return 0;
+}
+
+int place_program(const void *file, uint32_t len, uint32_t node, const char *args,
+                  const struct psy_links *links, struct placed *out, char *why, uint32_t whylen)
+{
+    struct elf_image img;
+    struct placed p = { .vp = -1, .node = node };
+    if (elf_check(file, len, PSY_REALM_MAX - PSY_ARGS_SIZE, &img, why, whylen) < 0)
+        return SVC_EREFUSED;
+    p.size = ALIGN_PAGE(img.memsz) + PSY_ARGS_SIZE;
+    p.owner_key = new_key();
+    p.domain_key = new_key();
+    p.invoke_key = new_key();
+    p.program_key = new_key();
+    int err = make_realm(p.size, PSY_R | PSY_W | PSY_REALM_NODE(node), p.owner_key, 0);
+    if (err < 0) {
+        say(why, whylen, "no realm for it");
+        return err;
+    }
+    p.base = (uint32_t)err;
+    hold_key(self(), p.owner_key);
+    err = set_access(p.base, p.owner_key, p.program_key, PSY_R | PSY_W | PSY_X);
+    if (!err)
+        err = set_access(p.base, p.owner_key, p.invoke_key, PSY_INVOKE);
+    if (err) {
+        say(why, whylen, "its realm's access list");
+        goto undo_realm;
+    }
+    /* Our first touch opens the realm with every right our keys give then, for good: the invoke
+     * key now, so that we may call what we place as well as fill it. */
+    hold_key(self(), p.invoke_key);
+    elf_place(file, &img, (uint8_t *)p.base, p.base);
+    p.entry = p.base + img.entry;
+    const struct psy_prog_header *h = (const struct psy_prog_header *)p.entry;
+    const char *bad = check_header(h, img.memsz, img.entry);
+    if (bad) {
+        say(why, whylen, bad);
+        err = SVC_EREFUSED;
+        goto undo_realm;
+    }
+    p.main = p.base + h->main;
+    p.argc = push_args((uint8_t *)(p.base + p.size - PSY_ARGS_SIZE), p.base + p.size - PSY_ARGS_SIZE,
+                       args, &p.argv);
+    fill(h, p.base, links, p.invoke_key);
+    err = make_domain_for(&p, links);
+    if (err) {
+        say(why, whylen, "no domain for it");
+        goto undo_realm;
+    }
+    err = set_home(p.base, p.owner_key, p.domain);
+    if (!err)
+        err = operations(&p, h);
+    if (!err) {
+        p.vp = create_vp(p.domain, node, (struct psy_vp *)(p.base + h->vp));
+        err = p.vp < 0 ? p.vp : 0;
+    }
+    if (err) {
+        say(why, whylen, "its domain, operations or VP");
+        destroy_domain(p.domain, p.domain_key);
+        drop_key(self(), p.domain_key);
+        goto undo_realm;
+    }
+    *out = p;
+    return 0;
+undo_realm:
+    destroy_realm(p.base, p.owner_key);
+    drop_key(self(), p.owner_key);
+    drop_key(self(), p.invoke_key);
+    return err;
+}
+
+int unplace_program(const struct placed *p)
+{
+    int a = p->vp >= 0 ? destroy_vp((uint32_t)p->vp) : 0;
+    int b = destroy_domain(p->domain, p->domain_key);
+    int c = destroy_realm(p->base, p->owner_key);
+    drop_key(self(), p->domain_key);
+    drop_key(self(), p->owner_key);
+    drop_key(self(), p->invoke_key);
+    return a ? a : b ? b : c;
+}

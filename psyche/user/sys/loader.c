@@ -1,0 +1,130 @@
+/*
+ * loader: the user-level loader (section 3.3).
+ *
+ *   loader.load(req, key)    read the program file req->name from the file server, check it,
+ *                            place it in a fresh realm where the kernel chooses, with a fresh
+ *                            domain and a VP on req->node (place.c), and fill in the rest of
+ *                            the struct load_request: 0, or an error with req->why saying why
+ *   loader.unload(handle)    destroy what load made: 0, or an error
+ *
+ * `key` lets this domain read and write the caller's request.  The loader's
+ * table of the programs it loaded (struct loaded_table, psyprog.h) is a realm
+ * of its own, which anyone may read with the key that comes with the name
+ * "loader.table" (as the op): the shell lists it, debuggers find it.
+ */
+#include "place.h"
+#include "svc.h"
+#include "ulib.h"
+
+#define XFER_SIZE PSY_REALM_MAX
+
+static struct psy_link files_get;
+static uint8_t *xfer;                  /* the file, fetched: a realm shared with the file server */
+static uint32_t xfer_key;
+static struct loaded_table *table;
+static struct placed placed[LOADED_MAX];
+
+static void copy_text(char *dst, const char *src, uint32_t max)
+{
+    uint32_t i = 0;
+    for (; i + 1 < max && src[i]; i++)
+        dst[i] = src[i];
+    dst[i] = 0;
+}
+
+static int free_line(void)
+{
+    for (int i = 0; i < LOADED_MAX; i++)
+        if (!table->prog[i].domain)
+            return i;
+    return -1;
+}
+
+static void note(int i, const char *name, const struct placed *p)
+{
+    struct loaded_program *l = &table->prog[i];
+    copy_text(l->name, name, sizeof l->name);
+    l->base = p->base, l->size = p->size;
+    l->domain_id = p->domain_id, l->vp = p->vp, l->node = p->node;
+    l->domain = p->domain;          /* last: the line is in use from here */
+    table->gen++;
+}
+
+static int load(struct load_request *req, uint32_t key)
+{
+    uint64_t t0 = rdtime64();
+    hold_key((struct psy_domain *)magic_page()->domain, key);
+    req->why[0] = 0;
+    int line = free_line();
+    if (line < 0) {
+        copy_text(req->why, "the loader's table is full", LOAD_WHY);
+        return SVC_EFULL;
+    }
+    copy_text((char *)xfer, req->name, sizeof req->name);
+    int n = (int)op_first(svc_call(&files_get, (uint32_t)xfer, (uint32_t)xfer, XFER_SIZE, xfer_key));
+    if (n < 0) {
+        copy_text(req->why, (const char *)xfer, LOAD_WHY);
+        return n;
+    }
+    const struct psy_magic *m = magic_page();
+    if (req->node >= m->nnodes) {
+        copy_text(req->why, "no such node", LOAD_WHY);
+        return PSY_ERANGE;
+    }
+    struct placed *p = &placed[line];
+    int err = place_program(xfer, (uint32_t)n, req->node, req->args, &_psy_links, p, req->why,
+                            LOAD_WHY);
+    if (err)
+        return err;
+    note(line, req->name, p);
+    req->handle = (uint32_t)line;
+    req->main = p->main, req->key = p->invoke_key;
+    req->argc = p->argc, req->argv = p->argv;
+    req->base = p->base, req->size = p->size, req->domain = p->domain;
+    req->cycles = (uint32_t)(rdtime64() - t0);
+    return 0;
+}
+
+static int unload(uint32_t handle)
+{
+    if (handle >= LOADED_MAX || !table->prog[handle].domain)
+        return SVC_ENOENT;
+    table->prog[handle].domain = 0;
+    table->gen++;
+    return unplace_program(&placed[handle]);
+}
+
+const psy_operation psy_operations[PSY_PROG_OPS] = { (psy_operation)load, (psy_operation)unload };
+
+int main(int argc, char **argv, struct psy_domain *self)
+{
+    (void)argc, (void)argv;
+    uint32_t table_key = new_key(), read_key = new_key();
+    xfer_key = new_key();
+    hold_key(self, xfer_key);
+    hold_key(self, table_key);
+    int x = PSY_ENOMEM;           /* in our node's memory if it has room, else the nearest that has */
+    for (uint32_t i = 0; i < magic_page()->nnodes && x == PSY_ENOMEM; i++) {
+        uint32_t node = (magic_page()->node + i) % magic_page()->nnodes;
+        x = make_realm(XFER_SIZE, PSY_R | PSY_W | PSY_REALM_NODE(node), xfer_key, 0);
+    }
+    int t = make_realm(PSY_PAGE_SIZE, PSY_R | PSY_W, table_key, 0);
+    int err = x < 0 ? x : t < 0 ? t : svc_lookup("files.get", &files_get);
+    if (!err)
+        err = set_access((uint32_t)t, table_key, read_key, PSY_R);
+    if (err) {
+        printf("loader: %s\n", error_name(err));
+        return err;
+    }
+    xfer = (uint8_t *)x;
+    table = (struct loaded_table *)t;
+    table->magic = LOADED_MAGIC;
+    err = svc_offer("loader.table", (uint32_t)table, read_key);
+    if (!err)
+        err = svc_enter("loader.load", (psy_operation)load);
+    if (!err)
+        err = svc_enter("loader.unload", (psy_operation)unload);
+    if (err)
+        printf("loader: %s\n", error_name(err));
+    return err;
+}

@@ -1,0 +1,255 @@
+/*
+ * sh: the command interpreter (section 3.3), in a protection domain of its
+ * own like every other program.
+ *
+ * Its main operation (which init calls) attaches its VP to the console's
+ * input; the kernel monitor's `shell` then hands input over.  Each typed
+ * line is a software interrupt, whose handler runs the command, making
+ * protected calls to the loader, the file server and the programs.
+ *
+ *   run [@NODE] NAME [ARG ...]   load the program file NAME on NODE (default 0), call its main
+ *   programs                     the loader's table: what runs where
+ *   services                     the names the name server knows
+ *   cat FILE                     print a file of the host's file server
+ *   put FILE TEXT ...            write TEXT as FILE there
+ *   help
+ *
+ * The monitor takes `!COMMAND` lines itself; `!monitor` takes the console
+ * back, and the shell stays attached for the monitor's next `shell`.
+ */
+#include "svc.h"
+#include "ulib.h"
+
+#define FILE_BUF   (64 * 1024)
+#define LINE_MAX   160
+
+extern struct psy_vp _psy_vp;                  /* prog.c: our VP */
+
+static struct psy_link load_op, unload_op, get_op, put_op, entry_op;
+static const struct loaded_table *table;
+static struct load_request *req;               /* a page shared with the loader */
+static uint32_t req_key;
+static char *files;                            /* FILE_BUF bytes shared with the file server */
+static uint32_t files_key;
+static char line[LINE_MAX + 1];
+
+static struct psy_domain *self(void)
+{
+    return (struct psy_domain *)magic_page()->domain;
+}
+
+static void copy_text(char *dst, const char *src, uint32_t max)
+{
+    uint32_t i = 0;
+    for (; i + 1 < max && src[i]; i++)
+        dst[i] = src[i];
+    dst[i] = 0;
+}
+
+static char *skip_spaces(char *s)
+{
+    while (*s == ' ')
+        s++;
+    return s;
+}
+
+/* The first word of s, NUL-ended in place; *rest after it. */
+static char *word(char *s, char **rest)
+{
+    s = skip_spaces(s);
+    char *e = s;
+    while (*e && *e != ' ')
+        e++;
+    *rest = *e ? e + 1 : e;
+    *e = 0;
+    return s;
+}
+
+typedef int (*main_op)(uint32_t argc, uint32_t argv);
+
+static void run(char *args)
+{
+    uint32_t node = 0;
+    args = skip_spaces(args);
+    if (*args == '@') {
+        char *rest;
+        node = parse_number(word(args + 1, &rest));
+        args = skip_spaces(rest);
+    }
+    if (!*args) {
+        printf("usage: run [@NODE] NAME [ARG ...]\n");
+        return;
+    }
+    memset(req, 0, sizeof *req);
+    copy_text(req->args, args, sizeof req->args);
+    char *rest;
+    copy_text(req->name, word(args, &rest), sizeof req->name);
+    req->node = node;
+    int err = (int)op_first(svc_call(&load_op, (uint32_t)req, req_key, 0, 0));
+    if (err) {
+        printf("run: %s: %s\n", req->name, req->why[0] ? req->why : error_name(err));
+        return;
+    }
+    hold_key(self(), req->key);
+    int status = ((main_op)req->main)(req->argc, req->argv);
+    drop_key(self(), req->key);
+    int gone = (int)op_first(svc_call(&unload_op, req->handle, 0, 0, 0));
+    if (status == PSY_ENOVP)
+        printf("%s: stopped\n", req->name);
+    else if (status)
+        printf("%s: exit %d\n", req->name, status);
+    if (gone)
+        printf("run: unloading %s: %s\n", req->name, error_name(gone));
+}
+
+static void programs(void)
+{
+    printf("  # name             node  domain  vp  realm\n");
+    for (uint32_t i = 0; i < LOADED_MAX; i++) {
+        const struct loaded_program *p = &table->prog[i];
+        if (p->domain)
+            printf("%3u %-16s %4u %7u %3d  %p +%x\n", i, p->name, p->node, p->domain_id, p->vp,
+                   (void *)p->base, p->size);
+    }
+}
+
+static void services(void)
+{
+    for (uint32_t i = 0;; i++) {
+        struct psy_name n;
+        uint64_t r = 0;
+        for (uint32_t w = 0; w < 4; w++) {
+            r = svc_call(&entry_op, i, w, 0, 0);
+            n.w[w] = op_first(r);
+        }
+        if ((int)n.w[0] == SVC_ENOENT && op_second(r) == 0)
+            return;
+        char text[PSY_NAME_MAX];
+        memcpy(text, n.w, sizeof n.w);
+        text[PSY_NAME_MAX - 1] = 0;
+        printf("  %-16s %p\n", text, (void *)op_second(r));
+    }
+}
+
+static void cat(char *args)
+{
+    char *rest;
+    copy_text(files, word(args, &rest), 64);
+    int n = (int)op_first(svc_call(&get_op, (uint32_t)files, (uint32_t)files, FILE_BUF, files_key));
+    if (n < 0) {
+        printf("cat: %s\n", files[0] ? files : error_name(n));
+        return;
+    }
+    for (int at = 0; at < n; at += 1024)
+        psy_call(PSY_PUTS, (uint32_t)files + (uint32_t)at, n - at < 1024 ? (uint32_t)(n - at) : 1024, 0, 0);
+    if (n && files[n - 1] != '\n')
+        printf("\n");
+}
+
+static void put(char *args)
+{
+    char *text;
+    copy_text(files, word(args, &text), 64);
+    uint32_t len = 0;
+    while (text[len] && len < FILE_BUF - 128)
+        len++;
+    memcpy(files + 64, text, len);
+    files[64 + len] = '\n';
+    int n = (int)op_first(svc_call(&put_op, (uint32_t)files, (uint32_t)files + 64, len + 1, files_key));
+    if (n < 0)
+        printf("put: %s\n", error_name(n));
+    else
+        printf("put: %u bytes\n", (uint32_t)n);
+}
+
+static void help(void)
+{
+    static const char *const lines[] = {
+        "run [@NODE] NAME [ARG ...]   load NAME from the file server and run it on NODE",
+        "programs                     what the loader has loaded",
+        "services                     the name server's names",
+        "cat FILE, put FILE TEXT      read, write a file of the host's file server",
+        "!COMMAND                     one kernel monitor command (!help lists them)",
+        "!monitor                     give the console to the kernel monitor (`shell` there: back)",
+    };
+    for (uint32_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        printf("%s\n", lines[i]);
+}
+
+static void command(char *s)
+{
+    char *args;
+    char *cmd = word(s, &args);
+    if (!*cmd)
+        return;
+    if (strcmp(cmd, "run") == 0)
+        run(args);
+    else if (strcmp(cmd, "programs") == 0)
+        programs();
+    else if (strcmp(cmd, "services") == 0)
+        services();
+    else if (strcmp(cmd, "cat") == 0)
+        cat(args);
+    else if (strcmp(cmd, "put") == 0)
+        put(args);
+    else if (strcmp(cmd, "help") == 0)
+        help();
+    else if (strcmp(cmd, "exit") == 0)
+        printf("sh: the shell stays; `!monitor` gives the console to the kernel monitor\n");
+    else
+        printf("sh: %s: no such command (help lists them)\n", cmd);
+}
+
+/* A line was typed: run every waiting one, then continue what we interrupted. */
+static void on_console(uint32_t kind, uint32_t a1, uint32_t a2)
+{
+    (void)kind, (void)a1, (void)a2;
+    struct psy_state back = _psy_vp.saved;
+    for (;;) {
+        int n = console_read(line, LINE_MAX);
+        if (n < 0)
+            break;
+        line[n] = 0;
+        command(line);
+        printf("psh> ");
+    }
+    _psy_vp.disabled = 0;
+    psy_resume(&back);
+}
+
+static int share(uint32_t size, uint32_t *key)
+{
+    *key = new_key();
+    hold_key(self(), *key);
+    return make_realm(size, PSY_R | PSY_W, *key, 0);
+}
+
+int main(int argc, char **argv, struct psy_domain *me)
+{
+    (void)argc, (void)argv, (void)me;
+    struct psy_link table_link;
+    int r = share(PSY_PAGE_SIZE, &req_key), f = share(FILE_BUF, &files_key);
+    int err = r < 0 ? r : f < 0 ? f : svc_lookup("loader.load", &load_op);
+    if (!err)
+        err = svc_lookup("loader.unload", &unload_op);
+    if (!err)
+        err = svc_lookup("loader.table", &table_link);
+    if (!err)
+        err = svc_lookup("files.get", &get_op);
+    if (!err)
+        err = svc_lookup("files.put", &put_op);
+    if (!err)
+        err = svc_lookup("names.entry", &entry_op);
+    if (!err)
+        err = console_attach();
+    if (err) {
+        printf("sh: %s\n", error_name(err));
+        return err;
+    }
+    req = (struct load_request *)r;
+    files = (char *)f;
+    table = (const struct loaded_table *)table_link.op;
+    _psy_vp.handler[PSY_SWI_CONSOLE] = (uint32_t)on_console;
+    printf("sh: ready on node %u; type `shell` at the monitor\n", magic_page()->node);
+    return 0;
+}

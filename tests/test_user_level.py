@@ -1,0 +1,114 @@
+"""The user level of the paper's Figure 4, through the console as a person uses it.
+
+At boot, init (the primordial realm) places the name server, the network file server, the
+loader and the shell, each in a realm and a protection domain of its own; the monitor's `shell`
+hands the console to the shell; `run` has the loader read the program's file from the host's
+file server (TFTP), check it, place it in a fresh realm, and the shell calls its main.
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from gdb_util import Up, start_up
+
+from gdbfront.console import ConsoleTap
+from psyche.user.build import DEFAULT_OUT_DIR
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+SH = "psh> "
+
+
+@dataclass
+class World:
+    up: Up
+    console: ConsoleTap
+    files: Path
+
+    def sh(self, line: str, timeout: float = 60) -> str:
+        return self.console.command(line, timeout=timeout, prompt=SH)
+
+
+def bad_programs(files: Path) -> None:
+    """Files that are not programs this machine may load, beside the real ones."""
+    hello = (files / "hello").read_bytes()
+    (files / "truncated").write_bytes(hello[:300])
+    x86 = bytearray(hello)
+    x86[18:20] = struct.pack("<H", 62)                     # e_machine: x86-64
+    (files / "x86").write_bytes(x86)
+    big = bytearray(hello)
+    phoff, phnum = struct.unpack_from("<I", big, 28)[0], struct.unpack_from("<H", big, 44)[0]
+    loads = [phoff + 32 * i for i in range(phnum) if struct.unpack_from("<I", big, phoff + 32 * i)[0] == 1]
+    struct.pack_into("<I", big, loads[-1] + 20, 0x200000)  # the last PT_LOAD's p_memsz: 2 MiB
+    (files / "huge").write_bytes(big)
+    (files / "notes.txt").write_text("a file on the host\nsecond line\n")
+
+
+@pytest.fixture(scope="module")
+def world(kernel_elf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    files = tmp_path_factory.mktemp("files")
+    for program in (DEFAULT_OUT_DIR / "files").iterdir():
+        shutil.copy(program, files)
+    bad_programs(files)
+    up = start_up(kernel_elf, 2, "--files", str(files))
+    console = ConsoleTap(up.console)
+    try:
+        console.wait_for(r"init: names, files, loader and sh are up in \d+ cycles", timeout=60)
+        console.type("shell\r")
+        console.wait_for(r"shell: input goes to vp \d+(.|\n)*" + SH)
+        yield World(up, console, files)
+    finally:
+        console.close()
+        up.stop()
+
+
+def test_a_program_runs_from_the_file_server_in_a_domain_of_its_own(world: World) -> None:
+    out = world.sh("run hello")
+    assert "hello from domain" in out and "on node 0 of 2" in out, out
+    out = world.sh("run @1 hello")
+    assert "on node 1 of 2" in out, out
+    assert "exit" not in out                               # main returned 0
+
+
+def test_the_services_are_found_by_name(world: World) -> None:
+    out = world.sh("services")
+    for name in ("names.lookup", "files.get", "files.put", "loader.load", "loader.unload", "loader.table"):
+        assert name in out, out
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("nosuch", "File not found"),
+    ("truncated", "truncated"),
+    ("x86", "RISC-V"),
+    ("huge", "too big"),
+    ("notes.txt", "not ELF"),
+])
+def test_a_bad_file_is_refused_with_a_reason_and_nothing_else_changes(world: World, name: str,
+                                                                     reason: str) -> None:
+    out = world.sh(f"run {name}")
+    assert f"run: {name}: " in out and reason.lower() in out.lower(), out
+    assert world.sh("programs").count("\n") == 1, "a refused file left a program behind"
+    assert "hello from domain" in world.sh("run hello")
+
+
+def test_files_go_to_the_host_and_back(world: World) -> None:
+    assert "second line" in world.sh("cat notes.txt")
+    assert "put: 21 bytes" in world.sh("put written.txt written by the shell")
+    assert (world.files / "written.txt").read_text() == "written by the shell\n"
+    assert "written by the shell" in world.sh("cat written.txt")
+
+
+def test_the_monitor_stays_reachable(world: World) -> None:
+    out = world.sh("!vps")
+    assert "console reader: vp" in out, out
+    world.console.type("!monitor\r")
+    world.console.wait_for(r"the monitor has the input(.|\n)*psyche> ")
+    assert "ticks (100 Hz)" in world.console.command("ticks")
+    world.console.type("shell\r")
+    world.console.wait_for(r"shell: input goes to vp \d+(.|\n)*" + SH)
