@@ -139,6 +139,7 @@ def test_bad_kernel_call_arguments_return_errors_and_change_nothing(kernel_elf: 
         "make_domain key 0": "EINVAL",
         "destroy_domain unknown": "ENOREALM",
         "destroy_domain own, wrong key": "EKEY",
+        "destroy_domain unknown flags": "EINVAL",
         "puts null": "EFAULT",
         "puts kernel": "EFAULT",
         "puts too long": "EINVAL",

@@ -76,6 +76,16 @@ def test_a_program_runs_from_the_file_server_in_a_domain_of_its_own(world: World
     assert "exit" not in out                               # main returned 0
 
 
+def test_a_parallel_program_ends_with_every_vp_its_thread_package_made(world: World) -> None:
+    out = world.sh("run threads 4 1000 rr")
+    assert "threads: total 2002000 want 2002000, 4 processes done" in out, out
+    assert "on node 1:" in out                             # VPs on both nodes
+    assert "unloading" not in out and "exit" not in out
+    vps = world.sh("!vps")
+    rows = [line.split() for line in vps.splitlines() if line[:1].isdigit()]
+    assert len(rows) == 4, vps                             # names, files, loader, sh: nothing left
+
+
 def test_the_services_are_found_by_name(world: World) -> None:
     out = world.sh("services")
     for name in ("names.lookup", "files.get", "files.put", "loader.load", "loader.unload", "loader.table"):

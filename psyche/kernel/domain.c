@@ -23,6 +23,7 @@
 #include "realm.h"
 #include "riscv.h"
 #include "vm.h"
+#include "vp.h"
 
 struct psy_domain *domain_desc(struct domain *d)
 {
@@ -115,25 +116,47 @@ void domain_destroy(struct domain *d)
     domain_free(d);
 }
 
-/*
- * destroy_domain: va is a domain's descriptor and key has write right on it
- * (its maker's key).  A domain that something runs in cannot be destroyed.
- */
-int domain_destroy_call(uint32_t va, uint32_t key)
+/* The domain whose descriptor is at va, if key has write right on it: 0 or an error. */
+static int domain_by_key(uint32_t va, uint32_t key, struct domain **out)
 {
-    uint32_t nodes[NODE_WORDS] = { 0 };
     struct vm *vm = kg.vm;
     struct domain *d = NULL;
-    int err = PSY_ENOREALM;
-    spin_lock(&vm->lock);
     for (int id = 0; id < MAX_DOMAINS && !d; id++)
         if (vm->domains[id] && vm->domains[id]->desc->base == va)
             d = vm->domains[id];
-    for (int i = 0; d && i < REALM_ACL; i++)
-        if (key && d->desc->acl[i].key == key && (d->desc->acl[i].rights & PSY_W))
-            err = 0;
-    if (d && err)
-        err = PSY_EKEY;
+    if (!d)
+        return PSY_ENOREALM;
+    for (int i = 0; i < REALM_ACL; i++)
+        if (key && d->desc->acl[i].key == key && (d->desc->acl[i].rights & PSY_W)) {
+            *out = d;
+            return 0;
+        }
+    return PSY_EKEY;
+}
+
+/*
+ * destroy_domain: va is a domain's descriptor and key has write right on it
+ * (its maker's key).  A domain that something runs in cannot be destroyed;
+ * with PSY_DOMAIN_VPS its VPs are ended first (how a loader ends a program
+ * whose thread package made VPs it does not know of).  The domain is looked
+ * up again after that: the lock is not held while VPs end.
+ */
+int domain_destroy_call(uint32_t va, uint32_t key, uint32_t flags)
+{
+    uint32_t nodes[NODE_WORDS] = { 0 };
+    struct vm *vm = kg.vm;
+    struct domain *d;
+    if (flags & ~PSY_DOMAIN_VPS)
+        return PSY_EINVAL;
+    spin_lock(&vm->lock);
+    int err = domain_by_key(va, key, &d);
+    spin_unlock(&vm->lock);
+    if (!err && (flags & PSY_DOMAIN_VPS))
+        err = vp_end_domain(d);
+    if (err)
+        return err;
+    spin_lock(&vm->lock);
+    err = domain_by_key(va, key, &d);
     if (!err && (d->running || d->nvps))
         err = PSY_EBUSY;
     if (!err)

@@ -70,7 +70,7 @@ void kcall(struct trapframe *tf)
     case PSY_DESTROY_REALM: ret = realm_destroy(tf->a0, tf->a1); break;
     case PSY_MAKE_DOMAIN: ret = kc_make_domain(tf->a0); break;
     case PSY_SET_ACCESS: ret = realm_set_access(tf->a0, tf->a1, tf->a2, tf->a3); break;
-    case PSY_DESTROY_DOMAIN: ret = domain_destroy_call(tf->a0, tf->a1); break;
+    case PSY_DESTROY_DOMAIN: ret = domain_destroy_call(tf->a0, tf->a1, tf->a2); break;
     case PSY_CREATE_VP: ret = vp_create(d, tf->a0, tf->a1, tf->a2); break;
     case PSY_DESTROY_VP: ret = vp_destroy(d, tf->a0); break;
     case PSY_SET_VP: ret = vp_set_desc(tf->a0); break;

@@ -128,7 +128,7 @@ void realms_print(void);
 /* domain.c */
 struct domain *domain_make(uint32_t key, bool devices);
 void domain_destroy(struct domain *d);
-int domain_destroy_call(uint32_t va, uint32_t key);
+int domain_destroy_call(uint32_t va, uint32_t key, uint32_t flags);
 struct psy_domain *domain_desc(struct domain *d);
 const char *domain_fault(struct domain *d, uint32_t va, uint32_t need, char *why, uint32_t size);
 int domain_read(struct domain *d, uint32_t va, void *buf, uint32_t len);

@@ -504,23 +504,57 @@ struct vp *vp_first(struct domain *d)
     return v;
 }
 
-/* The program ended: end the domain's other VPs, wait until they are gone, forget the first. */
-void vp_first_done(struct vp *v)
+/*
+ * End every VP of d but `keep`, and return once they are gone: each is
+ * kicked as destroy_vp kicks it, and waited for by its generation, so that
+ * nothing here reads d after the lock is dropped.  The caller holds no lock.
+ */
+static void end_vps(struct domain *d, struct vp *keep)
 {
-    struct domain *d = v->dom;
+    int ids[PSY_MAX_VPS];
+    uint32_t gens[PSY_MAX_VPS];
+    int n = 0;
     spin_lock(&kg.vm->lock);
     for (int i = 0; i < PSY_MAX_VPS; i++) {
         struct vp *w = kg.vm->vps[i];
-        if (w && w->dom == d && w != v) {
+        if (w && w->dom == d && w != keep) {
             w->dying = 1;
             kick(w);      /* under the lock: w cannot end and be freed meanwhile */
+            ids[n] = i;
+            gens[n++] = kg.vm->vp_gen[i];
         }
     }
     spin_unlock(&kg.vm->lock);
-    WAIT_UNTIL(d->nvps == 1);
+    for (int i = 0; i < n; i++)
+        WAIT_UNTIL(kg.vm->vp_gen[ids[i]] != gens[i]);
+}
+
+/* The program ended: end the domain's other VPs, wait until they are gone, forget the first. */
+void vp_first_done(struct vp *v)
+{
+    end_vps(v->dom, v);
     this_node.current->vp = NULL;
     magic.vp = 0;
     vp_release(v);
+}
+
+/*
+ * destroy_domain's PSY_DOMAIN_VPS: end the VPs of d, which the caller may
+ * destroy.  Not the caller's own domain, nor a program's, whose first VP
+ * ends only with the program: PSY_EBUSY.
+ */
+int vp_end_domain(struct domain *d)
+{
+    struct vp *self = current_vp();
+    bool busy = self && self->dom == d;
+    spin_lock(&kg.vm->lock);
+    for (int i = 0; i < PSY_MAX_VPS && !busy; i++)
+        busy = kg.vm->vps[i] && kg.vm->vps[i]->dom == d && kg.vm->vps[i]->first;
+    spin_unlock(&kg.vm->lock);
+    if (busy)
+        return PSY_EBUSY;
+    end_vps(d, NULL);
+    return 0;
 }
 
 void vps_print(void)

@@ -50,6 +50,7 @@ struct vp {
 void vp_node_init(void);
 struct vp *vp_first(struct domain *d);
 void vp_first_done(struct vp *v);
+int vp_end_domain(struct domain *d);
 void vp_switch(struct kthread *prev, struct kthread *next);
 void vp_clock(uint64_t now, bool tick);
 uint64_t vp_next_timer(uint64_t until);

@@ -186,13 +186,13 @@ undo_realm:
     return err;
 }
 
+/* Its VPs, whoever made them (a thread package makes more), then the domain, then the realm. */
 int unplace_program(const struct placed *p)
 {
-    int a = p->vp >= 0 ? destroy_vp((uint32_t)p->vp) : 0;
-    int b = destroy_domain(p->domain, p->domain_key);
+    int b = end_domain(p->domain, p->domain_key);
     int c = destroy_realm(p->base, p->owner_key);
     drop_key(self(), p->domain_key);
     drop_key(self(), p->owner_key);
     drop_key(self(), p->invoke_key);
-    return a ? a : b ? b : c;
+    return b ? b : c;
 }

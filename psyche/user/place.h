@@ -32,7 +32,7 @@ struct placed {
 int place_program(const void *file, uint32_t len, uint32_t node, const char *args,
                   const struct psy_links *links, struct placed *out, char *why, uint32_t whylen);
 
-/* Undo place_program: the VP, the domain and the realm.  0 or the first error. */
+/* Undo place_program: the domain's VPs, the domain and the realm.  0 or the first error. */
 int unplace_program(const struct placed *p);
 
 #endif

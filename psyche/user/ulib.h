@@ -43,6 +43,12 @@ static inline int destroy_domain(uint32_t va, uint32_t key)
     return psy_call(PSY_DESTROY_DOMAIN, va, key, 0, 0);
 }
 
+/* destroy_domain, ending its VPs first, whoever made them. */
+static inline int end_domain(uint32_t va, uint32_t key)
+{
+    return psy_call(PSY_DESTROY_DOMAIN, va, key, PSY_DOMAIN_VPS, 0);
+}
+
 static inline int set_access(uint32_t va, uint32_t key, uint32_t other, uint32_t rights)
 {
     return psy_call(PSY_SET_ACCESS, va, key, other, rights);

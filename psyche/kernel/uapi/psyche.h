@@ -21,7 +21,7 @@
 #define PSY_DESTROY_REALM   4   /* (va, key): va is the realm's first address */
 #define PSY_MAKE_DOMAIN     5   /* (key): returns the new domain's descriptor address */
 #define PSY_SET_ACCESS      6   /* (va, key, other, rights): set other's rights on the realm */
-#define PSY_DESTROY_DOMAIN  7   /* (va, key): va is the domain's descriptor */
+#define PSY_DESTROY_DOMAIN  7   /* (va, key, flags): va is the domain's descriptor */
 #define PSY_CREATE_VP       8   /* (domain, node, desc): returns the new VP's number */
 #define PSY_DESTROY_VP      9   /* (vp): end a VP of the caller's domain */
 #define PSY_SET_VP          10  /* (desc): the calling VP's descriptor */
@@ -75,6 +75,9 @@
 #define PSY_REPLICATE_DEMAND  0x1000
 #define PSY_REPLICATE         0x1C00
 #define PSY_REALM_NODE_OF(flags) ((int)(((flags) >> 16) & 0xFF) - 1)
+
+/* destroy_domain flags. */
+#define PSY_DOMAIN_VPS     0x1     /* end the domain's VPs first (not a program's first VP) */
 
 /* The user part of the uniform address space, and the magic page. */
 #define PSY_USER_BASE      0x00100000

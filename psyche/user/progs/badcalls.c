@@ -56,6 +56,7 @@ int main(int argc, char **argv, struct psy_domain *self)
     check("make_domain key 0", make_domain(0));
     check("destroy_domain unknown", destroy_domain(0x70000000, KEY));
     check("destroy_domain own, wrong key", destroy_domain((uint32_t)self, KEY));
+    check("destroy_domain unknown flags", psy_call(PSY_DESTROY_DOMAIN, (uint32_t)self, KEY, 0x80, 0));
     check("puts null", psy_call(PSY_PUTS, 0, 10, 0, 0));
     check("puts kernel", psy_call(PSY_PUTS, 0xC0000000, 16, 0, 0));
     check("puts too long", psy_call(PSY_PUTS, (uint32_t)argv[0], 5000, 0, 0));

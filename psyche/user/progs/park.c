@@ -12,9 +12,13 @@
  */
 #include "uthread.h"
 
-static struct psy_vp parked __attribute__((aligned(512)));
+/* The parked VP's descriptor and stack on one page (aligned so that they fit): its node maps
+ * the page when the VP starts on the stack, and a debugger finds the descriptor mapped there. */
+static struct {
+    struct psy_vp vp;
+    uint8_t stack[1024] __attribute__((aligned(16)));
+} parked __attribute__((aligned(2048)));
 static struct psy_vp mine __attribute__((aligned(512)));
-static uint8_t parked_stack[1024] __attribute__((aligned(16)));
 
 static void parked_init(uint32_t kind, uint32_t id)
 {
@@ -48,10 +52,10 @@ int main(int argc, char **argv, struct psy_domain *self)
 {
     uint32_t node = argc > 1 ? parse_number(argv[1]) : 1;
     uint32_t procs = argc > 2 ? parse_number(argv[2]) : 0;
-    parked.magic = PSY_VP_MAGIC;
-    parked.handler[PSY_SWI_INIT] = (uint32_t)parked_init;
-    parked.init_sp = (uint32_t)parked_stack + sizeof parked_stack;
-    int id = create_vp(0, node, &parked);
+    parked.vp.magic = PSY_VP_MAGIC;
+    parked.vp.handler[PSY_SWI_INIT] = (uint32_t)parked_init;
+    parked.vp.init_sp = (uint32_t)parked.stack + sizeof parked.stack;
+    int id = create_vp(0, node, &parked.vp);
     if (id < 0) {
         printf("park: create_vp: %s\n", error_name(id));
         return 1;

@@ -8,6 +8,7 @@
  * protected calls to the loader, the file server and the programs.
  *
  *   run [@NODE] NAME [ARG ...]   load the program file NAME on NODE (default 0), call its main
+ *   time run ...                 the same, and how long loading and running took
  *   programs                     the loader's table: what runs where
  *   services                     the names the name server knows
  *   cat FILE                     print a file of the host's file server
@@ -67,7 +68,9 @@ static char *word(char *s, char **rest)
 
 typedef int (*main_op)(uint32_t argc, uint32_t argv);
 
-static void run(char *args)
+static uint64_t typed;          /* when the command line came, for `time` */
+
+static void run(char *args, int timed)
 {
     uint32_t node = 0;
     args = skip_spaces(args);
@@ -90,9 +93,13 @@ static void run(char *args)
         printf("run: %s: %s\n", req->name, req->why[0] ? req->why : error_name(err));
         return;
     }
+    uint64_t loaded = rdtime64();
     hold_key(self(), req->key);
     int status = ((main_op)req->main)(req->argc, req->argv);
     drop_key(self(), req->key);
+    if (timed)
+        printf("time: %s loaded in %u cycles (%u of them in the loader), ran in %u\n", req->name,
+               (uint32_t)(loaded - typed), req->cycles, (uint32_t)(rdtime64() - loaded));
     int gone = (int)op_first(svc_call(&unload_op, req->handle, 0, 0, 0));
     if (status == PSY_ENOVP)
         printf("%s: stopped\n", req->name);
@@ -166,6 +173,7 @@ static void help(void)
 {
     static const char *const lines[] = {
         "run [@NODE] NAME [ARG ...]   load NAME from the file server and run it on NODE",
+        "time run ...                 run, then say how long loading and running took",
         "programs                     what the loader has loaded",
         "services                     the name server's names",
         "cat FILE, put FILE TEXT      read, write a file of the host's file server",
@@ -183,7 +191,9 @@ static void command(char *s)
     if (!*cmd)
         return;
     if (strcmp(cmd, "run") == 0)
-        run(args);
+        run(args, 0);
+    else if (strcmp(cmd, "time") == 0 && strcmp(word(args, &args), "run") == 0)
+        run(args, 1);
     else if (strcmp(cmd, "programs") == 0)
         programs();
     else if (strcmp(cmd, "services") == 0)
@@ -210,6 +220,7 @@ static void on_console(uint32_t kind, uint32_t a1, uint32_t a2)
         if (n < 0)
             break;
         line[n] = 0;
+        typed = rdtime64();
         command(line);
         printf("psh> ");
     }
