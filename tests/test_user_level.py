@@ -122,3 +122,17 @@ def test_the_monitor_stays_reachable(world: World) -> None:
     assert "ticks (100 Hz)" in world.console.command("ticks")
     world.console.type("shell\r")
     world.console.wait_for(r"shell: input goes to vp \d+(.|\n)*" + SH)
+
+
+def test_a_program_in_the_background_can_be_killed(world: World) -> None:
+    out = world.sh("run @1 udpecho 7000 0 &")               # waits for datagrams for ever
+    assert "[0] udpecho" in out, out
+    world.console.wait_for(r"udpecho: port 7000 bound on node 1")
+    assert "hello from domain" in world.sh("run hello")     # the shell is free meanwhile
+    assert "[0] udpecho, domain" in world.sh("jobs")
+    assert "udpecho" in world.sh("programs")
+    world.console.type("kill 0\r")
+    world.console.wait_for(r"\[0\] udpecho: killed")
+    assert "[0]" not in world.sh("jobs")
+    assert world.sh("programs").count("\n") == 1
+    assert "no job 3" in world.sh("kill 3")

@@ -8,6 +8,8 @@
  * protected calls to the loader, the file server and the programs.
  *
  *   run [@NODE] NAME [ARG ...]   load the program file NAME on NODE (default 0), call its main
+ *   run ... &                    the same, in the background: a VP of ours waits in the call
+ *   jobs, kill J                 the background programs; unload one while it runs
  *   time run ...                 the same, and how long loading and running took
  *   programs                     the loader's table: what runs where
  *   services                     the names the name server knows
@@ -68,7 +70,97 @@ static char *word(char *s, char **rest)
 
 typedef int (*main_op)(uint32_t argc, uint32_t argv);
 
-static uint64_t typed;          /* when the command line came, for `time` */
+#define JOBS 4
+enum { JOB_FREE, JOB_RUNNING, JOB_KILLED };
+
+/*
+ * A program run in the background: a VP of our own domain makes the call of
+ * its main and waits in it, while the shell's VP goes on taking lines.
+ */
+struct job {
+    struct psy_vp vp;                   /* first, and aligned so that it lies in one page */
+    uint8_t stack[4096] __attribute__((aligned(16)));
+    struct load_request *req;           /* its page of the requests realm */
+    volatile uint32_t state;
+};
+
+static struct job jobs[JOBS] __attribute__((aligned(512)));
+static uint64_t typed;                  /* when the command line came, for `time` */
+
+/* Have the loader load what req names: 0, or the error, said. */
+static int load(struct load_request *r, char *args, uint32_t node)
+{
+    memset(r, 0, sizeof *r);
+    copy_text(r->args, args, sizeof r->args);
+    char *rest;
+    copy_text(r->name, word(args, &rest), sizeof r->name);
+    r->node = node;
+    int err = (int)op_first(svc_call(&load_op, (uint32_t)r, req_key, 0, 0));
+    if (err)
+        printf("run: %s: %s\n", r->name, r->why[0] ? r->why : error_name(err));
+    return err;
+}
+
+/* The program returned (or was stopped, or killed): say so; unload it unless kill did. */
+static void finished(struct load_request *r, int status, int killed, const char *prefix)
+{
+    drop_key(self(), r->key);
+    if (killed) {
+        printf("%s%s: killed\n", prefix, r->name);
+        return;
+    }
+    int gone = (int)op_first(svc_call(&unload_op, r->handle, 0, 0, 0));
+    if (status == PSY_ENOVP)
+        printf("%s%s: stopped\n", prefix, r->name);
+    else if (status || *prefix)
+        printf("%s%s: exit %d\n", prefix, r->name, status);
+    if (gone)
+        printf("run: unloading %s: %s\n", r->name, error_name(gone));
+}
+
+/* A job's VP starts here: it calls the program's main and ends when that returns. */
+static void job_start(uint32_t kind, uint32_t id)
+{
+    (void)kind, (void)id;
+    struct job *j = (struct job *)self_vp();
+    struct load_request *r = j->req;
+    int status = ((main_op)r->main)(r->argc, r->argv);
+    char prefix[8] = "[0] ";
+    prefix[1] = (char)('0' + (j - jobs));
+    finished(r, status, j->state == JOB_KILLED, prefix);
+    j->state = JOB_FREE;
+    destroy_vp(j->vp.id);
+}
+
+static void background(char *args, uint32_t node)
+{
+    struct job *j = 0;
+    for (uint32_t i = 0; i < JOBS && !j; i++)
+        if (jobs[i].state == JOB_FREE)
+            j = &jobs[i];
+    if (!j) {
+        printf("run: %u jobs run already\n", JOBS);
+        return;
+    }
+    j->req = (struct load_request *)((uint8_t *)req + PSY_PAGE_SIZE * (uint32_t)(1 + (j - jobs)));
+    if (load(j->req, args, node))
+        return;
+    hold_key(self(), j->req->key);
+    memset(&j->vp, 0, sizeof j->vp);
+    j->vp.magic = PSY_VP_MAGIC;
+    j->vp.handler[PSY_SWI_INIT] = (uint32_t)job_start;
+    j->vp.init_sp = (uint32_t)j->stack + sizeof j->stack;
+    j->state = JOB_RUNNING;
+    int vp = create_vp(0, magic_page()->node, &j->vp);
+    if (vp < 0) {
+        printf("run: a VP for the job: %s\n", error_name(vp));
+        j->state = JOB_KILLED;
+        finished(j->req, 0, 0, "");
+        j->state = JOB_FREE;
+        return;
+    }
+    printf("[%u] %s\n", (uint32_t)(j - jobs), j->req->name);
+}
 
 static void run(char *args, int timed)
 {
@@ -79,34 +171,54 @@ static void run(char *args, int timed)
         node = parse_number(word(args + 1, &rest));
         args = skip_spaces(rest);
     }
-    if (!*args) {
-        printf("usage: run [@NODE] NAME [ARG ...]\n");
+    uint32_t n = 0;
+    while (args[n])
+        n++;
+    while (n && args[n - 1] == ' ')
+        args[--n] = 0;
+    int bg = n && args[n - 1] == '&';
+    if (bg)
+        args[--n] = 0;
+    if (!*skip_spaces(args)) {
+        printf("usage: run [@NODE] NAME [ARG ...] [&]\n");
         return;
     }
-    memset(req, 0, sizeof *req);
-    copy_text(req->args, args, sizeof req->args);
-    char *rest;
-    copy_text(req->name, word(args, &rest), sizeof req->name);
-    req->node = node;
-    int err = (int)op_first(svc_call(&load_op, (uint32_t)req, req_key, 0, 0));
-    if (err) {
-        printf("run: %s: %s\n", req->name, req->why[0] ? req->why : error_name(err));
+    if (bg) {
+        background(args, node);
         return;
     }
+    if (load(req, args, node))
+        return;
     uint64_t loaded = rdtime64();
     hold_key(self(), req->key);
     int status = ((main_op)req->main)(req->argc, req->argv);
-    drop_key(self(), req->key);
     if (timed)
         printf("time: %s loaded in %u cycles (%u of them in the loader), ran in %u\n", req->name,
                (uint32_t)(loaded - typed), req->cycles, (uint32_t)(rdtime64() - loaded));
-    int gone = (int)op_first(svc_call(&unload_op, req->handle, 0, 0, 0));
-    if (status == PSY_ENOVP)
-        printf("%s: stopped\n", req->name);
-    else if (status)
-        printf("%s: exit %d\n", req->name, status);
-    if (gone)
-        printf("run: unloading %s: %s\n", req->name, error_name(gone));
+    finished(req, status, 0, "");
+}
+
+static void list_jobs(void)
+{
+    for (uint32_t i = 0; i < JOBS; i++)
+        if (jobs[i].state == JOB_RUNNING)
+            printf("[%u] %s, domain %u, on node %u\n", i, jobs[i].req->name,
+                   table->prog[jobs[i].req->handle].domain_id, jobs[i].req->node);
+}
+
+static void kill(char *args)
+{
+    char *rest;
+    const char *w = word(args, &rest);
+    uint32_t i = parse_number(w);
+    if (!*w || i >= JOBS || jobs[i].state != JOB_RUNNING) {
+        printf("kill: no job %s (jobs lists them)\n", w);
+        return;
+    }
+    jobs[i].state = JOB_KILLED;           /* its VP says so when the call comes back */
+    int err = (int)op_first(svc_call(&unload_op, jobs[i].req->handle, 0, 0, 0));
+    if (err)
+        printf("kill: %s\n", error_name(err));
 }
 
 static void programs(void)
@@ -173,6 +285,8 @@ static void help(void)
 {
     static const char *const lines[] = {
         "run [@NODE] NAME [ARG ...]   load NAME from the file server and run it on NODE",
+        "run ... &                    the same in the background: [J] NAME",
+        "jobs, kill J                 the programs in the background; end one",
         "time run ...                 run, then say how long loading and running took",
         "programs                     what the loader has loaded",
         "services                     the name server's names",
@@ -192,6 +306,10 @@ static void command(char *s)
         return;
     if (strcmp(cmd, "run") == 0)
         run(args, 0);
+    else if (strcmp(cmd, "jobs") == 0)
+        list_jobs();
+    else if (strcmp(cmd, "kill") == 0)
+        kill(args);
     else if (strcmp(cmd, "time") == 0 && strcmp(word(args, &args), "run") == 0)
         run(args, 1);
     else if (strcmp(cmd, "programs") == 0)
@@ -239,7 +357,7 @@ int main(int argc, char **argv, struct psy_domain *me)
 {
     (void)argc, (void)argv, (void)me;
     struct psy_link table_link;
-    int r = share(PSY_PAGE_SIZE, &req_key), f = share(FILE_BUF, &files_key);
+    int r = share(PSY_PAGE_SIZE * (1 + JOBS), &req_key), f = share(FILE_BUF, &files_key);
     int err = r < 0 ? r : f < 0 ? f : svc_lookup("loader.load", &load_op);
     if (!err)
         err = svc_lookup("loader.unload", &unload_op);
