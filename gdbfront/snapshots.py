@@ -43,9 +43,20 @@ def boot_snapshot(kernel: Path, nodes: int, path: Path, timeout: float = 120.0) 
     return time.monotonic() - began
 
 
+#: At most this long for the booted machine to settle before it is stopped (a clock tick is 100_000).
+_SETTLE_CYCLES = 1_000_000
+
+
 def stopped_snapshot(source: Path, path: Path) -> None:
-    """A copy of the snapshot at source with every running node stopped."""
+    """A copy of the snapshot at source, settled, with every running node stopped.
+
+    The booted snapshot is cut where the prompt came out, and the king has more to do then
+    (its monitor thread goes on to block for input, through the run queue's lock): it runs
+    until every node waits, so that no node is stopped inside a lock or half way through
+    anything, and a debugger's reading and the machine's own agree.
+    """
     machine = snapshot.restore(source)
+    machine.run(_SETTLE_CYCLES)          # returns early once every node is idle
     for node in machine.nodes:
         machine.stop_node(node.index)
     snapshot.save(machine, path)
