@@ -1,0 +1,134 @@
+"""The programs of issue 18, item 5, run at the user shell as a person runs them.
+
+One machine of two nodes for the module, booted with the user level (`psyche up --files`), its
+console handed to the shell.  Each program's output is checked for the right result, and where a
+program makes VPs or realms, the kernel monitor's `!vps` and `!realms` show nothing left behind.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from gdb_util import Up, start_up
+
+from gdbfront.console import ConsoleTap
+from psyche.user.build import DEFAULT_OUT_DIR
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+SH = "psh> "
+SERVER_VPS = 4                                          # names, files, loader, sh
+NEEDS_JOBS = "needs sh background jobs"
+
+
+@dataclass
+class World:
+    up: Up
+    console: ConsoleTap
+    files: Path
+
+    def sh(self, line: str, timeout: float = 60) -> str:
+        return self.console.command(line, timeout=timeout, prompt=SH)
+
+    def vps(self) -> list[list[str]]:
+        out = self.sh("!vps")
+        return [line.split() for line in out.splitlines() if line[:1].isdigit()]
+
+    def realms(self) -> list[str]:
+        """Each realm's address range (the monitor's `!realms`)."""
+        return re.findall(r"^\s*(0x[0-9a-f]+-0x[0-9a-f]+)", self.sh("!realms"), re.M)
+
+    def has_jobs(self) -> bool:
+        return "jobs" in self.sh("help")
+
+
+@pytest.fixture(scope="module")
+def world(kernel_elf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    files = tmp_path_factory.mktemp("files")
+    for program in (DEFAULT_OUT_DIR / "files").iterdir():
+        shutil.copy(program, files)
+    up = start_up(kernel_elf, 2, "--files", str(files))
+    console = ConsoleTap(up.console)
+    try:
+        console.wait_for(r"init: names, files, loader and sh are up in \d+ cycles", timeout=60)
+        console.type("shell\r")
+        console.wait_for(r"shell: input goes to vp \d+(.|\n)*" + SH)
+        yield World(up, console, files)
+    finally:
+        console.close()
+        up.stop()
+
+
+@pytest.fixture
+def clean(world: World) -> Iterator[World]:
+    """The test leaves no VP and no realm behind that was not there before it."""
+    realms = world.realms()
+    yield world
+    assert len(world.vps()) == SERVER_VPS, world.sh("!vps")
+    assert world.realms() == realms, world.sh("!realms")
+
+
+def fnv1a(data: bytes) -> int:
+    h = 2166136261
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def xorshift_numbers(n: int, seed: int = 0x2545F491) -> list[int]:
+    out, x = [], seed
+    for _ in range(n):
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        out.append(x)
+    return out
+
+
+def sort_checksum(n: int) -> int:
+    return fnv1a(struct.pack(f"<{n}I", *sorted(xorshift_numbers(n))))
+
+
+def test_sort_sorts_in_parallel_across_the_nodes(clean: World) -> None:
+    out = clean.sh("run sort 10000")
+    m = re.search(r"sort: 10000 numbers on 4 VPs across 2 nodes, sorted, checksum ([0-9a-f]+), "
+                  r"in (\d+) cycles", out)
+    assert m, out
+    assert int(m.group(1), 16) == sort_checksum(10000)
+    assert "exit" not in out
+
+
+def test_sort_on_one_vp_and_odd_sizes(clean: World) -> None:
+    out = clean.sh("run sort 1001 1 1")
+    assert f"sort: 1001 numbers on 1 VPs across 1 nodes, sorted, checksum {sort_checksum(1001):x}" in out, out
+    out = clean.sh("run @1 sort 7 2 3")
+    assert f"sort: 7 numbers on 3 VPs across 2 nodes, sorted, checksum {sort_checksum(7):x}" in out, out
+
+
+def filecheck_pattern(size: int) -> bytes:
+    return bytes(((i * 2654435761) & 0xFFFFFFFF) >> 24 for i in range(size))
+
+
+@pytest.mark.parametrize("size", [0, 1000, 70000])
+def test_filecheck_writes_the_host_file_and_reads_it_back(clean: World, size: int) -> None:
+    name = f"check{size}.bin"
+    out = clean.sh(f"run filecheck {name} {size}")
+    want = filecheck_pattern(size)
+    assert f"filecheck: wrote and read back {size} bytes of {name}, hash {fnv1a(want):x}" in out, out
+    assert (clean.files / name).read_bytes() == want
+
+
+def test_a_wild_store_stops_the_program_and_the_shell_goes_on(clean: World) -> None:
+    out = clean.sh("run buggy wild")
+    assert "buggy: storing through a wild pointer 0x0badf00c" in out, out
+    assert "no realm at this address" in out, out
+    assert "buggy: stopped" in out, out
+    assert "the store went through" not in out
+    assert "hello from domain" in clean.sh("run hello")
+
