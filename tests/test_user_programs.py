@@ -132,3 +132,32 @@ def test_a_wild_store_stops_the_program_and_the_shell_goes_on(clean: World) -> N
     assert "the store went through" not in out
     assert "hello from domain" in clean.sh("run hello")
 
+
+
+def domains(pattern: str, out: str) -> list[str]:
+    m = re.search(pattern, out)
+    assert m, f"{pattern!r} not in\n{out}"
+    return list(m.groups())
+
+
+def test_board_and_pin_talk_through_a_shared_page_and_a_protected_call(clean: World) -> None:
+    out = clean.sh("run pin hello-board")
+    assert "pin: no board runs" in out, out
+    pin, = domains(r"pin: no board runs; domain (\d+) starts one", out)
+    board, page = domains(r"board: domain (\d+) serves on vp \d+, node 0; "
+                          r"the shared page is (0x[0-9a-f]+)", out)
+    assert board != pin
+    # the shared page: pin wrote it, board read it, board wrote the reply, pin read it
+    assert f'pin: domain {pin} wrote "hello-board" into the shared page {page} of domain {board}' in out, out
+    took = f'took post 1 by protected call from domain {pin}: read "hello-board" in the shared page'
+    assert f"board: domain {board} (vp " in out and took in out, out
+    # the protected call: board.post ran in board's domain and returned its answer to pin's
+    assert f"pin: domain {pin} called board.post by protected call: domain {board} took post 1" in out, out
+    assert f'pin: domain {pin} read back in the shared page: board read "hello-board"' in out, out
+    assert f"pin: domain {pin} told domain {board} to stop after 1 posts" in out, out
+    assert f"board: domain {board} stopped after 1 posts" in out, out
+    assert "exit" not in out
+    services = clean.sh("services")
+    assert "board." not in services, services          # board withdrew its names
+    assert clean.sh("programs").count("\n") == 1        # and the loader unloaded it
+    assert "post 1 by protected call" in clean.sh("run pin again")   # a second board starts afresh
