@@ -42,6 +42,17 @@ int svc_enter(const char *name, psy_operation op)
     return svc_offer(name, (uint32_t)op, _psy_links.self_invoke);
 }
 
+int svc_withdraw(const char *name, uint32_t value, uint32_t key)
+{
+    struct psy_link remove;
+    int err = svc_lookup("names.remove", &remove);
+    if (err)
+        return err;
+    struct psy_name n = psy_name(name);
+    typedef int (*remove_op)(uint32_t, uint32_t, uint32_t, uint32_t, uint32_t, uint32_t);
+    return ((remove_op)remove.op)(n.w[0], n.w[1], n.w[2], n.w[3], value, key);
+}
+
 uint64_t svc_call(const struct psy_link *l, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3)
 {
     return ((op4)l->op)(a0, a1, a2, a3);

@@ -21,6 +21,9 @@ int svc_enter(const char *name, psy_operation op);
 /* Enter any (value, key) under `name`: an address and the key that reads it, say. */
 int svc_offer(const char *name, uint32_t value, uint32_t key);
 
+/* Withdraw what svc_offer entered under `name` (names.remove): 0, or an error. */
+int svc_withdraw(const char *name, uint32_t value, uint32_t key);
+
 /* Call an operation with up to four arguments: a protected call, since we only may invoke it. */
 uint64_t svc_call(const struct psy_link *l, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3);
 

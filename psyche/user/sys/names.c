@@ -5,12 +5,16 @@
  * that invokes it: a server enters its operations, a program looks them up
  * and holds the key from then on.  A name travels in four argument
  * registers (psyprog.h, struct psy_name), so no memory is shared with the
- * caller at all.  First come, first served: a name once entered stays.
+ * caller at all.  First come, first served: a name stays until it is removed
+ * (a server that goes withdraws its names, so that the next one may enter them).
  *
  *   lookup(name[4])           -> (op, key), or (SVC_ENOENT, 0)
  *   enter(name[4], op, key)   -> 0, SVC_EEXIST, SVC_EFULL
  *   entry(i, w)               -> (word w of entry i's name, its op), or (SVC_ENOENT, 0) past
  *                                the end: for listings
+ *   remove(name[4], op, key)  -> 0, or SVC_ENOENT if no entry has that name, op and key: the
+ *                                entry goes (what remove must name is what enter entered, so a
+ *                                name is not withdrawn by mistake; like enter, it trusts callers)
  */
 #include "svc.h"
 #include "ulib.h"
@@ -62,8 +66,19 @@ static uint64_t entry(uint32_t i, uint32_t w)
     return pair(table[i].name.w[w], table[i].op);
 }
 
+static int withdraw(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, uint32_t op, uint32_t key)
+{
+    int i = find(w0, w1, w2, w3);
+    if (i < 0 || table[i].op != op || table[i].key != key)
+        return SVC_ENOENT;
+    for (uint32_t j = (uint32_t)i; j + 1 < used; j++)   /* in order: listings keep theirs */
+        table[j] = table[j + 1];
+    used--;
+    return 0;
+}
+
 const psy_operation psy_operations[PSY_PROG_OPS] = {
-    (psy_operation)lookup, (psy_operation)enter, (psy_operation)entry,
+    (psy_operation)lookup, (psy_operation)enter, (psy_operation)entry, (psy_operation)withdraw,
 };
 
 /* Our own names, entered directly: the loader's links to us are filled only after we start. */
@@ -81,5 +96,7 @@ int main(int argc, char **argv, struct psy_domain *self)
         err = enter_own("names.enter", (void *)enter);
     if (!err)
         err = enter_own("names.entry", (void *)entry);
+    if (!err)
+        err = enter_own("names.remove", (void *)withdraw);
     return err;
 }
