@@ -24,7 +24,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 SH = "psh> "
 SERVER_VPS = 4                                          # names, files, loader, sh
-NEEDS_JOBS = "needs sh background jobs"
 
 
 @dataclass
@@ -43,9 +42,6 @@ class World:
     def realms(self) -> list[str]:
         """Each realm's address range (the monitor's `!realms`)."""
         return re.findall(r"^\s*(0x[0-9a-f]+-0x[0-9a-f]+)", self.sh("!realms"), re.M)
-
-    def has_jobs(self) -> bool:
-        return "jobs" in self.sh("help")
 
 
 @pytest.fixture(scope="module")
@@ -163,23 +159,13 @@ def test_board_and_pin_talk_through_a_shared_page_and_a_protected_call(clean: Wo
     assert "post 1 by protected call" in clean.sh("run pin again")   # a second board starts afresh
 
 
-def needs_jobs(world: World) -> None:
-    """`run ... &`, `jobs` and `kill J` are the shell's background jobs, which come from another
-    branch: without them a program that never returns would take the shell for good, so the
-    test stops before it types one."""
-    if not world.has_jobs():
-        pytest.xfail(NEEDS_JOBS)
-
-
 def job(out: str, name: str) -> str:
     m = re.search(r"\[(\d+)\] " + re.escape(name), out)
     assert m, out
     return m.group(1)
 
 
-@pytest.mark.xfail(strict=False, reason=NEEDS_JOBS)
 def test_a_board_in_the_background_serves_two_pins_until_told_to_stop(clean: World) -> None:
-    needs_jobs(clean)
     j = job(clean.sh("run board &"), "board")
     board, = domains(r"board: domain (\d+) serves on vp",
                      clean.console.wait_for(r"board: domain \d+ serves on vp \d+.*\n").group(0))
@@ -195,26 +181,15 @@ def test_a_board_in_the_background_serves_two_pins_until_told_to_stop(clean: Wor
     assert "board." not in clean.sh("services")
 
 
-@pytest.mark.xfail(strict=False, reason=NEEDS_JOBS)
 def test_a_deadlocked_program_in_the_background_is_killed(clean: World) -> None:
-    needs_jobs(clean)
     j = job(clean.sh("run buggy deadlock &"), "buggy")
-    clean.console.wait_for(r"holds lock A, wants lock B")
-    assert "buggy" in clean.sh("programs")
-    clean.sh(f"kill {j}")
-    assert "buggy" not in clean.sh("programs")
-    assert f"[{j}]" not in clean.sh("jobs")
-
-
-def test_buggy_deadlock_never_returns(world: World) -> None:
-    """Without the shell's jobs, the monitor's `spawn` runs it on node 1 without waiting; nothing
-    ends it, so this is the module's last test."""
-    world.console.type("!spawn 1 buggy deadlock\r")
     line = r"buggy: process (\d+) on node (\d+) holds lock (\w), wants lock (\w)"
-    out = world.console.wait_for(line + r"(.|\n)*" + line).group(0)
+    out = clean.console.wait_for(line + r"(.|\n)*" + line).group(0)
     held = sorted(re.findall(line, out))
     assert [(lock, want) for _, _, lock, want in held] == [("A", "B"), ("B", "A")], held
     assert {node for _, node, _, _ in held} == {"0", "1"}          # on VPs on two nodes
-    vps = world.sh("!vps")
-    assert "no deadlock after all" not in vps and "buggy: exit" not in vps, vps
-    assert len([line for line in vps.splitlines() if line[:1].isdigit()]) > SERVER_VPS, vps   # still there
+    assert "buggy" in clean.sh("programs")
+    clean.console.type(f"kill {j}\r")
+    clean.console.wait_for(rf"\[{j}\] buggy: killed")
+    assert "buggy" not in clean.sh("programs")
+    assert f"[{j}]" not in clean.sh("jobs")
