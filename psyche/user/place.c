@@ -1,12 +1,13 @@
 /*
  * place.c: making a program from its ELF file (place.h).
  *
- * The realm is made read/write for the placer's own key and read/write/
- * execute for a key only the program's domain holds: the placer fills it but
- * never runs it, and every call into it, the placer's included, is a
- * protected call that runs in the program's domain.  The code addresses
- * everything pc-relative, so the realm may be anywhere: elf_place applies the
- * file's relocations for the address the kernel chose.
+ * The realms are made read/write for the placer's own key, and readable
+ * and executable (code) or writable (data) for a key only the program's
+ * domain holds: the placer fills them but never runs them, and every call
+ * into the program, the placer's included, is a protected call that runs
+ * in the program's domain.  The code addresses everything pc-relative, so
+ * the realms may be anywhere: elf_place applies the file's relocations for
+ * the address the kernel chose.
  */
 #include "place.h"
 
@@ -93,7 +94,7 @@ static int operations(struct placed *p, const struct psy_prog_header *h)
     uint32_t ops[1 + PSY_PROG_OPS], n = 0;
     ops[n++] = p->main;
     for (uint32_t i = 0; i < PSY_PROG_OPS && list[i]; i++) {
-        if (list[i] < p->base || list[i] >= p->base + p->size)
+        if (list[i] < p->base || list[i] >= p->base + p->code)
             return PSY_EINVAL;
         p->ops[i] = list[i];
         ops[n++] = list[i];
@@ -110,11 +111,64 @@ static int make_domain_for(struct placed *p, const struct psy_links *links)
     hold_key(self(), p->domain_key);
     struct psy_domain *dd = (struct psy_domain *)p->domain;
     p->domain_id = dd->id;
-    dd->keys[0] = p->program_key;                  /* its realm, read/write/execute */
+    dd->keys[0] = p->program_key;                  /* its realms: code to execute, data to write */
     dd->nkeys = 1;
     if (links && links->lookup.key)
         dd->keys[dd->nkeys++] = links->lookup.key;
     return 0;
+}
+
+/* Where the program's writable part begins: its code and read-only data come before (link.ld). */
+static uint32_t code_size(const struct elf_image *img)
+{
+    for (uint32_t i = 0; i < img->nsegs; i++)
+        if (img->seg[i].flags & 2)                     /* PF_W */
+            return img->seg[i].vaddr % PSY_PAGE_SIZE ? 0 : img->seg[i].vaddr;
+    return 0;
+}
+
+/*
+ * The program's two realms, side by side at an address the kernel chooses:
+ * its code, copied to each node whose domain opens it (section 4.2: code is
+ * replicated on every processor that executes it), and its data, stack and
+ * arguments on `node`.  The kernel chooses one range for both (a realm made
+ * and destroyed at once: the kernel never hands an address out twice), and
+ * the two are made in it.  0 or an error.
+ */
+static int make_realms(struct placed *p, uint32_t node)
+{
+    int range = make_realm(p->size, PSY_R | PSY_W, p->owner_key, 0);
+    if (range < 0)
+        return range;
+    destroy_realm((uint32_t)range, p->owner_key);
+    p->base = (uint32_t)range;
+    uint32_t at = PSY_REALM_AT | PSY_REALM_NODE(node);
+    int err = make_realm(p->code, PSY_R | PSY_W | at | PSY_REPLICATE_OPEN, p->owner_key, p->base);
+    if (err < 0)
+        return err;
+    err = make_realm(p->size - p->code, PSY_R | PSY_W | at, p->owner_key, p->base + p->code);
+    if (err < 0) {
+        destroy_realm(p->base, p->owner_key);
+        return err;
+    }
+    /* The program's domain may execute the code and not write it, so each node maps its own copy;
+     * it may write the data; every other domain may only call its operations. */
+    err = set_access(p->base, p->owner_key, p->program_key, PSY_R | PSY_X);
+    if (!err)
+        err = set_access(p->base, p->owner_key, p->invoke_key, PSY_INVOKE);
+    if (!err)
+        err = set_access(p->base + p->code, p->owner_key, p->program_key, PSY_R | PSY_W);
+    if (err) {
+        destroy_realm(p->base, p->owner_key);
+        destroy_realm(p->base + p->code, p->owner_key);
+    }
+    return err;
+}
+
+static void destroy_realms(const struct placed *p)
+{
+    destroy_realm(p->base, p->owner_key);
+    destroy_realm(p->base + p->code, p->owner_key);
 }
 
 int place_program(const void *file, uint32_t len, uint32_t node, const char *args,
@@ -124,36 +178,36 @@ int place_program(const void *file, uint32_t len, uint32_t node, const char *arg
     struct placed p = { .vp = -1, .node = node };
     if (elf_check(file, len, PSY_REALM_MAX - PSY_ARGS_SIZE, &img, why, whylen) < 0)
         return SVC_EREFUSED;
+    p.code = code_size(&img);
+    if (!p.code) {
+        say(why, whylen, "no page-aligned writable part after its code (see link.ld)");
+        return SVC_EREFUSED;
+    }
     p.size = ALIGN_PAGE(img.memsz) + PSY_ARGS_SIZE;
     p.owner_key = new_key();
     p.domain_key = new_key();
     p.invoke_key = new_key();
     p.program_key = new_key();
-    int err = make_realm(p.size, PSY_R | PSY_W | PSY_REALM_NODE(node), p.owner_key, 0);
+    hold_key(self(), p.owner_key);
+    int err = make_realms(&p, node);
     if (err < 0) {
-        say(why, whylen, "no realm for it");
+        say(why, whylen, "no realms for it");
+        drop_key(self(), p.owner_key);
         return err;
     }
-    p.base = (uint32_t)err;
-    hold_key(self(), p.owner_key);
-    err = set_access(p.base, p.owner_key, p.program_key, PSY_R | PSY_W | PSY_X);
-    if (!err)
-        err = set_access(p.base, p.owner_key, p.invoke_key, PSY_INVOKE);
-    if (err) {
-        say(why, whylen, "its realm's access list");
-        goto undo_realm;
-    }
-    /* Our first touch opens the realm with every right our keys give then, for good: the invoke
+    /* Our first touch opens a realm with every right our keys give then, for good: the invoke
      * key now, so that we may call what we place as well as fill it. */
     hold_key(self(), p.invoke_key);
     elf_place(file, &img, (uint8_t *)p.base, p.base);
     p.entry = p.base + img.entry;
     const struct psy_prog_header *h = (const struct psy_prog_header *)p.entry;
     const char *bad = check_header(h, img.memsz, img.entry);
+    if (!bad && (h->vp < p.code || h->links < p.code))
+        bad = "a bad program header: its VP descriptor or links in its code";
     if (bad) {
         say(why, whylen, bad);
         err = SVC_EREFUSED;
-        goto undo_realm;
+        goto undo_realms;
     }
     p.main = p.base + h->main;
     p.argc = push_args((uint8_t *)(p.base + p.size - PSY_ARGS_SIZE), p.base + p.size - PSY_ARGS_SIZE,
@@ -162,7 +216,7 @@ int place_program(const void *file, uint32_t len, uint32_t node, const char *arg
     err = make_domain_for(&p, links);
     if (err) {
         say(why, whylen, "no domain for it");
-        goto undo_realm;
+        goto undo_realms;
     }
     err = set_home(p.base, p.owner_key, p.domain);
     if (!err)
@@ -175,12 +229,12 @@ int place_program(const void *file, uint32_t len, uint32_t node, const char *arg
         say(why, whylen, "its domain, operations or VP");
         destroy_domain(p.domain, p.domain_key);
         drop_key(self(), p.domain_key);
-        goto undo_realm;
+        goto undo_realms;
     }
     *out = p;
     return 0;
-undo_realm:
-    destroy_realm(p.base, p.owner_key);
+undo_realms:
+    destroy_realms(&p);
     drop_key(self(), p.owner_key);
     drop_key(self(), p.invoke_key);
     return err;
@@ -191,8 +245,9 @@ int unplace_program(const struct placed *p)
 {
     int b = end_domain(p->domain, p->domain_key);
     int c = destroy_realm(p->base, p->owner_key);
+    int d = destroy_realm(p->base + p->code, p->owner_key);
     drop_key(self(), p->domain_key);
     drop_key(self(), p->owner_key);
     drop_key(self(), p->invoke_key);
-    return b ? b : c;
+    return b ? b : c ? c : d;
 }

@@ -11,7 +11,8 @@
 
 /* A placed program: its realm, domain and VP, and the keys that reach them. */
 struct placed {
-    uint32_t base, size;            /* its realm */
+    uint32_t base, size;            /* its two realms: code (replicated), then data and arguments */
+    uint32_t code;                  /* the code realm's size; the data realm is at base + code */
     uint32_t entry;                 /* its ELF entry (the header), an address */
     uint32_t domain;                /* its domain's descriptor */
     uint32_t domain_id;
