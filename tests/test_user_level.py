@@ -69,6 +69,17 @@ def world(kernel_elf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         up.stop()
 
 
+def loaded_by(listing: str, who: str) -> list[str]:
+    """The names in the shell's `programs` listing that `who` (init or the loader) placed."""
+    rows = [line.split() for line in listing.splitlines()[1:]]
+    return [row[1] for row in rows if len(row) > 5 and row[5] == who]
+
+
+def test_the_servers_init_placed_are_in_the_loaders_table(world: World) -> None:
+    out = world.sh("programs")
+    assert loaded_by(out, "init") == ["names", "files", "loader", "sh"], out
+
+
 def test_a_program_runs_from_the_file_server_in_a_domain_of_its_own(world: World) -> None:
     out = world.sh("run hello")
     assert "hello from domain" in out and "on node 0 of 2" in out, out
@@ -104,7 +115,7 @@ def test_a_bad_file_is_refused_with_a_reason_and_nothing_else_changes(world: Wor
                                                                      reason: str) -> None:
     out = world.sh(f"run {name}")
     assert f"run: {name}: " in out and reason.lower() in out.lower(), out
-    assert world.sh("programs").count("\n") == 1, "a refused file left a program behind"
+    assert loaded_by(world.sh("programs"), "loader") == [], "a refused file left a program behind"
     assert "hello from domain" in world.sh("run hello")
 
 

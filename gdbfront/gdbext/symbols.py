@@ -1,15 +1,23 @@
-"""`psyche symbols`: the symbols of every user program the kernel has loaded, at its address.
+"""`psyche symbols`: the symbols of every user program loaded, at its address.
 
-Like Linux's `lx-symbols`.  The kernel notes each program `run` or `spawn`
-loads in `kg.vm->loaded` (name, domain, where its code and data realms
-begin).  A program is linked at 0, so its symbols are its ELF's
-(`build/user/NAME.elf`) offset by its code realm's address: this command runs
-`add-symbol-file ELF -o CODE` for each program loaded now, and
-`remove-symbol-file -a CODE` for each it added before that is gone.  After it,
-`break main` stops in the programs' `main` too.
+Like Linux's `lx-symbols`.  Programs come to be in two ways, and this command reads both tables:
+
+* the kernel's `run` or `spawn` notes each program it loads in `kg.vm->loaded` (name, domain,
+  where its code and data realms begin: the code realm is where the ELF's address 0 is);
+* user code that places programs publishes them (uapi/psyche.h, `struct psy_programs`): a
+  domain descriptor's `programs` holds the address of its table.  The user-level loader does,
+  and its table holds the servers init placed at boot too (docs/user-level.md).  The whole ELF
+  is placed at the entry's `base`.  The command walks the kernel's domain table for every
+  domain that publishes one, and reads the table through the kernel's own record of the realm
+  it is in (its frames), so it needs no rights of the domain and reads alike on every node.
+
+A program is linked at 0, so its symbols are its ELF's (`build/user/NAME.elf`) offset by its
+base: this command runs `add-symbol-file ELF -o BASE` for each program loaded now, and
+`remove-symbol-file -a BASE` for each it added before that is gone.  After it, `break main`
+stops in the programs' `main` too (`break lookup.c:main` for one of them).
 
     (gdb) psyche symbols                  # once
-    (gdb) psyche symbols --auto           # and again at every stop where the table changed
+    (gdb) psyche symbols --auto           # and again at every stop where a table changed
     (gdb) psyche symbols --dir DIR        # ELFs from DIR (default: build/user beside the kernel)
 
 It runs inside gdb (psyche.py registers its command), with gdb and the standard library only.
@@ -23,17 +31,114 @@ from dataclasses import dataclass
 
 import gdb
 
+PROGRAMS_MAGIC = 0x474F5250     # PSY_PROGRAMS_MAGIC, "PROG"
+PROGRAM_BOOT = 1                # PSY_PROGRAM_BOOT: placed at boot by init
+MAX_PROGRAMS = 256              # a longer published table is taken to be garbage
+MAX_REALMS = 4096
+PAGE = 4096
+
 
 @dataclass(frozen=True)
 class Loaded:
     name: str
     domain: int
-    code: int
-    data: int
+    code: int                   # where the ELF's address 0 is
+    data: int | None            # the kernel's `run`: its data realm; None: placed whole at code
+    by: str = "run"             # "run" (the kernel's table), "loader", or "init" (the loader's, at boot)
 
 
-def _loaded_now() -> tuple[int, list[Loaded]]:
-    """The kernel's table of loaded programs, and its generation (it moves on every change)."""
+def _kernel_loaded(vm: gdb.Value) -> list[Loaded]:
+    table = vm["loaded"]
+    low, high = table.type.strip_typedefs().range()
+    programs = []
+    for i in range(low, high + 1):
+        slot = table[i]
+        name = slot["name"].string(length=slot["name"].type.sizeof).split("\0", 1)[0]
+        if name:
+            programs.append(Loaded(name, int(slot["domain"]), int(slot["code"]), int(slot["data"])))
+    return programs
+
+
+class _Realms:
+    """User addresses read through the kernel's map: the frame of the page an address is in."""
+
+    def __init__(self, vm: gdb.Value) -> None:
+        self.spans: list[tuple[int, int, int]] = []      # base, size, frames pointer
+        pointer = vm["realms"]
+        while int(pointer) != 0 and len(self.spans) < MAX_REALMS:
+            realm = pointer.dereference()
+            if int(realm["frames"]) != 0:
+                self.spans.append((int(realm["base"]), int(realm["size"]), int(realm["frames"])))
+            pointer = realm["next"]
+
+    def official(self, addr: int) -> int | None:
+        """The official address of the byte at user address addr; None if no frame holds it."""
+        for base, size, frames in self.spans:
+            if base <= addr < base + size:
+                u32 = gdb.lookup_type("unsigned int")
+                frame = int(gdb.Value(frames + 4 * ((addr - base) // PAGE)).cast(u32.pointer()).dereference())
+                return frame + addr % PAGE if frame else None
+        return None
+
+    def value(self, addr: int, type_name: str) -> gdb.Value | None:
+        """The structure of type_name at user address addr (not across a page); None if unreadable."""
+        at = self.official(addr)
+        t = gdb.lookup_type(type_name)
+        if at is None or addr % PAGE + t.sizeof > PAGE:
+            return None
+        value = gdb.Value(at).cast(t.pointer()).dereference()
+        value.fetch_lazy()
+        return value
+
+
+def _published(vm: gdb.Value) -> tuple[list[tuple[int, int]], list[Loaded]]:
+    """Every published table of programs: (domain id, its gen) for each, and their programs."""
+    realms: _Realms | None = None
+    gens: list[tuple[int, int]] = []
+    programs: list[Loaded] = []
+    domains = vm["domains"]
+    low, high = domains.type.strip_typedefs().range()
+    pointers = [int(domains[i]) for i in range(low, high + 1)]
+    descriptor = gdb.lookup_type("struct psy_domain").pointer()
+    for pointer in pointers:
+        if not pointer:
+            continue
+        d = gdb.Value(pointer).cast(gdb.lookup_type("struct domain").pointer()).dereference()
+        desc = d["desc"]
+        if int(desc) == 0 or int(desc.dereference()["frames"]) == 0:
+            continue
+        try:
+            page = gdb.Value(int(desc.dereference()["frames"][0])).cast(descriptor).dereference()
+            at = int(page["programs"])
+        except gdb.MemoryError:
+            continue
+        if not at:
+            continue
+        realms = realms or _Realms(vm)
+        try:
+            header = realms.value(at, "struct psy_programs")
+            if header is None or int(header["magic"]) != PROGRAMS_MAGIC:
+                continue
+            count, stride, first = int(header["count"]), int(header["stride"]), int(header["first"])
+            entry_size = gdb.lookup_type("struct psy_program").sizeof
+            if not 0 < count <= MAX_PROGRAMS or stride < entry_size:
+                continue
+            gens.append((int(d["id"]), int(header["gen"])))
+            for i in range(count):
+                e = realms.value(first + i * stride, "struct psy_program")
+                if e is None or int(e["domain"]) == 0:
+                    continue
+                name = e["name"].string(length=e["name"].type.sizeof).split("\0", 1)[0]
+                programs.append(Loaded(name, int(e["domain_id"]), int(e["base"]), None,
+                                       "init" if int(e["flags"]) & PROGRAM_BOOT else "loader"))
+        except gdb.MemoryError:
+            continue
+    return gens, programs
+
+
+def _loaded_now() -> tuple[object, list[Loaded]]:
+    """Every program loaded, the kernel's and those published, and a generation that moves on
+    every change of any of the tables."""
     if not gdb.selected_inferior().threads():
         raise gdb.GdbError("psyche symbols: gdb is not attached to a Psyche node: `target remote :PORT` "
                            "first (the ELF alone has no programs loaded)")
@@ -43,17 +148,11 @@ def _loaded_now() -> tuple[int, list[Loaded]]:
             raise gdb.GdbError("psyche symbols: kg.vm is NULL: the king has not set up realms yet")
         vm = vm.dereference()
         gen = int(vm["loaded_gen"])
-        table = vm["loaded"]
-        low, high = table.type.strip_typedefs().range()
-        programs = []
-        for i in range(low, high + 1):
-            slot = table[i]
-            name = slot["name"].string(length=slot["name"].type.sizeof).split("\0", 1)[0]
-            if name:
-                programs.append(Loaded(name, int(slot["domain"]), int(slot["code"]), int(slot["data"])))
+        programs = _kernel_loaded(vm)
+        published, placed = _published(vm)
     except gdb.error as e:
-        raise gdb.GdbError(f"psyche symbols: cannot read the kernel's table of loaded programs: {e}") from e
-    return gen, programs
+        raise gdb.GdbError(f"psyche symbols: cannot read the tables of loaded programs: {e}") from e
+    return (gen, tuple(published)), programs + placed
 
 
 def _default_dir() -> str:
@@ -72,7 +171,7 @@ class Symbols:
         self.added: dict[int, str] = {}
         self.directory: str | None = None
         self.auto = False
-        self.seen_gen: int | None = None
+        self.seen_gen: object = None
 
     def update(self) -> list[dict[str, object]]:
         """Add every loaded program's symbols, remove those of programs gone; what was done."""
@@ -88,7 +187,8 @@ class Symbols:
         for program in programs:
             elf = os.path.join(directory, f"{program.name}.elf")
             entry: dict[str, object] = {"name": program.name, "domain": program.domain,
-                                        "code": program.code, "data": program.data, "elf": elf}
+                                        "code": program.code, "data": program.data, "by": program.by,
+                                        "elf": elf}
             if program.code in self.added:
                 entry["action"] = "kept"
             elif not os.path.exists(elf):
@@ -102,7 +202,7 @@ class Symbols:
         return report
 
     def on_stop(self, event: object) -> None:
-        """--auto: at a stop, update if the kernel's table moved since the last update.  Later,
+        """--auto: at a stop, update if a table moved since the last update.  Later,
         when gdb is idle: while the stop is being announced gdb still takes the target to run,
         and refuses to read its memory."""
         gdb.post_event(self._update_if_moved)
@@ -117,6 +217,11 @@ class Symbols:
             gdb.write(f"{e}\n")
 
 
+def _by(r: dict[str, object]) -> str:
+    return {"run": "the kernel's run", "loader": "the loader", "init": "init, at boot"}.get(str(r.get("by")),
+                                                                                          str(r.get("by")))
+
+
 def render(report: list[dict[str, object]]) -> list[str]:
     lines = []
     for r in report:
@@ -124,11 +229,11 @@ def render(report: list[dict[str, object]]) -> list[str]:
         if r["action"] == "removed":
             lines.append(f"psyche symbols: removed {r['elf']} (at {code:#x}: its program is gone)")
         elif r["action"] == "no ELF":
-            lines.append(f"psyche symbols: {r['name']} (domain {r['domain']}, code {code:#x}): "
+            lines.append(f"psyche symbols: {r['name']} (domain {r['domain']}, {_by(r)}, at {code:#x}): "
                          f"no {r['elf']}")
         else:
-            lines.append(f"psyche symbols: {r['name']} (domain {r['domain']}): {r['elf']} at {code:#x}"
-                         + (" (already)" if r["action"] == "kept" else ""))
+            lines.append(f"psyche symbols: {r['name']} (domain {r['domain']}, {_by(r)}): {r['elf']} "
+                         f"at {code:#x}" + (" (already)" if r["action"] == "kept" else ""))
     return lines or ["psyche symbols: no program is loaded"]
 
 
@@ -136,7 +241,8 @@ SYMBOLS = Symbols()
 
 
 class SymbolsCommand(gdb.Command):
-    """Load the symbols of every user program the kernel has loaded, at its address:
+    """Load the symbols of every user program loaded (by the kernel's run, or published by the
+user-level loader), at its address:
 psyche symbols [--auto | --no-auto] [--dir DIR] [-json]"""
 
     def __init__(self) -> None:

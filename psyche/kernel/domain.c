@@ -437,6 +437,14 @@ struct proc_row {
 #define PROC_ROWS 64
 
 /*
+ * The kernel never reads a domain's published programs (struct psy_programs,
+ * uapi/psyche.h); these keep their layout in its DWARF, where gdb's `psyche
+ * symbols` and the mux find it by name, as they find struct psy_processes.
+ */
+const struct psy_programs *const psy_programs_layout __attribute__((used)) = NULL;
+const struct psy_program *const psy_program_layout __attribute__((used)) = NULL;
+
+/*
  * The monitor's `procs D`: the processes domain D's thread package publishes
  * (struct psy_processes, uapi/psyche.h), read as D may read them, all under
  * vm->lock so that D cannot go away meanwhile.

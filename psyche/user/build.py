@@ -129,11 +129,13 @@ def library_sources(source: Path) -> list[str]:
     return [str(USER_DIR / s) for s in sorted(wanted)]
 
 
-def build_program(source: Path, out_dir: Path, extra: tuple[Path, ...] = ()) -> UserProgram:
-    """Compile one program (skipped when its ELF is newer than every input)."""
+def build_program(source: Path, out_dir: Path, extra: tuple[Path, ...] = (),
+                  deps: tuple[Path, ...] = ()) -> UserProgram:
+    """Compile one program (skipped when its ELF is newer than every input): `extra` sources
+    are compiled with it, `deps` are files they include."""
     name = source.stem
     elf = out_dir / f"{name}.elf"
-    inputs = [*user_inputs(), *extra]
+    inputs = [*user_inputs(), *extra, *deps]
     if not elf.exists() or any(p.stat().st_mtime >= elf.stat().st_mtime for p in inputs):
         args = [
             *CFLAGS,
@@ -203,9 +205,10 @@ def build_user_programs(out_dir: Path = DEFAULT_OUT_DIR) -> list[UserProgram]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     servers = [build_program(SYS_DIR / f"{name}.c", out_dir) for name in SERVERS]
-    boot = write_boot_files([program_file(s.elf, out_dir / "boot" / s.name) for s in servers],
-                            out_dir / "bootfiles.S")
-    init = build_program(SYS_DIR / "init.c", out_dir, extra=(boot,))
+    carried = [program_file(s.elf, out_dir / "boot" / s.name) for s in servers]
+    boot = write_boot_files(carried, out_dir / "bootfiles.S")
+    # bootfiles.S only names the files it .incbin's: a server that changed must rebuild init too
+    init = build_program(SYS_DIR / "init.c", out_dir, extra=(boot,), deps=tuple(carried))
     programs = [build_program(src, out_dir) for src in program_sources()]
     for p in programs:
         program_file(p.elf, out_dir / "files" / p.name)

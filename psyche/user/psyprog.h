@@ -100,22 +100,18 @@ struct load_request {
     char why[LOAD_WHY];         /* why it failed */
 };
 
-/* One line of the loader's table of loaded programs (`loaded` below), for the shell and debuggers. */
-struct loaded_program {
-    char name[32];
-    uint32_t base, size;        /* its realm: it runs there */
-    uint32_t domain;            /* its domain's descriptor address; 0: a free line */
-    uint32_t domain_id;
-    int32_t vp;                 /* its VP's number */
-    uint32_t node;
-};
-
+/*
+ * The loader's table of the programs it placed, published for debuggers
+ * (uapi/psyche.h: its domain descriptor's `programs` points at `head`), and
+ * read by the shell's `programs`.  A line is a struct psy_program; its
+ * `domain` is 0 when the line is free.  The servers init placed at boot are
+ * there too (PSY_PROGRAM_BOOT): init hands them to the loader
+ * (loader.adopt) before it ends, since its own memory goes with it.
+ */
 #define LOADED_MAX      16
-#define LOADED_MAGIC    0x44414F4Cu     /* "LOAD" */
 struct loaded_table {
-    uint32_t magic;
-    uint32_t gen;               /* moves whenever a program comes or goes */
-    struct loaded_program prog[LOADED_MAX];
+    struct psy_programs head;   /* magic, gen, count LOADED_MAX, stride, first = &prog[0] */
+    struct psy_program prog[LOADED_MAX];
 };
 
 #endif

@@ -134,6 +134,7 @@ struct psy_domain {
     unsigned int id;                     /* domain number (kernel-written) */
     unsigned int nkeys;                  /* keys[0..nkeys) are the domain's keys */
     unsigned int processes;              /* its struct psy_processes, for debuggers; 0: none */
+    unsigned int programs;               /* its struct psy_programs, for debuggers; 0: none */
     unsigned int keys[PSY_DOMAIN_KEYS];
 };
 
@@ -169,6 +170,37 @@ struct psy_process {
 
 struct psy_processes {
     unsigned int magic;                  /* PSY_PROCESSES_MAGIC */
+    unsigned int count;                  /* entries (free ones included) */
+    unsigned int stride;                 /* bytes from one entry to the next */
+    unsigned int first;                  /* address of entry 0 */
+};
+
+/*
+ * Programs that user code placed in the uniform address space, as debuggers
+ * see them.  The kernel knows only the programs its own `run` loads; a
+ * user-level loader that wants its programs debugged publishes a table: the
+ * address of a struct psy_programs in its domain descriptor's `programs`, and
+ * entries of `stride` bytes, each beginning with a struct psy_program.  A
+ * program is its ELF linked at 0 and placed whole (code and data) at `base`:
+ * its symbols are the ELF's offset by `base`.  The kernel never reads it.
+ */
+#define PSY_PROGRAMS_MAGIC  0x474F5250   /* "PROG" */
+#define PSY_PROGRAM_BOOT    1            /* flags: placed at boot (by init), not by a load */
+
+struct psy_program {
+    char name[32];                       /* its file's name, NUL-ended */
+    unsigned int base;                   /* its realm: where the ELF's address 0 is */
+    unsigned int size;
+    volatile unsigned int domain;        /* its domain's descriptor; 0: a free entry (written last) */
+    unsigned int domain_id;
+    int vp;                              /* its VP's number */
+    unsigned int node;                   /* the node its VP runs on */
+    unsigned int flags;                  /* PSY_PROGRAM_* */
+};
+
+struct psy_programs {
+    unsigned int magic;                  /* PSY_PROGRAMS_MAGIC */
+    volatile unsigned int gen;           /* moves whenever a program comes or goes */
     unsigned int count;                  /* entries (free ones included) */
     unsigned int stride;                 /* bytes from one entry to the next */
     unsigned int first;                  /* address of entry 0 */

@@ -5,7 +5,8 @@
  * into init, bootfiles.S): the name server, the network file server, the
  * loader and the shell, each placed in a realm of its own with a domain of
  * its own (place.c), and started by a protected call of its main operation.
- * Then it ends; they stay.
+ * Then it hands what it placed to the loader (loader.adopt), whose table
+ * debuggers read, and ends; they stay.
  *
  *   init PORT     the host's file server is at 10.0.2.2:PORT
  */
@@ -21,6 +22,9 @@ struct bootfile {
 extern const struct bootfile boot_files[];
 
 typedef int (*main_op)(uint32_t argc, uint32_t argv);
+typedef int (*adopt_op)(uint32_t progs, uint32_t n, uint32_t key);
+
+#define LOADER_ADOPT 2      /* loader's psy_operations: load, unload, adopt (sys/loader.c) */
 
 static const struct bootfile *find(const char *name)
 {
@@ -50,6 +54,36 @@ static int start(const char *name, const char *args, const struct psy_links *lin
     return status;
 }
 
+/*
+ * Note the servers in the loader's table, for debuggers: our own memory goes
+ * when we end, the loader's stays.  A page the loader reads with our key,
+ * and a protected call: 0 or an error.
+ */
+static int hand_over(const struct placed *loader, const char *const names[],
+                     const struct placed *const placed[], uint32_t n)
+{
+    uint32_t key = new_key();
+    hold_key((struct psy_domain *)magic_page()->domain, key);
+    int page = make_realm(PSY_PAGE_SIZE, PSY_R | PSY_W, key, 0);
+    if (page < 0)
+        return page;
+    struct psy_program *progs = (struct psy_program *)page;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct placed *p = placed[i];
+        struct psy_program *l = &progs[i];
+        uint32_t c = 0;
+        for (; names[i][c] && c + 1 < sizeof l->name; c++)
+            l->name[c] = names[i][c];
+        l->name[c] = 0;
+        l->base = p->base, l->size = p->size, l->domain = p->domain;
+        l->domain_id = p->domain_id, l->vp = p->vp, l->node = p->node;
+        l->flags = PSY_PROGRAM_BOOT;
+    }
+    int err = ((adopt_op)loader->ops[LOADER_ADOPT])((uint32_t)page, n, key);
+    destroy_realm((uint32_t)page, key);
+    return err;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -75,6 +109,12 @@ int main(int argc, char **argv)
     if (start("files", args, &links, &files) || start("loader", "loader", &links, &loader) ||
         start("sh", "sh", &links, &sh))
         return 1;
-    printf("init: names, files, loader and sh are up in %u cycles\n", (uint32_t)(rdtime64() - t0));
+    uint32_t cycles = (uint32_t)(rdtime64() - t0);
+    const char *const names_of[] = { "names", "files", "loader", "sh" };
+    const struct placed *const placed[] = { &names, &files, &loader, &sh };
+    err = hand_over(&loader, names_of, placed, 4);
+    if (err)
+        printf("init: the loader's table: %s\n", error_name(err));
+    printf("init: names, files, loader and sh are up in %u cycles\n", cycles);
     return 0;
 }

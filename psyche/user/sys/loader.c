@@ -6,11 +6,15 @@
  *                            domain and a VP on req->node (place.c), and fill in the rest of
  *                            the struct load_request: 0, or an error with req->why saying why
  *   loader.unload(handle)    destroy what load made: 0, or an error
+ *   loader.adopt(progs, n, key)  note n programs placed by someone else (init's servers, at
+ *                            boot: struct psy_program[n] at progs, which `key` reads) in the
+ *                            table, as PSY_PROGRAM_BOOT lines that unload refuses: 0, or an error
  *
  * `key` lets this domain read and write the caller's request.  The loader's
  * table of the programs it loaded (struct loaded_table, psyprog.h) is a realm
  * of its own, which anyone may read with the key that comes with the name
- * "loader.table" (as the op): the shell lists it, debuggers find it.
+ * "loader.table" (as the op): the shell lists it.  Debuggers find it through
+ * the loader's domain descriptor, whose `programs` points at it (uapi/psyche.h).
  */
 #include "place.h"
 #include "svc.h"
@@ -40,14 +44,24 @@ static int free_line(void)
     return -1;
 }
 
+/* Fill line i from `from`; its domain last: the line is in use from there. */
+static void note_line(int i, const struct psy_program *from)
+{
+    struct psy_program *l = &table->prog[i];
+    copy_text(l->name, from->name, sizeof l->name);
+    l->base = from->base, l->size = from->size;
+    l->domain_id = from->domain_id, l->vp = from->vp, l->node = from->node;
+    l->flags = from->flags;
+    l->domain = from->domain;
+    table->head.gen++;
+}
+
 static void note(int i, const char *name, const struct placed *p)
 {
-    struct loaded_program *l = &table->prog[i];
-    copy_text(l->name, name, sizeof l->name);
-    l->base = p->base, l->size = p->size;
-    l->domain_id = p->domain_id, l->vp = p->vp, l->node = p->node;
-    l->domain = p->domain;          /* last: the line is in use from here */
-    table->gen++;
+    struct psy_program l = { .base = p->base, .size = p->size, .domain = p->domain,
+                             .domain_id = p->domain_id, .vp = p->vp, .node = p->node };
+    copy_text(l.name, name, sizeof l.name);
+    note_line(i, &l);
 }
 
 static int load(struct load_request *req, uint32_t key)
@@ -89,12 +103,30 @@ static int unload(uint32_t handle)
 {
     if (handle >= LOADED_MAX || !table->prog[handle].domain)
         return SVC_ENOENT;
+    if (table->prog[handle].flags & PSY_PROGRAM_BOOT)
+        return PSY_EPERM;                   /* not ours to undo */
     table->prog[handle].domain = 0;
-    table->gen++;
+    table->head.gen++;
     return unplace_program(&placed[handle]);
 }
 
-const psy_operation psy_operations[PSY_PROG_OPS] = { (psy_operation)load, (psy_operation)unload };
+static int adopt(const struct psy_program *progs, uint32_t n, uint32_t key)
+{
+    hold_key((struct psy_domain *)magic_page()->domain, key);
+    for (uint32_t i = 0; i < n; i++) {
+        int line = free_line();
+        if (line < 0)
+            return SVC_EFULL;
+        struct psy_program l = progs[i];
+        l.flags |= PSY_PROGRAM_BOOT;
+        note_line(line, &l);
+    }
+    return 0;
+}
+
+const psy_operation psy_operations[PSY_PROG_OPS] = {
+    (psy_operation)load, (psy_operation)unload, (psy_operation)adopt,
+};
 
 int main(int argc, char **argv, struct psy_domain *self)
 {
@@ -118,7 +150,10 @@ int main(int argc, char **argv, struct psy_domain *self)
     }
     xfer = (uint8_t *)x;
     table = (struct loaded_table *)t;
-    table->magic = LOADED_MAGIC;
+    table->head = (struct psy_programs){ .magic = PSY_PROGRAMS_MAGIC, .count = LOADED_MAX,
+                                         .stride = sizeof table->prog[0],
+                                         .first = (uint32_t)&table->prog[0] };
+    self->programs = (uint32_t)&table->head;     /* for debuggers (uapi/psyche.h) */
     err = svc_offer("loader.table", (uint32_t)table, read_key);
     if (!err)
         err = svc_enter("loader.load", (psy_operation)load);

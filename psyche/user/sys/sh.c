@@ -223,12 +223,12 @@ static void kill(char *args)
 
 static void programs(void)
 {
-    printf("  # name             node  domain  vp  realm\n");
+    printf("  # name             node  domain  vp  by      realm\n");
     for (uint32_t i = 0; i < LOADED_MAX; i++) {
-        const struct loaded_program *p = &table->prog[i];
+        const struct psy_program *p = &table->prog[i];
         if (p->domain)
-            printf("%3u %-16s %4u %7u %3d  %p +%x\n", i, p->name, p->node, p->domain_id, p->vp,
-                   (void *)p->base, p->size);
+            printf("%3u %-16s %4u %7u %3d  %-6s  %p +%x\n", i, p->name, p->node, p->domain_id, p->vp,
+                   p->flags & PSY_PROGRAM_BOOT ? "init" : "loader", (void *)p->base, p->size);
     }
 }
 
