@@ -129,8 +129,8 @@ static uint32_t code_size(const struct elf_image *img)
 
 /*
  * The program's two realms, side by side at an address the kernel chooses:
- * its code, copied to each node whose domain opens it (section 4.2: code is
- * replicated on every processor that executes it), and its data, stack and
+ * its code, copied page by page to each node that runs it (section 4.2: code
+ * is replicated on every processor that executes it), and its data, stack and
  * arguments on `node`.  The kernel chooses one range for both (a realm made
  * and destroyed at once: the kernel never hands an address out twice), and
  * the two are made in it.  0 or an error.
@@ -143,7 +143,7 @@ static int make_realms(struct placed *p, uint32_t node)
     destroy_realm((uint32_t)range, p->owner_key);
     p->base = (uint32_t)range;
     uint32_t at = PSY_REALM_AT | PSY_REALM_NODE(node);
-    int err = make_realm(p->code, PSY_R | PSY_W | at | PSY_REPLICATE_OPEN, p->owner_key, p->base);
+    int err = make_realm(p->code, PSY_R | PSY_W | at | PSY_REPLICATE_DEMAND, p->owner_key, p->base);
     if (err < 0)
         return err;
     err = make_realm(p->size - p->code, PSY_R | PSY_W | at, p->owner_key, p->base + p->code);
