@@ -310,6 +310,21 @@ def test_replicated_code_is_fetched_from_the_nodes_own_memory(kernel_elf: Path, 
     assert state == "free frames: 0:240/240 1:512/512 2:512/512 3:512/512\n"
 
 
+@pytest.mark.parametrize("policy", ["open", "demand"])
+def test_a_program_on_two_nodes_runs_its_code_from_each_nodes_copy(kernel_elf: Path, policy: str) -> None:
+    """threads' VPs run on node 2 (where it was spawned) and node 3: the domain opened its code
+    realm once, on node 2, and node 3 still gets a copy at its first touch."""
+    run = boot(kernel_elf, 4)
+    run.command(f"replicate {policy}")
+    before = [node.cpu.remote_fetches for node in run.machine.nodes]
+    start = len(run.console)
+    assert run.command("spawn 2 threads 4 200 rr") == ""
+    wait_console(run, r"threads: vp 3 on node 3: \d+ processes done", start)
+    wait_console(run, r"threads: exit 0\n", start)
+    fetched = [node.cpu.remote_fetches - b for node, b in zip(run.machine.nodes, before, strict=True)]
+    assert fetched == [0, 0, 0, 0], fetched
+
+
 def test_make_domain_gives_the_maker_the_new_domains_descriptor(kernel_elf: Path) -> None:
     run = boot(kernel_elf)
     out = run.command("run family 0x4242 keep")

@@ -225,6 +225,16 @@ static uint32_t pte_perm(struct realm *r, uint32_t rights)
 }
 
 /* Where va's page is for this node: a device register page, a copy, or the master frame. */
+/* PSY_REPLICATE_OPEN: a realm opened without write right is copied to this node now. */
+static void copy_on_open(struct realm *r, uint32_t rights)
+{
+    if (!(r->flags & PSY_REPLICATE_OPEN) || (rights & PSY_W))
+        return;
+    for (uint32_t i = 0; i < r->size / PGSIZE; i++)
+        if (!realm_copy(r, this_node.id, i))
+            return;
+}
+
 static uint32_t page_phys(struct realm *r, uint32_t va, uint32_t rights)
 {
     uint32_t off = va - r->base, page = off / PGSIZE;
@@ -234,20 +244,16 @@ static uint32_t page_phys(struct realm *r, uint32_t va, uint32_t rights)
         uint32_t copy = r->copies[this_node.id] ? r->copies[this_node.id][page] : 0;
         if (!copy && (r->flags & PSY_REPLICATE_DEMAND))
             copy = realm_copy(r, this_node.id, page);
+        /* A domain opens a realm once, on the node it first touches it from: its first touch on
+         * another node copies the whole realm there, as the open did on the first. */
+        if (!copy && (r->flags & PSY_REPLICATE_OPEN)) {
+            copy_on_open(r, rights);
+            copy = r->copies[this_node.id] ? r->copies[this_node.id][page] : 0;
+        }
         if (copy)
             return copy;   /* else no copy (or no frame for one): the master, remotely */
     }
     return r->frames[page];
-}
-
-/* PSY_REPLICATE_OPEN: a realm opened without write right is copied to this node now. */
-static void copy_on_open(struct realm *r, uint32_t rights)
-{
-    if (!(r->flags & PSY_REPLICATE_OPEN) || (rights & PSY_W))
-        return;
-    for (uint32_t i = 0; i < r->size / PGSIZE; i++)
-        if (!realm_copy(r, this_node.id, i))
-            return;
 }
 
 /*
