@@ -8,33 +8,15 @@ file server (TFTP), check it, place it in a fresh realm, and the shell calls its
 
 from __future__ import annotations
 
-import shutil
 import struct
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from gdb_util import Up, start_up
-
-from gdbfront.console import ConsoleTap
-from psyche.user.build import DEFAULT_OUT_DIR
+from user_util import SH, World, placed_by, program_files, user_world
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
-
-SH = "psh> "
-
-
-@dataclass
-class World:
-    up: Up
-    console: ConsoleTap
-    files: Path
-
-    def sh(self, line: str, timeout: float = 60) -> str:
-        return self.console.command(line, timeout=timeout, prompt=SH)
-
 
 def bad_programs(files: Path) -> None:
     """Files that are not programs this machine may load, beside the real ones."""
@@ -53,31 +35,15 @@ def bad_programs(files: Path) -> None:
 
 @pytest.fixture(scope="module")
 def world(kernel_elf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    files = tmp_path_factory.mktemp("files")
-    for program in (DEFAULT_OUT_DIR / "files").iterdir():
-        shutil.copy(program, files)
+    files = program_files(tmp_path_factory.mktemp("files"))
     bad_programs(files)
-    up = start_up(kernel_elf, 2, "--files", str(files))
-    console = ConsoleTap(up.console)
-    try:
-        console.wait_for(r"init: names, files, loader and sh are up in \d+ cycles", timeout=60)
-        console.type("shell\r")
-        console.wait_for(r"shell: input goes to vp \d+(.|\n)*" + SH)
-        yield World(up, console, files)
-    finally:
-        console.close()
-        up.stop()
-
-
-def loaded_by(listing: str, who: str) -> list[str]:
-    """The names in the shell's `programs` listing that `who` (init or the loader) placed."""
-    rows = [line.split() for line in listing.splitlines()[1:]]
-    return [row[1] for row in rows if len(row) > 5 and row[5] == who]
+    with user_world(kernel_elf, files) as world:
+        yield world
 
 
 def test_the_servers_init_placed_are_in_the_loaders_table(world: World) -> None:
     out = world.sh("programs")
-    assert loaded_by(out, "init") == ["names", "files", "loader", "sh"], out
+    assert placed_by(out, "init") == ["names", "files", "loader", "sh"], out
 
 
 def test_a_program_runs_from_the_file_server_in_a_domain_of_its_own(world: World) -> None:
@@ -115,7 +81,7 @@ def test_a_bad_file_is_refused_with_a_reason_and_nothing_else_changes(world: Wor
                                                                      reason: str) -> None:
     out = world.sh(f"run {name}")
     assert f"run: {name}: " in out and reason.lower() in out.lower(), out
-    assert loaded_by(world.sh("programs"), "loader") == [], "a refused file left a program behind"
+    assert placed_by(world.sh("programs"), "loader") == [], "a refused file left a program behind"
     assert "hello from domain" in world.sh("run hello")
 
 
@@ -156,5 +122,5 @@ def test_a_program_in_the_background_can_be_killed(world: World) -> None:
     world.console.type("kill 0\r")
     world.console.wait_for(r"\[0\] udpecho: killed")
     assert "[0]" not in world.sh("jobs")
-    assert loaded_by(world.sh("programs"), "loader") == []
+    assert placed_by(world.sh("programs"), "loader") == []
     assert "no job 3" in world.sh("kill 3")

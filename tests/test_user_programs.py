@@ -8,57 +8,20 @@ program makes VPs or realms, the kernel monitor's `!vps` and `!realms` show noth
 from __future__ import annotations
 
 import re
-import shutil
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from gdb_util import Up, start_up
-
-from gdbfront.console import ConsoleTap
-from psyche.user.build import DEFAULT_OUT_DIR
+from user_util import SERVER_VPS, World, placed_by, program_files, user_world
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
-
-SH = "psh> "
-SERVER_VPS = 4                                          # names, files, loader, sh
-
-
-@dataclass
-class World:
-    up: Up
-    console: ConsoleTap
-    files: Path
-
-    def sh(self, line: str, timeout: float = 60) -> str:
-        return self.console.command(line, timeout=timeout, prompt=SH)
-
-    def vps(self) -> list[list[str]]:
-        out = self.sh("!vps")
-        return [line.split() for line in out.splitlines() if line[:1].isdigit()]
-
-    def realms(self) -> list[str]:
-        """Each realm's address range (the monitor's `!realms`)."""
-        return re.findall(r"^\s*(0x[0-9a-f]+-0x[0-9a-f]+)", self.sh("!realms"), re.M)
 
 
 @pytest.fixture(scope="module")
 def world(kernel_elf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    files = tmp_path_factory.mktemp("files")
-    for program in (DEFAULT_OUT_DIR / "files").iterdir():
-        shutil.copy(program, files)
-    up = start_up(kernel_elf, 2, "--files", str(files))
-    console = ConsoleTap(up.console)
-    try:
-        console.wait_for(r"init: names, files, loader and sh are up in \d+ cycles", timeout=60)
-        console.type("shell\r")
-        console.wait_for(r"shell: input goes to vp \d+(.|\n)*" + SH)
-        yield World(up, console, files)
-    finally:
-        console.close()
-        up.stop()
+    with user_world(kernel_elf, program_files(tmp_path_factory.mktemp("files"))) as world:
+        yield world
 
 
 @pytest.fixture
@@ -155,14 +118,8 @@ def test_board_and_pin_talk_through_a_shared_page_and_a_protected_call(clean: Wo
     assert "exit" not in out
     services = clean.sh("services")
     assert "board." not in services, services          # board withdrew its names
-    assert placed_by_the_loader(clean.sh("programs")) == []   # and the loader unloaded it
+    assert placed_by(clean.sh("programs"), "loader") == []   # and the loader unloaded it
     assert "post 1 by protected call" in clean.sh("run pin again")   # a second board starts afresh
-
-
-def placed_by_the_loader(listing: str) -> list[str]:
-    """The programs in the shell's `programs` listing that the loader placed (init's servers aside)."""
-    rows = [line.split() for line in listing.splitlines()[1:]]
-    return [row[1] for row in rows if len(row) > 5 and row[5] == "loader"]
 
 
 def job(out: str, name: str) -> str:

@@ -16,15 +16,6 @@
 
 #define ALIGN_PAGE(x) (((x) + PSY_PAGE_SIZE - 1) & ~(uint32_t)(PSY_PAGE_SIZE - 1))
 
-static void say(char *why, uint32_t whylen, const char *text)
-{
-    uint32_t i = 0;
-    for (; i + 1 < whylen && text[i]; i++)
-        why[i] = text[i];
-    if (whylen)
-        why[i] = 0;
-}
-
 static struct psy_domain *self(void)
 {
     return (struct psy_domain *)magic_page()->domain;
@@ -180,7 +171,7 @@ int place_program(const void *file, uint32_t len, uint32_t node, const char *arg
         return SVC_EREFUSED;
     p.code = code_size(&img);
     if (!p.code) {
-        say(why, whylen, "no page-aligned writable part after its code (see link.ld)");
+        copy_text(why, "no page-aligned writable part after its code (see link.ld)", whylen);
         return SVC_EREFUSED;
     }
     p.size = ALIGN_PAGE(img.memsz) + PSY_ARGS_SIZE;
@@ -191,7 +182,7 @@ int place_program(const void *file, uint32_t len, uint32_t node, const char *arg
     hold_key(self(), p.owner_key);
     int err = make_realms(&p, node);
     if (err < 0) {
-        say(why, whylen, "no realms for it");
+        copy_text(why, "no realms for it", whylen);
         drop_key(self(), p.owner_key);
         return err;
     }
@@ -205,7 +196,7 @@ int place_program(const void *file, uint32_t len, uint32_t node, const char *arg
     if (!bad && (h->vp < p.code || h->links < p.code))
         bad = "a bad program header: its VP descriptor or links in its code";
     if (bad) {
-        say(why, whylen, bad);
+        copy_text(why, bad, whylen);
         err = SVC_EREFUSED;
         goto undo_realms;
     }
@@ -215,7 +206,7 @@ int place_program(const void *file, uint32_t len, uint32_t node, const char *arg
     fill(h, p.base, links, p.invoke_key);
     err = make_domain_for(&p, links);
     if (err) {
-        say(why, whylen, "no domain for it");
+        copy_text(why, "no domain for it", whylen);
         goto undo_realms;
     }
     err = set_home(p.base, p.owner_key, p.domain);
@@ -226,7 +217,7 @@ int place_program(const void *file, uint32_t len, uint32_t node, const char *arg
         err = p.vp < 0 ? p.vp : 0;
     }
     if (err) {
-        say(why, whylen, "its domain, operations or VP");
+        copy_text(why, "its domain, operations or VP", whylen);
         destroy_domain(p.domain, p.domain_key);
         drop_key(self(), p.domain_key);
         goto undo_realms;

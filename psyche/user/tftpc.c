@@ -24,14 +24,6 @@
 static uint32_t get16(const uint8_t *p) { return (uint32_t)p[0] << 8 | p[1]; }
 static void put16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
 
-static void copy_text(char *dst, const char *src, uint32_t max)
-{
-    uint32_t i = 0;
-    for (; i + 1 < max && src[i]; i++)
-        dst[i] = src[i];
-    dst[i] = 0;
-}
-
 static int failed(struct tftp *t, int err, const char *what)
 {
     if (err == SVC_EIO)

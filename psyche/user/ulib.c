@@ -161,6 +161,37 @@ void drop_key(struct psy_domain *d, uint32_t key)
         }
 }
 
+/* Copy the string src into dst[max], cut to fit and NUL-ended (nothing if max is 0). */
+void copy_text(char *dst, const char *src, uint32_t max)
+{
+    uint32_t i = 0;
+    if (!max)
+        return;
+    for (; i + 1 < max && src[i]; i++)
+        dst[i] = src[i];
+    dst[i] = 0;
+}
+
+/* The FNV-1a hash of n bytes: what the tests compute on the host to check a transfer. */
+uint32_t fnv1a(const void *p, uint32_t n)
+{
+    const uint8_t *b = p;
+    uint32_t h = 2166136261u;
+    while (n--)
+        h = (h ^ *b++) * 16777619u;
+    return h;
+}
+
+/* make_realm with the frames of this node if its pool has room, else of the nearest that has. */
+int make_realm_near(uint32_t size, uint32_t flags, uint32_t key)
+{
+    const struct psy_magic *m = magic_page();
+    int realm = PSY_ENOMEM;
+    for (uint32_t i = 0; i < m->nnodes && realm == PSY_ENOMEM; i++)
+        realm = make_realm(size, flags | PSY_REALM_NODE((m->node + i) % m->nnodes), key, 0);
+    return realm;
+}
+
 const char *error_name(int err)
 {
     static const char *const names[] = {

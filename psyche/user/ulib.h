@@ -185,5 +185,8 @@ void hold_key(struct psy_domain *d, uint32_t key);     /* add_key, unless it hol
 void drop_key(struct psy_domain *d, uint32_t key);
 uint32_t new_key(void);
 const char *error_name(int err);
+void copy_text(char *dst, const char *src, uint32_t max);  /* cut to fit, always NUL-ended */
+uint32_t fnv1a(const void *p, uint32_t n);
+int make_realm_near(uint32_t size, uint32_t flags, uint32_t key);   /* this node's frames, or the nearest's */
 
 #endif

@@ -51,14 +51,6 @@ static uint64_t pair(uint32_t first, uint32_t second)
     return (uint64_t)second << 32 | first;
 }
 
-static void copy_text(char *dst, const char *src, uint32_t max)
-{
-    uint32_t i = 0;
-    for (; i + 1 < max && src[i]; i++)
-        dst[i] = src[i];
-    dst[i] = 0;
-}
-
 static uint64_t board_post(uint32_t from)
 {
     char note[BOARD_TEXT];

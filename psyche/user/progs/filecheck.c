@@ -24,24 +24,6 @@ static uint8_t pattern(uint32_t i)
     return (uint8_t)((i * 2654435761u) >> 24);
 }
 
-static uint32_t fnv1a(const uint8_t *p, uint32_t n)
-{
-    uint32_t h = 2166136261u;
-    while (n--)
-        h = (h ^ *p++) * 16777619u;
-    return h;
-}
-
-/* A realm of `size` bytes: in this node's memory if its pool has room, else the nearest that has. */
-static int buffer(uint32_t size, uint32_t key)
-{
-    const struct psy_magic *m = magic_page();
-    int realm = PSY_ENOMEM;
-    for (uint32_t i = 0; i < m->nnodes && realm == PSY_ENOMEM; i++)
-        realm = make_realm(size, PSY_R | PSY_W | PSY_REALM_NODE((m->node + i) % m->nnodes), key, 0);
-    return realm;
-}
-
 int main(int argc, char **argv, struct psy_domain *self)
 {
     if (argc < 3) {
@@ -64,7 +46,7 @@ int main(int argc, char **argv, struct psy_domain *self)
     }
     uint32_t key = new_key();
     uint32_t room = (NAME_ROOM + size + 1 + PSY_PAGE_SIZE - 1) & ~(PSY_PAGE_SIZE - 1);
-    int realm = buffer(room, key);
+    int realm = make_realm_near(room, PSY_R | PSY_W, key);
     if (realm < 0) {
         printf("filecheck: a realm of %u bytes: %s\n", room, error_name(realm));
         return 1;

@@ -35,14 +35,6 @@ static uint32_t me(void)
     return ((struct psy_domain *)magic_page()->domain)->id;
 }
 
-static void copy_text(char *dst, const char *src, uint32_t max)
-{
-    uint32_t i = 0;
-    for (; i + 1 < max && src[i]; i++)
-        dst[i] = src[i];
-    dst[i] = 0;
-}
-
 /* Pin the message: 0, or 1 with the reason printed. */
 static int client(void)
 {

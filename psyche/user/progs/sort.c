@@ -85,16 +85,6 @@ static void merge_runs(void *arg)
         dst[k++] = src[j++];
 }
 
-/* The numbers' realm: in this node's memory if its pool has room, else the nearest that has. */
-static int numbers_realm(uint32_t size, uint32_t key)
-{
-    const struct psy_magic *m = magic_page();
-    int realm = PSY_ENOMEM;
-    for (uint32_t i = 0; i < m->nnodes && realm == PSY_ENOMEM; i++)
-        realm = make_realm(size, PSY_R | PSY_W | PSY_REALM_NODE((m->node + i) % m->nnodes), key, 0);
-    return realm;
-}
-
 static uint32_t fnv1a_words(const uint32_t *w, uint32_t count)
 {
     uint32_t h = 2166136261u;
@@ -151,7 +141,7 @@ int main(int argc, char **argv, struct psy_domain *self)
         nodes = nslices;
     uint32_t key = new_key();
     uint32_t size = (2 * n * 4 + PSY_PAGE_SIZE - 1) & ~(PSY_PAGE_SIZE - 1);
-    int realm = numbers_realm(size, key);
+    int realm = make_realm_near(size, PSY_R | PSY_W, key);
     if (realm < 0) {
         printf("sort: a realm of %u bytes: %s\n", size, error_name(realm));
         return 1;

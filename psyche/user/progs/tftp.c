@@ -18,26 +18,6 @@
 static struct psy_vp vp __attribute__((aligned(8)));
 static struct tftp transfer;
 
-static uint32_t fnv1a(const uint8_t *p, uint32_t n)
-{
-    uint32_t h = 2166136261u;
-    while (n--)
-        h = (h ^ *p++) * 16777619u;
-    return h;
-}
-
-/* A realm for the file: in this node's memory if its pool has room, else the nearest that has. */
-static int file_realm(void)
-{
-    const struct psy_magic *m = magic_page();
-    int realm = PSY_ENOMEM;
-    for (uint32_t i = 0; i < m->nnodes && realm == PSY_ENOMEM; i++) {
-        uint32_t node = (m->node + i) % m->nnodes;
-        realm = make_realm(FILE_MAX, PSY_R | PSY_W | PSY_REALM_NODE(node), KEY, 0);
-    }
-    return realm;
-}
-
 static int report(const char *what, int n, const uint8_t *file)
 {
     if (n < 0) {
@@ -56,7 +36,7 @@ int main(int argc, char **argv, struct psy_domain *self)
         return 2;
     }
     add_key(self, KEY);
-    int realm = file_realm();
+    int realm = make_realm_near(FILE_MAX, PSY_R | PSY_W, KEY);
     if (realm < 0) {
         printf("tftp: a realm for the file: %s\n", error_name(realm));
         return 1;

@@ -20,21 +20,13 @@
 
 static struct tftp transfer;
 
-static void reason(uint8_t *buf, uint32_t max, const char *text)
-{
-    uint32_t i = 0;
-    for (; i + 1 < max && text[i]; i++)
-        buf[i] = (uint8_t)text[i];
-    if (max)
-        buf[i] = 0;
-}
-
 static int get(const char *name, uint8_t *buf, uint32_t max, uint32_t key)
 {
     hold_key((struct psy_domain *)magic_page()->domain, key);
     int n = tftp_get(&transfer, name, buf, max);
     if (n < 0)
-        reason(buf, max, transfer.error);
+        if (max)
+            copy_text((char *)buf, transfer.error, max);
     return n;
 }
 

@@ -28,14 +28,6 @@ static uint32_t xfer_key;
 static struct loaded_table *table;
 static struct placed placed[LOADED_MAX];
 
-static void copy_text(char *dst, const char *src, uint32_t max)
-{
-    uint32_t i = 0;
-    for (; i + 1 < max && src[i]; i++)
-        dst[i] = src[i];
-    dst[i] = 0;
-}
-
 static int free_line(void)
 {
     for (int i = 0; i < LOADED_MAX; i++)
@@ -135,11 +127,7 @@ int main(int argc, char **argv, struct psy_domain *self)
     xfer_key = new_key();
     hold_key(self, xfer_key);
     hold_key(self, table_key);
-    int x = PSY_ENOMEM;           /* in our node's memory if it has room, else the nearest that has */
-    for (uint32_t i = 0; i < magic_page()->nnodes && x == PSY_ENOMEM; i++) {
-        uint32_t node = (magic_page()->node + i) % magic_page()->nnodes;
-        x = make_realm(XFER_SIZE, PSY_R | PSY_W | PSY_REALM_NODE(node), xfer_key, 0);
-    }
+    int x = make_realm_near(XFER_SIZE, PSY_R | PSY_W, xfer_key);
     int t = make_realm(PSY_PAGE_SIZE, PSY_R | PSY_W, table_key, 0);
     int err = x < 0 ? x : t < 0 ? t : svc_lookup("files.get", &files_get);
     if (!err)

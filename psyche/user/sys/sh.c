@@ -41,14 +41,6 @@ static struct psy_domain *self(void)
     return (struct psy_domain *)magic_page()->domain;
 }
 
-static void copy_text(char *dst, const char *src, uint32_t max)
-{
-    uint32_t i = 0;
-    for (; i + 1 < max && src[i]; i++)
-        dst[i] = src[i];
-    dst[i] = 0;
-}
-
 static char *skip_spaces(char *s)
 {
     while (*s == ' ')
