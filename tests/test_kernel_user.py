@@ -15,7 +15,7 @@ import pytest
 from psyche.kernel.harness import KernelRun
 
 ERRORS = {-1: "EINVAL", -2: "EALIGN", -3: "ERANGE", -4: "ENOREALM", -5: "EKEY", -6: "ENOMEM",
-          -7: "EBUSY", -8: "ENOSYS", -9: "EFAULT", -10: "EPERM"}
+          -7: "EBUSY", -8: "ENOSYS", -9: "EFAULT", -10: "EPERM", -11: "ENOVP"}
 
 
 def boot(kernel_elf: Path, nodes: int = 1) -> KernelRun:
@@ -136,6 +136,12 @@ def test_bad_kernel_call_arguments_return_errors_and_change_nothing(kernel_elf: 
         "realm_info unknown": "ENOREALM",
         "realm_info into kernel": "EFAULT",
         "realm_info into code": "EFAULT",
+        "realm_info unknown flags": "EINVAL",
+        "realm_info next past the end": "ENOREALM",
+        "vp_info 64": "ENOVP",
+        "vp_info into kernel": "EFAULT",
+        "domain_info 64": "ENOREALM",
+        "domain_info own into code": "EFAULT",
         "make_domain key 0": "EINVAL",
         "destroy_domain unknown": "ENOREALM",
         "destroy_domain own, wrong key": "EKEY",

@@ -8,6 +8,7 @@ file server (TFTP), check it, place it in a fresh realm, and the shell calls its
 
 from __future__ import annotations
 
+import re
 import struct
 import time
 from collections.abc import Iterator
@@ -62,6 +63,19 @@ def test_a_parallel_program_ends_with_every_vp_its_thread_package_made(world: Wo
     vps = world.sh("!vps")
     rows = [line.split() for line in vps.splitlines() if line[:1].isdigit()]
     assert len(rows) == 4, vps                             # names, files, loader, sh: nothing left
+
+
+def test_the_shell_lists_the_kernels_realms_domains_and_vps(world: World) -> None:
+    realms = world.sh("realms")
+    homes = re.findall(r"^  0x[0-9a-f]+-0x[0-9a-f]+ +\d+K +(\d+) ", realms, re.M)
+    assert {"1", "2", "3", "4"} <= set(homes), realms          # each server's code realm has its home
+    assert re.search(r" -----:?|r-x-- [0-9a-f]+:---i-|---i-", realms), realms   # keys we lack are hidden
+    domains = world.sh("domains")
+    assert len(re.findall(r"^ +\d+  0x[0-9a-f]+ +1 ", domains, re.M)) >= 4, domains
+    vps = world.sh("vps")
+    rows = re.findall(r"^ +(\d+) +(\d+) +(\d+) +(blocked|running|ready) ", vps, re.M)
+    assert len(rows) == 4, vps
+    assert ("4", "0", "4", "running") in rows, vps              # the shell itself, listing
 
 
 def test_the_services_are_found_by_name(world: World) -> None:

@@ -489,3 +489,22 @@ void domain_procs_print(int id)
         kprintf("  %-4u  %-7s  %p  %p\n", rows[i].name,
                 rows[i].state < 5 ? states[rows[i].state] : "?", (void *)rows[i].pc, (void *)rows[i].sp);
 }
+
+/*
+ * domain_info(id, info): domain number id, as struct psy_domain_info says,
+ * written at info_va as the caller's domain may write it: for a user-level
+ * shell's listing.  PSY_ENOREALM if there is no such domain.
+ */
+int domain_info(struct domain *caller, uint32_t id, uint32_t info_va)
+{
+    struct psy_domain_info info = { 0 };
+    struct vm *vm = kg.vm;
+    spin_lock(&vm->lock);
+    struct domain *d = id < MAX_DOMAINS ? vm->domains[id] : NULL;
+    if (d)
+        info = (struct psy_domain_info){ d->id, d->desc->base, d->nvps, (uint32_t)d->nopen, d->running };
+    spin_unlock(&vm->lock);
+    if (!d)
+        return PSY_ENOREALM;
+    return domain_write(caller, info_va, &info, sizeof info);
+}

@@ -77,7 +77,7 @@ void kcall(struct trapframe *tf)
     case PSY_BLOCK: ret = vp_block(); break;
     case PSY_SET_HOME: ret = pcall_set_home(d, tf->a0, tf->a1, tf->a2); break;
     case PSY_SET_OPS: ret = pcall_set_ops(d, tf->a0, tf->a1, tf->a2, tf->a3); break;
-    case PSY_REALM_INFO: ret = realm_info(d, tf->a0, tf->a1); break;
+    case PSY_REALM_INFO: ret = realm_info(d, tf->a0, tf->a1, tf->a2); break;
     case PSY_UDP_BIND: ret = net_udp_bind(tf->a0); break;
     case PSY_UDP_SEND: ret = net_udp_send(d, tf->a0, tf->a1, tf->a2, tf->a3); break;
     case PSY_UDP_RECV: ret = net_udp_recv(d, tf->a0, tf->a1, tf->a2, tf->a3); break;
@@ -85,6 +85,8 @@ void kcall(struct trapframe *tf)
     case PSY_CONSOLE_ATTACH: ret = console_attach(); break;
     case PSY_CONSOLE_READ: ret = console_read(d, tf->a0, tf->a1); break;
     case PSY_CONSOLE_DETACH: ret = console_detach(); break;
+    case PSY_VP_INFO: ret = vp_info(d, tf->a0, tf->a1); break;
+    case PSY_DOMAIN_INFO: ret = domain_info(d, tf->a0, tf->a1); break;
     case PSY_RESUME:
         ret = vp_resume(tf, tf->a0);
         if (ret == 0)

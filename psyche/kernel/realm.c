@@ -430,18 +430,31 @@ int realm_set_access(uint32_t va, uint32_t key, uint32_t other, uint32_t rights)
     return err;
 }
 
+/* The first realm at or above va; the caller holds vm->lock. */
+static struct realm *realm_at_or_above(uint32_t va)
+{
+    struct realm *r = kg.vm->realms;
+    while (r && r->base + r->size <= va)
+        r = r->next;
+    return r && r->base < va ? r->next : r;
+}
+
 /*
- * realm_info(va, info): the realm that holds va, as struct psy_realm says,
- * written at info_va as the caller's domain may write it.  Any domain may
- * ask: addresses are public in a uniform address space, keys are not.
+ * realm_info(va, info, flags): the realm that holds va (PSY_INFO_NEXT: the
+ * first at or above it, so that a program can walk the map), as struct
+ * psy_realm says, written at info_va as the caller's domain may write it.
+ * Any domain may ask: addresses are public in a uniform address space, keys
+ * are not.
  */
-int realm_info(struct domain *caller, uint32_t va, uint32_t info_va)
+int realm_info(struct domain *caller, uint32_t va, uint32_t info_va, uint32_t flags)
 {
     struct psy_realm info;
+    if (flags & ~PSY_INFO_NEXT)
+        return PSY_EINVAL;
     memset(&info, 0, sizeof info);
     struct vm *vm = kg.vm;
     spin_lock(&vm->lock);
-    struct realm *r = realm_lookup(va);
+    struct realm *r = flags & PSY_INFO_NEXT ? realm_at_or_above(va) : realm_lookup(va);
     if (r) {
         info.base = r->base;
         info.size = r->size;

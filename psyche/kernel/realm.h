@@ -115,7 +115,8 @@ int realm_make(struct domain *caller, uint32_t size, uint32_t flags, uint32_t ke
 int realm_destroy(uint32_t va, uint32_t key);
 void realm_remove(struct realm *r);
 int realm_set_access(uint32_t va, uint32_t key, uint32_t other, uint32_t rights);
-int realm_info(struct domain *caller, uint32_t va, uint32_t info_va);
+int realm_info(struct domain *caller, uint32_t va, uint32_t info_va, uint32_t flags);
+int domain_info(struct domain *caller, uint32_t id, uint32_t info_va);
 struct realm *realm_lookup(uint32_t va);
 bool realm_owned_by(struct realm *r, uint32_t key);
 struct realm *realm_owned(uint32_t va, uint32_t key, int *err);

@@ -557,6 +557,24 @@ int vp_end_domain(struct domain *d)
     return 0;
 }
 
+/*
+ * vp_info(id, info): VP number id, as struct psy_vp_info says, written at
+ * info_va as the caller's domain may write it.  PSY_ENOVP if there is none.
+ */
+int vp_info(struct domain *caller, uint32_t id, uint32_t info_va)
+{
+    struct psy_vp_info info = { 0 };
+    spin_lock(&kg.vm->lock);
+    struct vp *v = id < PSY_MAX_VPS ? kg.vm->vps[id] : NULL;
+    if (v)
+        info = (struct psy_vp_info){ v->id, (uint32_t)v->node, v->dom_id, (uint32_t)v->state,
+                                     v->desc_va, v->pending, v->cycles };
+    spin_unlock(&kg.vm->lock);
+    if (!v)
+        return PSY_ENOVP;
+    return domain_write(caller, info_va, &info, sizeof info);
+}
+
 void vps_print(void)
 {
     static const char *const states[] = { "free", "ready", "running", "blocked" };

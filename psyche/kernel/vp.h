@@ -67,5 +67,6 @@ int vp_destroy(struct domain *caller, uint32_t id);
 int vp_set_desc(uint32_t desc_va);
 int vp_block(void);
 int vp_resume(struct trapframe *tf, uint32_t state_va);
+int vp_info(struct domain *caller, uint32_t id, uint32_t info_va);
 
 #endif

@@ -43,7 +43,8 @@ static void put(struct out *o, char c)
         o->buf[o->n++] = c;
 }
 
-static void put_number(struct out *o, uint32_t v, unsigned int base, int width, char pad)
+/* v in base, right-aligned in width with pad; a '-' first if neg (before zeros, after spaces). */
+static void put_number(struct out *o, uint32_t v, unsigned int base, int width, char pad, int neg)
 {
     char digits[12];
     int n = 0;
@@ -51,8 +52,12 @@ static void put_number(struct out *o, uint32_t v, unsigned int base, int width, 
         digits[n++] = "0123456789abcdef"[v % base];
         v /= base;
     } while (v);
-    while (width-- > n)
+    if (neg && pad == '0')
+        put(o, '-');
+    while (width-- > n + neg)
         put(o, pad);
+    if (neg && pad != '0')
+        put(o, '-');
     while (n)
         put(o, digits[--n]);
 }
@@ -78,18 +83,14 @@ int printf(const char *fmt, ...)
         switch (*fmt) {
         case 'd': {
             int v = va_arg(ap, int);
-            if (v < 0) {
-                put(&o, '-');
-                v = -v;
-            }
-            put_number(&o, (uint32_t)v, 10, width, pad);
+            put_number(&o, v < 0 ? 0u - (uint32_t)v : (uint32_t)v, 10, width, pad, v < 0);
             break;
         }
-        case 'u': put_number(&o, va_arg(ap, uint32_t), 10, width, pad); break;
-        case 'x': put_number(&o, va_arg(ap, uint32_t), 16, width, pad); break;
+        case 'u': put_number(&o, va_arg(ap, uint32_t), 10, width, pad, 0); break;
+        case 'x': put_number(&o, va_arg(ap, uint32_t), 16, width, pad, 0); break;
         case 'p':
             put(&o, '0'), put(&o, 'x');
-            put_number(&o, (uint32_t)va_arg(ap, void *), 16, 8, '0');
+            put_number(&o, (uint32_t)va_arg(ap, void *), 16, 8, '0', 0);
             break;
         case 'c': put(&o, (char)va_arg(ap, int)); break;
         case 's': {

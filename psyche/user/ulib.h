@@ -83,6 +83,22 @@ static inline int set_ops(uint32_t va, uint32_t key, const uint32_t *ops, uint32
 }
 
 /* What the kernel knows of the realm holding va: size, operations, access list. */
+static inline int realm_next(uint32_t va, struct psy_realm *info)
+{
+    return psy_call(PSY_REALM_INFO, va, (uint32_t)info, PSY_INFO_NEXT, 0);
+}
+
+/* What the kernel shows of VP number id, and of domain number id (for listings). */
+static inline int vp_info(uint32_t id, struct psy_vp_info *info)
+{
+    return psy_call(PSY_VP_INFO, id, (uint32_t)info, 0, 0);
+}
+
+static inline int domain_info(uint32_t id, struct psy_domain_info *info)
+{
+    return psy_call(PSY_DOMAIN_INFO, id, (uint32_t)info, 0, 0);
+}
+
 static inline int realm_info(uint32_t va, struct psy_realm *info)
 {
     return psy_call(PSY_REALM_INFO, va, (uint32_t)info, 0, 0);

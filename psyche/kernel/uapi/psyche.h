@@ -37,7 +37,9 @@
 #define PSY_CONSOLE_ATTACH  20  /* (): the calling VP becomes the console's user reader */
 #define PSY_CONSOLE_READ    21  /* (va, len): the oldest input line for it, or PSY_EAGAIN */
 #define PSY_CONSOLE_DETACH  22  /* (): give console input back to the kernel monitor */
-#define PSY_NCALLS          23
+#define PSY_VP_INFO         23  /* (id, info): describe VP number id in *info */
+#define PSY_DOMAIN_INFO     24  /* (id, info): describe domain number id in *info */
+#define PSY_NCALLS          25
 
 /* Errors (negative results). */
 #define PSY_EINVAL   (-1)   /* unknown flags, zero or oversized size, zero key, no rights */
@@ -109,6 +111,9 @@ struct psy_access {
     unsigned int rights;                 /* PSY_R ... PSY_OWNER */
 };
 
+/* realm_info flags. */
+#define PSY_INFO_NEXT      0x1     /* the first realm at or above va, not the one holding it */
+
 struct psy_realm {
     unsigned int base;                   /* its first address */
     unsigned int size;                   /* bytes */
@@ -118,6 +123,26 @@ struct psy_realm {
     unsigned int ops[PSY_REALM_OPS];     /* the operations' addresses */
     unsigned int nacl;                   /* entries in use, first in acl */
     struct psy_access acl[PSY_REALM_ACL];
+};
+
+/* A VP as vp_info describes it: what the monitor's `vps` shows. */
+struct psy_vp_info {
+    int id;
+    unsigned int node;                   /* the node it runs on */
+    int domain;                          /* its domain's number */
+    unsigned int state;                  /* PSY_VP_FREE .. PSY_VP_BLOCKED */
+    unsigned int desc;                   /* its descriptor's address; 0: none yet */
+    unsigned int pending;                /* 1 << kind for each pending software interrupt */
+    unsigned int cycles;                 /* time it has run, in cycles */
+};
+
+/* A domain as domain_info describes it: what the monitor's `realms` and `vps` show of it. */
+struct psy_domain_info {
+    int id;
+    unsigned int desc;                   /* its descriptor's address */
+    unsigned int vps;                    /* its VPs */
+    unsigned int open;                   /* realms it has opened */
+    unsigned int running;                /* threads running in it now, on any node */
 };
 
 /*

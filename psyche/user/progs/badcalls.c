@@ -53,6 +53,17 @@ int main(int argc, char **argv, struct psy_domain *self)
     check("realm_info unknown", realm_info(0x70000000, &info));
     check("realm_info into kernel", realm_info(mine, (struct psy_realm *)0xC0000000));
     check("realm_info into code", realm_info(mine, (struct psy_realm *)mine));
+    check("realm_info unknown flags", psy_call(PSY_REALM_INFO, mine, (uint32_t)&info, 0x10, 0));
+    check("realm_info next past the end", realm_next(0x7F000000, &info));
+    struct psy_vp_info vi;
+    struct psy_domain_info di;
+    check("vp_info 64", vp_info(PSY_MAX_VPS, &vi));
+    uint32_t some = 0;                                       /* a VP that exists: ours */
+    while (some < PSY_MAX_VPS && vp_info(some, &vi) != 0)
+        some++;
+    check("vp_info into kernel", vp_info(some, (struct psy_vp_info *)0xC0000000));
+    check("domain_info 64", domain_info(64, &di));
+    check("domain_info own into code", domain_info(self->id, (struct psy_domain_info *)mine));
     check("make_domain key 0", make_domain(0));
     check("destroy_domain unknown", destroy_domain(0x70000000, KEY));
     check("destroy_domain own, wrong key", destroy_domain((uint32_t)self, KEY));

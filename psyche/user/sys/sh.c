@@ -13,6 +13,7 @@
  *   time run ...                 the same, and how long loading and running took
  *   programs                     the loader's table: what runs where
  *   services                     the names the name server knows
+ *   realms, domains, vps         the kernel's realms, domains and VPs, as its info calls show them
  *   cat FILE                     print a file of the host's file server
  *   put FILE TEXT ...            write TEXT as FILE there
  *   help
@@ -224,6 +225,49 @@ static void programs(void)
     }
 }
 
+/* The kernel's map of the address space, as realm_info shows it to us. */
+static void realms(void)
+{
+    static const char rights[] = "rwxio";
+    struct psy_realm r;
+    printf("  realm                     size  home  ops  access (keys we hold)\n");
+    for (uint32_t va = PSY_USER_BASE; realm_next(va, &r) == 0; va = r.base + r.size) {
+        printf("  %p-%p %5uK %5d %4u ", (void *)r.base, (void *)(r.base + r.size - 1), r.size / 1024,
+               r.home, r.nops);
+        for (uint32_t i = 0; i < r.nacl; i++) {
+            char text[6];
+            for (uint32_t b = 0; b < 5; b++)
+                text[b] = r.acl[i].rights & (1u << b) ? rights[b] : '-';
+            text[5] = 0;
+            if (r.acl[i].key)
+                printf(" %x:%s", r.acl[i].key, text);
+            else
+                printf(" %s", text);
+        }
+        printf("\n");
+    }
+}
+
+static void domains(void)
+{
+    struct psy_domain_info d;
+    printf("  domain  descriptor  vps  open  running\n");
+    for (uint32_t id = 0; id < 64; id++)
+        if (domain_info(id, &d) == 0)
+            printf("  %6d  %p %4u %5u %8u\n", d.id, (void *)d.desc, d.vps, d.open, d.running);
+}
+
+static void vps(void)
+{
+    static const char *const states[] = { "free", "ready", "running", "blocked" };
+    struct psy_vp_info v;
+    printf("  vp  node  domain  state    descriptor  pending    cycles\n");
+    for (uint32_t id = 0; id < PSY_MAX_VPS; id++)
+        if (vp_info(id, &v) == 0)
+            printf("  %2d  %4u  %6d  %-7s  %p  %7x %9u\n", v.id, v.node, v.domain,
+                   v.state < 4 ? states[v.state] : "?", (void *)v.desc, v.pending, v.cycles);
+}
+
 static void services(void)
 {
     for (uint32_t i = 0;; i++) {
@@ -282,6 +326,7 @@ static void help(void)
         "time run ...                 run, then say how long loading and running took",
         "programs                     what the loader has loaded",
         "services                     the name server's names",
+        "realms, domains, vps         what the kernel shows every domain of them",
         "cat FILE, put FILE TEXT      read, write a file of the host's file server",
         "!COMMAND                     one kernel monitor command (!help lists them)",
         "!monitor                     give the console to the kernel monitor (`shell` there: back)",
@@ -308,6 +353,12 @@ static void command(char *s)
         programs();
     else if (strcmp(cmd, "services") == 0)
         services();
+    else if (strcmp(cmd, "realms") == 0)
+        realms();
+    else if (strcmp(cmd, "domains") == 0)
+        domains();
+    else if (strcmp(cmd, "vps") == 0)
+        vps();
     else if (strcmp(cmd, "cat") == 0)
         cat(args);
     else if (strcmp(cmd, "put") == 0)
