@@ -140,6 +140,7 @@ def test_a_board_in_the_background_serves_two_pins_until_told_to_stop(clean: Wor
     assert 'read back in the shared page: board read "second"' in second, second
     assert f"told domain {board} to stop after 2 posts" in clean.sh("run pin stop")
     clean.console.wait_for(rf"board: domain {board} stopped after 2 posts")
+    clean.console.wait_for(rf"\[{j}\] board: exit 0")           # its main returned: the job ends
     assert f"[{j}]" not in clean.sh("jobs")
     assert "board." not in clean.sh("services")
 
