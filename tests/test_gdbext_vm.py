@@ -131,7 +131,11 @@ def test_every_table_shows_the_world_a_program_built(up: Up) -> None:
         aligned(got["vps"], ["state", "thread", "pending", "descriptor", "serving", "calls in"])
         aligned(got["calls"], ["call", "chain", "entry", "from dom/vp", "to dom/vp", "state", "mode"])
         aligned(got["magic"], ["field", "value"], count=6)
-        aligned(got["magic"], ["state"])
+        # the VP table is the kernel's statistics, refreshed at each tick: when the breakpoint came
+        # within the tick the VPs were made in (time moves with the wall clock while gdb holds a
+        # node, so a loaded host decides), the page says so instead
+        if "virtual processors: none" not in got["magic"]:
+            aligned(got["magic"], ["state"])
         assert len(got["vps"].splitlines()) == 1 + len(data["vps"])
         assert len(got["calls"].splitlines()) == 2 + len(calls)
         assert "00007777:rw--o 00001111:---i- 00003333:r-x--" in got["realms"]
