@@ -48,8 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "fetches the kernel from DIR by TFTP (docs/network.md)")
     parser.add_argument("--files", type=Path, metavar="DIR",
                         help="serve DIR as the host's file server and start the user level at boot: the "
-                             "name server, file server, loader and shell (docs/user-level.md); "
-                             "build/user/files holds the programs")
+                             "name server, file server, loader and shell (docs/user-level.md); the "
+                             "default when booting the Psyche kernel this tree builds: build/user/files")
+    parser.add_argument("--no-files", action="store_true",
+                        help="no file server and no user level: the kernel monitor alone")
     parser.add_argument("--replay", type=Path, metavar="DIR",
                         help="replay the recording in DIR (checked bit-exact), then run on live from where "
                              "it ended, gdb and console and all (docs/replay.md)")
@@ -173,8 +175,23 @@ def _default_kernel() -> Path:
     return kernel_build.build_kernel()
 
 
+def _files(args: argparse.Namespace) -> Path | None:
+    """The file server's directory: --files, or the programs this tree built when the kernel is
+    this tree's own and booted from its image (the user level needs the kernel's boot arguments)."""
+    if args.no_files:
+        return None
+    if args.files is not None:
+        return Path(args.files).resolve()
+    if args.kernel is None and not (args.restore or args.replay or args.netboot):
+        from psyche.user.build import DEFAULT_OUT_DIR
+
+        return DEFAULT_OUT_DIR / "files"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     kernel = args.kernel or _default_kernel()
+    files = _files(args)
     if args.console_script and args.no_console:
         raise ValueError("--console-script runs the console: it does not go with --no-console")
     # The console keeps the machine's messages for its log instead of letting them cross the prompt,
@@ -187,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
                                     *(("--record", str(args.record)) if args.record else ()),
                                     *(("--replay", str(args.replay)) if args.replay else ()),
                                     *(("--netboot", str(args.netboot)) if args.netboot else ()),
-                                    *(("--files", str(args.files.resolve())) if args.files else ())),
+                                    *(("--files", str(files)) if files else ())),
                                    stderr=subprocess.PIPE if console else None, own_session=console)
     if console:
         from mux.console.app import run_console  # prompt_toolkit and rich: only for the console
