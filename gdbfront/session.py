@@ -299,6 +299,36 @@ class GdbSession:
         finally:
             self._captured = None
 
+    def console_resuming(self, line: str, timeout: float | None = None) -> str:
+        """A CLI command that resumes the target itself and ends stopped (`psyche step-call`).
+
+        MI answers such a command `^running` as soon as it first resumes the target, while the
+        command goes on; but gdb reads no other command before it has ended, so a marker sent
+        behind it is answered only then.  The text it printed; its stops are in `last_stop`.  An
+        error it ends with, after `^running`, is GdbError with gdb's message, as for console()."""
+        self._captured = []
+        try:
+            token = next(self._tokens)
+            self._write(f"{token}-interpreter-exec console {_mi_quote(line)}")
+            record = self._wait(lambda r: r["type"] == "result" and r.get("token") == token,
+                                timeout or self.timeout, f"no answer to {line!r}")
+            if record["message"] == "error":
+                raise self._error(f"{line}: {(record.get('payload') or {}).get('msg', 'error')}")
+            if record["message"] == "running":
+                marker = next(self._tokens)
+                self._write(f"{marker}-data-evaluate-expression 0")
+                # the command's own ^error (after its ^running), then the marker's answer
+                ended = self._wait(lambda r: r["type"] == "result" and (r.get("token") == marker or (
+                    r.get("token") == token and r["message"] == "error")),
+                    timeout or self.timeout, f"{line!r} did not end")
+                if ended.get("token") == token:
+                    self._wait(lambda r: r["type"] == "result" and r.get("token") == marker,
+                               timeout or self.timeout, f"no answer to the marker behind {line!r}")
+                    raise self._error(f"{line}: {(ended.get('payload') or {}).get('msg', 'error')}")
+            return "".join(self._captured)
+        finally:
+            self._captured = None
+
     def psyche(self, subcommand: str, timeout: float | None = None) -> str:
         """A Psyche command as a person sees it: psyche("nodes") runs `psyche nodes`."""
         return self.console(f"psyche {subcommand}", timeout)

@@ -78,9 +78,10 @@ def test_psyche_commands_say_clearly_what_is_missing(kernel_elf: Path) -> None:
             gdb.evaluate("$psyche_node()")
         assert "psyche nodes" in gdb.psyche("")       # the prefix command lists the others
         with pytest.raises(GdbError, match="psyche: no subcommand 'nodse'; the subcommands are nodes, node, "
-                                           "locks, heap, realms, domains, vps, calls, magic, symbols\n"):
+                                           "locks, heap, realms, domains, vps, calls, magic, symbols, "
+                                           "step-call, finish-call\n"):
             gdb.psyche("nodse")
-        for subcommand in ("realms", "domains", "vps", "calls", "magic"):
+        for subcommand in ("realms", "domains", "vps", "calls", "magic", "step-call", "finish-call"):
             with pytest.raises(GdbError, match="not attached to a Psyche node"):
                 gdb.psyche(subcommand)
         with pytest.raises(GdbError, match="psyche symbols: gdb is not attached to a Psyche node"):

@@ -7,7 +7,8 @@ and `psyche gdb` do it themselves):
 This file is the entry: the `psyche` prefix command and its list of subcommands; the commands
 themselves are in the files beside it, one subject each: kernel.py (reading the kernel through
 gdb's types, shared), nodes.py (`nodes`, `node N`, `locks`, `heap`, the `$psyche_*` functions),
-vm.py (`realms`, `domains`, `vps`, `calls`, `magic [N]`), symbols.py (`symbols`).  Each command
+vm.py (`realms`, `domains`, `vps`, `calls`, `magic [N]`), symbols.py (`symbols`), calls.py
+(`step-call`, `finish-call`).  Each command
 takes `-json` to print its data for programs (gdbfront's tests read that).  It all runs inside
 gdb's own Python: gdb and the standard library only.
 """
@@ -33,12 +34,14 @@ SUBCOMMANDS = {
     "calls": ("", "protected calls in progress, chain by chain"),
     "magic": ("[N]", "a node's magic page: ticks, running VP, ready queues, VP statistics"),
     "symbols": ("[--auto]", "add-symbol-file for every user program loaded, at its address"),
+    "step-call": ("", "run into the protected call this line makes: stop in its operation"),
+    "finish-call": ("[-return]", "run until the call this VP serves returns: stop in its caller"),
 }
 
 
 class PsycheCommand(gdb.Command):
     """Psyche kernel commands: psyche nodes | node N | locks | heap | realms | domains | vps | calls |
-magic [N] (each takes -json)."""
+magic [N] (each takes -json) | symbols | step-call | finish-call."""
 
     def __init__(self) -> None:
         super().__init__("psyche", gdb.COMMAND_DATA, prefix=True)
@@ -53,8 +56,8 @@ magic [N] (each takes -json)."""
         width = max(map(len, usages.values()))
         for name, (_, what) in SUBCOMMANDS.items():
             gdb.write(f"psyche {usages[name]:{width}} {what}\n")
-        gdb.write("each takes -json; functions: $psyche_node(), $psyche_record([N]), $psyche_ticks([N]), "
-                  "$psyche_pc(N)\n")
+        gdb.write("the tables and symbols take -json; functions: $psyche_node(), $psyche_record([N]), "
+                  "$psyche_ticks([N]), $psyche_pc(N)\n")
 
 
 def _package() -> str:
@@ -75,6 +78,6 @@ def _package() -> str:
 
 
 PsycheCommand()
-for _part in ("nodes", "vm", "symbols"):
+for _part in ("nodes", "vm", "symbols", "calls"):
     for _command in importlib.import_module(f"{_package()}.{_part}").COMMANDS:
         _command()
