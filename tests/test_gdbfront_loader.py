@@ -126,3 +126,24 @@ def test_break_in_a_loaded_program_and_in_the_name_server_it_calls(
     assert (stop.reason, stop.func) == ("breakpoint-hit", "main") and stop.file.endswith("lookup.c"), stop
     assert node0.integer("err") == 0                     # names found files.get for it
     node0.delete(back.number)
+
+
+def test_a_program_on_another_node_is_debugged_on_its_node(gdb: GdbSessions, machine: PsycheMachine) -> None:
+    """`run @1`: the loader places the program's data on node 1 and its VP runs there; node 1's gdb
+    finds it through the loader's table and stops in its main, on that node."""
+    machine.console.type("run @1 lookup wait 1 &\r")
+    machine.console.wait_for(r"lookup: waiting for a debugger")
+    node1 = gdb(1)
+    lookup = by_name(node1.psyche_data("symbols"))["lookup"]
+    assert lookup["by"] == "loader", lookup
+    after_wait = node1.breakpoint(f"lookup.c:{line_of(LOOKUP_C, 'int n = i < argc')}")
+    node1.console("set var go = 1")                      # attaching stopped node 1: in its wait
+    stop = node1.cont()
+    assert (stop.reason, stop.func) == ("breakpoint-hit", "main") and stop.file.endswith("lookup.c"), stop
+    assert lookup["code"] <= stop.addr < lookup["code"] + 0x10000
+    assert node1.integer("$priv") == 0
+    assert node1.integer("((struct psy_magic *)0x7ffff000)->node") == 1     # on node 1's magic page
+    node1.delete(after_wait.number)
+    node1.cont_nowait()
+    machine.console.wait_for(r"lookup: files\.get is op 0x")
+    machine.console.wait_for(r"\[\d\] lookup: exit 0")
