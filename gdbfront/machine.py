@@ -6,7 +6,7 @@
         machine.console.command("ticks")          # the kernel monitor, on the console line
 
 Why a child process and the real command: the machine and the mux are
-separate processes in production (DESIGN.md, decision 4), and the gdbs a
+separate processes in production (joined by real byte streams), and the gdbs a
 test drives connect to the same ports a person's would.  The handle learns
 the mux's node count and console pty from `psyche up`'s banner, captures the
 console from the start, keeps psyche up's own output (which carries the

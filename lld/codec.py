@@ -1,8 +1,8 @@
 """lld frames <-> bytes on the debug line: a sans-IO codec shared by lld and the mux.
 
 The debug line is a plain byte stream that may lose, tear or corrupt data
-(DESIGN.md decision 4), and the king node must find frame boundaries by
-scanning for one terminator character (decision 5).  So a frame is:
+(it is a serial line), and the king node must find frame boundaries by
+scanning for one terminator character.  So a frame is:
 
     END  escape(header + payload + crc32)  END
 

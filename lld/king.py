@@ -6,7 +6,7 @@ serves it with its own lld or raises a remote interrupt that makes the target
 node's lld serve it.  Replies travel back through the king onto the line.
 
 In the simulator this happens at round boundaries only, so host input enters
-at well-defined points in simulated time (DESIGN.md decision 7):
+at well-defined points in simulated time (which keeps the machine deterministic):
 
 * frames for node 0 are served at the boundary where they arrive;
 * frames for another node cross the switch into that node's mailbox and are

@@ -1,6 +1,6 @@
 """Loss and corruption on the debug line, injected at a chosen rate with a seed.
 
-The lld protocol must not need a reliable line (DESIGN.md decision 4), and the
+The lld protocol must not need a reliable line (the paper's debug line was not), and the
 way to show it is to break the line on purpose.  `FrameMangler` is a sans-IO
 filter over one direction of a byte stream: it cuts the stream at the
 terminator and, with probability `rate` per frame, drops the frame, flips a

@@ -2,7 +2,7 @@
 
 lld holds no state about debugger sessions: any frame from any client at any
 time gets the same answer.  What it does keep is state *of the node*, which
-must outlive every debugger (DESIGN.md decision 3, the paper's section 5):
+must outlive every debugger (the paper's section 5):
 
 * breakpoints (address, kind) and watchpoints;
 * `mutations`, the count of changes lld has made to the node, which with the

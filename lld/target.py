@@ -12,7 +12,8 @@ debugger asked for:
 * virtual addresses are translated by walking the page tables without
   setting A/D bits and without faulting (cpu.debug_translate, or
   mmu.translate with update_ad=False): an unmapped page is an error, never a
-  fault and never a page made present (DESIGN.md decision 3);
+  fault and never a page made present (the paper's lesson: a debugger that
+  faults pages in changes what it debugs);
 * only RAM is read or written: device registers have side effects (reading
   a UART's receive register consumes a byte), so they are refused;
 * lld's own reads and writes do not go through watch hooks, so the debugger

@@ -1,8 +1,8 @@
 """gdb Remote Serial Protocol framing: a sans-IO codec in the manner of h11.
 
 The mux speaks RSP to several gdb sessions at once over TCP and UDP
-(DESIGN.md decision 4), and protocol code must be testable and fuzzable
-without sockets (decision 6).  So this module only turns bytes into events
+(one process, many connections), and protocol code must be testable and
+fuzzable without sockets.  So this module only turns bytes into events
 and payloads into bytes; whoever owns the socket moves the bytes.
 
 On the wire a packet is ``$payload#cs``: ``cs`` is the sum of the payload

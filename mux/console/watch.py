@@ -1,6 +1,6 @@
 """Watching the machine from the console: the boot, then every node, all the time.
 
-lld never speaks first (DESIGN.md decision 5), so the console learns that a
+lld never speaks first (it only answers requests), so the console learns that a
 running node stopped, or that a gdb session came or went, by looking.  The
 watcher asks every node for its status in one sweep, then rests for twice
 as long as the sweep took (at least `interval`), so it never takes more than

@@ -85,7 +85,7 @@ def _check_ports(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
 
 @dataclass
 class MachineProcess:
-    """`psyche machine` in a process of its own (DESIGN.md, decision 4)."""
+    """`psyche machine` in a process of its own, joined to the mux by real byte streams."""
 
     process: subprocess.Popen[str]
     console: str
