@@ -436,6 +436,9 @@ class GdbSession:
             why = "the kernel's panic path" if status.reason == p.REASON_PANIC else "a trap loop"
             self.send(rsp.console_output(f"node {self.node} stopped in {why}\n".encode()))
         thread = rsp.ThreadId(await self.threads.current_tid())
+        # gdb takes the stop's thread as the one its register reads now mean (remote.c's
+        # record_currthread), without sending Hg: so do we, as QEMU's stub does with its CPU.
+        self.selected = 0
         return rsp.stop_reply(signal, reason=reason, registers=dict(enumerate(registers)), thread=thread)
 
     async def _breakpoint_stop(self, status: p.Status) -> bytes:

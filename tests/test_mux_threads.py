@@ -241,6 +241,29 @@ def test_a_session_shows_a_saved_context_and_refuses_to_change_it(layout: Kernel
     asyncio.run(test())
 
 
+def test_a_stop_makes_the_stopped_thread_the_one_register_reads_mean(layout: KernelLayout) -> None:
+    """gdb records the stop reply's thread as the stub's selected one and reads its registers
+    without an Hg: the mux must serve the running thread's then, not the one selected before."""
+    async def test() -> None:
+        node, kernel, threads = make(layout)
+        kernel.thread("daemon", "blocked", ra=0xC000_1000, sp=0xC002_0000, waiting=True)
+        idle = kernel.thread("idle", "running")
+        kernel.run(idle)
+        session = MuxSession(node, lambda _: None, None, threads=threads)  # type: ignore[arg-type]
+
+        async def ask(packet: bytes) -> bytes | None:
+            return await session.handle_request(rsp.parse_request(packet))
+
+        assert await ask(b"Hg1") == rsp.OK
+        assert await ask(b"pa") == b"xxxxxxxx"                           # the blocked daemon's a0
+        stopped = SimpleNamespace(stopped=False, reason=p.REASON_REQUESTED, pc=node.live[32])
+        reply = await session.stop_reply(stopped, announce=False)        # type: ignore[arg-type]
+        assert b"thread:2;" in reply
+        assert await ask(b"pa") == rsp.register_value(node.live[10])     # idle's, live: no Hg came
+
+    asyncio.run(test())
+
+
 def test_the_node_as_one_thread_has_no_name_in_the_thread_list() -> None:
     async def test() -> None:
         node = FakeNode()

@@ -277,15 +277,6 @@ def on_vp(vp: int) -> Callable[[], bool]:
     return wanted
 
 
-def resync() -> None:
-    """After a stop at one of ours: have the mux list the threads again and gdb read the
-    registers again.  (Seen after a run of quick stops and resumes: the stop's thread shown with
-    its CSRs unavailable and its stack unreadable, as if it were not the running one, until gdb
-    asked for the thread list.)"""
-    gdb.execute("info threads", to_string=True)
-    gdb.execute("flushregs", to_string=True)
-
-
 def kernel_functions(*names: str) -> list[int]:
     """The kernel's own functions' addresses (not a user program's of the same name)."""
     kernel = gdb.current_progspace().filename
@@ -506,7 +497,6 @@ must be on this gdb's node (or gdb on the whole-machine port).  psyche finish-ca
             if not into[0].hit:
                 raise CallError(f"psyche step-call: stopped at {where(int(gdb.parse_and_eval('$pc')))} "
                                 f"before call {call_id}'s operation (another breakpoint, or interrupted)")
-        resync()
         kernel = Kernel()
         callee_me = running_vp(kernel, command)
         if origin is not None:
@@ -564,7 +554,6 @@ stop right after the call instead)."""
             if not back[0].hit:
                 raise CallError(f"psyche finish-call: stopped at {where(int(gdb.parse_and_eval('$pc')))} "
                                 f"before call {call_id} returned (another breakpoint, or interrupted)")
-        resync()
         results = [int(gdb.parse_and_eval(f"$a{i}")) & 0xFFFFFFFF for i in (0, 1)]
         thread = gdb.selected_thread()
         gdb.write(f"psyche finish-call: call {call_id} to {where(entry)} returned to domain {caller_domain}, "
