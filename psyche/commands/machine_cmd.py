@@ -13,6 +13,7 @@ from pathlib import Path
 import tftpy
 
 from lld.attach import Lld
+from lld.history import DEFAULT_INTERVAL, DEFAULT_KEEP, History
 from lld.lossy import LossyLine
 from lld.protocol import REASON_NAMES
 from psyche import lifetime
@@ -87,6 +88,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="record the run into DIR (a new directory), for `psyche replay DIR`: the start, "
                         "then everything the host does to the machine (docs/replay.md)")
     p.add_argument("--quiet", action="store_true", help="do not echo console output")
+    p.add_argument("--reverse-interval", type=int, metavar="CYCLES", default=DEFAULT_INTERVAL,
+                   help="with a debug line, keep the machine's recent history for reverse execution "
+                        "(gdb's reverse-stepi, reverse-continue): a checkpoint every CYCLES simulated "
+                        f"cycles (default {DEFAULT_INTERVAL}); 0 keeps none (docs/replay.md)")
+    p.add_argument("--reverse-keep", type=int, metavar="N", default=DEFAULT_KEEP,
+                   help=f"checkpoints kept for reverse execution (default {DEFAULT_KEEP}): the history "
+                        "reaches back about N x --reverse-interval cycles")
     add_network_arguments(p)
     p.add_argument("--exit-with-parent", action="store_true",
                    help="end when the process that started this one ends, however it ends (Linux's "
@@ -325,6 +333,10 @@ def run(args: argparse.Namespace) -> int:
     # panic runs its course and its report reaches the console).  (Asked of the line itself:
     # a recording's wrapper around a null line is still no debug line.)
     debugging = not isinstance(debug, NullLine)
+    history = History(args.reverse_interval, args.reverse_keep, inner=recorder) \
+        if debugging and args.reverse_interval > 0 else None
+    if history is not None:
+        recorder = history   # the history takes every input first, and hands it on to a recording
     if recorder is not None:
         console, debug = RecordingLine(console, CONSOLE, recorder), RecordingLine(debug, DEBUG, recorder)
     if args.restore:
@@ -354,7 +366,9 @@ def run(args: argparse.Namespace) -> int:
     if args.halted:
         _halt(machine)
     if recording is not None:
-        recording.start(machine, panic_pc if debugging else None)
+        recording.start(machine, panic_pc if debugging else None, recorder)
+    if history is not None:
+        history.attach(machine, lld, wires=recording is None)
     matcher = ConsoleMatcher(args.until) if args.until else None
     if matcher is not None:
         machine.console.add_output_listener(matcher.feed)
@@ -363,8 +377,8 @@ def run(args: argparse.Namespace) -> int:
     runner = Runner(machine, [console, debug], pace=not args.no_pace, debug=lld,
                     stop_on_node_stop=not debugging,
                     on_stop=(lambda stopped: _report_stops(stopped, lld)) if debugging else None,
-                    recorder=recorder)
-    if recorder is not None:
+                    recorder=recorder, history=history)
+    if recording is not None:
         # Ended by a signal (psyche up stops its machine with SIGTERM), a recording still ends at a
         # service point, so that its end is a state a replay reaches.
         for signum in (signal.SIGTERM, signal.SIGINT):
