@@ -61,6 +61,8 @@ FEATURES = (
     rsp.Feature(b"hwbreak+"),
     rsp.Feature(b"vContSupported+", vcont=("c", "C", "s", "S")),
     rsp.Feature(b"QStartNoAckMode+", reliable_only=True),
+    rsp.Feature(b"ReverseStep+"),        # bs: lld's REVERSE, the machine's history (lld/history.py)
+    rsp.Feature(b"ReverseContinue+"),    # bc
 )
 
 _WATCH_KINDS = {
@@ -299,6 +301,10 @@ class GdbSession:
                 return await self.resume(addr, step=False)
             case rsp.Step(addr=addr):
                 return await self.resume(addr, step=True)
+            case rsp.ReverseStep():
+                return await self.reverse(p.REVERSE_STEP)
+            case rsp.ReverseContinue():
+                return await self.reverse(p.REVERSE_CONTINUE)
             case rsp.VCont(actions=actions):
                 kinds = {a.kind for a in actions}
                 if "s" in kinds:
@@ -522,6 +528,27 @@ class GdbSession:
             # A hardware single step (gdb 13 never asks for one on RISC-V; other clients do).
             return await self.stop_reply(await self.handle.step(self.step.interrupts))
         return await self._continue(status)
+
+    async def reverse(self, op: int) -> bytes:
+        """bs and bc: the whole machine goes back in its history (lld's REVERSE, lld/history.py).
+
+        At the start of the history the stop reply says `replaylog:begin`, and gdb prints "No
+        more reverse-execution history."  A machine that keeps no history refuses (E16)."""
+        status = self.handle.status or await self.handle.refresh()
+        if not status.stopped:
+            return rsp.error(EINVAL)
+        if op == p.REVERSE_CONTINUE and not await self.synced():
+            return rsp.error(EINVAL)   # gdb's breakpoints must be in lld: they are what bc looks for
+        reply = await self.handle.change(lambda gen: p.Reverse(gen, op, expedite=True))
+        self.handle.forget()
+        if not reply.ok or not isinstance(reply.value, p.Status):
+            return rsp.error(EINVAL)
+        status = reply.value
+        self.handle.note(status)
+        stop = await self.stop_reply(status, announce=False)
+        if status.flags & p.FLAG_HISTORY_BEGIN:
+            return stop[:3] + b"replaylog:begin;" + stop[3:]
+        return stop
 
     async def _continue(self, status: p.Status) -> bytes | None:
         """gdb's continue, with the debug semantics of hardware (see the module's docstring)."""
