@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from lld.stub import NodeDebugState
 
 Progress = tuple[int, int]
+Where = tuple[tuple[str, int, int, int], ...]
 PAGE = 4096
 _ZERO = bytes(PAGE)
 DEFAULT_INTERVAL = 2_000_000     # simulated cycles between checkpoints (0.2 s of machine time)
@@ -128,6 +129,8 @@ class History(Recorder):
         self.keep = max(2, keep)
         self.inner = inner             # a recording (--record) the inputs also go to
         self.log: list[ServicePoint] = []
+        self.wheres: list[Where] = []
+        self._where_now: Where = ()
         self.checkpoints: list[Checkpoint] = []
         self.point: ServicePoint | None = None
         self.in_past = False
@@ -158,6 +161,7 @@ class History(Recorder):
 
     def begin(self, time: int, advanced: int, lld_busy: bool) -> None:
         self.point = ServicePoint(time, advanced, lld_busy)
+        self._where_now = self._where()
         if self.inner is not None:
             self.inner.begin(time, advanced, lld_busy)
 
@@ -173,6 +177,7 @@ class History(Recorder):
             self.inner.end()
         if point is not None and point.eventful() and not self.in_past and not self._traveled:
             self.log.append(point)
+            self.wheres.append(self._where_now)
 
     def console_output(self, data: bytes) -> None:
         if self.inner is not None:
@@ -186,6 +191,7 @@ class History(Recorder):
         if self._restart:
             self._restart = False
             self.log.clear()
+            self.wheres.clear()
             self.checkpoints.clear()
         if traveled or not self.checkpoints or self.machine.time - self.checkpoints[-1].time >= self.interval:
             self._checkpoint()
@@ -229,6 +235,7 @@ class History(Recorder):
             self.checkpoints.pop(0)
             drop = self.checkpoints[0].log_index
             del self.log[:drop]
+            del self.wheres[:drop]
             for c in self.checkpoints:
                 c.log_index -= drop
         return cp
@@ -288,6 +295,10 @@ class History(Recorder):
         cp = self.checkpoints[ci]
         end_index, end_time = self._segment_end(ci)
         self._restore(cp)
+        # A replay that ended in the middle of a service point (Arrived) leaves that point's reads
+        # behind: they are not this one's.
+        for source in self._inputs():
+            source.reads.clear()
         self._fine_node = -1
         event = 0
 
@@ -313,16 +324,25 @@ class History(Recorder):
             if fine_from is not None and fine_from <= 0:
                 self._fine_node = k
                 self._check(m.nodes[k].cpu)
-            for point in self.log[cp.log_index:end_index]:
+            for li in range(cp.log_index, end_index):
+                point = self.log[li]
                 run_to(point.time - point.advanced)
                 if point.advanced:
                     m.advance_time(point.advanced)
                     run_to(point.time)
+                now = self._where()
+                if now != self.wheres[li]:
+                    raise HistoryError(f"re-execution diverged before logged point {li} at {point.time}: "
+                                       f"{now} where history had {self.wheres[li]}")
                 for line, data in point.chunks:
                     self._feed(line, data)
                 self._fine_node = k if fine_from is not None and event >= fine_from else -1
                 m.poll_host()
                 self.lld.service()
+                left = [source.name for source in self._inputs() if source.reads]
+                if left:
+                    raise HistoryError(f"re-execution diverged at the service point at {point.time}: "
+                                       f"the {', '.join(left)} was read less often than history has")
                 after_event()
             run_to(end_time)
         except Arrived:
@@ -330,6 +350,11 @@ class History(Recorder):
         finally:
             self._fine_node = -1
         return False
+
+    def _where(self) -> Where:
+        """Every node's state, instret, pc and clock: kept for each logged service point and
+        compared when re-execution reaches it, so that a divergence is caught where it starts."""
+        return tuple((n.state.value, n.cpu.instret, n.cpu.pc, n.cpu.cycles) for n in self.machine.nodes)
 
     def _check(self, cpu: Cpu) -> None:
         target = self._target
@@ -415,6 +440,9 @@ class History(Recorder):
         finally:
             cpu.breakpoints = history
 
+    def _inputs(self) -> list[ReplayLine | ReplayWire]:
+        return [self._console, self._debug, *self._wires.values()]
+
     def _feed(self, line: int, data: bytes) -> None:
         if line == CONSOLE:
             self._console.reads.append(data)
@@ -460,8 +488,17 @@ class History(Recorder):
                 nic.wire = self._wires[node.index]
         self._traveled = True
         self.stats["travels"] += 1
+        # Re-executed requests must do what they did live: a STEP steps, a WRITE_MEM writes.  Seen
+        # from the past they would travel again, or discard the future (lld/stub.py asks in_past).
+        self.in_past = False
         try:
-            outcome = go()
+            try:
+                outcome = go()
+            except BaseException:
+                # Whatever went wrong, the machine must not be left in a state history never had:
+                # back to the present, which the last checkpoint holds exactly.
+                self._restore(self.checkpoints[-1])
+                raise
         finally:
             self._search = None
             self._target = None
@@ -507,9 +544,13 @@ class History(Recorder):
                 found = i
         return found
 
-    def _goto(self, k: int, target: Progress, first: int) -> bool:
-        """The first moment node k's progress is at least target, from checkpoint `first` on;
-        False (and the machine at the present) if history never gets there."""
+    def _goto(self, k: int, target: Progress) -> bool:
+        """The first moment node k's progress is at least target (or the start of the history, if
+        it is there already); False (and the machine at the present) if history never gets there.
+
+        The first moment lies after the latest checkpoint where the node had not reached target:
+        a checkpoint where it had may be long after it got there (a stopped node stands still)."""
+        first = self._latest(k, target, strict=True) or 0
         for ci in range(first, len(self.checkpoints) - 1):
             if self.checkpoints[ci].progress[k] >= target:
                 self._restore(self.checkpoints[ci])
@@ -569,7 +610,7 @@ class History(Recorder):
                 finally:
                     del self._check
                 previous = last[0]
-            self._goto(k, previous, ci)
+            self._goto(k, previous)
             return "ok", 0
 
         outcome, _ = self._travel(k, go)
@@ -603,7 +644,7 @@ class History(Recorder):
             for c in range(ci if ci is not None else -1, -1, -1):
                 hits = [h for h in self._scan(k, c, pcs, now) if h < now]
                 if hits:
-                    self._goto(k, max(hits), c)
+                    self._goto(k, max(hits))
                     return "hit", 0
             self._restore(self.checkpoints[0])
             return "begin", 0
@@ -620,8 +661,7 @@ class History(Recorder):
         def go() -> tuple[str, int]:
             instret, traps = progress(self.machine.nodes[k].cpu)
             target = (instret, traps + 1)
-            ci = self._latest(k, target, strict=True)
-            return ("ok" if self._goto(k, target, ci or 0) else "present"), 0
+            return ("ok" if self._goto(k, target) else "present"), 0
 
         outcome, _ = self._travel(k, go)
         self.in_past = outcome == "ok"
@@ -640,7 +680,7 @@ class History(Recorder):
             for c in range(ci, len(self.checkpoints) - 1):
                 hits = [h for h in self._scan(k, c, pcs, None) if h > now]
                 if hits:
-                    self._goto(k, min(hits), c)
+                    self._goto(k, min(hits))
                     return "hit", 0
             self._restore(self.checkpoints[-1])
             return "present", 0
