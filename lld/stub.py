@@ -338,7 +338,7 @@ class NodeLld:
             self._need_stopped()
             if history is None:
                 raise TargetError(p.E_BAD_REQUEST,
-                                  message="this machine keeps no history (--reverse-interval 0)")
+                                  message="this machine keeps no history (psyche machine --reverse)")
             if request.op == p.REVERSE_STEP:
                 history.reverse_step(self.index)
             else:

@@ -36,6 +36,38 @@ from psyche.netboot import build_netboot
 from psyche.replay import replay
 
 
+def add_reverse_arguments(p: argparse.ArgumentParser) -> None:
+    """--reverse and its two knobs (psyche machine's, passed on by psyche up: reverse_argv)."""
+    p.add_argument("--reverse", action="store_true",
+                   help="with a debug line, keep the machine's recent history in memory for reverse "
+                        "execution (gdb's reverse-stepi, reverse-continue; docs/replay.md): off by "
+                        f"default; a checkpoint every {DEFAULT_INTERVAL} simulated cycles unless "
+                        "--reverse-interval says otherwise")
+    p.add_argument("--reverse-interval", type=int, metavar="CYCLES", default=None,
+                   help="simulated cycles between the history's checkpoints (implies --reverse when "
+                        f"above 0; default {DEFAULT_INTERVAL}); 0 keeps no history")
+    p.add_argument("--reverse-keep", type=int, metavar="N", default=DEFAULT_KEEP,
+                   help=f"checkpoints kept for reverse execution (default {DEFAULT_KEEP}): the history "
+                        "reaches back about N x --reverse-interval cycles")
+
+
+def reverse_interval(args: argparse.Namespace) -> int:
+    """Cycles between checkpoints, 0 for no history: off unless --reverse or --reverse-interval."""
+    if args.reverse_interval is not None:
+        return max(0, args.reverse_interval)
+    return DEFAULT_INTERVAL if args.reverse else 0
+
+
+def reverse_argv(args: argparse.Namespace) -> list[str]:
+    """The reverse-execution options as psyche machine takes them (for psyche up)."""
+    argv = ["--reverse"] if args.reverse else []
+    if args.reverse_interval is not None:
+        argv += ["--reverse-interval", str(args.reverse_interval)]
+    if args.reverse_keep != DEFAULT_KEEP:
+        argv += ["--reverse-keep", str(args.reverse_keep)]
+    return argv
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("machine", help="run a kernel image on a simulated Psyche machine")
     p.add_argument("--nodes", type=int, default=1, help="number of nodes, 1 to 128")
@@ -88,13 +120,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="record the run into DIR (a new directory), for `psyche replay DIR`: the start, "
                         "then everything the host does to the machine (docs/replay.md)")
     p.add_argument("--quiet", action="store_true", help="do not echo console output")
-    p.add_argument("--reverse-interval", type=int, metavar="CYCLES", default=DEFAULT_INTERVAL,
-                   help="with a debug line, keep the machine's recent history for reverse execution "
-                        "(gdb's reverse-stepi, reverse-continue): a checkpoint every CYCLES simulated "
-                        f"cycles (default {DEFAULT_INTERVAL}); 0 keeps none (docs/replay.md)")
-    p.add_argument("--reverse-keep", type=int, metavar="N", default=DEFAULT_KEEP,
-                   help=f"checkpoints kept for reverse execution (default {DEFAULT_KEEP}): the history "
-                        "reaches back about N x --reverse-interval cycles")
+    add_reverse_arguments(p)
     add_network_arguments(p)
     p.add_argument("--exit-with-parent", action="store_true",
                    help="end when the process that started this one ends, however it ends (Linux's "
@@ -333,8 +359,8 @@ def run(args: argparse.Namespace) -> int:
     # panic runs its course and its report reaches the console).  (Asked of the line itself:
     # a recording's wrapper around a null line is still no debug line.)
     debugging = not isinstance(debug, NullLine)
-    history = History(args.reverse_interval, args.reverse_keep, inner=recorder) \
-        if debugging and args.reverse_interval > 0 else None
+    interval = reverse_interval(args)
+    history = History(interval, args.reverse_keep, inner=recorder) if debugging and interval > 0 else None
     if history is not None:
         recorder = history   # the history takes every input first, and hands it on to a recording
     if recorder is not None:
