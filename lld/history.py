@@ -544,6 +544,14 @@ class History(Recorder):
                 found = i
         return found
 
+    def _begin(self, k: int) -> None:
+        """The start of node k's history: the oldest checkpoint, or, if the node was not started
+        yet there (held until another node starts it), the moment after its first step: a held
+        node cannot stand stopped before a debugger."""
+        self._restore(self.checkpoints[0])
+        if self.machine.nodes[k].state is NodeState.HELD:
+            self._goto(k, (0, 1))
+
     def _goto(self, k: int, target: Progress) -> bool:
         """The first moment node k's progress is at least target (or the start of the history, if
         it is there already); False (and the machine at the present) if history never gets there.
@@ -580,7 +588,7 @@ class History(Recorder):
             now = progress(self.machine.nodes[k].cpu)
             ci = self._latest(k, now, strict=True)
             if ci is None:
-                self._restore(self.checkpoints[0])
+                self._begin(k)
                 return "begin", 0
             seen: list[Progress] = [self.checkpoints[ci].progress[k]]
 
@@ -611,6 +619,9 @@ class History(Recorder):
                     del self._check
                 previous = last[0]
             self._goto(k, previous)
+            if self.machine.nodes[k].state is NodeState.HELD:
+                self._begin(k)   # before its first step the node was not started yet
+                return "begin", 0
             return "ok", 0
 
         outcome, _ = self._travel(k, go)
@@ -646,7 +657,7 @@ class History(Recorder):
                 if hits:
                     self._goto(k, max(hits))
                     return "hit", 0
-            self._restore(self.checkpoints[0])
+            self._begin(k)
             return "begin", 0
 
         outcome, _ = self._travel(k, go)
