@@ -46,7 +46,7 @@ from psyche.machine.cpu import STOP_BREAKPOINT, STOP_NONE, STOP_REQUESTED, Cpu
 from psyche.machine.csr import NEVER
 from psyche.machine.hostline import HostLine
 from psyche.machine.isa import OP_UNDECODED
-from psyche.machine.machine import Machine, NodeState
+from psyche.machine.machine import TIMEBASE_HZ, Machine, NodeState
 from psyche.machine.physmem import NODE_RAM_SIZE, RAM_BASE
 from psyche.machine.record import (
     CONSOLE,
@@ -140,7 +140,12 @@ class History(Recorder):
         self._search: _Search | None = None
         self._target: Progress | None = None
         self._fine_node = -1
-        self.stats = {"checkpoints": 0, "travels": 0, "reexecuted_events": 0}
+        #: checkpoints taken, travels made, rounds and service points re-executed, RAM page bytes
+        #: the checkpoints took (pages shared with their predecessor not counted), and the
+        #: simulated cycles history covered (from the first checkpoint to the last).
+        self.stats = {"checkpoints": 0, "travels": 0, "reexecuted_events": 0,
+                      "reexecuted_instructions": 0, "page_bytes": 0, "cycles": 0}
+        self._first_time: int | None = None
 
     def attach(self, machine: Machine, lld: Lld, wires: bool = True) -> None:
         """Keep the history of machine, with lld beneath it; wires: record what each NIC takes
@@ -231,6 +236,10 @@ class History(Recorder):
         )
         self.checkpoints.append(cp)
         self.stats["checkpoints"] += 1
+        self.stats["page_bytes"] += fresh
+        if self._first_time is None:
+            self._first_time = m.time
+        self.stats["cycles"] = max(self.stats["cycles"], m.time - self._first_time)
         while len(self.checkpoints) > self.keep:
             self.checkpoints.pop(0)
             drop = self.checkpoints[0].log_index
@@ -274,10 +283,21 @@ class History(Recorder):
         for each in m.nodes:
             each.cpu.flush_tlb()
 
+    def describe(self) -> str:
+        """One line for the end of a run: what history cost."""
+        s = self.stats
+        seconds = s["cycles"] / TIMEBASE_HZ
+        rate = f", {s['page_bytes'] / seconds / 1e6:.2f} MB of pages per simulated second" if seconds else ""
+        return (f"{s['checkpoints']} checkpoints over {s['cycles']} cycles ({s['page_bytes']} bytes of "
+                f"RAM pages{rate}); the ring holds {self.memory_bytes()} bytes now; {s['travels']} "
+                f"travels re-executed {s['reexecuted_events']} rounds and service points, "
+                f"{s['reexecuted_instructions']} instructions")
+
     def memory_bytes(self) -> int:
-        """RAM the ring holds (pages shared between checkpoints counted once) plus the inputs."""
-        return sum(c.bytes for c in self.checkpoints) + sum(
-            24 + sum(len(d) for _, d in pt.chunks) for pt in self.log)
+        """RAM the ring holds (each distinct page once; zero pages are free) plus the inputs."""
+        pages = {id(page) for cp in self.checkpoints for node in cp.pages for page in node
+                 if page is not _ZERO}
+        return len(pages) * PAGE + sum(24 + sum(len(d) for _, d in pt.chunks) for pt in self.log)
 
     # -- re-execution -------------------------------------------------------------------------
 
@@ -349,6 +369,8 @@ class History(Recorder):
             return True
         finally:
             self._fine_node = -1
+            self.stats["reexecuted_instructions"] += sum(
+                n.cpu.instret - at[0] for n, at in zip(m.nodes, cp.progress, strict=True))
         return False
 
     def _where(self) -> Where:
@@ -686,6 +708,10 @@ class History(Recorder):
         pcs = frozenset(a for a, kind in self.lld.nodes[k].state.breakpoints.items() if kind == p.BP_NORMAL)
 
         def go() -> tuple[str, int]:
+            if not pcs:
+                # Nothing to stop at before the present (gdb's detach resumes): straight there.
+                self._restore(self.checkpoints[-1])
+                return "present", 0
             now = progress(self.machine.nodes[k].cpu)
             ci = self._latest(k, now, strict=False) or 0
             for c in range(ci, len(self.checkpoints) - 1):

@@ -404,9 +404,10 @@ def run(args: argparse.Namespace) -> int:
                     stop_on_node_stop=not debugging,
                     on_stop=(lambda stopped: _report_stops(stopped, lld)) if debugging else None,
                     recorder=recorder, history=history)
-    if recording is not None:
+    if recording is not None or history is not None:
         # Ended by a signal (psyche up stops its machine with SIGTERM), a recording still ends at a
-        # service point, so that its end is a state a replay reaches.
+        # service point, so that its end is a state a replay reaches (and a history says what it
+        # cost).
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: runner.request_stop())
     result = runner.run(max_seconds=args.max_seconds, until=matcher)
@@ -414,6 +415,8 @@ def run(args: argparse.Namespace) -> int:
         end = recording.end(machine)
         print(f"psyche machine: recorded {end.service_points} service points into {args.record}; "
               f"`psyche replay {args.record}` runs it again", file=sys.stderr, flush=True)
+    if history is not None:
+        print(f"psyche machine: history: {history.describe()}", file=sys.stderr, flush=True)
     if args.save_snapshot:
         snapshot.save(machine, args.save_snapshot)
     for line in (console, debug):
