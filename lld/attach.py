@@ -10,6 +10,8 @@ round except the watch hook, which the CPU calls on accesses to watched pages.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lld import protocol as p
 from lld.king import King
 from lld.stub import NodeLld
@@ -17,6 +19,9 @@ from lld.target import NodeTarget, TargetError
 from psyche.machine.cpu import WATCH_IGNORE, WATCH_STOP_BEFORE
 from psyche.machine.hostline import HostLine, NullLine
 from psyche.machine.machine import Machine
+
+if TYPE_CHECKING:
+    from lld.history import History
 
 
 class Lld:
@@ -27,6 +32,8 @@ class Lld:
         self.line: HostLine = line if line is not None else NullLine()
         self.nodes = [NodeLld(NodeTarget(machine, i), mailbox_limit) for i in range(len(machine.nodes))]
         self.king = King(self.line, self.nodes)
+        #: The machine's history, when reverse execution is on (lld/history.py sets it).
+        self.history: History | None = None
         machine.add_watch_hook(self._watch)
 
     def _watch(self, node: int, paddr: int, size: int, is_write: bool, value: int) -> int:

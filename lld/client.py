@@ -78,6 +78,10 @@ def retransmit_safe(request: p.Request) -> bool:
     return request.guard != p.ANY_GEN or not request.needs_stop
 
 
+#: Seconds between retransmissions of a REVERSE (LldClient.timeout_for).
+REVERSE_TIMEOUT = 2.0
+
+
 @dataclass
 class LldClient:
     timeout: float = 0.25
@@ -86,6 +90,11 @@ class LldClient:
     decoder: FrameDecoder = field(default_factory=FrameDecoder)
     stats: ClientStats = field(default_factory=ClientStats)
     _pending: dict[int, Pending] = field(default_factory=dict)   # by node
+
+    def timeout_for(self, request: p.Request) -> float:
+        """Seconds before a retransmission: a REVERSE re-executes history (a second or more on a
+        busy machine) and its node answers nothing until it is done."""
+        return max(self.timeout, REVERSE_TIMEOUT) if isinstance(request, p.Reverse) else self.timeout
 
     def busy(self, node: int) -> bool:
         return node in self._pending
@@ -133,7 +142,7 @@ class LldClient:
         out = bytearray()
         failed: list[Failed] = []
         for node, pending in list(self._pending.items()):
-            if now - pending.sent_at < self.timeout:
+            if now - pending.sent_at < self.timeout_for(pending.request):
                 continue
             if pending.attempts >= self.max_attempts:
                 del self._pending[node]

@@ -58,6 +58,7 @@ CLEAR_WATCHPOINT = 0x0E
 LIST_WATCHPOINTS = 0x0F
 CLEAR_ALL = 0x10
 TRANSLATE = 0x11
+REVERSE = 0x12
 
 # -- reply status (error) codes ----------------------------------------------------
 
@@ -111,6 +112,9 @@ FLAG_DUPLICATE = 0x01   # this answers a repeat of the change that made the curr
 FLAG_WAITING = 0x02     # the hart sleeps in WFI
 FLAG_WATCH_READ = 0x04  # the watchpoint hit was a read
 FLAG_WATCH_WRITE = 0x08  # the watchpoint hit was a write (AMOs report as writes)
+FLAG_HISTORY_BEGIN = 0x10  # a REVERSE stopped at the start of the machine's history (nothing earlier)
+FLAG_PAST = 0x20       # the machine shows a state of its history (after REVERSE), not the present
+FLAG_FUTURE_DISCARDED = 0x40  # this change, made in the past, discarded the recorded future
 
 # -- address spaces, breakpoint and watchpoint kinds, registers ---------------------
 
@@ -543,11 +547,39 @@ class Translate(Request):
         return cls(space, addr, access, root)
 
 
+#: REVERSE operations.
+REVERSE_STEP = 0        # back to the state before the node's last instruction (or trap entry)
+REVERSE_CONTINUE = 1    # back to the node's latest breakpoint hit, or the start of history
+
+
+@dataclass(frozen=True)
+class Reverse(Change):
+    """Move the whole machine back in its history, as node `node` sees it (docs/lld-protocol.md)."""
+
+    code: ClassVar[int] = REVERSE
+    needs_stop: ClassVar[bool] = True
+    guard: int = 0
+    op: int = REVERSE_STEP
+    expedite: bool = False
+
+    def encode(self) -> bytes:
+        return struct.pack(">IBB", _u32(self.guard, "guard"), self.op, 2 if self.expedite else 0)
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Reverse:
+        r = _Reader(payload)
+        guard, op, flags = r.take("IBB")
+        r.done()
+        if op not in (REVERSE_STEP, REVERSE_CONTINUE):
+            raise PayloadError(f"unknown reverse operation {op}")
+        return cls(guard, op, bool(flags & 2))
+
+
 REQUEST_TYPES: dict[int, type[Request]] = {
     cls.code: cls
     for cls in (Describe, GetStatus, Stop, Resume, Step, ReadRegs, WriteRegs, ReadMem, WriteMem,
                 SetBreakpoint, ClearBreakpoint, ListBreakpoints, SetWatchpoint, ClearWatchpoint,
-                ListWatchpoints, ClearAll, Translate)
+                ListWatchpoints, ClearAll, Translate, Reverse)
 }
 
 
@@ -824,8 +856,8 @@ def decode_reply(code: int, status: int, payload: bytes) -> Reply:
     value: object
     if code == DESCRIBE:
         value = MachineDescription.decode(payload)
-    elif code in (STATUS, STOP, RESUME, STEP, WRITE_REGS, WRITE_MEM, SET_BREAKPOINT, CLEAR_BREAKPOINT,
-                  SET_WATCHPOINT, CLEAR_WATCHPOINT, CLEAR_ALL):
+    elif code in (STATUS, STOP, RESUME, STEP, REVERSE, WRITE_REGS, WRITE_MEM, SET_BREAKPOINT,
+                  CLEAR_BREAKPOINT, SET_WATCHPOINT, CLEAR_WATCHPOINT, CLEAR_ALL):
         value = Status.decode(payload)
     elif code == READ_REGS:
         value = decode_values(payload)

@@ -29,6 +29,7 @@ import dataclasses
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from lld import protocol as p
 from lld.codec import MAX_PAYLOAD, VERSION, Frame
@@ -36,6 +37,9 @@ from lld.target import NodeTarget, Segment, TargetError
 from psyche.machine.cpu import STOP_BREAKPOINT, STOP_NONE, STOP_REQUESTED, STOP_TRAP_LOOP, STOP_WATCH
 from psyche.machine.machine import TIMEBASE_HZ
 from psyche.machine.physmem import NODE_RAM_SIZE, RAM_BASE
+
+if TYPE_CHECKING:
+    from lld.history import History
 
 M32 = 0xFFFFFFFF
 #: How many of its latest changes a node's lld recognises when their requests come again.
@@ -100,7 +104,7 @@ class NodeStats:
 
 
 def _expedite(request: p.Request) -> bool:
-    return isinstance(request, p.Step) and request.expedite
+    return isinstance(request, (p.Step, p.Reverse)) and request.expedite
 
 
 def fingerprint(code: int, payload: bytes) -> int:
@@ -119,6 +123,10 @@ class NodeLld:
         #: Frames the king forwarded across the switch, served at the next round boundary.
         self.mailbox: deque[Frame] = deque()
         self.mailbox_limit = mailbox_limit
+        #: The machine's history (lld/history.py), when reverse execution is on.
+        self.history: History | None = None
+        #: Status flags of the last travel (FLAG_HISTORY_BEGIN) or of a change made in the past.
+        self.travel_flags = 0
 
     # -- the switch ---------------------------------------------------------------
 
@@ -183,7 +191,9 @@ class NodeLld:
         if cpu.waiting:
             flags |= p.FLAG_WAITING
         if stopped:
-            flags |= self.state.watch_flags
+            flags |= self.state.watch_flags | self.travel_flags
+        if self.history is not None and self.history.in_past:
+            flags |= p.FLAG_PAST
         status = p.Status(
             state=t.state, reason=self.state.reason if stopped else p.REASON_NONE, priv=cpu.priv,
             flags=flags, stops=t.stops & M32, gen=self.gen(), pc=cpu.pc & M32,
@@ -302,6 +312,7 @@ class NodeLld:
                 # A repeat of a request that made a change from that very gen: it took effect already.
                 return p.OK, self.status(p.FLAG_DUPLICATE, _expedite(request)).encode()
             return p.E_STALE, self.status().encode()
+        self.travel_flags = 0
         if self._apply(request):
             st.recent_changes.append((fp, gen))
         return p.OK, self.status(expedite=_expedite(request)).encode()
@@ -322,16 +333,36 @@ class NodeLld:
             st.watch_hit = None
             self._record_reason(STOP_REQUESTED, stepped=False)
             return True
+        history = self.history
+        if isinstance(request, p.Reverse):
+            self._need_stopped()
+            if history is None:
+                raise TargetError(p.E_BAD_REQUEST,
+                                  message="this machine keeps no history (psyche machine --reverse)")
+            if request.op == p.REVERSE_STEP:
+                history.reverse_step(self.index)
+            else:
+                history.reverse_continue(self.index)
+            return True
         if isinstance(request, p.Resume):
             self._need_stopped()
+            if history is not None and history.in_past and history.forward_continue(self.index):
+                return True
             t.resume()
             return self._count_change()
         if isinstance(request, p.Step):
             self._need_stopped()
+            if history is not None and history.in_past and history.forward_step(self.index):
+                return True
             reason = t.step(request.take_interrupts)
             st.reason_stops = t.stops
             self._record_reason(reason, stepped=True)
+            if history is not None:
+                history.after_step(self.index)
             return True
+        if isinstance(request, (p.WriteRegs, p.WriteMem)) and history is not None and history.in_past:
+            history.discard_future()
+            self.travel_flags = p.FLAG_FUTURE_DISCARDED
         if isinstance(request, p.WriteRegs):
             self._need_stopped()
             if len(request.values) > p.MAX_REGS:

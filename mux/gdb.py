@@ -61,6 +61,8 @@ FEATURES = (
     rsp.Feature(b"hwbreak+"),
     rsp.Feature(b"vContSupported+", vcont=("c", "C", "s", "S")),
     rsp.Feature(b"QStartNoAckMode+", reliable_only=True),
+    rsp.Feature(b"ReverseStep+"),        # bs: lld's REVERSE, the machine's history (lld/history.py)
+    rsp.Feature(b"ReverseContinue+"),    # bc
 )
 
 _WATCH_KINDS = {
@@ -299,6 +301,10 @@ class GdbSession:
                 return await self.resume(addr, step=False)
             case rsp.Step(addr=addr):
                 return await self.resume(addr, step=True)
+            case rsp.ReverseStep():
+                return await self.reverse(p.REVERSE_STEP)
+            case rsp.ReverseContinue():
+                return await self.reverse(p.REVERSE_CONTINUE)
             case rsp.VCont(actions=actions):
                 kinds = {a.kind for a in actions}
                 if "s" in kinds:
@@ -432,6 +438,11 @@ class GdbSession:
         elif status.reason == p.REASON_REQUESTED and self._interrupted is not None:
             signal = self._interrupted
         self._interrupted = None
+        if announce and self.handle.future_discarded:
+            self.handle.future_discarded = False
+            self.send(rsp.console_output(
+                f"node {self.node}: a write made in the machine's past discarded its recorded future: "
+                f"the machine went on from there, and its history starts again there\n".encode()))
         if announce and status.reason in (p.REASON_PANIC, p.REASON_TRAP_LOOP):
             why = "the kernel's panic path" if status.reason == p.REASON_PANIC else "a trap loop"
             self.send(rsp.console_output(f"node {self.node} stopped in {why}\n".encode()))
@@ -525,6 +536,31 @@ class GdbSession:
             # A hardware single step (gdb 13 never asks for one on RISC-V; other clients do).
             return await self.stop_reply(await self.handle.step(self.step.interrupts))
         return await self._continue(status)
+
+    async def reverse(self, op: int) -> bytes:
+        """bs and bc: the whole machine goes back in its history (lld's REVERSE, lld/history.py).
+
+        At the start of the history the stop reply says `replaylog:begin`, and gdb prints "No
+        more reverse-execution history."  A machine that keeps no history refuses (E16, with lld's
+        reason on gdb's console: psyche machine --reverse)."""
+        status = self.handle.status or await self.handle.refresh()
+        if not status.stopped:
+            return rsp.error(EINVAL)
+        if op == p.REVERSE_CONTINUE and not await self.synced():
+            return rsp.error(EINVAL)   # gdb's breakpoints must be in lld: they are what bc looks for
+        reply = await self.handle.change(lambda gen: p.Reverse(gen, op, expedite=True))
+        self.handle.forget()
+        if not reply.ok or not isinstance(reply.value, p.Status):
+            # Why, on gdb's console (bs and bc are resumes: console output may come first).
+            why = reply.error.message or reply.error.describe() if reply.error is not None else "no status"
+            self.send(rsp.console_output(f"mux: reverse execution: {why}\n".encode()))
+            return rsp.error(EINVAL)
+        status = reply.value
+        self.handle.note(status)
+        stop = await self.stop_reply(status)
+        if status.flags & p.FLAG_HISTORY_BEGIN:
+            return stop[:3] + b"replaylog:begin;" + stop[3:]
+        return stop
 
     async def _continue(self, status: p.Status) -> bytes | None:
         """gdb's continue, with the debug semantics of hardware (see the module's docstring)."""

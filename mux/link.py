@@ -50,6 +50,9 @@ from lld.client import LldClient
 #: sent (and it went out SILENT_ATTEMPTS times): under gdb's default remotetimeout of 2 s.
 GIVE_UP_SILENT = 1.5
 SILENT_ATTEMPTS = 3
+#: A REVERSE keeps the machine busy re-executing its history, silent, for as long as that takes
+#: (seconds on a busy machine with a long history): gdb waits for its stop reply as for a continue.
+REVERSE_GIVE_UP = 60.0
 #: A line that hangs up is declared down this much later: whoever owns the machine process
 #: (psyche up) learns at about the same moment how it ended, and can say so first (declare_down).
 HANGUP_GRACE = 0.25
@@ -460,7 +463,8 @@ class LldLink:
         """Fail the requests sent into a line from which nothing has come since (see GIVE_UP_SILENT)."""
         for pending in self.client.outstanding():
             since = max(self._first_sent.get((pending.node, pending.seq), pending.sent_at), self._last_heard)
-            if pending.attempts < SILENT_ATTEMPTS or now - since < self.give_up:
+            give_up = REVERSE_GIVE_UP if isinstance(pending.request, p.Reverse) else self.give_up
+            if pending.attempts < SILENT_ATTEMPTS or now - since < give_up:
                 continue
             self.client.cancel(pending.node)
             quiet = now - self._last_heard

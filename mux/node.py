@@ -105,11 +105,16 @@ class NodeHandle:
         self._poller: asyncio.Task[p.Status] | None = None
         self._waiters = 0
         self._poll_now = asyncio.Event()
+        #: A write made while the machine showed its past discarded the recorded future (lld's
+        #: FLAG_FUTURE_DISCARDED): gdb is told at the next stop that ends a resume.
+        self.future_discarded = False
 
     # -- status and gen ---------------------------------------------------------------
 
     def note(self, status: p.Status) -> None:
         """Take a status lld replied with; a new gen means the cache is stale."""
+        if status.flags & p.FLAG_FUTURE_DISCARDED:
+            self.future_discarded = True
         if self._cached_gen != status.gen:
             self.forget()
             self._cached_gen = status.gen
@@ -374,6 +379,8 @@ class NodeHandle:
             reply = await self.link.request(self.node, request)
             if not reply.ok:
                 return False
+            if isinstance(reply.value, p.Status) and reply.value.flags & p.FLAG_FUTURE_DISCARDED:
+                self.future_discarded = True
         return True
 
     # -- breakpoints and watchpoints in lld ------------------------------------------------------

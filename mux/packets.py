@@ -166,6 +166,17 @@ class Step:
 
 
 @dataclass(frozen=True)
+class ReverseStep:
+    """``bs``: step backwards one instruction (ReverseStep+); the stop reply as for a step."""
+
+
+@dataclass(frozen=True)
+class ReverseContinue:
+    """``bc``: run backwards to the latest breakpoint hit (ReverseContinue+), or to the start of
+    the history (``T05replaylog:begin;``)."""
+
+
+@dataclass(frozen=True)
 class VContQuery:
     """``vCont?``: answer `vcont_reply`."""
 
@@ -345,7 +356,8 @@ class MalformedRequest:
 
 Request = (
     QuerySupported | StartNoAckMode | MustReplyEmpty | HaltReason | ReadRegisters | WriteRegisters
-    | ReadRegister | WriteRegister | ReadMemory | WriteMemory | Continue | Step | VContQuery | VCont
+    | ReadRegister | WriteRegister | ReadMemory | WriteMemory | Continue | Step | ReverseStep
+    | ReverseContinue | VContQuery | VCont
     | Breakpoint | Detach | Kill | QueryAttached | QueryCurrentThread | QueryThreadInfo | SetThread
     | ThreadAlive | QueryThreadExtraInfo | ReadThreads | ReadFeatures | MonitorCommand | QueryOffsets
     | QuerySymbol | SetNonStop | StopAck | CtrlC | QueryTraceStatus | Unsupported | MalformedRequest
@@ -358,6 +370,8 @@ _EXACT: dict[bytes, Request] = {
     b"?": HaltReason(),
     b"g": ReadRegisters(),
     b"k": Kill(),
+    b"bs": ReverseStep(),
+    b"bc": ReverseContinue(),
     b"D": Detach(),
     b"qC": QueryCurrentThread(),
     b"qfThreadInfo": QueryThreadInfo(first=True),

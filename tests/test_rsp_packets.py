@@ -178,8 +178,9 @@ def test_the_mux_announces_what_it_handles() -> None:
     from mux.gdb import FEATURES
     assert p.supported_reply(0x1000, FEATURES) == (
         b"PacketSize=1000;qXfer:features:read+;qXfer:threads:read+;swbreak+;hwbreak+;vContSupported+;"
-        b"QStartNoAckMode+")
+        b"QStartNoAckMode+;ReverseStep+;ReverseContinue+")
     assert p.vcont_reply(FEATURES) == b"vCont;c;C;s;S"
+    assert p.parse_request(b"bs") == p.ReverseStep() and p.parse_request(b"bc") == p.ReverseContinue()
 
 
 def test_register_replies_are_little_endian() -> None:

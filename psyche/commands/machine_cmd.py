@@ -13,6 +13,7 @@ from pathlib import Path
 import tftpy
 
 from lld.attach import Lld
+from lld.history import DEFAULT_INTERVAL, DEFAULT_KEEP, History
 from lld.lossy import LossyLine
 from lld.protocol import REASON_NAMES
 from psyche import lifetime
@@ -33,6 +34,38 @@ from psyche.machine.record import (
 from psyche.machine.runner import ConsoleMatcher, Runner, RunOutcome
 from psyche.netboot import build_netboot
 from psyche.replay import replay
+
+
+def add_reverse_arguments(p: argparse.ArgumentParser) -> None:
+    """--reverse and its two knobs (psyche machine's, passed on by psyche up: reverse_argv)."""
+    p.add_argument("--reverse", action="store_true",
+                   help="with a debug line, keep the machine's recent history in memory for reverse "
+                        "execution (gdb's reverse-stepi, reverse-continue; docs/replay.md): off by "
+                        f"default; a checkpoint every {DEFAULT_INTERVAL} simulated cycles unless "
+                        "--reverse-interval says otherwise")
+    p.add_argument("--reverse-interval", type=int, metavar="CYCLES", default=None,
+                   help="simulated cycles between the history's checkpoints (implies --reverse when "
+                        f"above 0; default {DEFAULT_INTERVAL}); 0 keeps no history")
+    p.add_argument("--reverse-keep", type=int, metavar="N", default=DEFAULT_KEEP,
+                   help=f"checkpoints kept for reverse execution (default {DEFAULT_KEEP}): the history "
+                        "reaches back about N x --reverse-interval cycles")
+
+
+def reverse_interval(args: argparse.Namespace) -> int:
+    """Cycles between checkpoints, 0 for no history: off unless --reverse or --reverse-interval."""
+    if args.reverse_interval is not None:
+        return max(0, args.reverse_interval)
+    return DEFAULT_INTERVAL if args.reverse else 0
+
+
+def reverse_argv(args: argparse.Namespace) -> list[str]:
+    """The reverse-execution options as psyche machine takes them (for psyche up)."""
+    argv = ["--reverse"] if args.reverse else []
+    if args.reverse_interval is not None:
+        argv += ["--reverse-interval", str(args.reverse_interval)]
+    if args.reverse_keep != DEFAULT_KEEP:
+        argv += ["--reverse-keep", str(args.reverse_keep)]
+    return argv
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -87,6 +120,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="record the run into DIR (a new directory), for `psyche replay DIR`: the start, "
                         "then everything the host does to the machine (docs/replay.md)")
     p.add_argument("--quiet", action="store_true", help="do not echo console output")
+    add_reverse_arguments(p)
     add_network_arguments(p)
     p.add_argument("--exit-with-parent", action="store_true",
                    help="end when the process that started this one ends, however it ends (Linux's "
@@ -325,6 +359,10 @@ def run(args: argparse.Namespace) -> int:
     # panic runs its course and its report reaches the console).  (Asked of the line itself:
     # a recording's wrapper around a null line is still no debug line.)
     debugging = not isinstance(debug, NullLine)
+    interval = reverse_interval(args)
+    history = History(interval, args.reverse_keep, inner=recorder) if debugging and interval > 0 else None
+    if history is not None:
+        recorder = history   # the history takes every input first, and hands it on to a recording
     if recorder is not None:
         console, debug = RecordingLine(console, CONSOLE, recorder), RecordingLine(debug, DEBUG, recorder)
     if args.restore:
@@ -354,7 +392,9 @@ def run(args: argparse.Namespace) -> int:
     if args.halted:
         _halt(machine)
     if recording is not None:
-        recording.start(machine, panic_pc if debugging else None)
+        recording.start(machine, panic_pc if debugging else None, recorder)
+    if history is not None:
+        history.attach(machine, lld, wires=recording is None)
     matcher = ConsoleMatcher(args.until) if args.until else None
     if matcher is not None:
         machine.console.add_output_listener(matcher.feed)
@@ -363,10 +403,11 @@ def run(args: argparse.Namespace) -> int:
     runner = Runner(machine, [console, debug], pace=not args.no_pace, debug=lld,
                     stop_on_node_stop=not debugging,
                     on_stop=(lambda stopped: _report_stops(stopped, lld)) if debugging else None,
-                    recorder=recorder)
-    if recorder is not None:
+                    recorder=recorder, history=history)
+    if recording is not None or history is not None:
         # Ended by a signal (psyche up stops its machine with SIGTERM), a recording still ends at a
-        # service point, so that its end is a state a replay reaches.
+        # service point, so that its end is a state a replay reaches (and a history says what it
+        # cost).
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: runner.request_stop())
     result = runner.run(max_seconds=args.max_seconds, until=matcher)
@@ -374,6 +415,8 @@ def run(args: argparse.Namespace) -> int:
         end = recording.end(machine)
         print(f"psyche machine: recorded {end.service_points} service points into {args.record}; "
               f"`psyche replay {args.record}` runs it again", file=sys.stderr, flush=True)
+    if history is not None:
+        print(f"psyche machine: history: {history.describe()}", file=sys.stderr, flush=True)
     if args.save_snapshot:
         snapshot.save(machine, args.save_snapshot)
     for line in (console, debug):

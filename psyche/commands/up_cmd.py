@@ -17,7 +17,12 @@ from typing import IO
 
 from mux import loop
 from psyche import lifetime
-from psyche.commands.machine_cmd import add_network_arguments, network_argv
+from psyche.commands.machine_cmd import (
+    add_network_arguments,
+    add_reverse_arguments,
+    network_argv,
+    reverse_argv,
+)
 from psyche.commands.mux_cmd import add_mux_arguments, attach_help, report_to_stderr, serve_forever, start_mux
 
 
@@ -58,6 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--stoptime", action="store_true",
                         help="stop a node's clock while a debugger holds it (psyche machine --stoptime; "
                              "default: it goes on with the machine, docs/debug-semantics.md)")
+    add_reverse_arguments(parser)
     add_network_arguments(parser)
     add_mux_arguments(parser)
     parser.set_defaults(handler=run, check=functools.partial(_check_ports, parser))
@@ -201,6 +207,7 @@ def run(args: argparse.Namespace) -> int:
                                    (*(flag for flag, on in (("--stoptime", args.stoptime),
                                                             ("--halted", args.halted)) if on),
                                     *network_argv(args),
+                                    *reverse_argv(args),
                                     *(("--record", str(args.record)) if args.record else ()),
                                     *(("--replay", str(args.replay)) if args.replay else ()),
                                     *(("--netboot", str(args.netboot)) if args.netboot else ()),

@@ -368,16 +368,16 @@ class Recording:
         self.files = paths(directory)
         self.recorder = Recorder(self.files["events.bin"].open("wb"))
 
-    def start(self, machine: Machine, panic_pc: int | None) -> None:
+    def start(self, machine: Machine, panic_pc: int | None, recorder: Recorder | None = None) -> None:
         """The machine as the run starts, and what lld was told: a replay begins from exactly
         this.  From now on every NIC's frames for the guest are recorded too."""
         for node in machine.nodes:
             nic = node.devices.nic
             if nic is not None:
-                nic.replace_wire(RecordingWire(nic.wire, node.index, self.recorder))
+                nic.replace_wire(RecordingWire(nic.wire, node.index, recorder or self.recorder))
         self.files["recording.json"].write_text(Header(len(machine.nodes), panic_pc).dump())
         snapshot.save(machine, self.files["start.snap"])
-        machine.console.add_output_listener(self.recorder.console_output)
+        machine.console.add_output_listener((recorder or self.recorder).console_output)
 
     def end(self, machine: Machine) -> End:
         """The run is over (at a service point): what a replay must end in."""

@@ -24,12 +24,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from psyche.machine.csr import NEVER
 from psyche.machine.hostline import HostLine
 from psyche.machine.machine import TIMEBASE_HZ, Machine, Node
 from psyche.machine.record import Recorder
+
+if TYPE_CHECKING:
+    from lld.history import History
 
 
 class RunOutcome(Enum):
@@ -106,6 +109,7 @@ class Runner:
         debug: DebugService | None = None,
         on_stop: Callable[[list[Node]], None] | None = None,
         recorder: Recorder | None = None,
+        history: History | None = None,
     ) -> None:
         self.machine = machine
         self.lines = lines
@@ -129,6 +133,9 @@ class Runner:
         #: With a recorder, every service point where the host changed something is recorded
         #: (psyche/machine/record.py): its lines are RecordingLines.
         self.recorder = recorder
+        #: With a history (reverse execution, lld/history.py): it is the recorder, checkpoints are
+        #: taken after service points, and while it shows the past no round runs.
+        self.history = history
         self._advanced = 0   # cycles _stopped_time moved machine time on, before this service point
         self._stop_requested = False
 
@@ -147,6 +154,8 @@ class Runner:
             self.debug.service()
         if self.recorder is not None:
             self.recorder.end()
+        if self.history is not None:
+            self.history.after_service()
         for line in self.lines:
             if line.pending_output():
                 line.flush_some()
@@ -183,6 +192,8 @@ class Runner:
         try:
             while True:
                 rounds, probe = self._next_stretch()
+                if self.history is not None and self.history.in_past:
+                    rounds = 0   # the machine shows its past: only the debugger moves it
                 for _ in range(rounds):
                     stopped = machine.run_round()
                     if stopped and self.stop_on_node_stop:
@@ -206,7 +217,9 @@ class Runner:
                     return RunResult(RunOutcome.TIMEOUT, [], now - start)
                 if self.debug is not None and self.debug.busy():
                     continue  # a forwarded debug frame is due at the next boundary
-                if machine.idle():
+                if self.history is not None and self.history.in_past:
+                    self._wait_host(0.05)
+                elif machine.idle():
                     if not self.lines and not any(wire.filenos() for wire in machine.wires()):
                         return RunResult(RunOutcome.IDLE, [], now - start)
                     self._wait_host(0.05 if deadline is None else min(0.05, deadline - now))
@@ -260,6 +273,9 @@ class Runner:
         stopped, nor with stoptime set: a run nobody debugs stays deterministic.
         """
         machine = self.machine
+        if self.history is not None and self.history.in_past:
+            self._stopped_since = None
+            return
         if machine.config.stoptime or not machine.idle() or not machine.has_stopped():
             self._stopped_since = None
             return

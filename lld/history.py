@@ -1,0 +1,737 @@
+"""The machine's recent history, kept in memory, and travel in it: lld's REVERSE request.
+
+While the machine runs, `History` keeps a bounded ring of checkpoints (the whole machine and
+lld's state, in memory, every `interval` simulated cycles at a service point) and every host
+input since the oldest one: what a recording keeps (psyche/machine/record.py), service point by
+service point.  The machine is deterministic, so any state between two checkpoints is reached
+again by restoring the first and re-executing the inputs at the same service points.
+
+A node's place in its own execution is its *progress*: (instret, traps taken since the last
+retired instruction).  Every execution step of a hart (an instruction, or the entry into a trap
+or interrupt handler) makes it strictly greater, and nothing else changes it, so "the state
+before node k's last step" and "the first moment node k reached progress P" are well defined.
+Re-execution runs rounds as the machine does; only in the one round (or service point) where the
+target lies does node k run step by step (`_fine_run`: the CPU's own run loop, one cycle limit at
+a time), and the machine stops there, possibly in the middle of a round: the nodes before k have
+run their quantum of that round, the ones after it have not.  That is a state the machine went
+through (node order within a round is fixed), and if the debugger writes to it, the runner
+finishes the round from there.
+
+* reverse step: find the progress node k had before its last step, then the first moment it had it;
+* reverse continue: re-execute each segment between checkpoints, newest first, with the debugger's
+  breakpoints of node k armed on top of the ones history had (a hit that history did not stop at
+  is noted and passed over); the latest hit before now wins, or the start of the history;
+* forward, in the past: a step or a resume re-executes toward the present the same way; what
+  history does not reach is done live after returning to the present;
+* a change to the machine in the past (memory, registers) makes that past the present: the
+  recorded future is discarded, and the history starts again there.
+
+While the machine shows the past the runner runs no rounds and records no input (`in_past`).
+"""
+
+from __future__ import annotations
+
+import array
+import copy
+import json
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lld import protocol as p
+from lld.codec import Frame, FrameDecoder
+from psyche.machine import snapshot
+from psyche.machine.cpu import STOP_BREAKPOINT, STOP_NONE, STOP_REQUESTED, Cpu
+from psyche.machine.csr import NEVER
+from psyche.machine.hostline import HostLine
+from psyche.machine.isa import OP_UNDECODED
+from psyche.machine.machine import TIMEBASE_HZ, Machine, NodeState
+from psyche.machine.physmem import NODE_RAM_SIZE, RAM_BASE
+from psyche.machine.record import (
+    CONSOLE,
+    DEBUG,
+    NIC,
+    Recorder,
+    RecordingWire,
+    ReplayLine,
+    ReplayWire,
+    ServicePoint,
+)
+
+if TYPE_CHECKING:
+    from lld.attach import Lld
+    from lld.stub import NodeDebugState
+
+Progress = tuple[int, int]
+Where = tuple[tuple[str, int, int, int], ...]
+PAGE = 4096
+_ZERO = bytes(PAGE)
+DEFAULT_INTERVAL = 2_000_000     # simulated cycles between checkpoints (0.2 s of machine time)
+DEFAULT_KEEP = 16                # checkpoints in the ring
+
+
+def progress(cpu: Cpu) -> Progress:
+    """Where a hart is in its own execution: strictly greater after every step it takes."""
+    traps = cpu.traps_without_progress + 1 if cpu.last_trap_instret == cpu.instret else 0
+    return (cpu.instret, traps)
+
+
+class Arrived(BaseException):
+    """Re-execution reached its target (a BaseException: lld's serve() must not catch it)."""
+
+
+class HistoryError(RuntimeError):
+    """Re-execution did not go where the recorded history went: a bug, or a non-deterministic machine."""
+
+
+@dataclass
+class Checkpoint:
+    log_index: int                   # service points of the log before it
+    time: int
+    header: dict[str, Any]           # snapshot's state of CPUs, devices, scheduler (JSON text)
+    pages: list[list[bytes]]         # per node, per page (shared with the previous checkpoint)
+    lld: list[tuple[NodeDebugState, set[int], deque[Frame]]]
+    watched: dict[int, int]
+    decoder: FrameDecoder
+    progress: list[Progress]
+    bytes: int = 0                   # RAM bytes this checkpoint holds that its predecessor does not
+
+
+class _Sink(HostLine):
+    """A line for a uart during re-execution: its output goes nowhere, it reads nothing."""
+
+    def describe(self) -> str:
+        return "re-execution"
+
+    def read_available(self, max_bytes: int = 0) -> bytes:
+        return b""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+
+@dataclass
+class _Search:
+    pcs: frozenset[int]
+    hits: list[Progress] = field(default_factory=list)
+
+
+class History(Recorder):
+    """Checkpoints and inputs of a running machine, and travel in them (module docstring)."""
+
+    machine: Machine
+    lld: Lld
+
+    def __init__(self, interval: int = DEFAULT_INTERVAL, keep: int = DEFAULT_KEEP,
+                 inner: Recorder | None = None) -> None:
+        self.interval = max(1, interval)
+        self.keep = max(2, keep)
+        self.inner = inner             # a recording (--record) the inputs also go to
+        self.log: list[ServicePoint] = []
+        self.wheres: list[Where] = []
+        self._where_now: Where = ()
+        self.checkpoints: list[Checkpoint] = []
+        self.point: ServicePoint | None = None
+        self.in_past = False
+        self._traveled = False         # a travel happened in the current service point
+        self._restart = False          # a change in the past: history starts again here
+        self._high_gen: list[int] = []
+        self._search: _Search | None = None
+        self._target: Progress | None = None
+        self._fine_node = -1
+        #: checkpoints taken, travels made, rounds and service points re-executed, RAM page bytes
+        #: the checkpoints took (pages shared with their predecessor not counted), and the
+        #: simulated cycles history covered (from the first checkpoint to the last).
+        self.stats = {"checkpoints": 0, "travels": 0, "reexecuted_events": 0,
+                      "reexecuted_instructions": 0, "page_bytes": 0, "cycles": 0}
+        self._first_time: int | None = None
+
+    def attach(self, machine: Machine, lld: Lld, wires: bool = True) -> None:
+        """Keep the history of machine, with lld beneath it; wires: record what each NIC takes
+        from its wire here (a Recording does it itself when there is one, with this as recorder)."""
+        self.machine = machine
+        self.lld = lld
+        self._high_gen = [0] * len(machine.nodes)
+        lld.history = self
+        for n in lld.nodes:
+            n.history = self
+        if wires:
+            for node in machine.nodes:
+                nic = node.devices.nic
+                if nic is not None:
+                    nic.replace_wire(RecordingWire(nic.wire, node.index, self))
+
+    # -- the recorder interface (the runner's lines report their reads here) ---------------
+
+    def begin(self, time: int, advanced: int, lld_busy: bool) -> None:
+        self.point = ServicePoint(time, advanced, lld_busy)
+        self._where_now = self._where()
+        if self.inner is not None:
+            self.inner.begin(time, advanced, lld_busy)
+
+    def read(self, line: int, data: bytes) -> None:
+        if self.point is not None:
+            self.point.chunks.append((line, data))
+        if self.inner is not None:
+            self.inner.read(line, data)
+
+    def end(self) -> None:
+        point, self.point = self.point, None
+        if self.inner is not None:
+            self.inner.end()
+        if point is not None and point.eventful() and not self.in_past and not self._traveled:
+            self.log.append(point)
+            self.wheres.append(self._where_now)
+
+    def console_output(self, data: bytes) -> None:
+        if self.inner is not None:
+            self.inner.console_output(data)
+
+    def after_service(self) -> None:
+        """The end of a service point: a checkpoint when one is due (or after a travel)."""
+        traveled, self._traveled = self._traveled, False
+        if self.in_past:
+            return
+        if self._restart:
+            self._restart = False
+            self.log.clear()
+            self.wheres.clear()
+            self.checkpoints.clear()
+        if traveled or not self.checkpoints or self.machine.time - self.checkpoints[-1].time >= self.interval:
+            self._checkpoint()
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def _checkpoint(self) -> Checkpoint:
+        m = self.machine
+        prev = self.checkpoints[-1] if self.checkpoints else None
+        pages: list[list[bytes]] = []
+        fresh = 0
+        for node, ram in enumerate(m.mem.rams):
+            image = bytes(memoryview(ram).cast("B"))
+            old = prev.pages[node] if prev is not None else None
+            mine = []
+            for index in range(NODE_RAM_SIZE // PAGE):
+                page = image[index * PAGE:(index + 1) * PAGE]
+                if old is not None and page == old[index]:
+                    page = old[index]
+                elif page == _ZERO:
+                    page = _ZERO
+                else:
+                    fresh += PAGE
+                mine.append(page)
+            pages.append(mine)
+        lld = self.lld
+        cp = Checkpoint(
+            log_index=len(self.log), time=m.time,
+            header=json.loads(json.dumps(snapshot._header(m))),
+            pages=pages,
+            lld=[(copy.deepcopy(n.state), set(n.target.cpu.breakpoints), deque(n.mailbox))
+                 for n in lld.nodes],
+            watched=dict(m.mem.watched_pages),
+            decoder=copy.deepcopy(lld.king.decoder),
+            progress=[progress(n.cpu) for n in m.nodes],
+            bytes=fresh,
+        )
+        self.checkpoints.append(cp)
+        self.stats["checkpoints"] += 1
+        self.stats["page_bytes"] += fresh
+        if self._first_time is None:
+            self._first_time = m.time
+        self.stats["cycles"] = max(self.stats["cycles"], m.time - self._first_time)
+        while len(self.checkpoints) > self.keep:
+            self.checkpoints.pop(0)
+            drop = self.checkpoints[0].log_index
+            del self.log[:drop]
+            del self.wheres[:drop]
+            for c in self.checkpoints:
+                c.log_index -= drop
+        return cp
+
+    def _restore(self, cp: Checkpoint) -> None:
+        m = self.machine
+        mem = m.mem
+        header = json.loads(json.dumps(cp.header))
+        m.time = header["time"]
+        for index, state in enumerate(header["nodes"]):
+            snapshot._set_cpu_state(m, index, state)
+        for node, addr in enumerate(header["reservations"]):
+            mem.reservations[node] = addr
+        mem.nreservations = sum(1 for a in header["reservations"] if a >= 0)
+        m.set_scheduler_state(header["scheduler"])
+        for node, ram in enumerate(mem.rams):
+            image = bytes(memoryview(ram).cast("B"))
+            for index, page in enumerate(cp.pages[node]):
+                at = index * PAGE
+                if image[at:at + PAGE] != page:
+                    mem.load_words(node, at // 4, array.array("i", page).tolist())
+                    code = mem.code_page_index.get((RAM_BASE + node * NODE_RAM_SIZE + at) >> 12)
+                    if code is not None:
+                        decoded = mem.code_pages[code]
+                        for w in range(PAGE // 4):
+                            decoded[w] = OP_UNDECODED
+                        mem.code_generations[code] += 1
+                        mem.code_epoch += 1
+        mem.epoch += 1
+        for n, (state, bps, mailbox) in zip(self.lld.nodes, cp.lld, strict=True):
+            n.state = copy.deepcopy(state)
+            n.target.cpu.breakpoints = set(bps)
+            n.mailbox = deque(mailbox)
+        mem.watched_pages = dict(cp.watched)
+        self.lld.king.decoder = copy.deepcopy(cp.decoder)
+        for each in m.nodes:
+            each.cpu.flush_tlb()
+
+    def describe(self) -> str:
+        """One line for the end of a run: what history cost."""
+        s = self.stats
+        seconds = s["cycles"] / TIMEBASE_HZ
+        rate = f", {s['page_bytes'] / seconds / 1e6:.2f} MB of pages per simulated second" if seconds else ""
+        return (f"{s['checkpoints']} checkpoints over {s['cycles']} cycles ({s['page_bytes']} bytes of "
+                f"RAM pages{rate}); the ring holds {self.memory_bytes()} bytes now; {s['travels']} "
+                f"travels re-executed {s['reexecuted_events']} rounds and service points, "
+                f"{s['reexecuted_instructions']} instructions")
+
+    def memory_bytes(self) -> int:
+        """RAM the ring holds (each distinct page once; zero pages are free) plus the inputs."""
+        pages = {id(page) for cp in self.checkpoints for node in cp.pages for page in node
+                 if page is not _ZERO}
+        return len(pages) * PAGE + sum(24 + sum(len(d) for _, d in pt.chunks) for pt in self.log)
+
+    # -- re-execution -------------------------------------------------------------------------
+
+    def _segment_end(self, ci: int) -> tuple[int, int]:
+        nxt = self.checkpoints[ci + 1]
+        return nxt.log_index, nxt.time
+
+    def _replay(self, ci: int, k: int, *, fine_from: int | None = None,
+                on_event: Callable[[int], None] | None = None) -> bool:
+        """Restore checkpoint ci and re-execute to the next one; True if stopped by Arrived.
+
+        Events (rounds and service points) are numbered from 0; from event fine_from on,
+        node k runs step by step and `_check` may end it between two steps."""
+        m = self.machine
+        cp = self.checkpoints[ci]
+        end_index, end_time = self._segment_end(ci)
+        self._restore(cp)
+        # A replay that ended in the middle of a service point (Arrived) leaves that point's reads
+        # behind: they are not this one's.
+        for source in self._inputs():
+            source.reads.clear()
+        self._fine_node = -1
+        event = 0
+
+        def after_event() -> None:
+            nonlocal event
+            self.stats["reexecuted_events"] += 1
+            if on_event is not None:
+                on_event(event)
+            event += 1
+
+        def run_to(time: int) -> None:
+            while m.time < time:
+                before = m.time
+                self._fine_node = k if fine_from is not None and event >= fine_from else -1
+                self._round(k)
+                after_event()
+                if m.time == before:
+                    break
+            if m.time != time:
+                raise HistoryError(f"re-execution went astray: machine time {m.time}, history has {time}")
+
+        try:
+            if fine_from is not None and fine_from <= 0:
+                self._fine_node = k
+                self._check(m.nodes[k].cpu)
+            for li in range(cp.log_index, end_index):
+                point = self.log[li]
+                run_to(point.time - point.advanced)
+                if point.advanced:
+                    m.advance_time(point.advanced)
+                    run_to(point.time)
+                now = self._where()
+                if now != self.wheres[li]:
+                    raise HistoryError(f"re-execution diverged before logged point {li} at {point.time}: "
+                                       f"{now} where history had {self.wheres[li]}")
+                for line, data in point.chunks:
+                    self._feed(line, data)
+                self._fine_node = k if fine_from is not None and event >= fine_from else -1
+                m.poll_host()
+                self.lld.service()
+                left = [source.name for source in self._inputs() if source.reads]
+                if left:
+                    raise HistoryError(f"re-execution diverged at the service point at {point.time}: "
+                                       f"the {', '.join(left)} was read less often than history has")
+                after_event()
+            run_to(end_time)
+        except Arrived:
+            return True
+        finally:
+            self._fine_node = -1
+            self.stats["reexecuted_instructions"] += sum(
+                n.cpu.instret - at[0] for n, at in zip(m.nodes, cp.progress, strict=True))
+        return False
+
+    def _where(self) -> Where:
+        """Every node's state, instret, pc and clock: kept for each logged service point and
+        compared when re-execution reaches it, so that a divergence is caught where it starts."""
+        return tuple((n.state.value, n.cpu.instret, n.cpu.pc, n.cpu.cycles) for n in self.machine.nodes)
+
+    def _check(self, cpu: Cpu) -> None:
+        target = self._target
+        if target is not None and progress(cpu) >= target:
+            raise Arrived
+
+    def after_step(self, index: int) -> None:
+        """lld stepped node index (during re-execution: a recorded STEP request)."""
+        cpu = self.machine.nodes[index].cpu
+        if self._search is not None and index == self._search_node and cpu.pc in self._search.pcs:
+            self._search.hits.append(progress(cpu))
+        if index == self._fine_node:
+            self._check(cpu)
+
+    _search_node = -1
+
+    def _round(self, k: int) -> None:
+        """Machine.run_round, with node k run step by step (fine) or with search breakpoints."""
+        m = self.machine
+        quantum = m.config.quantum
+        if not m._active and not m._woken:
+            event = m.next_event()
+            if event >= NEVER:
+                return
+            if event >= m.time + quantum:
+                m.time = event - event % quantum
+        end = m.time + quantum
+        m._wake_due(end)
+        for index in list(m._active):
+            node = m.nodes[index]
+            cpu = node.cpu
+            if cpu.cycles < m.time:
+                cpu.cycles = m.time
+            if index == k and self._fine_node == k:
+                reason = self._fine_run(cpu, end)
+            elif index == k and self._search is not None:
+                reason = self._search_run(cpu, end, self._search)
+            else:
+                reason = cpu.run(end)
+            if reason != STOP_NONE:
+                node.state = NodeState.STOPPED
+                node.stop_reason = reason
+                node.stops += 1
+                m._active.remove(index)
+            elif cpu.waiting:
+                m._sleep(index, cpu.next_timer_event())
+        m.time = end
+
+    def _fine_run(self, cpu: Cpu, limit: int) -> int:
+        """Cpu.run(limit), one step at a time, checking the target after each."""
+        cpu.stop_reason = STOP_NONE
+        while cpu.cycles < limit:
+            took = cpu.check_interrupts()
+            if cpu.stop_reason != STOP_NONE:
+                break
+            if took:
+                self._check(cpu)
+            if cpu.waiting:
+                wake = cpu.next_timer_event()
+                cpu.cycles = wake if wake < limit else limit
+                continue
+            cpu.step(False)
+            if cpu.stop_reason != STOP_NONE:
+                break
+            self._check(cpu)
+        return cpu.stop_reason
+
+    @staticmethod
+    def _search_run(cpu: Cpu, limit: int, search: _Search) -> int:
+        """Cpu.run(limit) with the search's breakpoints armed too: a hit history did not stop
+        at is noted and passed over."""
+        history = cpu.breakpoints
+        cpu.breakpoints = history | set(search.pcs)
+        try:
+            while True:
+                reason = cpu.run(limit)
+                if reason == STOP_BREAKPOINT and cpu.pc in search.pcs:
+                    search.hits.append(progress(cpu))
+                    if cpu.pc not in history:
+                        cpu.skip_breakpoint_pc = cpu.pc
+                        continue
+                return reason
+        finally:
+            cpu.breakpoints = history
+
+    def _inputs(self) -> list[ReplayLine | ReplayWire]:
+        return [self._console, self._debug, *self._wires.values()]
+
+    def _feed(self, line: int, data: bytes) -> None:
+        if line == CONSOLE:
+            self._console.reads.append(data)
+        elif line == DEBUG:
+            self._debug.reads.append(data)
+        elif line >= NIC:
+            self._wires[line - NIC].reads.append(data)
+
+    # -- travel ------------------------------------------------------------------------------
+
+    _console: ReplayLine
+    _debug: ReplayLine
+    _wires: dict[int, ReplayWire]
+
+    def _travel(self, k: int, go: Callable[[], tuple[str, int]]) -> tuple[str, int]:
+        """Do one travel: save the present first if there, carry the debugger's state across."""
+        m = self.machine
+        lld = self.lld
+        if not self.in_past:
+            self._checkpoint()      # the present, exactly
+        for j, n in enumerate(lld.nodes):
+            self._high_gen[j] = max(self._high_gen[j], n.gen())
+        kept = [(n.state, n.mailbox) for n in lld.nodes]
+        kept_watched = dict(m.mem.watched_pages)
+        kept_decoder, kept_line = lld.king.decoder, lld.king.line
+        uarts = [node.devices.onboard for node in m.nodes] + [m.console]
+        kept_lines = [u.line for u in uarts]
+        kept_listeners = m.console._listeners
+        nics = [node.devices.nic for node in m.nodes]
+        kept_wires = [nic.wire if nic is not None else None for nic in nics]
+        self._console = ReplayLine("console")
+        self._debug = ReplayLine("debug line")
+        self._wires = {}
+        sink = _Sink()
+        for u in uarts:
+            u.line = sink
+        m.console.line = self._console
+        m.console._listeners = []
+        lld.king.line = self._debug
+        for node, nic in zip(m.nodes, nics, strict=True):
+            if nic is not None:
+                self._wires[node.index] = ReplayWire(node.index)
+                nic.wire = self._wires[node.index]
+        self._traveled = True
+        self.stats["travels"] += 1
+        # Re-executed requests must do what they did live: a STEP steps, a WRITE_MEM writes.  Seen
+        # from the past they would travel again, or discard the future (lld/stub.py asks in_past).
+        self.in_past = False
+        try:
+            try:
+                outcome = go()
+            except BaseException:
+                # Whatever went wrong, the machine must not be left in a state history never had:
+                # back to the present, which the last checkpoint holds exactly.
+                self._restore(self.checkpoints[-1])
+                raise
+        finally:
+            self._search = None
+            self._target = None
+            self._search_node = -1
+            for u, line in zip(uarts, kept_lines, strict=True):
+                u.line = line
+            m.console._listeners = kept_listeners
+            for nic, wire in zip(nics, kept_wires, strict=True):
+                if nic is not None and wire is not None:
+                    nic.wire = wire
+            lld.king.decoder, lld.king.line = kept_decoder, kept_line
+            # The debugger's view carries over: its breakpoints and watchpoints, the frames on
+            # their way; the node's change counter only ever grows.
+            for j, (n, (state, mailbox)) in enumerate(zip(lld.nodes, kept, strict=True)):
+                n.state = state
+                n.mailbox = mailbox
+                n.target.cpu.breakpoints = set(state.breakpoints)
+                state.recent_changes.clear()
+                state.mutations += self._high_gen[j] + 1 - n.gen()
+                state.reason_stops = n.target.stops
+                n.travel_flags = 0
+            m.mem.watched_pages = kept_watched
+            m.mem.epoch += 1
+            for node in m.nodes:
+                node.cpu.flush_tlb()
+        return outcome
+
+    def _stop_here(self, k: int, reason: int, flags: int = 0) -> None:
+        node = self.machine.nodes[k]
+        if node.state is NodeState.RUNNING:
+            self.machine.stop_node(k, STOP_REQUESTED)
+        st = self.lld.nodes[k].state
+        st.reason_stops = node.stops
+        st.reason = reason
+        st.data_addr = 0
+        st.watch_flags = 0
+        self.lld.nodes[k].travel_flags = flags
+
+    def _latest(self, k: int, bound: Progress, strict: bool) -> int | None:
+        found = None
+        for i, cp in enumerate(self.checkpoints[:-1]):
+            if cp.progress[k] < bound or (not strict and cp.progress[k] == bound):
+                found = i
+        return found
+
+    def _begin(self, k: int) -> None:
+        """The start of node k's history: the oldest checkpoint, or, if the node was not started
+        yet there (held until another node starts it), the moment after its first step: a held
+        node cannot stand stopped before a debugger."""
+        self._restore(self.checkpoints[0])
+        if self.machine.nodes[k].state is NodeState.HELD:
+            self._goto(k, (0, 1))
+
+    def _goto(self, k: int, target: Progress) -> bool:
+        """The first moment node k's progress is at least target (or the start of the history, if
+        it is there already); False (and the machine at the present) if history never gets there.
+
+        The first moment lies after the latest checkpoint where the node had not reached target:
+        a checkpoint where it had may be long after it got there (a stopped node stands still)."""
+        first = self._latest(k, target, strict=True) or 0
+        for ci in range(first, len(self.checkpoints) - 1):
+            if self.checkpoints[ci].progress[k] >= target:
+                self._restore(self.checkpoints[ci])
+                return True
+            crossing: list[int] = []
+
+            def on_event(e: int, crossing: list[int] = crossing) -> None:
+                if progress(self.machine.nodes[k].cpu) >= target:
+                    crossing.append(e)
+                    raise Arrived
+
+            self._target = None
+            if not self._replay(ci, k, on_event=on_event):
+                continue
+            self._target = target
+            arrived = self._replay(ci, k, fine_from=crossing[0])
+            self._target = None
+            if arrived:
+                return True
+            raise HistoryError("re-execution did not reach the step it reached before")
+        self._restore(self.checkpoints[-1])
+        return False
+
+    def reverse_step(self, k: int) -> int:
+        """Back to the state before node k's last step; returns the status flags."""
+        def go() -> tuple[str, int]:
+            now = progress(self.machine.nodes[k].cpu)
+            ci = self._latest(k, now, strict=True)
+            if ci is None:
+                self._begin(k)
+                return "begin", 0
+            seen: list[Progress] = [self.checkpoints[ci].progress[k]]
+
+            def on_event(e: int) -> None:
+                at = progress(self.machine.nodes[k].cpu)
+                if at >= now:
+                    raise Arrived
+                seen.append(at)
+
+            crossed = self._replay(ci, k, on_event=on_event)
+            crossing = len(seen) - 1
+            previous = seen[-1]
+            if crossed:
+                # The step that reached `now` is in event `crossing`: which progress came before it?
+                last = [seen[-1]]
+
+                def fine_check(cpu: Cpu) -> None:
+                    at = progress(cpu)
+                    if at >= now:
+                        raise Arrived
+                    last[0] = at
+
+                self._check = fine_check  # type: ignore[method-assign]
+                try:
+                    self._target = now
+                    self._replay(ci, k, fine_from=crossing)
+                finally:
+                    del self._check
+                previous = last[0]
+            self._goto(k, previous)
+            if self.machine.nodes[k].state is NodeState.HELD:
+                self._begin(k)   # before its first step the node was not started yet
+                return "begin", 0
+            return "ok", 0
+
+        outcome, _ = self._travel(k, go)
+        self.in_past = True
+        flags = p.FLAG_HISTORY_BEGIN if outcome == "begin" else 0
+        self._stop_here(k, p.REASON_STEP, flags)
+        return flags
+
+    def _scan(self, k: int, ci: int, pcs: frozenset[int], bound: Progress | None) -> list[Progress]:
+        search = _Search(pcs)
+        self._search = search
+        self._search_node = k
+
+        def on_event(e: int) -> None:
+            if bound is not None and progress(self.machine.nodes[k].cpu) >= bound:
+                raise Arrived
+
+        try:
+            self._replay(ci, k, on_event=on_event)
+        finally:
+            self._search = None
+            self._search_node = -1
+        return search.hits
+
+    def reverse_continue(self, k: int) -> int:
+        pcs = frozenset(a for a, kind in self.lld.nodes[k].state.breakpoints.items() if kind == p.BP_NORMAL)
+
+        def go() -> tuple[str, int]:
+            now = progress(self.machine.nodes[k].cpu)
+            ci = self._latest(k, now, strict=True)
+            for c in range(ci if ci is not None else -1, -1, -1):
+                hits = [h for h in self._scan(k, c, pcs, now) if h < now]
+                if hits:
+                    self._goto(k, max(hits))
+                    return "hit", 0
+            self._begin(k)
+            return "begin", 0
+
+        outcome, _ = self._travel(k, go)
+        self.in_past = True
+        flags = p.FLAG_HISTORY_BEGIN if outcome == "begin" else 0
+        self._stop_here(k, p.REASON_BREAKPOINT if outcome == "hit" else p.REASON_STEP, flags)
+        return flags
+
+    def forward_step(self, k: int) -> bool:
+        """A STEP in the past: True if history had the step (the node stands after it); False if
+        the machine is back at the present (the step is then done live)."""
+        def go() -> tuple[str, int]:
+            instret, traps = progress(self.machine.nodes[k].cpu)
+            target = (instret, traps + 1)
+            return ("ok" if self._goto(k, target) else "present"), 0
+
+        outcome, _ = self._travel(k, go)
+        self.in_past = outcome == "ok"
+        if self.in_past:
+            self._stop_here(k, p.REASON_STEP)
+        return self.in_past
+
+    def forward_continue(self, k: int) -> bool:
+        """A RESUME in the past: True if node k meets a breakpoint before the present (it stands
+        there); False if the machine is back at the present (and the resume is done live)."""
+        pcs = frozenset(a for a, kind in self.lld.nodes[k].state.breakpoints.items() if kind == p.BP_NORMAL)
+
+        def go() -> tuple[str, int]:
+            if not pcs:
+                # Nothing to stop at before the present (gdb's detach resumes): straight there.
+                self._restore(self.checkpoints[-1])
+                return "present", 0
+            now = progress(self.machine.nodes[k].cpu)
+            ci = self._latest(k, now, strict=False) or 0
+            for c in range(ci, len(self.checkpoints) - 1):
+                hits = [h for h in self._scan(k, c, pcs, None) if h > now]
+                if hits:
+                    self._goto(k, min(hits))
+                    return "hit", 0
+            self._restore(self.checkpoints[-1])
+            return "present", 0
+
+        outcome, _ = self._travel(k, go)
+        self.in_past = outcome == "hit"
+        if self.in_past:
+            self._stop_here(k, p.REASON_BREAKPOINT)
+        return self.in_past
+
+    def discard_future(self) -> None:
+        """A change to the machine in the past: the past becomes the present, and the recorded
+        future is gone (history starts again at the end of this service point)."""
+        self.in_past = False
+        self._restart = True
+        self._traveled = True
+

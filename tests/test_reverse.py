@@ -1,0 +1,100 @@
+"""Reverse execution through plain gdb (lld's REVERSE, lld/history.py; docs/replay.md).
+
+Real gdb-multiarch against `psyche up --reverse`: the mux announces ReverseStep+ and
+ReverseContinue+, and serves bs and bc by moving the whole machine back in the history the
+machine keeps in memory.  Node 1 of a 2-node kernel, so every request crosses the king's
+mailbox (and node 0 runs on while gdb talks: the history has both nodes' inputs to re-execute).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from gdb_util import gdb, needs_gdb, start_up
+
+REGS = ("pc", "ra", "sp", "a0", "a1", "a5", "s0")
+_PRINT = "printf \"STATE " + " ".join("%x" for _ in REGS) + "\\n\", " + ", ".join(f"${r}" for r in REGS)
+_TICKS = 'printf "TICKS %d\\n", this_node.ticks'
+#: A history long enough for a hundred gdb steps (each is ~1 M cycles of machine time: node 0
+#: runs on while gdb talks), and cheap to re-execute (the machine mostly sleeps).
+HISTORY = ("--reverse-interval", "5000000", "--reverse-keep", "64")
+
+pytestmark = [needs_gdb, pytest.mark.slow]
+
+
+def _states(out: str) -> list[tuple[str, ...]]:
+    """The register tuples printed by the `printf` markers, in order."""
+    return re.findall(r"STATE (\S+) (\S+) (\S+) (\S+) (\S+) (\S+) (\S+)", out)
+
+
+def _ticks(out: str) -> list[int]:
+    return [int(t) for t in re.findall(r"TICKS (\d+)", out)]
+
+
+def _session(kernel: Path, *commands: str) -> str:
+    up = start_up(kernel, 2, *HISTORY)
+    try:
+        return gdb(kernel, f"127.0.0.1:{up.port(1)}", *commands, "detach", timeout=50)
+    finally:
+        up.stop()
+
+
+@pytest.mark.timeout(60)
+def test_reverse_stepi_retraces_stepi_exactly(kernel_elf: Path) -> None:
+    """100 stepi, 100 reverse-stepi, 100 stepi again: the registers at every point agree."""
+    steps = 100
+    commands = ["break clock_intr", "continue", "delete", _PRINT]
+    commands += ["stepi", _PRINT] * steps
+    commands += ["reverse-stepi", _PRINT] * steps
+    commands += ["stepi", _PRINT] * steps
+    out = _session(kernel_elf, *commands)
+    states = _states(out)
+    assert len(states) == 3 * steps + 1, out[-3000:]
+    forward = states[: steps + 1]
+    backward = states[steps: 2 * steps + 1]
+    again = states[2 * steps:]
+    assert backward == forward[::-1], out[-3000:]
+    assert again == forward
+    assert len(set(forward)) > 50   # it did move
+    assert "No more reverse-execution history" not in out
+
+
+@pytest.mark.timeout(60)
+def test_reverse_continue_stops_at_the_latest_earlier_hit(kernel_elf: Path) -> None:
+    """Four clock ticks forward; reverse-continue goes back hit by hit (the most recent first),
+    continue replays forward to the next hit, and with no hit left the history's start is
+    reported as gdb reports it: "No more reverse-execution history."."""
+    commands = ["break clock_intr", "continue"]
+    commands += ["continue", _TICKS] * 4
+    commands += ["reverse-continue", _TICKS] * 2
+    commands += ["continue", _TICKS]
+    commands += ["delete", "break panic", "reverse-continue", "echo END\\n"]
+    out = _session(kernel_elf, *commands)
+    ticks = _ticks(out)
+    assert len(ticks) == 7, out[-3000:]
+    forward, back, again = ticks[:4], ticks[4:6], ticks[6]
+    assert forward == sorted(forward) and len(set(forward)) == 4, forward
+    assert back == [forward[2], forward[1]], (forward, back)   # the latest hit first, then the one before
+    assert again == forward[2], (forward, again)                # forward again, through history
+    assert "No more reverse-execution history." in out.split(f"TICKS {again}")[-1], out[-2000:]
+    assert "END" in out
+
+
+@pytest.mark.timeout(60)
+def test_a_write_in_the_past_discards_the_future(kernel_elf: Path) -> None:
+    """A memory write after reverse-stepi makes that past the present: gdb is told at the next
+    stop, the write stays, the machine runs on from there, and history starts again there."""
+    commands = ["break clock_intr", "continue", "delete"]
+    commands += ["stepi"] * 10
+    commands += ["reverse-stepi"] * 5
+    commands += ["set var this_node.ticks = 4242", "stepi", _TICKS,
+                 "reverse-stepi", _TICKS,            # back to the write (the new history's start)
+                 "reverse-stepi", "echo END\\n"]
+    out = _session(kernel_elf, *commands)
+    assert "discarded its recorded future" in out, out[-3000:]
+    assert _ticks(out) == [4242, 4242], out[-3000:]
+    # The old future is gone: one step back is as far as the new history goes.
+    assert out.count("No more reverse-execution history.") == 1, out[-3000:]
+    assert "END" in out
