@@ -146,3 +146,26 @@ def test_a_watchpoint_finds_another_nodes_store_in_reverse(kernel_elf: Path) -> 
     lines = subprocess.run([GDB, "-batch", "-nx", str(kernel_elf)] + [
         a for _, pc in set(makers) for a in ("-ex", f"list *{pc},+0")], capture_output=True, text=True).stdout
     assert lines.count("st->spin_counter = v + 1;") == len(set(makers)), (makers, lines)
+
+
+@pytest.mark.timeout(60)
+def test_reverse_finish_out_of_the_clock_interrupt(kernel_elf: Path) -> None:
+    """reverse-finish in clock_intr goes back to its call in the trap handler (gdb: a breakpoint
+    at the function's entry, reverse-continue, one reverse step), and stepi from there enters
+    clock_intr again: the same call, re-executed."""
+    commands = ["break clock_intr", "continue", "continue", "delete", "next", _TICKS,
+                "reverse-finish", "echo BACK\\n", "bt 1", "x/i $pc", _TICKS,
+                "stepi", "echo FORWARD\\n", "x/i $pc", _TICKS]
+    out = _session(kernel_elf, *commands)
+    assert "BACK" in out and "FORWARD" in out, out[-3000:]
+    back = out.split("BACK")[1].split("FORWARD")[0]
+    forward = out.split("FORWARD")[1]
+    # At the call: in trap(), at trap.c's `clock_intr();`, on the jump-and-link that makes it.
+    assert re.search(r"#0 .* in trap \(.*trap\.c:\d+", back), back
+    assert re.search(r"=> 0x[0-9a-f]+ <trap\+\d+>:\s+jalr?\s", back), back
+    assert re.search(r"=> 0x[0-9a-f]+ <clock_intr>:", forward), forward
+    # The same interrupt's call (an earlier one would have counted fewer ticks; clock_intr has
+    # not counted this one yet at line 61).
+    ticks = _ticks(out)
+    assert len(ticks) == 3 and ticks[0] == ticks[1] == ticks[2], (ticks, out[-3000:])
+    assert "No more reverse-execution history" not in out
