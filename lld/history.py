@@ -20,7 +20,10 @@ finishes the round from there.
 * reverse step: find the progress node k had before its last step, then the first moment it had it;
 * reverse continue: re-execute each segment between checkpoints, newest first, with the debugger's
   breakpoints of node k armed on top of the ones history had (a hit that history did not stop at
-  is noted and passed over); the latest hit before now wins, or the start of the history;
+  is noted and passed over) and every node's accesses to node k's watched ranges noted (a machine
+  watch hook); the latest hit before now wins, or the start of the history.  A watchpoint stop
+  stands just before the access, and the node's next step that way is the access (gdb steps
+  over a watchpoint before it reads the value);
 * forward, in the past: a step or a resume re-executes toward the present the same way; what
   history does not reach is done live after returning to the present;
 * a change to the machine in the past (memory, registers) makes that past the present: the
