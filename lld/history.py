@@ -20,7 +20,10 @@ finishes the round from there.
 * reverse step: find the progress node k had before its last step, then the first moment it had it;
 * reverse continue: re-execute each segment between checkpoints, newest first, with the debugger's
   breakpoints of node k armed on top of the ones history had (a hit that history did not stop at
-  is noted and passed over); the latest hit before now wins, or the start of the history;
+  is noted and passed over) and every node's accesses to node k's watched ranges noted (a machine
+  watch hook); the latest hit before now wins, or the start of the history.  A watchpoint stop
+  stands just before the access, and the node's next step that way is the access (gdb steps
+  over a watchpoint before it reads the value);
 * forward, in the past: a step or a resume re-executes toward the present the same way; what
   history does not reach is done live after returning to the present;
 * a change to the machine in the past (memory, registers) makes that past the present: the
@@ -42,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from lld import protocol as p
 from lld.codec import Frame, FrameDecoder
 from psyche.machine import snapshot
-from psyche.machine.cpu import STOP_BREAKPOINT, STOP_NONE, STOP_REQUESTED, Cpu
+from psyche.machine.cpu import STOP_BREAKPOINT, STOP_NONE, STOP_REQUESTED, WATCH_IGNORE, Cpu
 from psyche.machine.csr import NEVER
 from psyche.machine.hostline import HostLine
 from psyche.machine.isa import OP_UNDECODED
@@ -61,7 +64,7 @@ from psyche.machine.record import (
 
 if TYPE_CHECKING:
     from lld.attach import Lld
-    from lld.stub import NodeDebugState
+    from lld.stub import NodeDebugState, Watchpoint
 
 Progress = tuple[int, int]
 Where = tuple[tuple[str, int, int, int], ...]
@@ -79,6 +82,10 @@ def progress(cpu: Cpu) -> Progress:
 
 class Arrived(BaseException):
     """Re-execution reached its target (a BaseException: lld's serve() must not catch it)."""
+
+
+class _Missed(BaseException):
+    """_goto_before's re-execution went past the moment it looked for (the step was lld's)."""
 
 
 class HistoryError(RuntimeError):
@@ -111,10 +118,35 @@ class _Sink(HostLine):
         pass
 
 
+@dataclass(frozen=True)
+class Hit:
+    """What a search met, in the order re-execution met it: node `node`, at progress `at`, about
+    to execute an instruction at a breakpoint (addr 0) or to make an access (of any node) to a
+    watched range (addr: the debugger's address in it, flags: FLAG_WATCH_READ or _WRITE, pc: the
+    instruction's, seen: the searching node's progress then)."""
+
+    node: int
+    at: Progress
+    addr: int = 0
+    flags: int = 0
+    pc: int = 0
+    seen: Progress = (0, 0)
+
+    @property
+    def watch(self) -> bool:
+        return self.flags != 0
+
+    def before(self, now: list[Progress]) -> bool:
+        """Done before the moment whose progress vector is now (a breakpoint hit: passed)."""
+        return self.at < now[self.node]
+
+
 @dataclass
 class _Search:
     pcs: frozenset[int]
-    hits: list[Progress] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)
+    #: The debugger's watchpoints: every node's accesses to them are hits.
+    watchpoints: tuple[Watchpoint, ...] = ()
 
 
 class History(Recorder):
@@ -139,7 +171,16 @@ class History(Recorder):
         self._high_gen: list[int] = []
         self._search: _Search | None = None
         self._target: Progress | None = None
+        self._before: Progress | None = None
         self._fine_node = -1
+        #: The access the last watchpoint stop in the past stands just before, the direction it
+        #: was found in (-1 back, 1 forward) and every node's progress there: gdb steps over a
+        #: watchpoint it stopped at (watchpoints removed) before it looks at the value, and that
+        #: step is the access's (forward: it makes the access; back: the machine stays, as it is
+        #: where the step back over the access leads).
+        self._at_access: tuple[Hit, int, list[Progress]] | None = None
+        #: The access the last watchpoint stop found, while the machine stands beside it.
+        self.last_access: Hit | None = None
         #: checkpoints taken, travels made, rounds and service points re-executed, RAM page bytes
         #: the checkpoints took (pages shared with their predecessor not counted), and the
         #: simulated cycles history covered (from the first checkpoint to the last).
@@ -156,6 +197,7 @@ class History(Recorder):
         lld.history = self
         for n in lld.nodes:
             n.history = self
+        machine.add_watch_hook(self._watch_hook)
         if wires:
             for node in machine.nodes:
                 nic = node.devices.nic
@@ -279,6 +321,9 @@ class History(Recorder):
             n.target.cpu.breakpoints = set(bps)
             n.mailbox = deque(mailbox)
         mem.watched_pages = dict(cp.watched)
+        if self._search is not None:
+            for ppn in {ppn for wp in self._search.watchpoints for ppn in wp.pages()}:
+                mem.watch_page(ppn)
         self.lld.king.decoder = copy.deepcopy(cp.decoder)
         for each in m.nodes:
             each.cpu.flush_tlb()
@@ -387,7 +432,7 @@ class History(Recorder):
         """lld stepped node index (during re-execution: a recorded STEP request)."""
         cpu = self.machine.nodes[index].cpu
         if self._search is not None and index == self._search_node and cpu.pc in self._search.pcs:
-            self._search.hits.append(progress(cpu))
+            self._search.hits.append(Hit(index, progress(cpu)))
         if index == self._fine_node:
             self._check(cpu)
 
@@ -429,11 +474,13 @@ class History(Recorder):
         """Cpu.run(limit), one step at a time, checking the target after each."""
         cpu.stop_reason = STOP_NONE
         while cpu.cycles < limit:
+            self._check_before(cpu)
             took = cpu.check_interrupts()
             if cpu.stop_reason != STOP_NONE:
                 break
             if took:
                 self._check(cpu)
+                self._check_before(cpu)
             if cpu.waiting:
                 wake = cpu.next_timer_event()
                 cpu.cycles = wake if wake < limit else limit
@@ -443,6 +490,41 @@ class History(Recorder):
                 break
             self._check(cpu)
         return cpu.stop_reason
+
+    def _check_before(self, cpu: Cpu) -> None:
+        """In _goto_before's fine re-execution: Arrived when the node is about to take the step
+        from progress _before; _Missed if it is past it (that step was not made in a round)."""
+        before = self._before
+        if before is not None:
+            at = progress(cpu)
+            if at == before:
+                raise Arrived
+            if at > before:
+                raise _Missed
+
+    def _watch_hook(self, node: int, paddr: int, size: int, is_write: bool, value: int) -> int:
+        """During a search, note every node's access to the debugger's watched ranges (before it
+        happens, with the node's progress before the instruction); it never stops anything."""
+        search = self._search
+        if search is None or not search.watchpoints:
+            return WATCH_IGNORE
+        for wp in search.watchpoints:
+            addr = wp.match(paddr, size, is_write)
+            if addr is not None:
+                cpu = self.machine.nodes[node].cpu
+                hit = Hit(node, progress(cpu), addr, p.FLAG_WATCH_WRITE if is_write else p.FLAG_WATCH_READ,
+                          cpu.pc & 0xFFFFFFFF, progress(self.machine.nodes[self._search_node].cpu))
+                last = search.hits[-1] if search.hits else None
+                if last is not None and last.watch and (last.node, last.at) == (hit.node, hit.at):
+                    # The same instruction again (an AMO reads, then writes; a split access; an
+                    # instruction history stopped before and executed later): one hit, a write
+                    # if it wrote.
+                    if is_write:
+                        search.hits[-1] = hit
+                else:
+                    search.hits.append(hit)
+                break
+        return WATCH_IGNORE
 
     @staticmethod
     def _search_run(cpu: Cpu, limit: int, search: _Search) -> int:
@@ -454,7 +536,7 @@ class History(Recorder):
             while True:
                 reason = cpu.run(limit)
                 if reason == STOP_BREAKPOINT and cpu.pc in search.pcs:
-                    search.hits.append(progress(cpu))
+                    search.hits.append(Hit(cpu.node, progress(cpu)))
                     if cpu.pc not in history:
                         cpu.skip_breakpoint_pc = cpu.pc
                         continue
@@ -548,21 +630,37 @@ class History(Recorder):
                 node.cpu.flush_tlb()
         return outcome
 
-    def _stop_here(self, k: int, reason: int, flags: int = 0) -> None:
+    def _stop_here(self, k: int, reason: int, flags: int = 0, hit: Hit | None = None) -> None:
         node = self.machine.nodes[k]
         if node.state is NodeState.RUNNING:
             self.machine.stop_node(k, STOP_REQUESTED)
         st = self.lld.nodes[k].state
         st.reason_stops = node.stops
         st.reason = reason
-        st.data_addr = 0
-        st.watch_flags = 0
+        st.data_addr = hit.addr if hit is not None else 0
+        st.watch_flags = hit.flags if hit is not None else 0
         self.lld.nodes[k].travel_flags = flags
+
+    def _vector(self) -> list[Progress]:
+        return [progress(n.cpu) for n in self.machine.nodes]
+
+    def accessor(self, index: int) -> bool:
+        """In the past, node index made the access the last watchpoint stop found (the machine
+        stands just before or just after it)."""
+        return self.in_past and self.last_access is not None and self.last_access.node == index
 
     def _latest(self, k: int, bound: Progress, strict: bool) -> int | None:
         found = None
         for i, cp in enumerate(self.checkpoints[:-1]):
             if cp.progress[k] < bound or (not strict and cp.progress[k] == bound):
+                found = i
+        return found
+
+    def _latest_all(self, now: list[Progress]) -> int:
+        """The latest checkpoint (not the present one) at or before the moment now."""
+        found = 0
+        for i, cp in enumerate(self.checkpoints[:-1]):
+            if all(a <= b for a, b in zip(cp.progress, now, strict=True)):
                 found = i
         return found
 
@@ -604,9 +702,80 @@ class History(Recorder):
         self._restore(self.checkpoints[-1])
         return False
 
+    def _goto_before(self, k: int, at: Progress) -> None:
+        """The last moment node k's progress is at: just before its next step, where the other
+        nodes have done all they did before that step.  A step lld made (a recorded STEP, in a
+        service point) has no such moment apart from the first one, which it then goes to."""
+        after = (at[0], at[1] + 1)
+        first = self._latest(k, after, strict=True) or 0
+        for ci in range(first, len(self.checkpoints) - 1):
+            crossing: list[int] = []
+
+            def on_event(e: int, crossing: list[int] = crossing) -> None:
+                if progress(self.machine.nodes[k].cpu) >= after:
+                    crossing.append(e)
+                    raise Arrived
+
+            if not self._replay(ci, k, on_event=on_event):
+                continue
+            self._before = at
+            try:
+                if self._replay(ci, k, fine_from=crossing[0]):
+                    return
+            except _Missed:
+                pass
+            finally:
+                self._before = None
+            break
+        if not self._goto(k, at):
+            raise HistoryError("re-execution did not reach a step it reached before")
+
+    def _beside(self, direction: int) -> Hit | None:
+        """The access the last watchpoint stop found in the direction (-1 back, 1 forward), if the
+        machine still stands just before it; forgets it either way (the next step is taken)."""
+        at, self._at_access = self._at_access, None
+        if at is None or at[1] != direction or at[2] != self._vector():
+            self.last_access = None
+            return None
+        return at[0]
+
+    def _arrive(self, k: int, hit: Hit) -> None:
+        """Go to a hit a search found: a breakpoint's (node k about to execute there), or an
+        access's: just before it, in either direction (where gdb's step over the watchpoint
+        leads going back, and where a watchpoint stops going forward)."""
+        if hit.watch:
+            self._goto_before(hit.node, hit.at)
+        else:
+            self._goto(k, hit.at)
+
+    def _stop_at(self, k: int, hit: Hit | None, direction: int, flags: int = 0) -> None:
+        """Stop node k where a search went: at a hit (a breakpoint's, or just before an access to
+        a watched range), or not (the start of the history)."""
+        self.in_past = True
+        if hit is not None and hit.watch:
+            self._stop_here(k, p.REASON_WATCHPOINT, flags, hit)
+            self._at_access = (hit, direction, self._vector())
+            self.last_access = hit
+        else:
+            self._stop_here(k, p.REASON_BREAKPOINT if hit is not None else p.REASON_STEP, flags)
+
     def reverse_step(self, k: int) -> int:
-        """Back to the state before node k's last step; returns the status flags."""
+        """Back to the state before node k's last step; returns the status flags.  With
+        watchpoints on node k, an access to them (any node's) on the way back stops it first:
+        the latest one, just before it.
+
+        Right after a watchpoint stop found going back, the machine stands just before the
+        access already, where gdb's step back over it would lead: it stays (node k stops with a
+        step, and its change counter moves, as after any change)."""
+        if self._beside(-1) is not None:
+            self.lld.nodes[k].state.mutations += 1
+            self._stop_here(k, p.REASON_STEP)
+            return 0
+        search = self._watch_search(k)
+        found: list[Hit] = []
+
         def go() -> tuple[str, int]:
+            vector = self._vector()
             now = progress(self.machine.nodes[k].cpu)
             ci = self._latest(k, now, strict=True)
             if ci is None:
@@ -640,6 +809,11 @@ class History(Recorder):
                 finally:
                     del self._check
                 previous = last[0]
+            hit = self._watch_behind(k, search, vector, previous) if search is not None else None
+            if hit is not None:
+                found.append(hit)
+                self._arrive(k, hit)
+                return "hit", 0
             self._goto(k, previous)
             if self.machine.nodes[k].state is NodeState.HELD:
                 self._begin(k)   # before its first step the node was not started yet
@@ -647,18 +821,57 @@ class History(Recorder):
             return "ok", 0
 
         outcome, _ = self._travel(k, go)
-        self.in_past = True
         flags = p.FLAG_HISTORY_BEGIN if outcome == "begin" else 0
-        self._stop_here(k, p.REASON_STEP, flags)
+        self._stop_at(k, found[0] if found else None, -1, flags)
         return flags
 
-    def _scan(self, k: int, ci: int, pcs: frozenset[int], bound: Progress | None) -> list[Progress]:
-        search = _Search(pcs)
+    def _watch_search(self, k: int) -> _Search | None:
+        """A search for accesses to node k's watched ranges only (for a step), if it has any."""
+        watchpoints = tuple(self.lld.nodes[k].state.watchpoints.values())
+        return _Search(frozenset(), watchpoints=watchpoints) if watchpoints else None
+
+    def _watch_behind(self, k: int, search: _Search, now: list[Progress], previous: Progress) -> Hit | None:
+        """The latest access to the search's ranges before the moment now and after the first
+        moment node k had progress previous (its own last step's included)."""
+        for c in range(self._latest_all(now), -1, -1):
+            hits = [h for h in self._scan(k, c, search, now)
+                    if h.watch and h.before(now) and h.seen >= previous]
+            if hits:
+                return hits[-1]
+            if self.checkpoints[c].progress[k] < previous:
+                break
+        return None
+
+    def _watch_ahead(self, k: int, search: _Search) -> Hit | None:
+        """The first access to the search's ranges from now on, before node k's next step (or
+        made by that step)."""
+        now = self._vector()
+        mine = now[k]
+
+        def passed() -> bool:
+            return progress(self.machine.nodes[k].cpu) > mine
+
+        for c in range(self._latest_all(now), len(self.checkpoints) - 1):
+            hits = [h for h in self._scan(k, c, search, None, until=passed)
+                    if h.watch and h.at >= now[h.node] and h.seen <= mine]
+            if hits:
+                return hits[0]
+            if passed():
+                break
+        return None
+
+    def _scan(self, k: int, ci: int, search: _Search, bound: list[Progress] | None,
+              until: Callable[[], bool] | None = None) -> list[Hit]:
+        """Re-execute segment ci with the search armed; stop after the event where every node
+        has reached bound (no later hit can be before it), or where until() is true."""
+        search.hits = []
         self._search = search
         self._search_node = k
 
         def on_event(e: int) -> None:
-            if bound is not None and progress(self.machine.nodes[k].cpu) >= bound:
+            if bound is not None and all(a >= b for a, b in zip(self._vector(), bound, strict=True)):
+                raise Arrived
+            if until is not None and until():
                 raise Arrived
 
         try:
@@ -668,70 +881,116 @@ class History(Recorder):
             self._search_node = -1
         return search.hits
 
+    def _new_search(self, k: int) -> _Search:
+        """The debugger's breakpoints (kind NORMAL) and watchpoints on node k."""
+        st = self.lld.nodes[k].state
+        return _Search(frozenset(a for a, kind in st.breakpoints.items() if kind == p.BP_NORMAL),
+                       watchpoints=tuple(st.watchpoints.values()))
+
     def reverse_continue(self, k: int) -> int:
-        pcs = frozenset(a for a, kind in self.lld.nodes[k].state.breakpoints.items() if kind == p.BP_NORMAL)
+        """Back to the latest hit before now of node k's breakpoints, or of any node's access to
+        node k's watched ranges; or to the start of the history."""
+        self._at_access = self.last_access = None
+        search = self._new_search(k)
+        found: list[Hit] = []
 
         def go() -> tuple[str, int]:
-            now = progress(self.machine.nodes[k].cpu)
-            ci = self._latest(k, now, strict=True)
+            now = self._vector()
+            if search.watchpoints:
+                ci: int | None = self._latest_all(now)
+            else:
+                ci = self._latest(k, now[k], strict=True)
             for c in range(ci if ci is not None else -1, -1, -1):
-                hits = [h for h in self._scan(k, c, pcs, now) if h < now]
+                hits = [h for h in self._scan(k, c, search, now) if h.before(now)]
                 if hits:
-                    self._goto(k, max(hits))
+                    found.append(hits[-1])
+                    self._arrive(k, hits[-1])
                     return "hit", 0
             self._begin(k)
             return "begin", 0
 
         outcome, _ = self._travel(k, go)
-        self.in_past = True
         flags = p.FLAG_HISTORY_BEGIN if outcome == "begin" else 0
-        self._stop_here(k, p.REASON_BREAKPOINT if outcome == "hit" else p.REASON_STEP, flags)
+        self._stop_at(k, found[0] if found else None, -1, flags)
         return flags
 
     def forward_step(self, k: int) -> bool:
         """A STEP in the past: True if history had the step (the node stands after it); False if
-        the machine is back at the present (the step is then done live)."""
+        the machine is back at the present (the step is then done live).  Right after a
+        watchpoint stop found going forward, the step is the access's (whichever node makes it:
+        gdb steps over the watchpoint before it looks at the value): to just after it."""
+        access = self._beside(1)
+        search = self._watch_search(k) if access is None else None
+        found: list[Hit] = []
+
         def go() -> tuple[str, int]:
-            instret, traps = progress(self.machine.nodes[k].cpu)
-            target = (instret, traps + 1)
-            return ("ok" if self._goto(k, target) else "present"), 0
+            if access is not None:
+                j, target = access.node, (access.at[0], access.at[1] + 1)
+            else:
+                j = k
+                instret, traps = progress(self.machine.nodes[k].cpu)
+                target = (instret, traps + 1)
+                hit = self._watch_ahead(k, search) if search is not None else None
+                if hit is not None:
+                    found.append(hit)
+                    self._arrive(k, hit)
+                    return "hit", 0
+            return ("ok" if self._goto(j, target) else "present"), 0
 
         outcome, _ = self._travel(k, go)
+        if outcome == "hit":
+            self._stop_at(k, found[0], 1)
+            return True
         self.in_past = outcome == "ok"
         if self.in_past:
             self._stop_here(k, p.REASON_STEP)
         return self.in_past
 
     def forward_continue(self, k: int) -> bool:
-        """A RESUME in the past: True if node k meets a breakpoint before the present (it stands
-        there); False if the machine is back at the present (and the resume is done live)."""
-        pcs = frozenset(a for a, kind in self.lld.nodes[k].state.breakpoints.items() if kind == p.BP_NORMAL)
+        """A RESUME in the past: True if node k meets a breakpoint, or any node an access to node
+        k's watched ranges, before the present (the machine stands there); False if the machine
+        is back at the present (and the resume is done live)."""
+        # A resume from a watchpoint stop made going forward does not stop at that access again
+        # (as a live node's resume from one does not: gdb steps over it first anyway).
+        standing = self._beside(1)
+        self.last_access = None
+        search = self._new_search(k)
+        found: list[Hit] = []
 
         def go() -> tuple[str, int]:
-            if not pcs:
+            if not search.pcs and not search.watchpoints:
                 # Nothing to stop at before the present (gdb's detach resumes): straight there.
                 self._restore(self.checkpoints[-1])
                 return "present", 0
-            now = progress(self.machine.nodes[k].cpu)
-            ci = self._latest(k, now, strict=False) or 0
+            now = self._vector()
+            if search.watchpoints:
+                ci = self._latest_all(now)
+            else:
+                ci = self._latest(k, now[k], strict=False) or 0
             for c in range(ci, len(self.checkpoints) - 1):
-                hits = [h for h in self._scan(k, c, pcs, None) if h > now]
+                # A breakpoint hit where node k stands is passed (as a resume steps over it); an
+                # access about to be made is ahead.
+                hits = [h for h in self._scan(k, c, search, None)
+                        if (h.at >= now[h.node] and h != standing if h.watch else h.at > now[k])]
                 if hits:
-                    self._goto(k, min(hits))
+                    found.append(hits[0])
+                    self._arrive(k, hits[0])
                     return "hit", 0
             self._restore(self.checkpoints[-1])
             return "present", 0
 
         outcome, _ = self._travel(k, go)
-        self.in_past = outcome == "hit"
-        if self.in_past:
-            self._stop_here(k, p.REASON_BREAKPOINT)
+        if outcome == "hit":
+            self._stop_at(k, found[0], 1)
+        else:
+            self.in_past = False
         return self.in_past
 
     def discard_future(self) -> None:
         """A change to the machine in the past: the past becomes the present, and the recorded
         future is gone (history starts again at the end of this service point)."""
         self.in_past = False
+        self._at_access = self.last_access = None
         self._restart = True
         self._traveled = True
 

@@ -115,6 +115,7 @@ FLAG_WATCH_WRITE = 0x08  # the watchpoint hit was a write (AMOs report as writes
 FLAG_HISTORY_BEGIN = 0x10  # a REVERSE stopped at the start of the machine's history (nothing earlier)
 FLAG_PAST = 0x20       # the machine shows a state of its history (after REVERSE), not the present
 FLAG_FUTURE_DISCARDED = 0x40  # this change, made in the past, discarded the recorded future
+FLAG_ACCESSOR = 0x80   # in the past: this node made the access the last watchpoint stop found
 
 # -- address spaces, breakpoint and watchpoint kinds, registers ---------------------
 
@@ -664,6 +665,8 @@ class Status:
             text += f" reason={REASON_NAMES.get(self.reason, self.reason)}"
             if self.reason == REASON_WATCHPOINT:
                 text += f" data={self.data_addr:#010x}"
+        if self.flags & FLAG_ACCESSOR:
+            text += " (made the access the watchpoint stop found)"
         return text
 
 

@@ -194,6 +194,8 @@ class NodeLld:
             flags |= self.state.watch_flags | self.travel_flags
         if self.history is not None and self.history.in_past:
             flags |= p.FLAG_PAST
+            if self.history.accessor(self.index):
+                flags |= p.FLAG_ACCESSOR
         status = p.Status(
             state=t.state, reason=self.state.reason if stopped else p.REASON_NONE, priv=cpu.priv,
             flags=flags, stops=t.stops & M32, gen=self.gen(), pc=cpu.pc & M32,

@@ -443,6 +443,10 @@ class GdbSession:
             self.send(rsp.console_output(
                 f"node {self.node}: a write made in the machine's past discarded its recorded future: "
                 f"the machine went on from there, and its history starts again there\n".encode()))
+        if announce and status.reason == p.REASON_WATCHPOINT and status.flags & p.FLAG_PAST:
+            note = await self._accessor_note()
+            if note is not None:
+                self.send(rsp.console_output(note.encode()))
         if announce and status.reason in (p.REASON_PANIC, p.REASON_TRAP_LOOP):
             why = "the kernel's panic path" if status.reason == p.REASON_PANIC else "a trap loop"
             self.send(rsp.console_output(f"node {self.node} stopped in {why}\n".encode()))
@@ -451,6 +455,27 @@ class GdbSession:
         # record_currthread), without sending Hg: so do we, as QEMU's stub does with its CPU.
         self.selected = 0
         return rsp.stop_reply(signal, reason=reason, registers=dict(enumerate(registers)), thread=thread)
+
+    async def _accessor_note(self) -> str | None:
+        """After a watchpoint stop in the machine's past (found by history, lld/history.py): which
+        node makes the access it found, and where (that node stands just before it, at the
+        instruction that makes it: FLAG_ACCESSOR on its status)."""
+        link = self.handle.link
+        try:
+            description = await link.ok(self.node, p.Describe())
+            assert isinstance(description, p.MachineDescription)
+            replies = await asyncio.gather(*(link.request(n, p.GetStatus())
+                                             for n in range(description.nodes)))
+        except LinkError:
+            return None
+        for n, reply in enumerate(replies):
+            status = reply.value
+            if reply.ok and isinstance(status, p.Status) and status.flags & p.FLAG_ACCESSOR:
+                layout = self.threads.layout
+                name = layout.function_at(status.pc) if layout is not None else None
+                where = f"{status.pc:#010x}" + (f" ({name})" if name else "")
+                return f"mux: watchpoint: the access was made by node {n} at pc {where}\n"
+        return None
 
     async def _breakpoint_stop(self, status: p.Status) -> bytes:
         """The stop reply for a node resting on a breakpoint: gdb's, or the kind lld holds there."""

@@ -11,6 +11,7 @@ the mux shows gdb one thread per node, as it did before it knew of threads.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,17 @@ class KernelLayout:
     states: dict[int, str]         # enum thread_state: T_BLOCKED -> "blocked"
     process_states: dict[int, str]   # enum psy_process_state: PSY_PROC_READY -> "ready"
     saved_registers: int           # how many s registers a saved context holds (s0..)
+    #: The ELF's functions, (start, size, name) by start: to name a pc in the mux's messages.
+    functions: tuple[tuple[int, int, str], ...] = ()
+
+    def function_at(self, pc: int) -> str | None:
+        """`name+offset` of the function pc lies in, or None."""
+        index = bisect.bisect_right(self.functions, (pc, 1 << 32, "")) - 1
+        if index >= 0:
+            start, size, name = self.functions[index]
+            if start <= pc < start + max(size, 1):
+                return f"{name}+{pc - start:#x}" if pc != start else name
+        return None
 
     @classmethod
     def load(cls, path: Path) -> KernelLayout | None:
@@ -93,6 +105,7 @@ class KernelLayout:
                 if this_node is None or not elf.has_dwarf_info():
                     return None
                 structs, enums = _read_types(elf)
+                functions = _functions(elf)
         except (OSError, ELFError):
             return None
         if set(structs) != set(_WANTED) or set(enums) != set(_ENUMS):
@@ -101,7 +114,16 @@ class KernelLayout:
         return cls(this_node, structs["node"], structs["kthread"], context, structs["vp"],
                    structs["domain"], structs["realm"], structs["psy_vp"], structs["psy_domain"],
                    structs["psy_processes"], structs["psy_process"], structs["psy_context"],
-                   enums["thread_state"], enums["psy_process_state"], context.sizes["s"] // 4)
+                   enums["thread_state"], enums["psy_process_state"], context.sizes["s"] // 4,
+                   functions)
+
+
+def _functions(elf: ELFFile) -> tuple[tuple[int, int, str], ...]:
+    table = elf.get_section_by_name(".symtab")
+    if not isinstance(table, SymbolTableSection):
+        return ()
+    return tuple(sorted((int(s["st_value"]), int(s["st_size"]), s.name) for s in table.iter_symbols()
+                        if s["st_info"]["type"] == "STT_FUNC" and s.name))
 
 
 def _symbol(elf: ELFFile, name: str) -> int | None:

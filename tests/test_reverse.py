@@ -9,10 +9,12 @@ mailbox (and node 0 runs on while gdb talks: the history has both nodes' inputs 
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
-from gdb_util import gdb, needs_gdb, start_up
+from gdb_util import GDB, gdb, needs_gdb, start_up
+from test_kernel_user_gdb import Console
 
 REGS = ("pc", "ra", "sp", "a0", "a1", "a5", "s0")
 _PRINT = "printf \"STATE " + " ".join("%x" for _ in REGS) + "\\n\", " + ", ".join(f"${r}" for r in REGS)
@@ -98,3 +100,72 @@ def test_a_write_in_the_past_discards_the_future(kernel_elf: Path) -> None:
     # The old future is gone: one step back is as far as the new history goes.
     assert out.count("No more reverse-execution history.") == 1, out[-3000:]
     assert "END" in out
+
+
+_COUNTER = 'printf "COUNTER %d\\n", kg.selftest->spin_counter'
+
+
+@pytest.mark.timeout(120)
+def test_a_watchpoint_finds_another_nodes_store_in_reverse(kernel_elf: Path) -> None:
+    """4 nodes run the lock self-test (each increments a shared counter in the king's RAM, 20
+    times, under a spin lock).  gdb on node 2 watches that counter: reverse-continue stops at
+    each store back in time, whichever node made it, with the values gdb shows for a reverse
+    watchpoint (Old: after the store, New: before it); the mux names the node that made it and
+    its pc; continue goes forward through history to the next store."""
+    up = start_up(kernel_elf, 4, *HISTORY)
+    try:
+        console = Console(up.console)
+        try:
+            console.type("")
+            console.wait_for(r"psyche> ")
+            console.type("selftest")
+            console.wait_for(r"selftest: (passed|FAILED)")
+        finally:
+            console.close()
+        commands = ["watch -l kg.selftest->spin_counter", _COUNTER]
+        commands += ["reverse-continue", _COUNTER] * 6
+        commands += ["continue", _COUNTER]
+        out = gdb(kernel_elf, f"127.0.0.1:{up.port(2)}", *commands, "detach", timeout=100)
+    finally:
+        up.stop()
+    counters = [int(c) for c in re.findall(r"COUNTER (\d+)", out)]
+    assert counters[:7] == [80, 79, 78, 77, 76, 75, 74], out[-4000:]
+    for new in range(79, 73, -1):
+        assert re.search(rf"Old value = {new + 1}\s+New value = {new}\n", out), out[-4000:]
+    # Forward again: the stop is at the next store (the 75th); gdb then steps node 2 over the
+    # watchpoint, one instruction of node 2, and shows the value after that (node 0 may store
+    # again before node 2's next instruction).
+    assert len(counters) == 8 and counters[7] >= 75, out[-4000:]
+    assert re.search(rf"Old value = 74\s+New value = {counters[7]}\n", out), out[-4000:]
+    makers = re.findall(r"the access was made by node (\d) at pc (0x[0-9a-f]+) \(\w+\+0x[0-9a-f]+\)", out)
+    assert len(makers) == 7, out[-4000:]
+    assert {int(n) for n, _ in makers} - {2}, makers   # another node's stores among them
+    assert "No more reverse-execution history" not in out
+    # The pc named is the store's: the line that increments the counter.
+    assert GDB is not None
+    lines = subprocess.run([GDB, "-batch", "-nx", str(kernel_elf)] + [
+        a for _, pc in set(makers) for a in ("-ex", f"list *{pc},+0")], capture_output=True, text=True).stdout
+    assert lines.count("st->spin_counter = v + 1;") == len(set(makers)), (makers, lines)
+
+
+@pytest.mark.timeout(60)
+def test_reverse_finish_out_of_the_clock_interrupt(kernel_elf: Path) -> None:
+    """reverse-finish in clock_intr goes back to its call in the trap handler (gdb: a breakpoint
+    at the function's entry, reverse-continue, one reverse step), and stepi from there enters
+    clock_intr again: the same call, re-executed."""
+    commands = ["break clock_intr", "continue", "continue", "delete", "next", _TICKS,
+                "reverse-finish", "echo BACK\\n", "bt 1", "x/i $pc", _TICKS,
+                "stepi", "echo FORWARD\\n", "x/i $pc", _TICKS]
+    out = _session(kernel_elf, *commands)
+    assert "BACK" in out and "FORWARD" in out, out[-3000:]
+    back = out.split("BACK")[1].split("FORWARD")[0]
+    forward = out.split("FORWARD")[1]
+    # At the call: in trap(), at trap.c's `clock_intr();`, on the jump-and-link that makes it.
+    assert re.search(r"#0 .* in trap \(.*trap\.c:\d+", back), back
+    assert re.search(r"=> 0x[0-9a-f]+ <trap\+\d+>:\s+jalr?\s", back), back
+    assert re.search(r"=> 0x[0-9a-f]+ <clock_intr>:", forward), forward
+    # The same interrupt's call (an earlier one would have counted fewer ticks; clock_intr has
+    # not counted this one yet at line 61).
+    ticks = _ticks(out)
+    assert len(ticks) == 3 and ticks[0] == ticks[1] == ticks[2], (ticks, out[-3000:])
+    assert "No more reverse-execution history" not in out
