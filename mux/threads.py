@@ -224,7 +224,8 @@ class NodeThreads:
 
     async def _processes(self, threads: list[Thread], records: list[tuple[int, bytes]]) -> list[Thread]:
         """The user-level processes of the domains this node runs VPs of, but those running
-        (a VP shows the one it runs; one running on another node is that node's to show)."""
+        (a VP shows the one it runs, even caught in the middle of the switch; one running on
+        another node is that node's to show)."""
         assert self.layout is not None
         kthread = self.layout.kthread
         domains: dict[int, tuple[int | None, AddressSpace]] = {}   # record -> (number, space)
@@ -232,10 +233,11 @@ class NodeThreads:
             record = kthread.u32(raw, "dom")
             if thread.vp is not None and thread.space is not None and record:
                 domains.setdefault(record, (thread.domain, thread.space))
+        on_vps = {(t.domain, t.process) for t in threads if t.process is not None}
         found: list[Thread] = []
         for record, (domain, space) in domains.items():
             for process in await domain_processes(self.handle, self.layout, record, space):
-                if process.state in ("running", "done"):
+                if process.state in ("running", "done") or (domain, process.name) in on_vps:
                     continue
                 key = ("process", record, process.entry)
                 tid = self._ids.setdefault(key, len(self._ids) + 1)

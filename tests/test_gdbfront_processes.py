@@ -56,3 +56,24 @@ def test_a_domains_processes_are_threads_with_the_context_they_saved(
     assert "Backtrace stopped" not in node1.console("bt")      # ut_entry is the outermost frame
     with pytest.raises(GdbError, match=r"not running: its registers are the context it saved"):
         node1.console("set $s0 = 1")
+
+    # Caught in the middle of a switch, in or out, each process shows exactly once: on the VP
+    # that names it, or among the waiting ones (once, a process marked running that no VP
+    # named was shown nowhere).
+    node1.console("thread 1")
+    for after in ("vp->desc.process = p->pub.name;", "if (p->pub.state == UT_RUNNING) {"):
+        line = uthread_line(after) + 1
+        node1.tbreak(f"uthread.c:{line}")
+        stop = node1.cont(timeout=30)
+        assert stop.line == line, stop
+        threads = thread_table(node1)
+        named = re.fullmatch(r"running, VP \d+ in domain \d+, process (\d)", threads["daemon"]["details"])
+        assert named, threads["daemon"]
+        waiting = {name for name in threads if name.startswith("process ")}
+        assert waiting == {f"process {n}" for n in range(1, 6) if n != int(named.group(1))}, threads
+
+
+def uthread_line(text: str) -> int:
+    """The line of the scheduler loop's switch (psyche/user/uthread.c) that is text."""
+    source = (Path(__file__).resolve().parent.parent / "psyche" / "user" / "uthread.c").read_text()
+    return next(i for i, line in enumerate(source.splitlines(), 1) if line.strip() == text)

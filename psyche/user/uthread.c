@@ -181,20 +181,27 @@ static void loop(struct ut_vp *vp, bool first)
             psy_block();                         /* until the next interval timer */
             continue;
         }
-        p->pub.state = UT_RUNNING;
+        /*
+         * The switch, as the kernel and debuggers see it: the descriptor names the process
+         * before its state says running, and stops naming it only after the state says
+         * otherwise, so a debugger reading both at any moment finds a running process on a
+         * VP (and a process a VP names shows there, not among the waiting ones).
+         */
         p->runs++;
         vp->switches++;
         vp->current = p;
-        vp->desc.process = p->pub.name;                /* the switch, as the kernel and debuggers see it */
+        vp->desc.process = p->pub.name;
+        p->pub.state = UT_RUNNING;
         ut_swtch(&vp->loop, &p->pub.ctx);
         vp->current = 0;
-        vp->desc.process = 0;
         if (p->pub.state == UT_RUNNING) {
             p->pub.state = UT_READY;
+            vp->desc.process = 0;
             lock(&vp->lock);
             push(vp, p);
             unlock(&vp->lock);
         }
+        vp->desc.process = 0;
     }
 }
 
