@@ -148,6 +148,7 @@ def build_program(source: Path, out_dir: Path, extra: tuple[Path, ...] = (),
             "-Wl,-z,norelro",
             str(USER_DIR / "crt0.S"),
             str(USER_DIR / "ulib.c"),
+            str(USER_DIR / "ulib_own.c"),       # what of ulib.h has state: kept out of ulib.c
             str(USER_DIR / "prog.c"),
             *library_sources(source),
             *map(str, extra),
