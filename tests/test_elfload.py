@@ -49,6 +49,28 @@ class Image(ctypes.Structure):
         ("seg", Segment * MAX_SEGMENTS),
         ("rela_off", ctypes.c_uint32),
         ("nrela", ctypes.c_uint32),
+        ("jmprel_off", ctypes.c_uint32),
+        ("njmprel", ctypes.c_uint32),
+        ("needed", ctypes.c_uint32),
+        ("symtab", ctypes.c_uint32),
+        ("symtab_off", ctypes.c_uint32),
+        ("nsyms", ctypes.c_uint32),
+        ("strtab", ctypes.c_uint32),
+        ("strtab_off", ctypes.c_uint32),
+        ("strsz", ctypes.c_uint32),
+    ]
+
+
+class Library(ctypes.Structure):
+    """struct elf_library: the exports a program's symbols are resolved against."""
+
+    _fields_ = [
+        ("name", ctypes.c_char_p),
+        ("base", ctypes.c_uint32),
+        ("symtab", ctypes.c_char_p),
+        ("nsyms", ctypes.c_uint32),
+        ("strtab", ctypes.c_char_p),
+        ("strsz", ctypes.c_uint32),
     ]
 
 
@@ -71,22 +93,23 @@ class Loader:
     def __init__(self, path: Path) -> None:
         self.lib = ctypes.CDLL(str(path))
         self.lib.elf_check.argtypes = [ctypes.c_char_p, ctypes.c_uint32, ctypes.c_uint32,
-                                       ctypes.POINTER(Image), ctypes.c_char_p, ctypes.c_uint32]
+                                       ctypes.POINTER(Library), ctypes.POINTER(Image), ctypes.c_char_p,
+                                       ctypes.c_uint32]
         self.lib.elf_check.restype = ctypes.c_int
         self.lib.elf_place.argtypes = [ctypes.c_char_p, ctypes.POINTER(Image), ctypes.c_void_p,
-                                       ctypes.c_uint32]
+                                       ctypes.c_uint32, ctypes.POINTER(Library)]
         self.lib.elf_place.restype = None
 
-    def check(self, data: bytes, max_memsz: int = MiB) -> tuple[int, Image, str]:
+    def check(self, data: bytes, max_memsz: int = MiB, lib: Library | None = None) -> tuple[int, Image, str]:
         img = Image()
         why = ctypes.create_string_buffer(160)
-        rc = self.lib.elf_check(data, len(data), max_memsz, ctypes.byref(img), why, len(why))
+        rc = self.lib.elf_check(data, len(data), max_memsz, lib, ctypes.byref(img), why, len(why))
         return rc, img, why.value.decode()
 
-    def place(self, data: bytes, img: Image, base: int, guard: int = 64) -> bytes:
+    def place(self, data: bytes, img: Image, base: int, guard: int = 64, lib: Library | None = None) -> bytes:
         """The placed image; asserts that nothing was written past its end."""
         dest = ctypes.create_string_buffer(b"\xaa" * (img.memsz + guard), img.memsz + guard)
-        self.lib.elf_place(data, ctypes.byref(img), dest, base)
+        self.lib.elf_place(data, ctypes.byref(img), dest, base, lib)
         out = dest.raw
         assert out[img.memsz:] == b"\xaa" * guard, "elf_place wrote past the image"
         return out[:img.memsz]
@@ -228,9 +251,9 @@ def test_why_is_cut_to_its_buffer_and_may_be_absent(loader: Loader, by_name) -> 
     bad = patch(by_name["hello"], 18, "<H", 62)
     img = Image()
     why = ctypes.create_string_buffer(b"\xff" * 8, 8)
-    assert loader.lib.elf_check(bad, len(bad), MiB, ctypes.byref(img), why, 8) == ENOTPSY
+    assert loader.lib.elf_check(bad, len(bad), MiB, None, ctypes.byref(img), why, 8) == ENOTPSY
     assert why.raw == b"not RIS\0"
-    assert loader.lib.elf_check(bad, len(bad), MiB, ctypes.byref(img), None, 0) == ENOTPSY
+    assert loader.lib.elf_check(bad, len(bad), MiB, None, ctypes.byref(img), None, 0) == ENOTPSY
 
 
 # --- (2) refusals, each with its reason -----------------------------------------------------
@@ -450,6 +473,6 @@ def test_links_into_a_user_program(tmp_path: Path) -> None:
     source = tmp_path / "elfuser.c"
     source.write_text('#include "elfload.c"\n'
                       "int main(void)\n{\n    static struct elf_image img;\n    char why[80];\n"
-                      "    return elf_check(why, sizeof why, 0, &img, why, sizeof why);\n}\n")
+                      "    return elf_check(why, sizeof why, 0, 0, &img, why, sizeof why);\n}\n")
     program = build_program(source, tmp_path)
     assert program.memsz > 0
