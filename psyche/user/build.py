@@ -58,6 +58,7 @@ LIBRARY_SOURCES = ("ulib.c",)                   # what it is made of: no writabl
 OWN_SOURCES = ("ulib_own.c",)                   # ulib.h's functions with state: every program's own
 SHARED_SUBDIR = "shared"                        # build/user/shared: what is linked against it
 SHF_WRITE = 1
+FILE_PACKING = 16                               # segments' file offsets: 16-byte, not page, aligned
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,8 @@ def build_program(source: Path, out_dir: Path, extra: tuple[Path, ...] = (),
             # No RELRO: the image is flat and the kernel applies the relocations; without this
             # lld wants .dynamic next to .data.rel.ro, which a program's .bss keeps apart.
             "-Wl,-z,norelro",
+            # The loaders copy segments, never map them: no page padding in the file (FILE_PACKING)
+            f"-Wl,-z,max-page-size={FILE_PACKING}",
             str(USER_DIR / "crt0.S"),
             *(str(USER_DIR / src) for src in (*LIBRARY_SOURCES, *OWN_SOURCES)),
             str(USER_DIR / "prog.c"),
@@ -235,6 +238,7 @@ def build_library(out_dir: Path = DEFAULT_OUT_DIR) -> Path:
         # -Bsymbolic: the library's calls of its own functions go straight there, not through a
         # PLT (which would need a writable GOT); --hash-style=sysv: DT_HASH counts its symbols.
         _link(elf, ["-shared", "-T", str(USER_DIR / "lib.ld"), "-soname", LIBRARY, "-Bsymbolic",
+                    "-z", f"max-page-size={FILE_PACKING}",
                     "-z", "rodynamic", "-z", "defs", "--hash-style=sysv", "--build-id=none", *map(str, objs)],
               "linking the library")
     check_library(elf)
@@ -252,6 +256,7 @@ def build_shared_program(source: Path, library: Path, out_dir: Path = DEFAULT_OU
     objs.append(_object(source, shared / "obj" / source.stem))
     if _stale(elf, [*objs, library, USER_DIR / "link.ld"]):
         _link(elf, ["-pie", "--no-dynamic-linker", "-T", str(USER_DIR / "link.ld"), "-z", "norelro",
+                    "-z", f"max-page-size={FILE_PACKING}",
                     "--build-id=none", *map(str, objs), str(library)],
               f"linking {source.stem} against {LIBRARY}")
     return elf
@@ -260,14 +265,17 @@ def build_shared_program(source: Path, library: Path, out_dir: Path = DEFAULT_OU
 def program_file(elf: Path, out: Path) -> Path:
     """The program's file as the loader reads it: the ELF without what only a debugger needs.
 
-    Everything the program headers place in the file is kept (it all comes first); the
+    Everything the loaded segments place in the file is kept (it all comes first); the
     section headers and the debug sections after it are dropped.
     """
     data = bytearray(elf.read_bytes())
     with open(elf, "rb") as f:
         e = ELFFile(f)
+        # what the loaders read: the headers and the loaded and dynamic segments (not, say,
+        # PT_RISCV_ATTRIBUTES, which the linker may put after the debug sections)
         end = max(e.header["e_phoff"] + e.header["e_phnum"] * e.header["e_phentsize"],
-                  *(s["p_offset"] + s["p_filesz"] for s in e.iter_segments()))
+                  *(s["p_offset"] + s["p_filesz"] for s in e.iter_segments()
+                    if s["p_type"] in ("PT_LOAD", "PT_DYNAMIC")))
     data[32:36] = (0).to_bytes(4, "little")                 # e_shoff
     data[46:52] = (0).to_bytes(6, "little")                 # e_shentsize, e_shnum, e_shstrndx
     out.parent.mkdir(parents=True, exist_ok=True)
