@@ -81,9 +81,13 @@ def test_two_programs_on_two_nodes_share_the_one_library_realm(world: World) -> 
     assert sum(r.startswith(f"{base:#010x}-") for r in realms) == 1, realms
     listing = world.sh("realms")
     assert len(re.findall(rf"^  {base:#010x}-", listing, re.M)) == 1, listing
+    start = len(world.console.text())
     for job in (0, 1):
-        world.console.type(f"kill {job}\r")
-        world.console.wait_for(rf"\[{job}\] udpecho: killed")
+        world.sh(f"kill {job}")
+    for _ in range(50):                                 # the jobs say so when their calls end
+        if all(f"[{job}] udpecho: killed" in world.console.text()[start:] for job in (0, 1)):
+            break
+        world.sh("jobs")
     assert placed_by(world.sh("programs"), "loader") == []
     assert world.realms() == realms_before
 
