@@ -22,7 +22,15 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from psyche.guestbuild import PSYCHE_CFLAGS, compile_to
-from psyche.user.build import USER_DIR, UserProgram, build_program, build_user_programs
+from psyche.user.build import (
+    USER_DIR,
+    UserProgram,
+    build_library,
+    build_program,
+    build_shared_program,
+    build_user_programs,
+    program_sources,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE = USER_DIR / "elfload.c"
@@ -49,6 +57,28 @@ class Image(ctypes.Structure):
         ("seg", Segment * MAX_SEGMENTS),
         ("rela_off", ctypes.c_uint32),
         ("nrela", ctypes.c_uint32),
+        ("jmprel_off", ctypes.c_uint32),
+        ("njmprel", ctypes.c_uint32),
+        ("needed", ctypes.c_uint32),
+        ("symtab", ctypes.c_uint32),
+        ("symtab_off", ctypes.c_uint32),
+        ("nsyms", ctypes.c_uint32),
+        ("strtab", ctypes.c_uint32),
+        ("strtab_off", ctypes.c_uint32),
+        ("strsz", ctypes.c_uint32),
+    ]
+
+
+class Library(ctypes.Structure):
+    """struct elf_library: the exports a program's symbols are resolved against."""
+
+    _fields_ = [
+        ("name", ctypes.c_char_p),
+        ("base", ctypes.c_uint32),
+        ("symtab", ctypes.c_char_p),
+        ("nsyms", ctypes.c_uint32),
+        ("strtab", ctypes.c_char_p),
+        ("strsz", ctypes.c_uint32),
     ]
 
 
@@ -71,22 +101,23 @@ class Loader:
     def __init__(self, path: Path) -> None:
         self.lib = ctypes.CDLL(str(path))
         self.lib.elf_check.argtypes = [ctypes.c_char_p, ctypes.c_uint32, ctypes.c_uint32,
-                                       ctypes.POINTER(Image), ctypes.c_char_p, ctypes.c_uint32]
+                                       ctypes.POINTER(Library), ctypes.POINTER(Image), ctypes.c_char_p,
+                                       ctypes.c_uint32]
         self.lib.elf_check.restype = ctypes.c_int
         self.lib.elf_place.argtypes = [ctypes.c_char_p, ctypes.POINTER(Image), ctypes.c_void_p,
-                                       ctypes.c_uint32]
+                                       ctypes.c_uint32, ctypes.POINTER(Library)]
         self.lib.elf_place.restype = None
 
-    def check(self, data: bytes, max_memsz: int = MiB) -> tuple[int, Image, str]:
+    def check(self, data: bytes, max_memsz: int = MiB, lib: Library | None = None) -> tuple[int, Image, str]:
         img = Image()
         why = ctypes.create_string_buffer(160)
-        rc = self.lib.elf_check(data, len(data), max_memsz, ctypes.byref(img), why, len(why))
+        rc = self.lib.elf_check(data, len(data), max_memsz, lib, ctypes.byref(img), why, len(why))
         return rc, img, why.value.decode()
 
-    def place(self, data: bytes, img: Image, base: int, guard: int = 64) -> bytes:
+    def place(self, data: bytes, img: Image, base: int, guard: int = 64, lib: Library | None = None) -> bytes:
         """The placed image; asserts that nothing was written past its end."""
         dest = ctypes.create_string_buffer(b"\xaa" * (img.memsz + guard), img.memsz + guard)
-        self.lib.elf_place(data, ctypes.byref(img), dest, base)
+        self.lib.elf_place(data, ctypes.byref(img), dest, base, lib)
         out = dest.raw
         assert out[img.memsz:] == b"\xaa" * guard, "elf_place wrote past the image"
         return out[:img.memsz]
@@ -228,9 +259,9 @@ def test_why_is_cut_to_its_buffer_and_may_be_absent(loader: Loader, by_name) -> 
     bad = patch(by_name["hello"], 18, "<H", 62)
     img = Image()
     why = ctypes.create_string_buffer(b"\xff" * 8, 8)
-    assert loader.lib.elf_check(bad, len(bad), MiB, ctypes.byref(img), why, 8) == ENOTPSY
+    assert loader.lib.elf_check(bad, len(bad), MiB, None, ctypes.byref(img), why, 8) == ENOTPSY
     assert why.raw == b"not RIS\0"
-    assert loader.lib.elf_check(bad, len(bad), MiB, ctypes.byref(img), None, 0) == ENOTPSY
+    assert loader.lib.elf_check(bad, len(bad), MiB, None, ctypes.byref(img), None, 0) == ENOTPSY
 
 
 # --- (2) refusals, each with its reason -----------------------------------------------------
@@ -450,6 +481,180 @@ def test_links_into_a_user_program(tmp_path: Path) -> None:
     source = tmp_path / "elfuser.c"
     source.write_text('#include "elfload.c"\n'
                       "int main(void)\n{\n    static struct elf_image img;\n    char why[80];\n"
-                      "    return elf_check(why, sizeof why, 0, &img, why, sizeof why);\n}\n")
+                      "    return elf_check(why, sizeof why, 0, 0, &img, why, sizeof why);\n}\n")
     program = build_program(source, tmp_path)
     assert program.memsz > 0
+
+
+# --- (4) programs linked against the reentrant library: symbol relocations -----------------------
+
+R_RISCV_32, R_RISCV_RELATIVE, R_RISCV_JUMP_SLOT = 1, 3, 5
+ESYM = -6
+DT_JMPREL, DT_PLTREL, DT_PLTRELSZ, DT_STRSZ = 23, 20, 2, 10
+LIB_BASE = 0x0012_8000
+
+
+@pytest.fixture(scope="module")
+def library() -> tuple[bytes, bytes, dict[str, int]]:
+    """The library's .dynsym and .dynstr, and its exports (name -> offset), from its ELF."""
+    elf = build_library()
+    with open(elf, "rb") as f:
+        e = ELFFile(f)
+        dynsym, dynstr = e.get_section_by_name(".dynsym"), e.get_section_by_name(".dynstr")
+        exports = {s.name: s["st_value"] for s in dynsym.iter_symbols()
+                   if s.name and s["st_shndx"] != "SHN_UNDEF"}
+        return dynsym.data(), dynstr.data(), exports
+
+
+def lib_struct(library: tuple[bytes, bytes, dict[str, int]], name: bytes = b"libpsy.so",
+               dynstr: bytes | None = None) -> Library:
+    symtab, strtab, _ = library
+    strtab = strtab if dynstr is None else dynstr
+    return Library(name, LIB_BASE, symtab, len(symtab) // 16, strtab, len(strtab))
+
+
+@pytest.fixture(scope="module")
+def linked() -> dict[str, bytes]:
+    """Every program as the file server serves it: linked against the library (its full ELF)."""
+    lib = build_library()
+    return {src.stem: build_shared_program(src, lib).read_bytes() for src in program_sources()}
+
+
+def symbol_relocs(data: bytes, img: Image) -> list[tuple[int, int, int, str]]:
+    """(target, type, addend, symbol name) of every relocation of both tables, read in Python."""
+    out = []
+    for off, n in ((img.rela_off, img.nrela), (img.jmprel_off, img.njmprel)):
+        for i in range(n):
+            target, info, addend = struct.unpack_from("<IIi", data, off + RELA * i)
+            name = ""
+            if info >> 8:
+                st_name = u32(data, img.symtab_off + 16 * (info >> 8))
+                name = data[img.strtab_off + st_name:].split(b"\0", 1)[0].decode()
+            out.append((target, info & 0xFF, addend, name))
+    return out
+
+
+def test_linked_programs_are_resolved_against_the_library(loader: Loader, linked, library) -> None:
+    lib, exports = lib_struct(library), library[2]
+    for name, elf in linked.items():
+        rc, img, why = loader.check(elf, lib=lib)
+        assert (rc, why) == (0, ""), name
+        assert img.needed == 1 and img.njmprel > 0, name          # printf at least, through the PLT
+        base = 0x4000_0000
+        placed = loader.place(elf, img, base, lib=lib)
+        for target, kind, addend, symbol in symbol_relocs(elf, img):
+            word = u32(placed, target)
+            if kind == R_RISCV_RELATIVE:
+                assert word == base + addend
+            else:
+                assert kind in (R_RISCV_32, R_RISCV_JUMP_SLOT) and symbol in exports, (name, symbol)
+                assert word == LIB_BASE + exports[symbol] + (addend if kind == R_RISCV_32 else 0), symbol
+        # no copy of the library's functions in the program: it only calls them
+        with open(build_shared_program(USER_DIR / "progs" / f"{name}.c", build_library()), "rb") as f:
+            own = {s.name for s in ELFFile(f).get_section_by_name(".symtab").iter_symbols()
+                   if s["st_shndx"] != "SHN_UNDEF"}
+        assert not own & {"printf", "memcpy", "strcmp", "error_name"}, (name, own & set(exports))
+
+
+def strtab_offset(elf: bytes) -> int:
+    entries = dict(dynamic(elf)[1])
+    for ph in phdrs(elf):
+        if ph[0] == PT_LOAD and ph[2] <= entries[5] < ph[2] + ph[4]:
+            return ph[1] + entries[5] - ph[2]
+    raise AssertionError("DT_STRTAB in no segment")
+
+
+def rename(elf: bytes, old: bytes, new: bytes) -> bytes:
+    """The file with one name of its string table changed (same length)."""
+    at = elf.index(b"\0" + old + b"\0", strtab_offset(elf)) + 1
+    return elf[:at] + new + elf[at + len(new):]
+
+
+def linked_refusals(elf: bytes, img: Image) -> list[tuple[str, bytes, int, str]]:
+    jmprel = img.jmprel_off
+    first_plt = img.nrela                                   # numbered on after DT_RELA's
+    code_target = 0
+    return [
+        ("unresolved", rename(elf, b"printf", b"prinzz"), ESYM, "unresolved symbol prinzz"),
+        ("a control character in a name", rename(elf, b"printf", b"prin\nz"), ESYM,
+         "unresolved symbol prin?z"),
+        ("symbol past the table", patch(elf, jmprel + 4, "<I", (0xFFFF << 8) | 5), EREL,
+         f"relocation {first_plt}: symbol 65535 is outside the symbol table"),
+        ("no symbol", patch(elf, jmprel + 4, "<I", 5), EREL, "type 5 without a symbol"),
+        ("name past the strings", patch(elf, img.symtab_off + 16, "<I", 0xFFFF_FFF0), EREL,
+         "name at 0xfffffff0 is not in the string table"),
+        ("a defined symbol", patch(elf, img.symtab_off + 16 + 14, "<H", 1), EREL, "the program's own"),
+        ("slot in code", patch(elf, jmprel, "<I", code_target), EREL, "is in code"),
+        ("slot outside", patch(elf, jmprel, "<I", 0x7FFF_FFFC), EREL, "outside the image"),
+        ("unknown type", patch(elf, jmprel + 4, "<I", (1 << 8) | 2), EREL,
+         "type 2, only R_RISCV_RELATIVE (3), R_RISCV_32 (1) and R_RISCV_JUMP_SLOT (5)"),
+        ("DT_PLTREL REL", patch_dyn(elf, DT_PLTREL, DT_PLTREL, 17), EREL, "DT_PLTREL"),
+        ("DT_JMPREL nowhere", patch_dyn(elf, DT_JMPREL, DT_JMPREL, 0x10_0000), EBAD,
+         "relocations at 0x100000"),
+        ("DT_PLTRELSZ huge", patch_dyn(elf, DT_PLTRELSZ, DT_PLTRELSZ, 0xFFFF_FFF0), EBAD,
+         "not in the file part"),
+        ("no DT_JMPREL", patch_dyn(elf, DT_JMPREL, 0x15, 0), EBAD, "DT_JMPREL and DT_PLTRELSZ go together"),
+        ("DT_STRSZ huge", patch_dyn(elf, DT_STRSZ, DT_STRSZ, 0xFFFF_FF00), EBAD, "the string table at"),
+        ("another library", rename(elf, b"libpsy.so", b"libxyz.so"), ENOTPSY,
+         "needs the shared library libxyz.so; only libpsy.so is here"),
+    ]
+
+
+def test_linked_refusals_say_why(loader: Loader, linked, library) -> None:
+    lib = lib_struct(library)
+    for program in ("hello", "sort"):
+        elf = linked[program]
+        rc, img, _ = loader.check(elf, lib=lib)
+        assert rc == 0
+        for name, bad, code, reason in linked_refusals(elf, img):
+            rc, _, why = loader.check(bad, lib=lib)
+            assert (rc, reason in why) == (code, True), f"{program}: {name}: {rc} {why!r}"
+            assert "\n" not in why and len(why) < 120, why
+
+
+def test_a_linked_program_needs_the_library_and_the_library_its_symbols(loader: Loader, linked,
+                                                                        library) -> None:
+    elf = linked["hello"]
+    assert loader.check(elf)[:3:2] == (ENOTPSY, "needs a shared library (DT_NEEDED), and none is here")
+    rc, _, why = loader.check(elf, lib=lib_struct(library, b"libother.so"))
+    assert (rc, why) == (ENOTPSY, "needs the shared library libpsy.so; only libother.so is here")
+    # a library without printf (its name changed in its own table)
+    dynstr = library[1].replace(b"\0printf\0", b"\0printg\0")
+    rc, _, why = loader.check(elf, lib=lib_struct(library, dynstr=dynstr))
+    assert (rc, why) == (ESYM, "unresolved symbol printf")
+
+
+def test_linked_mutation_fuzz(loader: Loader, linked, library) -> None:
+    """As test_mutation_fuzz, with the symbol table, strings and PLT relocations hot too: what is
+    accepted resolves every symbol to the library's address and writes only inside the image."""
+    rng = random.Random(0x11B)
+    lib, exports = lib_struct(library), library[2]
+    counts: dict[int, int] = {0: 0}
+    for name in ("hello", "sort"):
+        elf = loadable_prefix(linked[name])
+        _, img, _ = loader.check(elf, lib=lib)
+        dyn_start, entries = dynamic(elf)
+        hot = [(0, EHDR), (u32(elf, 28), u32(elf, 28) + len(phdrs(elf)) * PHDR),
+               (dyn_start, dyn_start + 8 * (len(entries) + 1)),
+               (img.jmprel_off, img.jmprel_off + RELA * img.njmprel),
+               (img.symtab_off, img.symtab_off + 16 * img.nsyms),
+               (img.strtab_off, img.strtab_off + img.strsz)]
+        for _ in range(4000):
+            bad = mutate(rng, elf, hot)
+            rc, got, why = loader.check(bad, MiB, lib=lib)
+            counts[rc] = counts.get(rc, 0) + 1
+            if rc != 0:
+                assert rc in (ETRUNC, ENOTPSY, EBAD, EBIG, EREL, ESYM) and why, (rc, why)
+                continue
+            base = rng.getrandbits(32) & ~3
+            placed = loader.place(bad, got, base, lib=lib)
+            want: dict[int, int] = {}                   # applied in order: a later one wins
+            for target, kind, addend, symbol in symbol_relocs(bad, got):
+                assert target % 4 == 0 and target + 4 <= got.memsz
+                if kind == R_RISCV_RELATIVE:
+                    want[target] = base + addend
+                else:
+                    assert kind in (R_RISCV_32, R_RISCV_JUMP_SLOT) and symbol in exports, symbol
+                    want[target] = LIB_BASE + exports[symbol] + (addend if kind == R_RISCV_32 else 0)
+            assert all(u32(placed, t) == v & 0xFFFF_FFFF for t, v in want.items())
+    assert counts[0] > 100 and all(counts.get(code, 0) > 10 for code in (EBAD, EREL, ESYM)), counts

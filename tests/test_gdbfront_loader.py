@@ -5,6 +5,8 @@ The loader publishes its table (uapi/psyche.h, `struct psy_programs`; its domain
 the kernel's own table, so that gdb knows the loaded program and the name server at the
 addresses they run at: a breakpoint in the program's main stops there, and one in the name
 server's `lookup` stops there while the program calls it, a protected call into another domain.
+The reentrant library is in the table too, at its realm: `step` goes from a loaded program into
+the library function it calls, and a breakpoint in the library stops there.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ SH = "psh> "
 REPO = Path(__file__).resolve().parent.parent
 LOADER_C = REPO / "psyche" / "user" / "sys" / "loader.c"
 LOOKUP_C = REPO / "psyche" / "user" / "progs" / "lookup.c"
+ULIB_C = REPO / "psyche" / "user" / "ulib.c"
 #: PSY_RETURN_VA: where an operation returns to; the fetch fault there ends the call.
 RETURN_GATE = 0x7FFFE000
 
@@ -75,7 +78,7 @@ def test_break_in_a_loaded_program_and_in_the_name_server_it_calls(
     node0 = gdb(0)                 # init placed every server on node 0; `run` places there too
     report = by_name(node0.psyche_data("symbols"))
     assert {n: r["by"] for n, r in report.items()} == {
-        "names": "init", "files": "init", "loader": "init", "sh": "init"}, report
+        "names": "init", "files": "init", "loader": "init", "sh": "init", "libpsy.so": "init"}, report
     assert all(r["action"] == "added" and r["data"] is None for r in report.values())
     names_base = report["names"]["code"]
     text = node0.psyche("symbols")
@@ -146,4 +149,46 @@ def test_a_program_on_another_node_is_debugged_on_its_node(gdb: GdbSessions, mac
     node1.delete(after_wait.number)
     node1.cont_nowait()
     machine.console.wait_for(r"lookup: files\.get is op 0x")
+    machine.console.wait_for(r"\[\d\] lookup: exit 0")
+
+
+def test_step_from_a_loaded_program_into_the_shared_library(gdb: GdbSessions, machine: PsycheMachine) -> None:
+    """`lookup` is linked against libpsy.so: its parse_number and printf are the library's, in the
+    library's realm, which `psyche symbols` adds from build/user/shared/libpsy.so.elf."""
+    machine.console.type("run lookup wait 1 &\r")
+    machine.console.wait_for(r"lookup: waiting for a debugger")
+    node0 = gdb(0)
+    report = by_name(node0.psyche_data("symbols"))
+    lib, lookup = report["libpsy.so"], report["lookup"]
+    assert lib["library"] and lib["elf"].endswith("shared/libpsy.so.elf"), lib
+    assert lookup["elf"].endswith("shared/lookup.elf"), lookup
+    assert re.search(r"libpsy\.so \(library, init, at boot\): .*shared/libpsy\.so\.elf at 0x",
+                     node0.psyche("symbols"))
+    at_parse = node0.breakpoint(f"lookup.c:{line_of(LOOKUP_C, 'int n = i < argc')}")
+    node0.console("set var go = 1")
+    stop = node0.cont()
+    assert (stop.func, stop.line) == ("main", line_of(LOOKUP_C, "int n = i < argc")), stop
+    node0.delete(at_parse.number)
+
+    # step: through the program's PLT slot, into the library's parse_number, at the library's address
+    stop = node0.step()
+    assert stop.func == "parse_number" and stop.file is not None and stop.file.endswith("ulib.c"), stop
+    assert stop.addr is not None and lib["code"] <= stop.addr < lib["code"] + 0x2000, (hex(stop.addr), lib)
+    assert not lookup["code"] <= stop.addr < lookup["code"] + 0x10000
+    frames = node0.backtrace()
+    assert frames[1].func == "main" and frames[1].file is not None and frames[1].file.endswith("lookup.c")
+    stop = node0.next()                                 # lines of the library's own source
+    assert stop.func == "parse_number" and stop.file.endswith("ulib.c"), stop
+    stop = node0.finish()
+    assert stop.func == "main" and stop.file.endswith("lookup.c"), stop
+
+    # a breakpoint in the library: the next printf lookup makes stops there (the servers' own
+    # static copies of printf are other locations of the same breakpoint)
+    printf = node0.breakpoint("ulib.c:printf")
+    stop = node0.cont()
+    assert stop.func == "printf" and lib["code"] <= stop.addr < lib["code"] + 0x2000, stop
+    frames = node0.backtrace()
+    assert frames[1].func == "main" and frames[1].file.endswith("lookup.c"), frames
+    node0.delete(printf.number)
+    node0.cont_nowait()
     machine.console.wait_for(r"\[\d\] lookup: exit 0")

@@ -11,6 +11,12 @@ Like Linux's `lx-symbols`.  Programs come to be in two ways, and this command re
   domain that publishes one, and reads the table through the kernel's own record of the realm
   it is in (its frames), so it needs no rights of the domain and reads alike on every node.
 
+The loader's table also holds the reentrant library (`PSY_PROGRAM_LIBRARY`: libpsy.so, which init
+placed at boot) and marks the programs linked against it (`PSY_PROGRAM_LINKED`): their ELFs are
+`build/user/shared/NAME.elf`, not the statically linked `build/user/NAME.elf` the kernel's `run`
+loads.  With the library's symbols at its realm, `break printf` stops in the one copy every
+loaded program calls, and `step` from the program goes in (through its PLT slot).
+
 A program is linked at 0, so its symbols are its ELF's (`build/user/NAME.elf`) offset by its
 base: this command runs `add-symbol-file ELF -o BASE` for each program loaded now, and
 `remove-symbol-file -a BASE` for each it added before that is gone.  After it, `break main`
@@ -33,6 +39,9 @@ import gdb
 
 PROGRAMS_MAGIC = 0x474F5250     # PSY_PROGRAMS_MAGIC, "PROG"
 PROGRAM_BOOT = 1                # PSY_PROGRAM_BOOT: placed at boot by init
+PROGRAM_LIBRARY = 2             # PSY_PROGRAM_LIBRARY: a shared library, not a program
+PROGRAM_LINKED = 4              # PSY_PROGRAM_LINKED: linked against the library
+SHARED = "shared"               # build/user/shared: the library and what is linked against it
 MAX_PROGRAMS = 256              # a longer published table is taken to be garbage
 MAX_REALMS = 4096
 PAGE = 4096
@@ -45,6 +54,12 @@ class Loaded:
     code: int                   # where the ELF's address 0 is
     data: int | None            # the kernel's `run`: its data realm; None: placed whole at code
     by: str = "run"             # "run" (the kernel's table), "loader", or "init" (the loader's, at boot)
+    shared: bool = False        # the library, or linked against it: its ELF is in shared/
+    library: bool = False
+
+    def elf(self, directory: str) -> str:
+        return os.path.join(directory, SHARED, f"{self.name}.elf") if self.shared else \
+            os.path.join(directory, f"{self.name}.elf")
 
 
 def _kernel_loaded(vm: gdb.Value) -> list[Loaded]:
@@ -129,8 +144,11 @@ def _published(vm: gdb.Value) -> tuple[list[tuple[int, int]], list[Loaded]]:
                 if e is None or int(e["domain"]) == 0:
                     continue
                 name = e["name"].string(length=e["name"].type.sizeof).split("\0", 1)[0]
+                flags = int(e["flags"])
                 programs.append(Loaded(name, int(e["domain_id"]), int(e["base"]), None,
-                                       "init" if int(e["flags"]) & PROGRAM_BOOT else "loader"))
+                                       "init" if flags & PROGRAM_BOOT else "loader",
+                                       bool(flags & (PROGRAM_LIBRARY | PROGRAM_LINKED)),
+                                       bool(flags & PROGRAM_LIBRARY)))
         except gdb.MemoryError:
             continue
     return gens, programs
@@ -180,15 +198,15 @@ class Symbols:
         report: list[dict[str, object]] = []
         current = {p.code: p for p in programs}
         for code, elf in sorted(self.added.items()):
-            if code not in current or current[code].name != os.path.basename(elf)[:-4]:
+            if code not in current or current[code].elf(directory) != elf:
                 gdb.execute(f"remove-symbol-file -a {code:#x}", to_string=True)
                 del self.added[code]
                 report.append({"action": "removed", "elf": elf, "code": code})
         for program in programs:
-            elf = os.path.join(directory, f"{program.name}.elf")
+            elf = program.elf(directory)
             entry: dict[str, object] = {"name": program.name, "domain": program.domain,
                                         "code": program.code, "data": program.data, "by": program.by,
-                                        "elf": elf}
+                                        "elf": elf, "library": program.library}
             if program.code in self.added:
                 entry["action"] = "kept"
             elif not os.path.exists(elf):
@@ -232,7 +250,8 @@ def render(report: list[dict[str, object]]) -> list[str]:
             lines.append(f"psyche symbols: {r['name']} (domain {r['domain']}, {_by(r)}, at {code:#x}): "
                          f"no {r['elf']}")
         else:
-            lines.append(f"psyche symbols: {r['name']} (domain {r['domain']}, {_by(r)}): {r['elf']} "
+            whose = f"library, {_by(r)}" if r.get("library") else f"domain {r['domain']}, {_by(r)}"
+            lines.append(f"psyche symbols: {r['name']} ({whose}): {r['elf']} "
                          f"at {code:#x}" + (" (already)" if r["action"] == "kept" else ""))
     return lines or ["psyche symbols: no program is loaded"]
 

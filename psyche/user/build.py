@@ -14,6 +14,15 @@ everything from address 0 to the end of the initialized data), the size in
 memory with .bss, the entry offset and the R_RISCV_RELATIVE relocations, and
 `write_program_table` writes the assembly file that puts them into the kernel.
 
+The programs the file server serves are built a second time, against the reentrant library
+(``ulib.c`` as ``libpsy.so``, a shared object with no writable data, which init places in a
+realm of its own that every loaded program shares): `build_library` makes it
+(``build/user/shared/libpsy.so.elf``, and the file init carries), `build_shared_program` a
+program linked against it (``build/user/shared/NAME.elf``), whose file is
+``build/user/files/NAME``.  The kernel's own copies (for the monitor's `run`, which resolves no
+symbols) stay statically linked.  zig cc links no shared objects for a freestanding target, so
+these two are compiled with it and linked with its ld.lld.
+
 Usage::
 
     python -m psyche.user.build [OUT_DIR]     # builds every program, prints paths
@@ -21,6 +30,7 @@ Usage::
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +39,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import SymbolTableSection
 
-from psyche.guestbuild import PSYCHE_CFLAGS, GuestBuildError, compile_to
+from psyche.guestbuild import PSYCHE_CFLAGS, GuestBuildError, compile_to, compiler_command
 
 USER_DIR = Path(__file__).resolve().parent
 REPO_ROOT = USER_DIR.parent.parent
@@ -42,6 +52,13 @@ DEFAULT_OUT_DIR = REPO_ROOT / "build" / "user"
 R_RISCV_RELATIVE = 3
 
 CFLAGS = (*PSYCHE_CFLAGS, "-fPIE")
+
+LIBRARY = "libpsy.so"                           # the reentrant library's soname (DT_NEEDED)
+LIBRARY_SOURCES = ("ulib.c",)                   # what it is made of: no writable data allowed
+OWN_SOURCES = ("ulib_own.c",)                   # ulib.h's functions with state: every program's own
+SHARED_SUBDIR = "shared"                        # build/user/shared: what is linked against it
+SHF_WRITE = 1
+FILE_PACKING = 16                               # segments' file offsets: 16-byte, not page, aligned
 
 
 @dataclass(frozen=True)
@@ -146,8 +163,10 @@ def build_program(source: Path, out_dir: Path, extra: tuple[Path, ...] = (),
             # No RELRO: the image is flat and the kernel applies the relocations; without this
             # lld wants .dynamic next to .data.rel.ro, which a program's .bss keeps apart.
             "-Wl,-z,norelro",
+            # The loaders copy segments, never map them: no page padding in the file (FILE_PACKING)
+            f"-Wl,-z,max-page-size={FILE_PACKING}",
             str(USER_DIR / "crt0.S"),
-            str(USER_DIR / "ulib.c"),
+            *(str(USER_DIR / src) for src in (*LIBRARY_SOURCES, *OWN_SOURCES)),
             str(USER_DIR / "prog.c"),
             *library_sources(source),
             *map(str, extra),
@@ -162,17 +181,101 @@ def build_program(source: Path, out_dir: Path, extra: tuple[Path, ...] = (),
         raise GuestBuildError(str(exc)) from exc
 
 
+def _stale(out: Path, inputs: list[Path]) -> bool:
+    return not out.exists() or any(p.stat().st_mtime >= out.stat().st_mtime for p in inputs)
+
+
+def _link(out: Path, args: list[str], what: str) -> None:
+    """zig's ld.lld (zig cc links no shared objects for a freestanding target)."""
+    ld = [*compiler_command()[:-1], "ld.lld"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    result = subprocess.run([*ld, *args, "-o", str(tmp)], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise GuestBuildError(f"{what} failed (exit status {result.returncode}):\n"
+                              f"{result.stderr}{result.stdout}")
+    tmp.replace(out)
+
+
+def _object(source: Path, obj_dir: Path, pic: str = "-fPIE") -> Path:
+    """One source compiled for a shared build (cached beside its siblings)."""
+    obj = obj_dir / f"{source.name}.o"
+    if _stale(obj, [*user_inputs(), source]):
+        warnings = compile_to(obj, [*PSYCHE_CFLAGS, pic, f"-I{USER_DIR}", f"-I{UAPI_DIR}", "-c", str(source)],
+                              f"compiling {source.name}")
+        if warnings.strip():
+            print(warnings, end="", file=sys.stderr)
+    return obj
+
+
+def check_library(elf: Path) -> None:
+    """A library every program shares may hold no state: no writable section, no relocation,
+    nothing it needs from elsewhere.  GuestBuildError says what is there."""
+    with open(elf, "rb") as f:
+        e = ELFFile(f)
+        for section in e.iter_sections():
+            if section["sh_flags"] & SHF_WRITE and section["sh_size"]:
+                raise GuestBuildError(f"{elf}: {section.name} ({section['sh_size']} bytes) is writable: "
+                                      "the reentrant library may have no data (ulib_own.c is for what "
+                                      "needs some)")
+            if isinstance(section, RelocationSection) and section.num_relocations():
+                raise GuestBuildError(f"{elf}: {section.num_relocations()} relocations in {section.name}: "
+                                      "the library must run unchanged wherever it is placed")
+        dynsym = e.get_section_by_name(".dynsym")
+        undefined = [s.name for s in dynsym.iter_symbols() if s.name and s["st_shndx"] == "SHN_UNDEF"]
+        if undefined:
+            raise GuestBuildError(f"{elf}: needs {', '.join(undefined)} from elsewhere")
+
+
+def build_library(out_dir: Path = DEFAULT_OUT_DIR) -> Path:
+    """The reentrant library, ``shared/libpsy.so.elf`` (with its DWARF, for gdb, and what programs
+    link against); checked by `check_library`."""
+    shared = out_dir / SHARED_SUBDIR
+    elf = shared / f"{LIBRARY}.elf"
+    objs = [_object(USER_DIR / src, shared / "obj", "-fPIC") for src in LIBRARY_SOURCES]
+    if _stale(elf, [*objs, USER_DIR / "lib.ld"]):
+        # -Bsymbolic: the library's calls of its own functions go straight there, not through a
+        # PLT (which would need a writable GOT); --hash-style=sysv: DT_HASH counts its symbols.
+        _link(elf, ["-shared", "-T", str(USER_DIR / "lib.ld"), "-soname", LIBRARY, "-Bsymbolic",
+                    "-z", f"max-page-size={FILE_PACKING}",
+                    "-z", "rodynamic", "-z", "defs", "--hash-style=sysv", "--build-id=none", *map(str, objs)],
+              "linking the library")
+    check_library(elf)
+    return elf
+
+
+def build_shared_program(source: Path, library: Path, out_dir: Path = DEFAULT_OUT_DIR) -> Path:
+    """A program linked against the library: its references to ulib.c's functions are
+    R_RISCV_JUMP_SLOT (or R_RISCV_32) relocations the loader resolves (``shared/NAME.elf``)."""
+    shared = out_dir / SHARED_SUBDIR
+    elf = shared / f"{source.stem}.elf"
+    sources = [USER_DIR / "crt0.S", *(USER_DIR / s for s in OWN_SOURCES), USER_DIR / "prog.c",
+               *map(Path, library_sources(source))]
+    objs = [_object(s, shared / "obj") for s in sources]
+    objs.append(_object(source, shared / "obj" / source.stem))
+    if _stale(elf, [*objs, library, USER_DIR / "link.ld"]):
+        _link(elf, ["-pie", "--no-dynamic-linker", "-T", str(USER_DIR / "link.ld"), "-z", "norelro",
+                    "-z", f"max-page-size={FILE_PACKING}",
+                    "--build-id=none", *map(str, objs), str(library)],
+              f"linking {source.stem} against {LIBRARY}")
+    return elf
+
+
 def program_file(elf: Path, out: Path) -> Path:
     """The program's file as the loader reads it: the ELF without what only a debugger needs.
 
-    Everything the program headers place in the file is kept (it all comes first); the
+    Everything the loaded segments place in the file is kept (it all comes first); the
     section headers and the debug sections after it are dropped.
     """
     data = bytearray(elf.read_bytes())
     with open(elf, "rb") as f:
         e = ELFFile(f)
+        # what the loaders read: the headers and the loaded and dynamic segments (not, say,
+        # PT_RISCV_ATTRIBUTES, which the linker may put after the debug sections)
         end = max(e.header["e_phoff"] + e.header["e_phnum"] * e.header["e_phentsize"],
-                  *(s["p_offset"] + s["p_filesz"] for s in e.iter_segments()))
+                  *(s["p_offset"] + s["p_filesz"] for s in e.iter_segments()
+                    if s["p_type"] in ("PT_LOAD", "PT_DYNAMIC")))
     data[32:36] = (0).to_bytes(4, "little")                 # e_shoff
     data[46:52] = (0).to_bytes(6, "little")                 # e_shentsize, e_shnum, e_shstrndx
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -204,14 +307,16 @@ def build_user_programs(out_dir: Path = DEFAULT_OUT_DIR) -> list[UserProgram]:
     """Every program, the servers and init: the ones the kernel image carries (programs, init)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    library = build_library(out_dir)
     servers = [build_program(SYS_DIR / f"{name}.c", out_dir) for name in SERVERS]
-    carried = [program_file(s.elf, out_dir / "boot" / s.name) for s in servers]
+    carried = [program_file(library, out_dir / "boot" / LIBRARY)]
+    carried += [program_file(s.elf, out_dir / "boot" / s.name) for s in servers]
     boot = write_boot_files(carried, out_dir / "bootfiles.S")
     # bootfiles.S only names the files it .incbin's: a server that changed must rebuild init too
     init = build_program(SYS_DIR / "init.c", out_dir, extra=(boot,), deps=tuple(carried))
     programs = [build_program(src, out_dir) for src in program_sources()]
-    for p in programs:
-        program_file(p.elf, out_dir / "files" / p.name)
+    for src in program_sources():
+        program_file(build_shared_program(src, library, out_dir), out_dir / "files" / src.stem)
     return [*programs, init]
 
 

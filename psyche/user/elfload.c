@@ -7,9 +7,13 @@
  * that cannot wrap in 32 bits: "off <= limit && size <= limit - off", never
  * "off + size <= limit".  What it accepts is what psyche/user/build.py's
  * linker produces -- ET_DYN for RV32 linked at 0, PT_LOADs in address order,
- * R_RISCV_RELATIVE relocations found through PT_DYNAMIC -- with room for
- * small variations (fewer segments, no PT_DYNAMIC and so no relocations,
- * extra note-like headers).  ET_EXEC is refused: nothing says its code is
+ * R_RISCV_RELATIVE relocations found through PT_DYNAMIC, and for a program
+ * linked against the library (DT_NEEDED) R_RISCV_JUMP_SLOT and R_RISCV_32
+ * relocations naming symbols the library exports -- with room for small
+ * variations (fewer segments, no PT_DYNAMIC and so no relocations, extra
+ * note-like headers).  A symbol's name is read within DT_STRSZ, its entry
+ * within the symbol table's segment, and it is looked up by name in the
+ * library's table (a linear search: the library exports a few dozen).  ET_EXEC is refused: nothing says its code is
  * position-independent, and it carries no relocations to move it.
  */
 #include <stdarg.h>
@@ -38,16 +42,30 @@ void *memset(void *dst, int c, size_t n);
 #define PT_SHLIB      5
 #define PT_TLS        7
 #define PF_X          1
+#define SYM_SIZE      16
 #define DT_NULL       0
 #define DT_NEEDED     1
 #define DT_PLTRELSZ   2
+#define DT_HASH       4
+#define DT_STRTAB     5
+#define DT_SYMTAB     6
 #define DT_RELA       7
 #define DT_RELASZ     8
 #define DT_RELAENT    9
+#define DT_STRSZ      10
+#define DT_SYMENT     11
 #define DT_REL        17
+#define DT_PLTREL     20
 #define DT_TEXTREL    22
+#define DT_JMPREL     23
 #define DT_RELR       36
-#define R_RISCV_RELATIVE 3
+#define R_RISCV_32        1
+#define R_RISCV_RELATIVE  3
+#define R_RISCV_JUMP_SLOT 5
+#define STB_GLOBAL    1
+#define STB_WEAK      2
+#define SHN_UNDEF     0
+#define SHN_LORESERVE 0xff00
 
 static uint32_t get16(const uint8_t *p)
 {
@@ -133,8 +151,8 @@ static int fail(char *why, uint32_t whylen, int code, const char *fmt, ...)
             put_number(&l, va_arg(ap, uint32_t), 16);
             break;
         case 's':
-            for (s = va_arg(ap, const char *); *s; s++)
-                put(&l, *s);
+            for (s = va_arg(ap, const char *); *s; s++)     /* names from the file: printable */
+                put(&l, *s >= 0x20 && *s < 0x7f ? *s : '?');
             break;
         default:
             put(&l, *fmt);
@@ -292,16 +310,78 @@ static int check_entry(const struct elf_image *img, char *why, uint32_t whylen)
     return FAIL(ELF_EBAD, "entry %x is not in an executable segment", img->entry);
 }
 
-/*
- * The dynamic section: where the relocations are.  Anything that asks for
- * more than RELATIVE relocations applied in place (shared libraries, PLT or
- * REL/RELR relocations, relocations in code) is refused rather than ignored.
- */
-static int read_dynamic(const uint8_t *f, uint32_t off, uint32_t size, struct elf_image *img,
+/* Where the file holds the `size` bytes at address va: in a segment's file part.  1 and *off, or 0. */
+static int file_part(const struct elf_image *img, uint32_t va, uint32_t size, uint32_t *off)
+{
+    const struct elf_segment *s;
+    uint32_t i;
+
+    for (i = 0; i < img->nsegs; i++) {
+        s = &img->seg[i];
+        if (va >= s->vaddr && fits(va - s->vaddr, size, s->filesz)) {
+            *off = s->offset + (va - s->vaddr);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A table of RELA relocations at address va, size bytes: its file offset and count. */
+static int find_rela(const struct elf_image *img, const char *what, uint32_t va, uint32_t size,
+                     uint32_t *off, uint32_t *n, char *why, uint32_t whylen)
+{
+    if (size % RELA_SIZE)
+        return FAIL(ELF_EBAD, "%s %u is not a multiple of %u", what, size, RELA_SIZE);
+    if (!file_part(img, va, size, off))
+        return FAIL(ELF_EBAD, "relocations at %x (%x bytes) are not in the file part of a segment",
+                    va, size);
+    *n = size / RELA_SIZE;
+    return 0;
+}
+
+/* The dynamic symbol and string tables, which symbol relocations and DT_NEEDED name into. */
+static int find_symbols(const uint8_t *f, struct elf_image *img, uint32_t hash, int have_hash,
                         char *why, uint32_t whylen)
 {
-    uint32_t i, tag, val, rela = 0, relasz = 0, relaent = 0, have = 0;
     const struct elf_segment *s;
+    uint32_t i, hash_off, nchain;
+
+    if (img->strsz && !file_part(img, img->strtab, img->strsz, &img->strtab_off))
+        return FAIL(ELF_EBAD, "the string table at %x (%x bytes) is not in the file part of a segment",
+                    img->strtab, img->strsz);
+    if (!img->symtab)
+        return 0;
+    for (i = 0; i < img->nsegs; i++) {
+        s = &img->seg[i];
+        if (img->symtab >= s->vaddr && fits(img->symtab - s->vaddr, SYM_SIZE, s->filesz))
+            break;
+    }
+    if (i == img->nsegs)
+        return FAIL(ELF_EBAD, "the symbol table at %x is not in the file part of a segment", img->symtab);
+    img->symtab_off = s->offset + (img->symtab - s->vaddr);
+    img->nsyms = (s->filesz - (img->symtab - s->vaddr)) / SYM_SIZE;
+    /* DT_HASH's second word is the number of symbols: fewer, if it says so. */
+    if (have_hash && file_part(img, hash, 8, &hash_off)) {
+        nchain = get32(f + hash_off + 4);
+        if (nchain < img->nsyms)
+            img->nsyms = nchain;
+    }
+    return 0;
+}
+
+/*
+ * The dynamic section: where the relocations and symbols are.  Anything
+ * that asks for more than relocations applied in place, against the one
+ * library (REL or RELR relocations, relocations in code) is refused rather
+ * than ignored.
+ */
+static int read_dynamic(const uint8_t *f, uint32_t off, uint32_t size, struct elf_image *img,
+                        const struct elf_library *lib, char *why, uint32_t whylen)
+{
+    uint32_t i, tag, val, rela = 0, relasz = 0, relaent = 0, have = 0;
+    uint32_t jmprel = 0, pltrelsz = 0, pltrel = DT_RELA, have_plt = 0, hash = 0, have_hash = 0;
+    uint32_t needed_at = 0, syment = SYM_SIZE;
+    int r;
 
     for (i = 0; i + DYN_SIZE <= size; i += DYN_SIZE) {
         tag = get32(f + off + i);
@@ -318,16 +398,66 @@ static int read_dynamic(const uint8_t *f, uint32_t off, uint32_t size, struct el
             relaent = val;
             have |= 4;
         } else if (tag == DT_NEEDED) {
-            return FAIL(ELF_ENOTPSY, "needs a shared library (DT_NEEDED)");
+            if (!lib)
+                return FAIL(ELF_ENOTPSY, "needs a shared library (DT_NEEDED), and none is here");
+            if (img->needed++ == 0)
+                needed_at = val;
+            else if (val != needed_at)
+                return FAIL(ELF_ENOTPSY, "needs more than one shared library (DT_NEEDED)");
+        } else if (tag == DT_JMPREL) {
+            jmprel = val;
+            have_plt |= 1;
+        } else if (tag == DT_PLTRELSZ) {
+            pltrelsz = val;
+            have_plt |= 2;
+        } else if (tag == DT_PLTREL) {
+            pltrel = val;
+        } else if (tag == DT_SYMTAB) {
+            img->symtab = val;
+        } else if (tag == DT_STRTAB) {
+            img->strtab = val;
+        } else if (tag == DT_STRSZ) {
+            img->strsz = val;
+        } else if (tag == DT_SYMENT) {
+            syment = val;
+        } else if (tag == DT_HASH) {
+            hash = val;
+            have_hash = 1;
         } else if (tag == DT_REL) {
             return FAIL(ELF_EREL, "REL relocations (DT_REL); only RELA can be applied");
         } else if (tag == DT_RELR) {
             return FAIL(ELF_EREL, "RELR relocations (DT_RELR); only RELA can be applied");
         } else if (tag == DT_TEXTREL) {
             return FAIL(ELF_EREL, "relocations in code (DT_TEXTREL)");
-        } else if (tag == DT_PLTRELSZ && val != 0) {
-            return FAIL(ELF_EREL, "PLT relocations (DT_PLTRELSZ %u)", val);
         }
+    }
+    if (have_plt && !lib && pltrelsz)
+        return FAIL(ELF_EREL, "PLT relocations (DT_PLTRELSZ %u), and no library to resolve them", pltrelsz);
+    if (syment != SYM_SIZE)
+        return FAIL(ELF_EBAD, "DT_SYMENT %u, want %u", syment, SYM_SIZE);
+    if ((r = find_symbols(f, img, hash, have_hash, why, whylen)) < 0)
+        return r;
+    if (img->needed) {
+        /* The library's name: NUL-ended inside the string table. */
+        for (i = needed_at; i < img->strsz && f[img->strtab_off + i]; i++)
+            ;
+        if (needed_at >= img->strsz || i == img->strsz)
+            return FAIL(ELF_EBAD, "DT_NEEDED's name at %x is not in the string table (%x bytes)",
+                        needed_at, img->strsz);
+        for (i = 0; lib->name[i] && lib->name[i] == (char)f[img->strtab_off + needed_at + i]; i++)
+            ;
+        if (lib->name[i] || f[img->strtab_off + needed_at + i])
+            return FAIL(ELF_ENOTPSY, "needs the shared library %s; only %s is here",
+                        (const char *)f + img->strtab_off + needed_at, lib->name);
+    }
+    if (have_plt && pltrelsz) {
+        if (have_plt != 3)
+            return FAIL(ELF_EBAD, "incomplete dynamic section: DT_JMPREL and DT_PLTRELSZ go together");
+        if (pltrel != DT_RELA)
+            return FAIL(ELF_EREL, "PLT relocations of kind %u (DT_PLTREL); only RELA can be applied", pltrel);
+        if ((r = find_rela(img, "DT_PLTRELSZ", jmprel, pltrelsz, &img->jmprel_off, &img->njmprel,
+                           why, whylen)) < 0)
+            return r;
     }
     if (have == 0 || (have == 2 && relasz == 0))
         return 0;       /* no relocations */
@@ -336,37 +466,97 @@ static int read_dynamic(const uint8_t *f, uint32_t off, uint32_t size, struct el
                     "go together");
     if (relaent != RELA_SIZE)
         return FAIL(ELF_EBAD, "DT_RELAENT %u, want %u", relaent, RELA_SIZE);
-    if (relasz % RELA_SIZE)
-        return FAIL(ELF_EBAD, "DT_RELASZ %u is not a multiple of %u", relasz, RELA_SIZE);
-    /* DT_RELA is an address: find the bytes the file puts there. */
-    for (i = 0; i < img->nsegs; i++) {
-        s = &img->seg[i];
-        if (rela >= s->vaddr && fits(rela - s->vaddr, relasz, s->filesz)) {
-            img->rela_off = s->offset + (rela - s->vaddr);
-            img->nrela = relasz / RELA_SIZE;
-            return 0;
-        }
-    }
-    return FAIL(ELF_EBAD, "relocations at %x (%x bytes) are not in the file part of a segment",
-                rela, relasz);
+    return find_rela(img, "DT_RELASZ", rela, relasz, &img->rela_off, &img->nrela, why, whylen);
 }
 
-/* Every relocation: RELATIVE, aligned, and writing inside a non-code segment. */
-static int check_relocations(const uint8_t *f, const struct elf_image *img,
-                             char *why, uint32_t whylen)
+/* Is the string at strtab[at] (strtab of size max) equal to the NUL-ended `name`? */
+static int same_name(const char *strtab, uint32_t max, uint32_t at, const uint8_t *name)
 {
-    const uint8_t *r = f + img->rela_off;
-    const struct elf_segment *s;
-    uint32_t i, j, target, info;
+    uint32_t i;
 
-    for (i = 0; i < img->nrela; i++, r += RELA_SIZE) {
+    for (i = 0; at + i < max && strtab[at + i] && strtab[at + i] == (char)name[i]; i++)
+        ;
+    return at + i < max && strtab[at + i] == 0 && name[i] == 0;
+}
+
+/* The library's address for `name` (NUL-ended): 1 and *value, or 0 if it exports none. */
+static int lookup(const struct elf_library *lib, const uint8_t *name, uint32_t *value)
+{
+    const uint8_t *sym;
+    uint32_t i, bind;
+
+    for (i = 1; i < lib->nsyms; i++) {
+        sym = lib->symtab + i * SYM_SIZE;
+        bind = sym[12] >> 4;
+        if (get16(sym + 14) == SHN_UNDEF || get16(sym + 14) >= SHN_LORESERVE ||
+            (bind != STB_GLOBAL && bind != STB_WEAK))
+            continue;
+        if (get32(sym) < lib->strsz && same_name(lib->strtab, lib->strsz, get32(sym), name)) {
+            *value = lib->base + get32(sym + 4);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * The symbol relocation r (R_RISCV_32 or R_RISCV_JUMP_SLOT) names: check
+ * it is an undefined symbol of the program with a name inside the string
+ * table, and resolve it; 0 and *value, or why not.
+ */
+static int resolve(const uint8_t *f, const struct elf_image *img, const struct elf_library *lib,
+                   uint32_t i, const uint8_t *r, uint32_t *value, char *why, uint32_t whylen)
+{
+    uint32_t sym = get32(r + 4) >> 8, name, n;
+    const uint8_t *s;
+
+    if (sym == 0)
+        return FAIL(ELF_EREL, "relocation %u: type %u without a symbol", i, get32(r + 4) & 0xff);
+    if (sym >= img->nsyms)
+        return FAIL(ELF_EREL, "relocation %u: symbol %u is outside the symbol table (%u symbols)",
+                    i, sym, img->nsyms);
+    s = f + img->symtab_off + sym * SYM_SIZE;
+    name = get32(s);
+    for (n = name; n < img->strsz && f[img->strtab_off + n]; n++)
+        ;
+    if (name >= img->strsz || n == img->strsz)
+        return FAIL(ELF_EREL, "relocation %u: symbol %u's name at %x is not in the string table",
+                    i, sym, name);
+    if (get16(s + 14) != SHN_UNDEF)
+        return FAIL(ELF_EREL, "relocation %u: symbol %s is the program's own; only the library's "
+                    "are resolved", i, (const char *)f + img->strtab_off + name);
+    if (!lookup(lib, f + img->strtab_off + name, value))
+        return FAIL(ELF_ESYM, "unresolved symbol %s", (const char *)f + img->strtab_off + name);
+    return 0;
+}
+
+/* Every relocation of one table: of a kind we apply, aligned, writing inside a non-code segment,
+ * and a symbol's resolved by the library. */
+static int check_table(const uint8_t *f, const struct elf_image *img, const struct elf_library *lib,
+                       uint32_t off, uint32_t n, uint32_t first, char *why, uint32_t whylen)
+{
+    const uint8_t *r = f + off;
+    const struct elf_segment *s;
+    uint32_t i, j, target, info, type, value;
+    int err;
+
+    for (i = first; i < first + n; i++, r += RELA_SIZE) {
         target = get32(r);
         info = get32(r + 4);
-        if ((info & 0xff) != R_RISCV_RELATIVE)
-            return FAIL(ELF_EREL, "relocation %u: type %u, only R_RISCV_RELATIVE (3) can be applied",
-                        i, info & 0xff);
-        if (info >> 8)
-            return FAIL(ELF_EREL, "relocation %u: R_RISCV_RELATIVE with symbol %u", i, info >> 8);
+        type = info & 0xff;
+        if (type == R_RISCV_RELATIVE) {
+            if (info >> 8)
+                return FAIL(ELF_EREL, "relocation %u: R_RISCV_RELATIVE with symbol %u", i, info >> 8);
+        } else if (lib && (type == R_RISCV_32 || type == R_RISCV_JUMP_SLOT)) {
+            if ((err = resolve(f, img, lib, i, r, &value, why, whylen)) < 0)
+                return err;
+        } else if (lib) {
+            return FAIL(ELF_EREL, "relocation %u: type %u, only R_RISCV_RELATIVE (3), R_RISCV_32 (1) "
+                        "and R_RISCV_JUMP_SLOT (5) can be applied", i, type);
+        } else {
+            return FAIL(ELF_EREL, "relocation %u: type %u, only R_RISCV_RELATIVE (3) can be applied "
+                        "without a library", i, type);
+        }
         if (target & 3)
             return FAIL(ELF_EREL, "relocation %u: target %x is misaligned", i, target);
         for (j = 0; j < img->nsegs; j++) {
@@ -384,7 +574,15 @@ static int check_relocations(const uint8_t *f, const struct elf_image *img,
     return 0;
 }
 
-int elf_check(const void *file, uint32_t len, uint32_t max_memsz,
+/* Both tables: DT_RELA's, then DT_JMPREL's, numbered on from the first. */
+static int check_relocations(const uint8_t *f, const struct elf_image *img,
+                             const struct elf_library *lib, char *why, uint32_t whylen)
+{
+    int r = check_table(f, img, lib, img->rela_off, img->nrela, 0, why, whylen);
+    return r < 0 ? r : check_table(f, img, lib, img->jmprel_off, img->njmprel, img->nrela, why, whylen);
+}
+
+int elf_check(const void *file, uint32_t len, uint32_t max_memsz, const struct elf_library *lib,
               struct elf_image *img, char *why, uint32_t whylen)
 {
     const uint8_t *f = file;
@@ -406,15 +604,35 @@ int elf_check(const void *file, uint32_t len, uint32_t max_memsz,
     img->entry = get32(f + 24);
     if ((r = check_entry(img, why, whylen)) < 0)
         return r;
-    if ((r = read_dynamic(f, dyn_off, dyn_size, img, why, whylen)) < 0)
+    if ((r = read_dynamic(f, dyn_off, dyn_size, img, lib, why, whylen)) < 0)
         return r;
-    return check_relocations(f, img, why, whylen);
+    return check_relocations(f, img, lib, why, whylen);
 }
 
-void elf_place(const void *file, const struct elf_image *img, uint8_t *dest, uint32_t base)
+/* Apply one checked table of relocations. */
+static void apply(const uint8_t *f, const struct elf_image *img, uint32_t off, uint32_t n, uint8_t *dest,
+                  uint32_t base, const struct elf_library *lib)
+{
+    const uint8_t *r = f + off, *sym;
+    uint32_t i, type, value;
+
+    for (i = 0; i < n; i++, r += RELA_SIZE) {
+        type = get32(r + 4) & 0xff;
+        if (type == R_RISCV_RELATIVE) {
+            put32(dest + get32(r), base + get32(r + 8));
+            continue;
+        }
+        sym = f + img->symtab_off + (get32(r + 4) >> 8) * SYM_SIZE;
+        value = 0;
+        lookup(lib, f + img->strtab_off + get32(sym), &value);     /* elf_check found it */
+        put32(dest + get32(r), type == R_RISCV_32 ? value + get32(r + 8) : value);
+    }
+}
+
+void elf_place(const void *file, const struct elf_image *img, uint8_t *dest, uint32_t base,
+               const struct elf_library *lib)
 {
     const uint8_t *f = file;
-    const uint8_t *r = f + img->rela_off;
     const struct elf_segment *s;
     uint32_t i, done = 0;
 
@@ -427,6 +645,6 @@ void elf_place(const void *file, const struct elf_image *img, uint8_t *dest, uin
         done = s->vaddr + s->filesz;
     }
     memset(dest + done, 0, img->memsz - done);
-    for (i = 0; i < img->nrela; i++, r += RELA_SIZE)
-        put32(dest + get32(r), base + get32(r + 8));
+    apply(f, img, img->rela_off, img->nrela, dest, base, lib);
+    apply(f, img, img->jmprel_off, img->njmprel, dest, base, lib);
 }

@@ -7,7 +7,9 @@
  * into the program, the placer's included, is a protected call that runs
  * in the program's domain.  The code addresses everything pc-relative, so
  * the realms may be anywhere: elf_place applies the file's relocations for
- * the address the kernel chose.
+ * the address the kernel chose, and resolves its references to the library
+ * against the library's exported symbols: the library is a realm of its
+ * own, which place_library makes and every program linked against it shares.
  */
 #include "place.h"
 
@@ -93,7 +95,7 @@ static int operations(struct placed *p, const struct psy_prog_header *h)
     return set_ops(p->base, p->owner_key, ops, n);
 }
 
-static int make_domain_for(struct placed *p, const struct psy_links *links)
+static int make_domain_for(struct placed *p, const struct psy_links *links, const struct psy_library *lib)
 {
     int d = make_domain(p->domain_key);
     if (d < 0)
@@ -106,6 +108,9 @@ static int make_domain_for(struct placed *p, const struct psy_links *links)
     dd->nkeys = 1;
     if (links && links->lookup.key)
         dd->keys[dd->nkeys++] = links->lookup.key;
+    /* The library's realm opens in the domain at its first call into it, like any other. */
+    if (p->linked)
+        dd->keys[dd->nkeys++] = lib->key;
     return 0;
 }
 
@@ -162,13 +167,29 @@ static void destroy_realms(const struct placed *p)
     destroy_realm(p->base + p->code, p->owner_key);
 }
 
+/* What elf_check needs of the library: its exported symbols, where they are in its realm. */
+static void exports(const struct psy_library *lib, struct elf_library *out)
+{
+    out->name = lib->name;
+    out->base = lib->base;
+    out->symtab = (const uint8_t *)lib->symtab;
+    out->nsyms = lib->nsyms;
+    out->strtab = (const char *)lib->strtab;
+    out->strsz = lib->strsz;
+}
+
 int place_program(const void *file, uint32_t len, uint32_t node, const char *args,
-                  const struct psy_links *links, struct placed *out, char *why, uint32_t whylen)
+                  const struct psy_links *links, const struct psy_library *lib, struct placed *out,
+                  char *why, uint32_t whylen)
 {
     struct elf_image img;
+    struct elf_library elib;
     struct placed p = { .vp = -1, .node = node };
-    if (elf_check(file, len, PSY_REALM_MAX - PSY_ARGS_SIZE, &img, why, whylen) < 0)
+    if (lib)
+        exports(lib, &elib);
+    if (elf_check(file, len, PSY_REALM_MAX - PSY_ARGS_SIZE, lib ? &elib : 0, &img, why, whylen) < 0)
         return SVC_EREFUSED;
+    p.linked = img.needed || img.njmprel;
     p.code = code_size(&img);
     if (!p.code) {
         copy_text(why, "no page-aligned writable part after its code (see link.ld)", whylen);
@@ -189,7 +210,7 @@ int place_program(const void *file, uint32_t len, uint32_t node, const char *arg
     /* Our first touch opens a realm with every right our keys give then, for good: the invoke
      * key now, so that we may call what we place as well as fill it. */
     hold_key(self(), p.invoke_key);
-    elf_place(file, &img, (uint8_t *)p.base, p.base);
+    elf_place(file, &img, (uint8_t *)p.base, p.base, lib ? &elib : 0);
     p.entry = p.base + img.entry;
     const struct psy_prog_header *h = (const struct psy_prog_header *)p.entry;
     const char *bad = check_header(h, img.memsz, img.entry);
@@ -204,7 +225,7 @@ int place_program(const void *file, uint32_t len, uint32_t node, const char *arg
     p.argc = push_args((uint8_t *)(p.base + p.size - PSY_ARGS_SIZE), p.base + p.size - PSY_ARGS_SIZE,
                        args, &p.argv);
     fill(h, p.base, links, p.invoke_key);
-    err = make_domain_for(&p, links);
+    err = make_domain_for(&p, links, lib);
     if (err) {
         copy_text(why, "no domain for it", whylen);
         goto undo_realms;
@@ -241,4 +262,46 @@ int unplace_program(const struct placed *p)
     drop_key(self(), p->owner_key);
     drop_key(self(), p->invoke_key);
     return b ? b : c ? c : d;
+}
+
+int place_library(const void *file, uint32_t len, const char *name, uint32_t key, char *why,
+                  uint32_t whylen)
+{
+    struct elf_image img;
+    if (elf_check(file, len, PSY_REALM_MAX - PSY_PAGE_SIZE, 0, &img, why, whylen) < 0)
+        return SVC_EREFUSED;
+    const char *bad = 0;
+    for (uint32_t i = 0; i < img.nsegs; i++)
+        if (img.seg[i].flags & 2)                      /* PF_W */
+            bad = "a library with writable data: every program would share it";
+    if (img.nrela || img.njmprel)
+        bad = "a library with relocations: it must run unchanged wherever it is";
+    if (!img.nsyms || !img.strsz)
+        bad = "a library that exports nothing: no dynamic symbol table";
+    if (bad) {
+        copy_text(why, bad, whylen);
+        return SVC_EREFUSED;
+    }
+    uint32_t image = ALIGN_PAGE(img.memsz), owner = new_key();
+    hold_key(self(), owner);
+    int base = make_realm(image + PSY_PAGE_SIZE, PSY_R | PSY_W | PSY_REPLICATE_DEMAND, owner, 0);
+    int err = base < 0 ? base : set_access((uint32_t)base, owner, key, PSY_R | PSY_X);
+    if (err < 0) {
+        copy_text(why, "no realm for it", whylen);
+        if (base >= 0)
+            destroy_realm((uint32_t)base, owner);
+        drop_key(self(), owner);
+        return err;
+    }
+    /* Written through the master copy before anyone runs it: each node copies pages from there. */
+    elf_place(file, &img, (uint8_t *)base, (uint32_t)base, 0);
+    struct psy_library *d = (struct psy_library *)((uint32_t)base + image);
+    d->magic = PSY_LIBRARY_MAGIC;
+    copy_text(d->name, name, sizeof d->name);
+    d->base = (uint32_t)base, d->size = image + PSY_PAGE_SIZE, d->key = key;
+    d->symtab = (uint32_t)base + img.symtab, d->nsyms = img.nsyms;
+    d->strtab = (uint32_t)base + img.strtab, d->strsz = img.strsz;
+    /* The owner key goes with us: nobody may change or destroy the library while programs run it. */
+    drop_key(self(), owner);
+    return (int)d;
 }

@@ -25,13 +25,23 @@ struct placed {
     uint32_t domain_key;            /* writes the domain's descriptor */
     uint32_t invoke_key;            /* invokes its operations */
     uint32_t program_key;           /* read/write/execute on the realm: only its domain holds it */
+    uint32_t linked;                /* 1: linked against the library, whose key its domain holds */
 };
 
 /* Place the ELF `file` (len bytes) as a program whose VP runs on `node`, with the argument line
- * `args` (its name first) and the name server `links`.  0, or a PSY_E* / SVC_EREFUSED error with
+ * `args` (its name first) and the name server `links`; its references to the library `lib` (0:
+ * none; the caller holds lib->key) resolved.  0, or a PSY_E* / SVC_EREFUSED error with
  * why[whylen] saying what was wrong; nothing is left behind on an error. */
 int place_program(const void *file, uint32_t len, uint32_t node, const char *args,
-                  const struct psy_links *links, struct placed *out, char *why, uint32_t whylen);
+                  const struct psy_links *links, const struct psy_library *lib, struct placed *out,
+                  char *why, uint32_t whylen);
+
+/* Place the ELF `file` as the reentrant library (psyprog.h): a realm of its own, its code
+ * replicated on demand on each node that runs it, which `key` reads and executes; its
+ * descriptor in the realm's last page.  The library must have no writable segment and no
+ * relocation.  The descriptor's address, or a PSY_E* / SVC_EREFUSED error with why. */
+int place_library(const void *file, uint32_t len, const char *name, uint32_t key, char *why,
+                  uint32_t whylen);
 
 /* Undo place_program: the domain's VPs, the domain and the realm.  0 or the first error. */
 int unplace_program(const struct placed *p);

@@ -62,6 +62,26 @@ struct psy_links {
     uint32_t self_invoke;           /* invokes this program's realm */
 };
 
+/*
+ * The reentrant library (docs/user-level.md, "The library realm"): init
+ * places it at boot in a realm of its own, which any domain holding `key`
+ * may read and execute, and enters this descriptor with the name server
+ * under the library's name (PSY_LIBRARY_NAME: op = the descriptor's
+ * address, key = `key`).  The descriptor is the realm's last page; the
+ * library's ELF is placed whole at `base`, and its exported symbols are
+ * its dynamic symbol table, at addresses in the realm.
+ */
+#define PSY_LIBRARY_MAGIC 0x4C595350u   /* "PSYL" */
+#define PSY_LIBRARY_NAME  "libpsy.so"   /* its soname: what programs' DT_NEEDED says */
+struct psy_library {
+    uint32_t magic;                 /* PSY_LIBRARY_MAGIC */
+    char name[PSY_NAME_MAX];        /* its soname */
+    uint32_t base, size;            /* its realm (the descriptor's page included) */
+    uint32_t key;                   /* reads and executes it */
+    uint32_t symtab, nsyms;         /* its .dynsym: Elf32_Sym[nsyms], an address in the realm */
+    uint32_t strtab, strsz;         /* its .dynstr */
+};
+
 /* A name in four registers: at most 15 characters, NUL-padded. */
 struct psy_name {
     uint32_t w[4];

@@ -5,6 +5,11 @@
  * line from a program reaches the console whole.  It knows %d %u %x %s %c
  * %p and %%, with an optional width, 0 flag and (for %s) - flag: enough for programs that
  * report numbers and addresses.
+ *
+ * This is the reentrant library (docs/user-level.md, "The library realm"): programs the loader
+ * places share one copy of it, in a realm of its own, so it has no writable data at all -- no
+ * static variable, not even a table of pointers, which would need relocating.  What needs state
+ * of its own is in ulib_own.c, which each program keeps.
  */
 #include "ulib.h"
 
@@ -136,14 +141,6 @@ void add_key(struct psy_domain *d, uint32_t key)
     d->nkeys++;
 }
 
-/* A fresh key, unlikely to be anyone else's (from the cycle counter: not a secret from a determined guesser). */
-uint32_t new_key(void)
-{
-    static uint32_t made;
-    uint32_t k = (rdcycle() ^ (++made << 20) ^ (magic_page()->node << 26)) * 2654435761u;
-    return k ? k : 1;
-}
-
 void hold_key(struct psy_domain *d, uint32_t key)
 {
     for (uint32_t i = 0; i < d->nkeys; i++)
@@ -193,21 +190,28 @@ int make_realm_near(uint32_t size, uint32_t flags, uint32_t key)
     return realm;
 }
 
+/* The n-th of the NUL-separated strings in `list` (a pointer table would need relocating). */
+static const char *nth(const char *list, int n)
+{
+    while (n--)
+        while (*list++)
+            ;
+    return list;
+}
+
 const char *error_name(int err)
 {
-    static const char *const names[] = {
-        "ok", "EINVAL", "EALIGN", "ERANGE", "ENOREALM", "EKEY",
-        "ENOMEM", "EBUSY", "ENOSYS", "EFAULT", "EPERM", "ENOVP", "EAGAIN", "ENODEV",
-    };
-    static const char *const services[] = {   /* psyprog.h: SVC_ENOENT (-20) ... */
-        "no such name or file", "the name is taken", "a table is full", "the file server does not answer",
-        "too big", "refused", "the file server refused",
-    };
+    static const char names[] =
+        "ok\0EINVAL\0EALIGN\0ERANGE\0ENOREALM\0EKEY\0ENOMEM\0EBUSY\0ENOSYS\0EFAULT\0EPERM\0"
+        "ENOVP\0EAGAIN\0ENODEV";
+    static const char services[] =             /* psyprog.h: SVC_ENOENT (-20) ... */
+        "no such name or file\0the name is taken\0a table is full\0the file server does not answer\0"
+        "too big\0refused\0the file server refused";
     if (err >= 0)
         return "ok";
-    if (-err < (int)(sizeof names / sizeof names[0]))
-        return names[-err];
-    if (-err >= 20 && -err < 20 + (int)(sizeof services / sizeof services[0]))
-        return services[-err - 20];
+    if (-err < 14)
+        return nth(names, -err);
+    if (-err >= 20 && -err < 27)
+        return nth(services, -err - 20);
     return "?";
 }

@@ -199,7 +199,7 @@ uint32_t parse_number(const char *s);    /* decimal or 0x hex */
 void add_key(struct psy_domain *d, uint32_t key);
 void hold_key(struct psy_domain *d, uint32_t key);     /* add_key, unless it holds it */
 void drop_key(struct psy_domain *d, uint32_t key);
-uint32_t new_key(void);
+uint32_t new_key(void);                                  /* ulib_own.c: each program its own */
 const char *error_name(int err);
 void copy_text(char *dst, const char *src, uint32_t max);  /* cut to fit, always NUL-ended */
 uint32_t fnv1a(const void *p, uint32_t n);

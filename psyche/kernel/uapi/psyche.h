@@ -211,6 +211,8 @@ struct psy_processes {
  */
 #define PSY_PROGRAMS_MAGIC  0x474F5250   /* "PROG" */
 #define PSY_PROGRAM_BOOT    1            /* flags: placed at boot (by init), not by a load */
+#define PSY_PROGRAM_LIBRARY 2            /* a shared library: no domain, VP or node of its own */
+#define PSY_PROGRAM_LINKED  4            /* linked against the library: shared/NAME.elf */
 
 struct psy_program {
     char name[32];                       /* its file's name, NUL-ended */

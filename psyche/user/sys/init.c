@@ -5,12 +5,15 @@
  * into init, bootfiles.S): the name server, the network file server, the
  * loader and the shell, each placed in a realm of its own with a domain of
  * its own (place.c), and started by a protected call of its main operation.
- * Then it hands what it placed to the loader (loader.adopt), whose table
- * debuggers read, and ends; they stay.
+ * First of all it places the reentrant library (libpsy.so, psyprog.h) in a
+ * realm of its own, and once the name server is up enters it there under
+ * its name, where the loader finds it.  Then it hands what it placed to the
+ * loader (loader.adopt), whose table debuggers read, and ends; they stay.
  *
  *   init PORT     the host's file server is at 10.0.2.2:PORT
  */
 #include "place.h"
+#include "svc.h"
 #include "ulib.h"
 
 /* bootfiles.S: name, start and length of each file, 0-ended. */
@@ -43,7 +46,7 @@ static int start(const char *name, const char *args, const struct psy_links *lin
         printf("init: no %s in the boot image\n", name);
         return SVC_ENOENT;
     }
-    int err = place_program(f->data, f->len, 0, args, links, p, why, sizeof why);
+    int err = place_program(f->data, f->len, 0, args, links, 0, p, why, sizeof why);
     if (err) {
         printf("init: %s: %s\n", name, why);
         return err;
@@ -60,7 +63,7 @@ static int start(const char *name, const char *args, const struct psy_links *lin
  * and a protected call: 0 or an error.
  */
 static int hand_over(const struct placed *loader, const char *const names[],
-                     const struct placed *const placed[], uint32_t n)
+                     const struct placed *const placed[], uint32_t n, const struct psy_library *lib)
 {
     uint32_t key = new_key();
     hold_key((struct psy_domain *)magic_page()->domain, key);
@@ -79,7 +82,13 @@ static int hand_over(const struct placed *loader, const char *const names[],
         l->domain_id = p->domain_id, l->vp = p->vp, l->node = p->node;
         l->flags = PSY_PROGRAM_BOOT;
     }
-    int err = ((adopt_op)loader->ops[LOADER_ADOPT])((uint32_t)page, n, key);
+    /* The library: no domain of its own, so the line names the loader's (a line in use) */
+    struct psy_program *l = &progs[n];
+    copy_text(l->name, lib->name, sizeof l->name);
+    l->base = lib->base, l->size = lib->size, l->domain = loader->domain;
+    l->domain_id = 0, l->vp = -1, l->node = 0;
+    l->flags = PSY_PROGRAM_BOOT | PSY_PROGRAM_LIBRARY;
+    int err = ((adopt_op)loader->ops[LOADER_ADOPT])((uint32_t)page, n + 1, key);
     destroy_realm((uint32_t)page, key);
     return err;
 }
@@ -92,6 +101,15 @@ int main(int argc, char **argv)
     }
     uint64_t t0 = rdtime64();
     struct placed names, files, loader, sh;
+    char why[96];
+    const struct bootfile *libfile = find(PSY_LIBRARY_NAME);
+    uint32_t lib_key = new_key();
+    int lib = libfile ? place_library(libfile->data, libfile->len, PSY_LIBRARY_NAME, lib_key, why,
+                                      sizeof why) : SVC_ENOENT;
+    if (lib < 0) {
+        printf("init: %s: %s\n", PSY_LIBRARY_NAME, libfile ? why : "not in the boot image");
+        return 1;
+    }
     int err = start("names", "names", 0, &names);
     if (err)
         return 1;
@@ -101,6 +119,13 @@ int main(int argc, char **argv)
         .lookup = { names.ops[0], names.invoke_key },
         .enter = { names.ops[1], names.invoke_key },
     };
+    /* The library, for the loader to find by name: its descriptor and the key that reads it. */
+    _psy_links = links;
+    err = svc_offer(PSY_LIBRARY_NAME, (uint32_t)lib, lib_key);
+    if (err) {
+        printf("init: entering %s: %s\n", PSY_LIBRARY_NAME, error_name(err));
+        return 1;
+    }
     char args[32] = "files ";
     char *d = args + 6;
     for (const char *s = argv[1]; *s && d < args + sizeof args - 1;)
@@ -112,7 +137,7 @@ int main(int argc, char **argv)
     uint32_t cycles = (uint32_t)(rdtime64() - t0);
     const char *const names_of[] = { "names", "files", "loader", "sh" };
     const struct placed *const placed[] = { &names, &files, &loader, &sh };
-    err = hand_over(&loader, names_of, placed, 4);
+    err = hand_over(&loader, names_of, placed, 4, (const struct psy_library *)lib);
     if (err)
         printf("init: the loader's table: %s\n", error_name(err));
     printf("init: names, files, loader and sh are up in %u cycles\n", cycles);

@@ -3,8 +3,10 @@
  *
  *   loader.load(req, key)    read the program file req->name from the file server, check it,
  *                            place it in a fresh realm where the kernel chooses, with a fresh
- *                            domain and a VP on req->node (place.c), and fill in the rest of
- *                            the struct load_request: 0, or an error with req->why saying why
+ *                            domain and a VP on req->node (place.c), its references to the
+ *                            reentrant library resolved against the library's realm, and fill
+ *                            in the rest of the struct load_request: 0, or an error with
+ *                            req->why saying why
  *   loader.unload(handle)    destroy what load made: 0, or an error
  *   loader.adopt(progs, n, key)  note n programs placed by someone else (init's servers, at
  *                            boot: struct psy_program[n] at progs, which `key` reads) in the
@@ -27,6 +29,7 @@ static uint8_t *xfer;                  /* the file, fetched: a realm shared with
 static uint32_t xfer_key;
 static struct loaded_table *table;
 static struct placed placed[LOADED_MAX];
+static const struct psy_library *library;  /* the reentrant library, as init entered it; 0: none */
 
 static int free_line(void)
 {
@@ -51,7 +54,8 @@ static void note_line(int i, const struct psy_program *from)
 static void note(int i, const char *name, const struct placed *p)
 {
     struct psy_program l = { .base = p->base, .size = p->size, .domain = p->domain,
-                             .domain_id = p->domain_id, .vp = p->vp, .node = p->node };
+                             .domain_id = p->domain_id, .vp = p->vp, .node = p->node,
+                             .flags = p->linked ? PSY_PROGRAM_LINKED : 0 };
     copy_text(l.name, name, sizeof l.name);
     note_line(i, &l);
 }
@@ -78,8 +82,8 @@ static int load(struct load_request *req, uint32_t key)
         return PSY_ERANGE;
     }
     struct placed *p = &placed[line];
-    int err = place_program(xfer, (uint32_t)n, req->node, req->args, &_psy_links, p, req->why,
-                            LOAD_WHY);
+    int err = place_program(xfer, (uint32_t)n, req->node, req->args, &_psy_links, library, p,
+                            req->why, LOAD_WHY);
     if (err)
         return err;
     note(line, req->name, p);
@@ -132,6 +136,11 @@ int main(int argc, char **argv, struct psy_domain *self)
     int err = x < 0 ? x : t < 0 ? t : svc_lookup("files.get", &files_get);
     if (!err)
         err = set_access((uint32_t)t, table_key, read_key, PSY_R);
+    /* The library: programs that need it are refused without it, and say so. */
+    struct psy_link lib;
+    if (!err && svc_lookup(PSY_LIBRARY_NAME, &lib) == 0 &&
+        ((const struct psy_library *)lib.op)->magic == PSY_LIBRARY_MAGIC)
+        library = (const struct psy_library *)lib.op;
     if (err) {
         printf("loader: %s\n", error_name(err));
         return err;
