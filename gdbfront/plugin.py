@@ -36,13 +36,12 @@ psyche up's output as extra sections.
 Under pytest-xdist (`pytest -n 2`) every worker is a pytest session of its
 own: it makes its own snapshots (in its own temporary directory) and starts
 its machines on ports from its own slice of the port range, so workers never
-race for a port; the kernel is built by one worker at a time (a lock beside
-the workers' temporary directories).
+race for a port; the kernel is built by one worker at a time (build_kernel
+takes a lock beside the kernel it builds).
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 from collections.abc import Iterator
@@ -110,15 +109,10 @@ def worker_ports() -> tuple[int, int]:
 
 
 @pytest.fixture(scope="session")
-def psyche_kernel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def psyche_kernel() -> Path:
     from psyche.kernel.build import build_kernel
 
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        return build_kernel()
-    # Workers share the run's temporary directory (each has its own inside it): one builds at a time.
-    with (tmp_path_factory.getbasetemp().parent / "psyche-kernel.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return build_kernel()
+    return build_kernel()   # (one process at a time: xdist workers wait for the first)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ Usage::
 
 from __future__ import annotations
 
+import fcntl
 import sys
 from pathlib import Path
 
@@ -65,6 +66,19 @@ def build_kernel(out: Path | None = None) -> Path:
     out = Path(out) if out is not None else DEFAULT_KERNEL_ELF
     if not is_stale(out):
         return out
+    # Two processes that find it stale at once (pytest-xdist workers, a test run beside
+    # `psyche up`) would build the same user programs into the same files: one at a time,
+    # and the second finds the first's kernel up to date.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with (out.parent / ".build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not is_stale(out):
+            return out
+        _build(out)
+    return out
+
+
+def _build(out: Path) -> None:
     table = out.parent / "userprogs.S"
     try:
         write_program_table(build_user_programs(out.parent.parent / "user"), table)
@@ -85,7 +99,6 @@ def build_kernel(out: Path | None = None) -> Path:
         raise KernelBuildError(str(exc)) from exc
     if warnings.strip():
         print(warnings, end="", file=sys.stderr)  # the kernel should have none
-    return out
 
 
 def phys_of(vaddr: int) -> int:

@@ -223,6 +223,8 @@ def check_library(elf: Path) -> None:
                 raise GuestBuildError(f"{elf}: {section.num_relocations()} relocations in {section.name}: "
                                       "the library must run unchanged wherever it is placed")
         dynsym = e.get_section_by_name(".dynsym")
+        if not isinstance(dynsym, SymbolTableSection):
+            raise GuestBuildError(f"{elf}: no .dynsym: not a shared library")
         undefined = [s.name for s in dynsym.iter_symbols() if s.name and s["st_shndx"] == "SHN_UNDEF"]
         if undefined:
             raise GuestBuildError(f"{elf}: needs {', '.join(undefined)} from elsewhere")
