@@ -74,6 +74,20 @@ async def _stats(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+async def _refs(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
+    rows = []
+    for node in range(monitor.node_count):
+        try:
+            values = await monitor.link.ok(node, p.ReadRegs(p.COUNTER_REGS))
+            assert isinstance(values, list)
+            refs = p.RefCounters.from_values(values)
+            text = f"{refs.local} local, {refs.remote} remote, {refs.remote_fetches} remote fetches"
+        except LinkError as e:
+            text = f"no answer ({e})"
+        rows.append(f"node {node:3}: {text}")
+    return "\n".join(rows) + "\n"
+
+
 async def _breakpoints(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
     bps = await monitor.link.ok(session.node, p.ListBreakpoints())
     wps = await monitor.link.ok(session.node, p.ListWatchpoints())
@@ -146,6 +160,7 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     "status": (_status, "every node: state, pc, stop reason, attached gdb"),
     "stats": (_stats, "debug line statistics: requests, retransmissions, latency per node"),
     "sessions": (_sessions, "every gdb session: address, connected for, last packet"),
+    "refs": (_refs, "every node's memory references since boot: local, remote, remote instruction fetches"),
     "breakpoints": (_breakpoints, "breakpoints and watchpoints lld holds for this node"),
     "clear": (_clear, "remove every breakpoint and watchpoint of this node from lld"),
     "step-interrupts": (_step_interrupts, "on|off: whether single steps take pending interrupts"),

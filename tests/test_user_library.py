@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from user_util import World, placed_by, program_files, user_world
 
+from gdbfront.machine import ask_monitor
 from psyche.user.build import DEFAULT_OUT_DIR, program_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -98,3 +99,27 @@ def test_an_unresolved_symbol_is_refused_in_one_line_and_nothing_changes(world: 
     assert out.strip() == "run: badsym: unresolved symbol prinzz", out
     assert world.realms() == realms and world.sh("programs") == programs
     assert "hello from domain" in world.sh("run hello")
+
+
+def remote_fetches(world: World, node: int) -> int:
+    """Instructions node has fetched from another node's memory since boot (`monitor refs`, asked
+    over node 0's port, which no gdb holds: nothing stops)."""
+    out = ask_monitor("127.0.0.1", world.up.port(0), "refs", 10)
+    assert out is not None
+    found = re.search(rf"^node +{node}: .*, (\d+) remote fetches$", out, re.M)
+    assert found, out
+    return int(found.group(1))
+
+
+def test_each_node_runs_the_library_from_its_own_copy(world: World) -> None:
+    """The library realm lives on node 0, where init placed it; node 1 runs a program that calls
+    it all the time (printf, memcpy, the kernel-call helpers) without a single instruction
+    fetched across the switch: its pages were copied to node 1 at their first fetch there."""
+    base = int(library_line(world)[6], 16)
+    before = remote_fetches(world, 1)
+    out = world.sh("run @1 sort 3000 1 1")
+    assert "sort: 3000 numbers on 1 VPs across 1 nodes, sorted" in out, out
+    assert remote_fetches(world, 1) == before
+    listing = world.sh("!realms").splitlines()
+    line = next(line for line in listing if line.strip().startswith(f"{base:#010x}-"))
+    assert "node 0 (1 copy)" in line, line               # node 1's, made at its first fetch there
