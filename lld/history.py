@@ -576,6 +576,8 @@ class History(Recorder):
         lld = self.lld
         if not self.in_past:
             self._checkpoint()      # the present, exactly
+        if self.inner is not None:
+            self.inner.note_travel(m.time)   # a recording cannot hold it: it says so
         for j, n in enumerate(lld.nodes):
             self._high_gen[j] = max(self._high_gen[j], n.gen())
         kept = [(n.state, n.mailbox) for n in lld.nodes]

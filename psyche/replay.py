@@ -123,6 +123,8 @@ def replay(directory: Path, echo: bool = False, console: ReplayLine | None = Non
         raise RecordingError(f"{directory}: no such recording (not a directory)")
     header = Header.load(_read(files["recording.json"], "recording.json").decode(errors="replace"))
     end = End.load(files["end.json"].read_text()) if files["end.json"].exists() else None
+    if end is not None and (why := end.unreplayable()) is not None:
+        raise RecordingError(why)
     events = _read(files["events.bin"], "events.bin")
     console = console or ReplayLine("console")
     debug = debug or ReplayLine("debug line")

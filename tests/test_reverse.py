@@ -8,8 +8,10 @@ mailbox (and node 0 runs on while gdb talks: the history has both nodes' inputs 
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -229,3 +231,29 @@ def test_reverse_execution_goes_back_into_a_replayed_run(kernel_elf: Path, tmp_p
     assert "No more reverse-execution history" not in out, out[-3000:]
     ticks = _ticks(out)
     assert len(ticks) == 1 and ticks[0] > ticks_then[0], (ticks, ticks_then)   # then on, live
+
+
+@pytest.mark.timeout(120)
+def test_a_recording_that_traveled_says_it_cannot_be_replayed(kernel_elf: Path, tmp_path: Path) -> None:
+    """--record with --reverse: a travel in the history is not in the recording, so the recording
+    says it traveled (end.json: how often, where first), the run's end says it cannot be replayed,
+    and `psyche replay` refuses it saying why, instead of diverging somewhere after the travel."""
+    record = tmp_path / "run"
+    up = start_up(kernel_elf, 2, "--record", str(record), *HISTORY)
+    try:
+        out = gdb(kernel_elf, f"127.0.0.1:{up.port(1)}", "break clock_intr", "continue", "delete",
+                  "stepi", "stepi", "reverse-stepi", "reverse-stepi", "detach", timeout=50)
+    finally:
+        up.stop()
+        tail = up.process.stdout.read() if up.process.stdout is not None else ""
+    assert "No more reverse-execution history" not in out, out[-3000:]
+    end = json.loads((record / "end.json").read_text())
+    assert end["travels"] >= 2 and end["first_travel_point"] >= 0 and end["first_travel_time"] > 0, end
+    assert "cannot be replayed" in tail, tail[-2000:]
+    replayed = subprocess.run([sys.executable, "-m", "psyche.cli", "replay", str(record), "--quiet"],
+                              capture_output=True, text=True, timeout=60)
+    assert replayed.returncode == 1, replayed.stderr
+    assert re.search(r"psyche replay: the recorded run traveled in the machine's history \d+ times "
+                     r"\(reverse execution while recording\), the first at service point \d+, machine "
+                     r"time \d+: a recording does not hold the travels, so this one cannot be replayed",
+                     replayed.stderr), replayed.stderr

@@ -434,8 +434,13 @@ def run(args: argparse.Namespace) -> int:
     result = runner.run(max_seconds=args.max_seconds, until=matcher)
     if recording is not None:
         end = recording.end(machine)
-        print(f"psyche machine: recorded {end.service_points} service points into {args.record}; "
-              f"`psyche replay {args.record}` runs it again", file=sys.stderr, flush=True)
+        why = end.unreplayable()
+        if why is None:
+            print(f"psyche machine: recorded {end.service_points} service points into {args.record}; "
+                  f"`psyche replay {args.record}` runs it again", file=sys.stderr, flush=True)
+        else:
+            print(f"psyche machine: recorded {end.service_points} service points into {args.record}, "
+                  f"but {why}", file=sys.stderr, flush=True)
     if history is not None:
         print(f"psyche machine: history: {history.describe()}", file=sys.stderr, flush=True)
     if args.save_snapshot:
