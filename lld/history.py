@@ -103,6 +103,11 @@ class Checkpoint:
     decoder: FrameDecoder
     progress: list[Progress]
     bytes: int = 0                   # RAM bytes this checkpoint holds that its predecessor does not
+    #: Machine time moved on with wall time in the service point the checkpoint was taken in,
+    #: before it, when that point is not in the log (a travel's checkpoint of the present): the
+    #: re-execution of the segment before it moves time on so too, as the only way to get there
+    #: while every node is stopped.
+    advanced: int = 0
 
 
 class _Sink(HostLine):
@@ -275,6 +280,7 @@ class History(Recorder):
             decoder=copy.deepcopy(lld.king.decoder),
             progress=[progress(n.cpu) for n in m.nodes],
             bytes=fresh,
+            advanced=self.point.advanced if self.point is not None else 0,
         )
         self.checkpoints.append(cp)
         self.stats["checkpoints"] += 1
@@ -346,9 +352,9 @@ class History(Recorder):
 
     # -- re-execution -------------------------------------------------------------------------
 
-    def _segment_end(self, ci: int) -> tuple[int, int]:
+    def _segment_end(self, ci: int) -> tuple[int, int, int]:
         nxt = self.checkpoints[ci + 1]
-        return nxt.log_index, nxt.time
+        return nxt.log_index, nxt.time, nxt.advanced
 
     def _replay(self, ci: int, k: int, *, fine_from: int | None = None,
                 on_event: Callable[[int], None] | None = None) -> bool:
@@ -358,7 +364,7 @@ class History(Recorder):
         node k runs step by step and `_check` may end it between two steps."""
         m = self.machine
         cp = self.checkpoints[ci]
-        end_index, end_time = self._segment_end(ci)
+        end_index, end_time, end_advanced = self._segment_end(ci)
         self._restore(cp)
         # A replay that ended in the middle of a service point (Arrived) leaves that point's reads
         # behind: they are not this one's.
@@ -409,7 +415,10 @@ class History(Recorder):
                     raise HistoryError(f"re-execution diverged at the service point at {point.time}: "
                                        f"the {', '.join(left)} was read less often than history has")
                 after_event()
-            run_to(end_time)
+            run_to(end_time - end_advanced)
+            if end_advanced:
+                m.advance_time(end_advanced)
+                run_to(end_time)
         except Arrived:
             return True
         finally:
@@ -567,6 +576,8 @@ class History(Recorder):
         lld = self.lld
         if not self.in_past:
             self._checkpoint()      # the present, exactly
+        if self.inner is not None:
+            self.inner.note_travel(m.time)   # a recording cannot hold it: it says so
         for j, n in enumerate(lld.nodes):
             self._high_gen[j] = max(self._high_gen[j], n.gen())
         kept = [(n.state, n.mailbox) for n in lld.nodes]

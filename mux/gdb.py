@@ -138,6 +138,9 @@ class GdbSession:
         self.no_ack_mode = no_ack_mode
         self.step = StepSettings()
         self.scope = DomainScope()
+        #: After a watchpoint stop in the machine's past, name the node that made the access on
+        #: gdb's console (the machine port reports the stop on that node's thread instead).
+        self.accessor_note = True
         self.watchpoints: dict[tuple[int, int], int] = {}   # (addr, length) -> lld kind
         self._desired: set[int] = set()   # gdb's breakpoints: inserted (Z0/Z1) and not removed
         self._running: asyncio.Task[None] | None = None
@@ -443,7 +446,8 @@ class GdbSession:
             self.send(rsp.console_output(
                 f"node {self.node}: a write made in the machine's past discarded its recorded future: "
                 f"the machine went on from there, and its history starts again there\n".encode()))
-        if announce and status.reason == p.REASON_WATCHPOINT and status.flags & p.FLAG_PAST:
+        if announce and status.reason == p.REASON_WATCHPOINT and status.flags & p.FLAG_PAST \
+                and self.accessor_note:
             note = await self._accessor_note()
             if note is not None:
                 self.send(rsp.console_output(note.encode()))

@@ -25,15 +25,27 @@ Breakpoints are the machine's: gdb's one set is placed on every node (the
 kernel's code has the same addresses everywhere), brought into lld before a
 node runs and, in non-stop mode, at once on the nodes that run.  The nodes'
 kernel threads are not shown here: each node's own port shows them.
+
+Reverse execution (a machine with a history, lld/history.py), in all-stop mode:
+`bs` and `bc` go back for the node of the thread gdb resumes (`Hc`, else the one
+it is on), and the whole machine goes back with it, so every thread then shows
+the past.  A resume while the machine shows its past moves the machine forward
+through its history for the first node it names only (the others go where the
+machine goes); once that reaches the present, the others run on live as usual.
+A watchpoint stop in the past is reported on the thread of the node that made
+the access.  Non-stop mode refuses `bs` and `bc`: its nodes run and stop alone,
+and the machine can only move back as a whole.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import deque
 from collections.abc import Callable
 from xml.sax.saxutils import quoteattr
 
+from lld import protocol as p
 from mux import packets as rsp
 from mux.gdb import EINVAL, FEATURES, DomainScope, GdbSession, Monitor, StepSettings
 from mux.link import LinkError
@@ -87,10 +99,15 @@ class MachineSession:
                                 threads=NodeThreads(h, None, live_tid=h.node + 1))
             engine.step = self.step
             engine.scope = self.scope
+            engine.accessor_note = False   # the stop goes to the accessor's thread (_on_accessor)
             self.engines[h.node] = engine
         self.non_stop = False
         #: The node gdb reads registers and memory of (Hg), and whose stop it saw last.
         self.current = self.nodes[0]
+        #: The node gdb's `Hc` named for resuming (bs, bc); None: any (the current one).
+        self.resumed: int | None = None
+        #: A resume moved the machine through its past: the other nodes' views are stale.
+        self._moved_in_past = False
         self._running: set[int] = set()     # nodes a resume of ours runs, their stop not yet in
         self._stops: list[tuple[int, bytes]] = []   # all-stop: stops in, not yet settled
         self._pending: dict[int, bytes] = {}   # all-stop: stops of nodes gdb has not been told of
@@ -125,7 +142,8 @@ class MachineSession:
                 return rsp.current_thread(thread_of(self.current))
             case rsp.QueryThreadInfo(first=first):
                 return rsp.thread_list([thread_of(n) for n in self.nodes]) if first else rsp.THREAD_LIST_END
-            case rsp.SetThread(op="c"):
+            case rsp.SetThread(op="c", thread=thread):
+                self.resumed = None if thread.tid in (0, -1) else self._node_of(thread)
                 return rsp.OK
             case rsp.SetThread(thread=thread):
                 node = self._node_of(thread)
@@ -181,6 +199,10 @@ class MachineSession:
                 return rsp.OK
             case rsp.VCont(actions=actions):
                 return await self._resume(self._plan(actions))
+            case rsp.ReverseStep():
+                return await self._reverse(p.REVERSE_STEP)
+            case rsp.ReverseContinue():
+                return await self._reverse(p.REVERSE_CONTINUE)
             case rsp.Continue(addr=addr) | rsp.Step(addr=addr):
                 # (`c ADDR`, `s ADDR`: the node gdb is on goes on from ADDR; the old-style
                 # continue runs every node, the step that one)
@@ -290,6 +312,10 @@ class MachineSession:
         for other, event in events:
             if other != node and not _is_quiet(event):
                 self._pending[other] = event
+        try:
+            node, reply = await self._after_past_move(node, reply)
+        except (LinkError, NodeError) as e:
+            self.send(rsp.console_output(f"mux: {e}\n".encode()))
         self.current = node
         self._waiting = False
         self.send(reply)
@@ -343,10 +369,21 @@ class MachineSession:
             if event is not None and self._still_pending(node, event):
                 self.current = node   # a stop gdb has not seen yet: that first, nothing runs
                 return event
+        past = self._in_past()
+        self._moved_in_past = past
         self._waiting = True
         self._resuming = True
         try:
-            for node in sorted(plan, key=lambda n: n != self.current):
+            for index, node in enumerate(sorted(plan, key=lambda n: n != self.current)):
+                if past and index > 0:
+                    # The first node went forward through the machine's history.  Still there
+                    # (it met a breakpoint or a watched access on the way): the machine moved as
+                    # a whole, and the others are where it went.  At the present: they run on.
+                    status = await self.engines[node].handle.refresh()
+                    if status.flags & p.FLAG_PAST:
+                        break
+                    past = False
+                    await self._refresh_all()
                 reply = await self.engines[node].resume(None, step=plan[node] == "s")
                 if reply is None:
                     self._running.add(node)
@@ -356,6 +393,7 @@ class MachineSession:
                     self._pending.update((n, r) for n, r in self._stops if not _is_quiet(r))
                     self._stops = []
                 if _is_stop(reply):
+                    node, reply = await self._after_past_move(node, reply)
                     self.current = node
                 self._waiting = False
                 return reply
@@ -373,6 +411,76 @@ class MachineSession:
         engine = self.engines[node]
         status = engine.handle.status
         return status is not None and engine.has_breakpoint(status.pc)
+
+    # -- reverse execution ----------------------------------------------------------------
+
+    def _in_past(self) -> bool:
+        """The machine shows a state of its history (as the last status seen of it says)."""
+        status = self.engines[self.current].handle.status
+        return status is not None and bool(status.flags & p.FLAG_PAST)
+
+    async def _reverse(self, op: int) -> bytes:
+        """bs, bc (all-stop only): back for the node gdb resumes; the whole machine goes with it."""
+        node = self.resumed if self.resumed is not None else self.current
+        if self.non_stop:
+            return await self._refuse_reverse(node)
+        self._pending.clear()   # stops of the present gdb was not told of: the machine leaves it
+        self._moved_in_past = True
+        reply = await self.engines[node].reverse(op)
+        if not _is_stop(reply):
+            self._moved_in_past = False
+            return reply
+        node, reply = await self._after_past_move(node, reply)
+        self.current = node
+        return reply
+
+    async def _refuse_reverse(self, node: int) -> bytes:
+        """Non-stop mode: bs and bc are refused.  gdb waits for a stop notification after either
+        (whatever the reply), so the node's stop is told again, as the start of the history (gdb:
+        "No more reverse-execution history."): the command ends where it began."""
+        engine = self.engines[node]
+        status = await engine.handle.refresh()
+        if status.stopped:
+            stop = await engine.stop_reply(status, announce=False)
+            told = stop[:3] + b"replaylog:begin;" + stop[3:]
+            # after the refusal has gone out (the reply is sent as soon as this returns)
+            asyncio.get_running_loop().call_soon(self._tell, told)
+        return (b"E.mux: reverse execution on the machine port needs all-stop mode (set non-stop "
+                b"off): the whole machine goes back together, and in non-stop mode its nodes run "
+                b"and stop alone")
+
+    async def _after_past_move(self, node: int, reply: bytes) -> tuple[int, bytes]:
+        """A stop after the machine moved through its past: every other node is stopped where it
+        stands (in the past, the nodes that were running at that moment are running in lld's
+        eyes; in all-stop mode gdb holds them all) and read again, and a watchpoint stop goes to
+        the thread of the node that made the access."""
+        if not self._moved_in_past:
+            return node, reply
+        self._moved_in_past = False
+        for other in self.nodes:
+            if other != node:
+                handle = self.engines[other].handle
+                handle.forget()
+                await handle.stop()   # (a stop in the past changes no history: no round runs there)
+        status = self.engines[node].handle.status
+        if status is None or status.reason != p.REASON_WATCHPOINT or not status.flags & p.FLAG_PAST:
+            return node, reply
+        for other in self.nodes:
+            mine = self.engines[other].handle.status
+            if other != node and mine is not None and mine.flags & p.FLAG_ACCESSOR:
+                flags = mine.flags | (status.flags & (p.FLAG_WATCH_READ | p.FLAG_WATCH_WRITE))
+                moved = dataclasses.replace(mine, reason=p.REASON_WATCHPOINT, data_addr=status.data_addr,
+                                            flags=flags)
+                return other, await self.engines[other].stop_reply(moved, announce=False)
+        return node, reply
+
+    async def _refresh_all(self, except_node: int = -1) -> None:
+        """Read every node's status again, dropping what was kept of it (the machine moved)."""
+        for node in self.nodes:
+            if node != except_node:
+                handle = self.engines[node].handle
+                handle.forget()
+                await handle.refresh()
 
     # -- non-stop -------------------------------------------------------------------------
 

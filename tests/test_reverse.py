@@ -8,8 +8,11 @@ mailbox (and node 0 runs on while gdb talks: the history has both nodes' inputs 
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -169,3 +172,88 @@ def test_reverse_finish_out_of_the_clock_interrupt(kernel_elf: Path) -> None:
     ticks = _ticks(out)
     assert len(ticks) == 3 and ticks[0] == ticks[1] == ticks[2], (ticks, out[-3000:])
     assert "No more reverse-execution history" not in out
+
+
+def _record_stepping(kernel: Path, record: Path, steps: int) -> str:
+    """Record a 2-node run in which gdb stops node 1 at clock_intr and steps it, and the run ends
+    with node 1 still stopped there (gdb still attached: the recording's end is that moment)."""
+    assert GDB is not None
+    ready, go = record.parent / "ready", record.parent / "go"
+    up = start_up(kernel, 2, "--record", str(record))
+    commands = ["break clock_intr", "continue", "delete", _TICKS, _PRINT] + ["stepi", _PRINT] * steps
+    commands += [f"shell touch {ready}", f"shell while [ ! -e {go} ]; do sleep 0.1; done"]
+    args = [GDB, "-batch", "-nx", str(kernel), "-ex", "set confirm off",
+            "-ex", f"target remote 127.0.0.1:{up.port(1)}"]
+    for command in commands:
+        args += ["-ex", command]
+    session = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and session.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        up.stop()                 # the recording ends here, node 1 stopped where gdb left it
+        go.touch()
+        try:
+            out, _ = session.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            session.kill()
+            out, _ = session.communicate()
+    assert ready.exists(), out[-3000:]
+    return out
+
+
+@pytest.mark.timeout(180)
+def test_reverse_execution_goes_back_into_a_replayed_run(kernel_elf: Path, tmp_path: Path) -> None:
+    """`psyche up --replay DIR --reverse` keeps the history while it replays: gdb, attached once the
+    replay is over, steps node 1 back through the steps the recorded gdb made (the registers at
+    every one are the recorded ones), forward again through them to the present, and on live."""
+    steps = 20
+    record = tmp_path / "run"
+    recorded = _record_stepping(kernel_elf, record, steps)
+    then = _states(recorded)
+    assert len(then) == steps + 1, recorded[-3000:]
+    assert len(set(then)) > steps // 2   # it did move
+    ticks_then = _ticks(recorded)
+    assert len(ticks_then) == 1, recorded[-3000:]
+    commands = [_PRINT] + ["reverse-stepi", _PRINT] * steps + ["stepi", _PRINT] * steps
+    commands += ["break clock_intr", "continue", _TICKS]
+    live = start_up(kernel_elf, 2, "--replay", str(record), *HISTORY)
+    try:
+        out = gdb(kernel_elf, f"127.0.0.1:{live.port(1)}", *commands, "detach", timeout=100)
+    finally:
+        live.stop()
+    now = _states(out)
+    assert len(now) == 2 * steps + 1, out[-3000:]
+    assert now[0] == then[-1], (now[0], then[-1])                  # where the recording left node 1
+    assert now[: steps + 1] == then[::-1], out[-3000:]             # back through the replayed run
+    assert now[steps:] == then, out[-3000:]                        # and forward again to the present
+    assert "No more reverse-execution history" not in out, out[-3000:]
+    ticks = _ticks(out)
+    assert len(ticks) == 1 and ticks[0] > ticks_then[0], (ticks, ticks_then)   # then on, live
+
+
+@pytest.mark.timeout(120)
+def test_a_recording_that_traveled_says_it_cannot_be_replayed(kernel_elf: Path, tmp_path: Path) -> None:
+    """--record with --reverse: a travel in the history is not in the recording, so the recording
+    says it traveled (end.json: how often, where first), the run's end says it cannot be replayed,
+    and `psyche replay` refuses it saying why, instead of diverging somewhere after the travel."""
+    record = tmp_path / "run"
+    up = start_up(kernel_elf, 2, "--record", str(record), *HISTORY)
+    try:
+        out = gdb(kernel_elf, f"127.0.0.1:{up.port(1)}", "break clock_intr", "continue", "delete",
+                  "stepi", "stepi", "reverse-stepi", "reverse-stepi", "detach", timeout=50)
+    finally:
+        up.stop()
+        tail = up.process.stdout.read() if up.process.stdout is not None else ""
+    assert "No more reverse-execution history" not in out, out[-3000:]
+    end = json.loads((record / "end.json").read_text())
+    assert end["travels"] >= 2 and end["first_travel_point"] >= 0 and end["first_travel_time"] > 0, end
+    assert "cannot be replayed" in tail, tail[-2000:]
+    replayed = subprocess.run([sys.executable, "-m", "psyche.cli", "replay", str(record), "--quiet"],
+                              capture_output=True, text=True, timeout=60)
+    assert replayed.returncode == 1, replayed.stderr
+    assert re.search(r"psyche replay: the recorded run traveled in the machine's history \d+ times "
+                     r"\(reverse execution while recording\), the first at service point \d+, machine "
+                     r"time \d+: a recording does not hold the travels, so this one cannot be replayed",
+                     replayed.stderr), replayed.stderr

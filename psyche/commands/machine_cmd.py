@@ -29,6 +29,7 @@ from psyche.machine.record import (
     Recording,
     RecordingError,
     RecordingLine,
+    RecordingWire,
     ReplayLine,
 )
 from psyche.machine.runner import ConsoleMatcher, Runner, RunOutcome
@@ -215,16 +216,24 @@ def _open_lines(args: argparse.Namespace) -> tuple[HostLine, HostLine]:
 
 
 def _replay_then_live(args: argparse.Namespace) -> int:
-    """--replay DIR: the recording, replayed and checked, then the machine runs on live."""
+    """--replay DIR: the recording, replayed and checked, then the machine runs on live.  With
+    --reverse, the history is kept from the replay's start: gdb can go back into the replayed run
+    once it is over, and forward again through it to the present, which then runs live."""
     if args.record or args.restore or args.halted:
         raise ValueError("--replay starts from the recording: not with --record, --restore or --halted")
     live_console, live_debug = _open_lines(args)
     console = ReplayLine("console", then=live_console, echo=not args.quiet)
     debug = ReplayLine("debug line", then=live_debug)
+    interval = reverse_interval(args)
+    history = History(interval, args.reverse_keep) if interval > 0 and not isinstance(live_debug, NullLine) \
+        else None
     print(f"psyche machine: replaying {args.replay}; console {console.describe()}; "
           f"debug line {debug.describe()}", flush=True)
+    if history is not None:
+        print("psyche machine: keeping the history from the replay's start (--reverse)", file=sys.stderr,
+              flush=True)
     try:
-        done = replay(args.replay, console=console, debug=debug)
+        done = replay(args.replay, console=console, debug=debug, history=history)
     except RecordingError as e:
         raise ValueError(f"--replay {args.replay}: {e}") from None
     same, verdict = done.verdict()
@@ -236,11 +245,23 @@ def _replay_then_live(args: argparse.Namespace) -> int:
     debug.go_live()
     machine, lld = done.machine, done.lld
     nets, pcap = attach_network(machine, args.net, args.pcap, args.net_loss, args.net_loss_seed)
+    if history is not None:
+        # The live wires' frames go to the history too, as the replayed ones did.
+        for node in machine.nodes:
+            nic = node.devices.nic
+            if nic is not None:
+                nic.replace_wire(RecordingWire(nic.wire, node.index, history))
     if not args.quiet:
         machine.console.add_output_listener(lambda data: (sys.stdout.buffer.write(data), sys.stdout.flush()))
-    runner = Runner(machine, [console, debug], pace=not args.no_pace, debug=lld, stop_on_node_stop=False,
-                    on_stop=lambda stopped: _report_stops(stopped, lld))
+    lines = [done.console or console, done.debug or debug]
+    runner = Runner(machine, lines, pace=not args.no_pace, debug=lld, stop_on_node_stop=False,
+                    on_stop=lambda stopped: _report_stops(stopped, lld), recorder=history, history=history)
+    if history is not None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: runner.request_stop())
     result = runner.run(max_seconds=args.max_seconds)
+    if history is not None:
+        print(f"psyche machine: history: {history.describe()}", file=sys.stderr, flush=True)
     for line in (console, debug, *nets):
         line.close()
     if pcap is not None:
@@ -413,8 +434,13 @@ def run(args: argparse.Namespace) -> int:
     result = runner.run(max_seconds=args.max_seconds, until=matcher)
     if recording is not None:
         end = recording.end(machine)
-        print(f"psyche machine: recorded {end.service_points} service points into {args.record}; "
-              f"`psyche replay {args.record}` runs it again", file=sys.stderr, flush=True)
+        why = end.unreplayable()
+        if why is None:
+            print(f"psyche machine: recorded {end.service_points} service points into {args.record}; "
+                  f"`psyche replay {args.record}` runs it again", file=sys.stderr, flush=True)
+        else:
+            print(f"psyche machine: recorded {end.service_points} service points into {args.record}, "
+                  f"but {why}", file=sys.stderr, flush=True)
     if history is not None:
         print(f"psyche machine: history: {history.describe()}", file=sys.stderr, flush=True)
     if args.save_snapshot:

@@ -166,6 +166,12 @@ class End:
     digest: str
     console_sha256: str
     service_points: int
+    #: Travels in the machine's history made while recording (reverse execution, lld/history.py),
+    #: and the service point and machine time of the first: a recording does not hold them, so
+    #: a run that traveled cannot be replayed (`replay` says so, instead of diverging).
+    travels: int = 0
+    first_travel_point: int = -1
+    first_travel_time: int = -1
 
     def dump(self) -> str:
         return json.dumps(self.__dict__, indent=1) + "\n"
@@ -174,9 +180,20 @@ class End:
     def load(cls, text: str) -> End:
         try:
             d = json.loads(text)
-            return cls(int(d["time"]), str(d["digest"]), str(d["console_sha256"]), int(d["service_points"]))
+            return cls(int(d["time"]), str(d["digest"]), str(d["console_sha256"]), int(d["service_points"]),
+                       int(d.get("travels", 0)), int(d.get("first_travel_point", -1)),
+                       int(d.get("first_travel_time", -1)))
         except (ValueError, KeyError, TypeError) as e:
             raise RecordingError(f"end.json: {e}") from e
+
+    def unreplayable(self) -> str | None:
+        """Why a replay cannot reproduce this run, if it cannot: it traveled in its history."""
+        if not self.travels:
+            return None
+        return (f"the recorded run traveled in the machine's history {self.travels} time"
+                f"{'s' if self.travels > 1 else ''} (reverse execution while recording), the first at "
+                f"service point {self.first_travel_point}, machine time {self.first_travel_time}: a "
+                f"recording does not hold the travels, so this one cannot be replayed")
 
 
 class Recorder:
@@ -188,6 +205,8 @@ class Recorder:
         self.point: ServicePoint | None = None
         self.written = 0
         self.console = hashlib.sha256()
+        self.travels = 0
+        self.first_travel: tuple[int, int] | None = None   # (service point, machine time)
 
     def begin(self, time: int, advanced: int, lld_busy: bool) -> None:
         """A service point begins (after machine time was moved on by `advanced`)."""
@@ -206,6 +225,13 @@ class Recorder:
 
     def console_output(self, data: bytes) -> None:
         self.console.update(data)
+
+    def note_travel(self, time: int) -> None:
+        """The machine traveled in its history (lld/history.py) at machine time `time`, in the
+        service point being recorded: what follows cannot be replayed from the recording."""
+        self.travels += 1
+        if self.first_travel is None:
+            self.first_travel = (self.written, time)
 
 
 class RecordingLine(HostLine):
@@ -383,6 +409,8 @@ class Recording:
         """The run is over (at a service point): what a replay must end in."""
         recorder = self.recorder
         recorder.out.close()
-        end = End(machine.time, snapshot.digest(machine), recorder.console.hexdigest(), recorder.written)
+        point, time = recorder.first_travel or (-1, -1)
+        end = End(machine.time, snapshot.digest(machine), recorder.console.hexdigest(), recorder.written,
+                  recorder.travels, point, time)
         self.files["end.json"].write_text(end.dump())
         return end
