@@ -115,3 +115,22 @@ def test_non_stop_mode_stops_one_node_while_the_others_run(gdb: GdbSessions) -> 
         assert time.monotonic() < deadline, threads(whole)
         whole.command("-exec-continue --all")     # (again, for a stop told after the last one)
         time.sleep(0.1)
+
+
+def test_stepi_moves_the_thread_gdb_is_on_after_thread_apply(gdb: GdbSessions) -> None:
+    """gdb 13 steps RISC-V in software: a breakpoint at the next pc, then `vCont;c` for every
+    thread, naming none.  After `thread apply` it is back on its thread without an `Hg`, but it
+    reads the instruction to step through that thread (`Hg` first), which tells the mux.  (A
+    `reverse-stepi` reads nothing first: docs/replay.md says what that means.)"""
+    whole = gdb.machine_port()
+    whole.breakpoint("clock_intr")
+    whole.cont()
+    whole.delete()
+    whole.console("thread 3")
+    for _ in range(3):
+        before = {t: v["pc"] for t, v in threads(whole).items()}
+        whole.console("thread apply all p $pc")          # ends on thread 3, the last Hg for thread 1
+        stop = whole.stepi()
+        after = {t: v["pc"] for t, v in threads(whole).items()}
+        assert (stop.reason, stop.record.get("thread-id")) == ("end-stepping-range", "3"), stop.record
+        assert after[3] != before[3], (before, after)
