@@ -34,23 +34,17 @@ While the machine shows the past the runner runs no rounds and records no input 
 
 from __future__ import annotations
 
-import array
-import copy
-import json
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lld import protocol as p
-from lld.codec import Frame, FrameDecoder
-from psyche.machine import snapshot
+from lld.history.checkpoints import Checkpoint, CheckpointRing
+from lld.history.progress import Progress, Where, progress, vector, where
 from psyche.machine.cpu import STOP_BREAKPOINT, STOP_NONE, STOP_REQUESTED, WATCH_IGNORE, Cpu
 from psyche.machine.csr import NEVER
 from psyche.machine.hostline import HostLine
-from psyche.machine.isa import OP_UNDECODED
 from psyche.machine.machine import TIMEBASE_HZ, Machine, NodeState
-from psyche.machine.physmem import NODE_RAM_SIZE, RAM_BASE
 from psyche.machine.record import (
     CONSOLE,
     DEBUG,
@@ -64,20 +58,10 @@ from psyche.machine.record import (
 
 if TYPE_CHECKING:
     from lld.attach import Lld
-    from lld.stub import NodeDebugState, Watchpoint
+    from lld.stub import Watchpoint
 
-Progress = tuple[int, int]
-Where = tuple[tuple[str, int, int, int], ...]
-PAGE = 4096
-_ZERO = bytes(PAGE)
 DEFAULT_INTERVAL = 2_000_000     # simulated cycles between checkpoints (0.2 s of machine time)
 DEFAULT_KEEP = 16                # checkpoints in the ring
-
-
-def progress(cpu: Cpu) -> Progress:
-    """Where a hart is in its own execution: strictly greater after every step it takes."""
-    traps = cpu.traps_without_progress + 1 if cpu.last_trap_instret == cpu.instret else 0
-    return (cpu.instret, traps)
 
 
 class Arrived(BaseException):
@@ -90,24 +74,6 @@ class _Missed(BaseException):
 
 class HistoryError(RuntimeError):
     """Re-execution did not go where the recorded history went: a bug, or a non-deterministic machine."""
-
-
-@dataclass
-class Checkpoint:
-    log_index: int                   # service points of the log before it
-    time: int
-    header: dict[str, Any]           # snapshot's state of CPUs, devices, scheduler (JSON text)
-    pages: list[list[bytes]]         # per node, per page (shared with the previous checkpoint)
-    lld: list[tuple[NodeDebugState, set[int], deque[Frame]]]
-    watched: dict[int, int]
-    decoder: FrameDecoder
-    progress: list[Progress]
-    bytes: int = 0                   # RAM bytes this checkpoint holds that its predecessor does not
-    #: Machine time moved on with wall time in the service point the checkpoint was taken in,
-    #: before it, when that point is not in the log (a travel's checkpoint of the present): the
-    #: re-execution of the segment before it moves time on so too, as the only way to get there
-    #: while every node is stopped.
-    advanced: int = 0
 
 
 class _Sink(HostLine):
@@ -159,16 +125,14 @@ class History(Recorder):
 
     machine: Machine
     lld: Lld
+    ring: CheckpointRing
 
     def __init__(self, interval: int = DEFAULT_INTERVAL, keep: int = DEFAULT_KEEP,
                  inner: Recorder | None = None) -> None:
         self.interval = max(1, interval)
         self.keep = max(2, keep)
         self.inner = inner             # a recording (--record) the inputs also go to
-        self.log: list[ServicePoint] = []
-        self.wheres: list[Where] = []
         self._where_now: Where = ()
-        self.checkpoints: list[Checkpoint] = []
         self.point: ServicePoint | None = None
         self.in_past = False
         self._traveled = False         # a travel happened in the current service point
@@ -186,18 +150,15 @@ class History(Recorder):
         self._at_access: tuple[Hit, int, list[Progress]] | None = None
         #: The access the last watchpoint stop found, while the machine stands beside it.
         self.last_access: Hit | None = None
-        #: checkpoints taken, travels made, rounds and service points re-executed, RAM page bytes
-        #: the checkpoints took (pages shared with their predecessor not counted), and the
-        #: simulated cycles history covered (from the first checkpoint to the last).
-        self.stats = {"checkpoints": 0, "travels": 0, "reexecuted_events": 0,
-                      "reexecuted_instructions": 0, "page_bytes": 0, "cycles": 0}
-        self._first_time: int | None = None
+        #: travels made, rounds and service points re-executed (the ring counts its checkpoints).
+        self.stats = {"travels": 0, "reexecuted_events": 0, "reexecuted_instructions": 0}
 
     def attach(self, machine: Machine, lld: Lld, wires: bool = True) -> None:
         """Keep the history of machine, with lld beneath it; wires: record what each NIC takes
         from its wire here (a Recording does it itself when there is one, with this as recorder)."""
         self.machine = machine
         self.lld = lld
+        self.ring = CheckpointRing(machine, lld, self.keep)
         self._high_gen = [0] * len(machine.nodes)
         lld.history = self
         for n in lld.nodes:
@@ -213,7 +174,7 @@ class History(Recorder):
 
     def begin(self, time: int, advanced: int, lld_busy: bool) -> None:
         self.point = ServicePoint(time, advanced, lld_busy)
-        self._where_now = self._where()
+        self._where_now = where(self.machine)
         if self.inner is not None:
             self.inner.begin(time, advanced, lld_busy)
 
@@ -228,8 +189,7 @@ class History(Recorder):
         if self.inner is not None:
             self.inner.end()
         if point is not None and point.eventful() and not self.in_past and not self._traveled:
-            self.log.append(point)
-            self.wheres.append(self._where_now)
+            self.ring.log_point(point, self._where_now)
 
     def console_output(self, data: bytes) -> None:
         if self.inner is not None:
@@ -242,119 +202,33 @@ class History(Recorder):
             return
         if self._restart:
             self._restart = False
-            self.log.clear()
-            self.wheres.clear()
-            self.checkpoints.clear()
-        if traveled or not self.checkpoints or self.machine.time - self.checkpoints[-1].time >= self.interval:
+            self.ring.clear()
+        checkpoints = self.ring.checkpoints
+        if traveled or not checkpoints or self.machine.time - checkpoints[-1].time >= self.interval:
             self._checkpoint()
 
     # -- checkpoints ------------------------------------------------------------------------
 
-    def _checkpoint(self) -> Checkpoint:
-        m = self.machine
-        prev = self.checkpoints[-1] if self.checkpoints else None
-        pages: list[list[bytes]] = []
-        fresh = 0
-        for node, ram in enumerate(m.mem.rams):
-            image = bytes(memoryview(ram).cast("B"))
-            old = prev.pages[node] if prev is not None else None
-            mine = []
-            for index in range(NODE_RAM_SIZE // PAGE):
-                page = image[index * PAGE:(index + 1) * PAGE]
-                if old is not None and page == old[index]:
-                    page = old[index]
-                elif page == _ZERO:
-                    page = _ZERO
-                else:
-                    fresh += PAGE
-                mine.append(page)
-            pages.append(mine)
-        lld = self.lld
-        cp = Checkpoint(
-            log_index=len(self.log), time=m.time,
-            header=json.loads(json.dumps(snapshot._header(m))),
-            pages=pages,
-            lld=[(copy.deepcopy(n.state), set(n.target.cpu.breakpoints), deque(n.mailbox))
-                 for n in lld.nodes],
-            watched=dict(m.mem.watched_pages),
-            decoder=copy.deepcopy(lld.king.decoder),
-            progress=[progress(n.cpu) for n in m.nodes],
-            bytes=fresh,
-            advanced=self.point.advanced if self.point is not None else 0,
-        )
-        self.checkpoints.append(cp)
-        self.stats["checkpoints"] += 1
-        self.stats["page_bytes"] += fresh
-        if self._first_time is None:
-            self._first_time = m.time
-        self.stats["cycles"] = max(self.stats["cycles"], m.time - self._first_time)
-        while len(self.checkpoints) > self.keep:
-            self.checkpoints.pop(0)
-            drop = self.checkpoints[0].log_index
-            del self.log[:drop]
-            del self.wheres[:drop]
-            for c in self.checkpoints:
-                c.log_index -= drop
-        return cp
+    def _checkpoint(self) -> None:
+        self.ring.take(self.point.advanced if self.point is not None else 0)
 
     def _restore(self, cp: Checkpoint) -> None:
-        m = self.machine
-        mem = m.mem
-        header = json.loads(json.dumps(cp.header))
-        m.time = header["time"]
-        for index, state in enumerate(header["nodes"]):
-            snapshot._set_cpu_state(m, index, state)
-        for node, addr in enumerate(header["reservations"]):
-            mem.reservations[node] = addr
-        mem.nreservations = sum(1 for a in header["reservations"] if a >= 0)
-        m.set_scheduler_state(header["scheduler"])
-        for node, ram in enumerate(mem.rams):
-            image = bytes(memoryview(ram).cast("B"))
-            for index, page in enumerate(cp.pages[node]):
-                at = index * PAGE
-                if image[at:at + PAGE] != page:
-                    mem.load_words(node, at // 4, array.array("i", page).tolist())
-                    code = mem.code_page_index.get((RAM_BASE + node * NODE_RAM_SIZE + at) >> 12)
-                    if code is not None:
-                        decoded = mem.code_pages[code]
-                        for w in range(PAGE // 4):
-                            decoded[w] = OP_UNDECODED
-                        mem.code_generations[code] += 1
-                        mem.code_epoch += 1
-        mem.epoch += 1
-        for n, (state, bps, mailbox) in zip(self.lld.nodes, cp.lld, strict=True):
-            n.state = copy.deepcopy(state)
-            n.target.cpu.breakpoints = set(bps)
-            n.mailbox = deque(mailbox)
-        mem.watched_pages = dict(cp.watched)
-        if self._search is not None:
-            for ppn in {ppn for wp in self._search.watchpoints for ppn in wp.pages()}:
-                mem.watch_page(ppn)
-        self.lld.king.decoder = copy.deepcopy(cp.decoder)
-        for each in m.nodes:
-            each.cpu.flush_tlb()
+        search = self._search
+        self.ring.restore(cp, {ppn for wp in search.watchpoints for ppn in wp.pages()}
+                          if search is not None else ())
 
     def describe(self) -> str:
         """One line for the end of a run: what history cost."""
         s = self.stats
-        seconds = s["cycles"] / TIMEBASE_HZ
-        rate = f", {s['page_bytes'] / seconds / 1e6:.2f} MB of pages per simulated second" if seconds else ""
-        return (f"{s['checkpoints']} checkpoints over {s['cycles']} cycles ({s['page_bytes']} bytes of "
-                f"RAM pages{rate}); the ring holds {self.memory_bytes()} bytes now; {s['travels']} "
+        r = self.ring.stats
+        seconds = r.cycles / TIMEBASE_HZ
+        rate = f", {r.page_bytes / seconds / 1e6:.2f} MB of pages per simulated second" if seconds else ""
+        return (f"{r.checkpoints} checkpoints over {r.cycles} cycles ({r.page_bytes} bytes of "
+                f"RAM pages{rate}); the ring holds {self.ring.memory_bytes()} bytes now; {s['travels']} "
                 f"travels re-executed {s['reexecuted_events']} rounds and service points, "
                 f"{s['reexecuted_instructions']} instructions")
 
-    def memory_bytes(self) -> int:
-        """RAM the ring holds (each distinct page once; zero pages are free) plus the inputs."""
-        pages = {id(page) for cp in self.checkpoints for node in cp.pages for page in node
-                 if page is not _ZERO}
-        return len(pages) * PAGE + sum(24 + sum(len(d) for _, d in pt.chunks) for pt in self.log)
-
     # -- re-execution -------------------------------------------------------------------------
-
-    def _segment_end(self, ci: int) -> tuple[int, int, int]:
-        nxt = self.checkpoints[ci + 1]
-        return nxt.log_index, nxt.time, nxt.advanced
 
     def _replay(self, ci: int, k: int, *, fine_from: int | None = None,
                 on_event: Callable[[int], None] | None = None) -> bool:
@@ -363,8 +237,8 @@ class History(Recorder):
         Events (rounds and service points) are numbered from 0; from event fine_from on,
         node k runs step by step and `_check` may end it between two steps."""
         m = self.machine
-        cp = self.checkpoints[ci]
-        end_index, end_time, end_advanced = self._segment_end(ci)
+        cp = self.ring.checkpoints[ci]
+        end_index, end_time, end_advanced = self.ring.segment_end(ci)
         self._restore(cp)
         # A replay that ended in the middle of a service point (Arrived) leaves that point's reads
         # behind: they are not this one's.
@@ -396,15 +270,15 @@ class History(Recorder):
                 self._fine_node = k
                 self._check(m.nodes[k].cpu)
             for li in range(cp.log_index, end_index):
-                point = self.log[li]
+                point = self.ring.log[li]
                 run_to(point.time - point.advanced)
                 if point.advanced:
                     m.advance_time(point.advanced)
                     run_to(point.time)
-                now = self._where()
-                if now != self.wheres[li]:
+                now = where(self.machine)
+                if now != self.ring.wheres[li]:
                     raise HistoryError(f"re-execution diverged before logged point {li} at {point.time}: "
-                                       f"{now} where history had {self.wheres[li]}")
+                                       f"{now} where history had {self.ring.wheres[li]}")
                 for line, data in point.chunks:
                     self._feed(line, data)
                 self._fine_node = k if fine_from is not None and event >= fine_from else -1
@@ -426,11 +300,6 @@ class History(Recorder):
             self.stats["reexecuted_instructions"] += sum(
                 n.cpu.instret - at[0] for n, at in zip(m.nodes, cp.progress, strict=True))
         return False
-
-    def _where(self) -> Where:
-        """Every node's state, instret, pc and clock: kept for each logged service point and
-        compared when re-execution reaches it, so that a divergence is caught where it starts."""
-        return tuple((n.state.value, n.cpu.instret, n.cpu.pc, n.cpu.cycles) for n in self.machine.nodes)
 
     def _check(self, cpu: Cpu) -> None:
         target = self._target
@@ -612,7 +481,7 @@ class History(Recorder):
             except BaseException:
                 # Whatever went wrong, the machine must not be left in a state history never had:
                 # back to the present, which the last checkpoint holds exactly.
-                self._restore(self.checkpoints[-1])
+                self._restore(self.ring.checkpoints[-1])
                 raise
         finally:
             self._search = None
@@ -652,34 +521,16 @@ class History(Recorder):
         st.watch_flags = hit.flags if hit is not None else 0
         self.lld.nodes[k].travel_flags = flags
 
-    def _vector(self) -> list[Progress]:
-        return [progress(n.cpu) for n in self.machine.nodes]
-
     def accessor(self, index: int) -> bool:
         """In the past, node index made the access the last watchpoint stop found (the machine
         stands just before or just after it)."""
         return self.in_past and self.last_access is not None and self.last_access.node == index
 
-    def _latest(self, k: int, bound: Progress, strict: bool) -> int | None:
-        found = None
-        for i, cp in enumerate(self.checkpoints[:-1]):
-            if cp.progress[k] < bound or (not strict and cp.progress[k] == bound):
-                found = i
-        return found
-
-    def _latest_all(self, now: list[Progress]) -> int:
-        """The latest checkpoint (not the present one) at or before the moment now."""
-        found = 0
-        for i, cp in enumerate(self.checkpoints[:-1]):
-            if all(a <= b for a, b in zip(cp.progress, now, strict=True)):
-                found = i
-        return found
-
     def _begin(self, k: int) -> None:
         """The start of node k's history: the oldest checkpoint, or, if the node was not started
         yet there (held until another node starts it), the moment after its first step: a held
         node cannot stand stopped before a debugger."""
-        self._restore(self.checkpoints[0])
+        self._restore(self.ring.checkpoints[0])
         if self.machine.nodes[k].state is NodeState.HELD:
             self._goto(k, (0, 1))
 
@@ -689,10 +540,10 @@ class History(Recorder):
 
         The first moment lies after the latest checkpoint where the node had not reached target:
         a checkpoint where it had may be long after it got there (a stopped node stands still)."""
-        first = self._latest(k, target, strict=True) or 0
-        for ci in range(first, len(self.checkpoints) - 1):
-            if self.checkpoints[ci].progress[k] >= target:
-                self._restore(self.checkpoints[ci])
+        first = self.ring.latest(k, target, strict=True) or 0
+        for ci in range(first, len(self.ring.checkpoints) - 1):
+            if self.ring.checkpoints[ci].progress[k] >= target:
+                self._restore(self.ring.checkpoints[ci])
                 return True
             crossing: list[int] = []
 
@@ -710,7 +561,7 @@ class History(Recorder):
             if arrived:
                 return True
             raise HistoryError("re-execution did not reach the step it reached before")
-        self._restore(self.checkpoints[-1])
+        self._restore(self.ring.checkpoints[-1])
         return False
 
     def _goto_before(self, k: int, at: Progress) -> None:
@@ -718,8 +569,8 @@ class History(Recorder):
         nodes have done all they did before that step.  A step lld made (a recorded STEP, in a
         service point) has no such moment apart from the first one, which it then goes to."""
         after = (at[0], at[1] + 1)
-        first = self._latest(k, after, strict=True) or 0
-        for ci in range(first, len(self.checkpoints) - 1):
+        first = self.ring.latest(k, after, strict=True) or 0
+        for ci in range(first, len(self.ring.checkpoints) - 1):
             crossing: list[int] = []
 
             def on_event(e: int, crossing: list[int] = crossing) -> None:
@@ -745,7 +596,7 @@ class History(Recorder):
         """The access the last watchpoint stop found in the direction (-1 back, 1 forward), if the
         machine still stands just before it; forgets it either way (the next step is taken)."""
         at, self._at_access = self._at_access, None
-        if at is None or at[1] != direction or at[2] != self._vector():
+        if at is None or at[1] != direction or at[2] != vector(self.machine):
             self.last_access = None
             return None
         return at[0]
@@ -765,7 +616,7 @@ class History(Recorder):
         self.in_past = True
         if hit is not None and hit.watch:
             self._stop_here(k, p.REASON_WATCHPOINT, flags, hit)
-            self._at_access = (hit, direction, self._vector())
+            self._at_access = (hit, direction, vector(self.machine))
             self.last_access = hit
         else:
             self._stop_here(k, p.REASON_BREAKPOINT if hit is not None else p.REASON_STEP, flags)
@@ -786,13 +637,13 @@ class History(Recorder):
         found: list[Hit] = []
 
         def go() -> tuple[str, int]:
-            vector = self._vector()
+            moment = vector(self.machine)
             now = progress(self.machine.nodes[k].cpu)
-            ci = self._latest(k, now, strict=True)
+            ci = self.ring.latest(k, now, strict=True)
             if ci is None:
                 self._begin(k)
                 return "begin", 0
-            seen: list[Progress] = [self.checkpoints[ci].progress[k]]
+            seen: list[Progress] = [self.ring.checkpoints[ci].progress[k]]
 
             def on_event(e: int) -> None:
                 at = progress(self.machine.nodes[k].cpu)
@@ -820,7 +671,7 @@ class History(Recorder):
                 finally:
                     del self._check
                 previous = last[0]
-            hit = self._watch_behind(k, search, vector, previous) if search is not None else None
+            hit = self._watch_behind(k, search, moment, previous) if search is not None else None
             if hit is not None:
                 found.append(hit)
                 self._arrive(k, hit)
@@ -844,25 +695,25 @@ class History(Recorder):
     def _watch_behind(self, k: int, search: _Search, now: list[Progress], previous: Progress) -> Hit | None:
         """The latest access to the search's ranges before the moment now and after the first
         moment node k had progress previous (its own last step's included)."""
-        for c in range(self._latest_all(now), -1, -1):
+        for c in range(self.ring.latest_all(now), -1, -1):
             hits = [h for h in self._scan(k, c, search, now)
                     if h.watch and h.before(now) and h.seen >= previous]
             if hits:
                 return hits[-1]
-            if self.checkpoints[c].progress[k] < previous:
+            if self.ring.checkpoints[c].progress[k] < previous:
                 break
         return None
 
     def _watch_ahead(self, k: int, search: _Search) -> Hit | None:
         """The first access to the search's ranges from now on, before node k's next step (or
         made by that step)."""
-        now = self._vector()
+        now = vector(self.machine)
         mine = now[k]
 
         def passed() -> bool:
             return progress(self.machine.nodes[k].cpu) > mine
 
-        for c in range(self._latest_all(now), len(self.checkpoints) - 1):
+        for c in range(self.ring.latest_all(now), len(self.ring.checkpoints) - 1):
             hits = [h for h in self._scan(k, c, search, None, until=passed)
                     if h.watch and h.at >= now[h.node] and h.seen <= mine]
             if hits:
@@ -880,7 +731,7 @@ class History(Recorder):
         self._search_node = k
 
         def on_event(e: int) -> None:
-            if bound is not None and all(a >= b for a, b in zip(self._vector(), bound, strict=True)):
+            if bound is not None and all(a >= b for a, b in zip(vector(self.machine), bound, strict=True)):
                 raise Arrived
             if until is not None and until():
                 raise Arrived
@@ -906,11 +757,11 @@ class History(Recorder):
         found: list[Hit] = []
 
         def go() -> tuple[str, int]:
-            now = self._vector()
+            now = vector(self.machine)
             if search.watchpoints:
-                ci: int | None = self._latest_all(now)
+                ci: int | None = self.ring.latest_all(now)
             else:
-                ci = self._latest(k, now[k], strict=True)
+                ci = self.ring.latest(k, now[k], strict=True)
             for c in range(ci if ci is not None else -1, -1, -1):
                 hits = [h for h in self._scan(k, c, search, now) if h.before(now)]
                 if hits:
@@ -971,14 +822,14 @@ class History(Recorder):
         def go() -> tuple[str, int]:
             if not search.pcs and not search.watchpoints:
                 # Nothing to stop at before the present (gdb's detach resumes): straight there.
-                self._restore(self.checkpoints[-1])
+                self._restore(self.ring.checkpoints[-1])
                 return "present", 0
-            now = self._vector()
+            now = vector(self.machine)
             if search.watchpoints:
-                ci = self._latest_all(now)
+                ci = self.ring.latest_all(now)
             else:
-                ci = self._latest(k, now[k], strict=False) or 0
-            for c in range(ci, len(self.checkpoints) - 1):
+                ci = self.ring.latest(k, now[k], strict=False) or 0
+            for c in range(ci, len(self.ring.checkpoints) - 1):
                 # A breakpoint hit where node k stands is passed (as a resume steps over it); an
                 # access about to be made is ahead.
                 hits = [h for h in self._scan(k, c, search, None)
@@ -987,7 +838,7 @@ class History(Recorder):
                     found.append(hits[0])
                     self._arrive(k, hits[0])
                     return "hit", 0
-            self._restore(self.checkpoints[-1])
+            self._restore(self.ring.checkpoints[-1])
             return "present", 0
 
         outcome, _ = self._travel(k, go)
