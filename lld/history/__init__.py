@@ -35,45 +35,30 @@ While the machine shows the past the runner runs no rounds and records no input 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lld import protocol as p
-from lld.history.checkpoints import Checkpoint, CheckpointRing
+from lld.history.checkpoints import CheckpointRing
 from lld.history.progress import Progress, Where, progress, vector, where
-from psyche.machine.cpu import STOP_BREAKPOINT, STOP_NONE, STOP_REQUESTED, WATCH_IGNORE, Cpu
-from psyche.machine.csr import NEVER
+from lld.history.reexecute import (
+    Arrived,
+    HistoryError,
+    Hit,
+    Inputs,
+    Missed,
+    Reexecution,
+    Search,
+)
+from psyche.machine.cpu import STOP_REQUESTED, Cpu
 from psyche.machine.hostline import HostLine
 from psyche.machine.machine import TIMEBASE_HZ, Machine, NodeState
-from psyche.machine.record import (
-    CONSOLE,
-    DEBUG,
-    NIC,
-    Recorder,
-    RecordingWire,
-    ReplayLine,
-    ReplayWire,
-    ServicePoint,
-)
+from psyche.machine.record import Recorder, RecordingWire, ReplayLine, ReplayWire, ServicePoint
 
 if TYPE_CHECKING:
     from lld.attach import Lld
-    from lld.stub import Watchpoint
 
 DEFAULT_INTERVAL = 2_000_000     # simulated cycles between checkpoints (0.2 s of machine time)
 DEFAULT_KEEP = 16                # checkpoints in the ring
-
-
-class Arrived(BaseException):
-    """Re-execution reached its target (a BaseException: lld's serve() must not catch it)."""
-
-
-class _Missed(BaseException):
-    """_goto_before's re-execution went past the moment it looked for (the step was lld's)."""
-
-
-class HistoryError(RuntimeError):
-    """Re-execution did not go where the recorded history went: a bug, or a non-deterministic machine."""
 
 
 class _Sink(HostLine):
@@ -89,43 +74,13 @@ class _Sink(HostLine):
         pass
 
 
-@dataclass(frozen=True)
-class Hit:
-    """What a search met, in the order re-execution met it: node `node`, at progress `at`, about
-    to execute an instruction at a breakpoint (addr 0) or to make an access (of any node) to a
-    watched range (addr: the debugger's address in it, flags: FLAG_WATCH_READ or _WRITE, pc: the
-    instruction's, seen: the searching node's progress then)."""
-
-    node: int
-    at: Progress
-    addr: int = 0
-    flags: int = 0
-    pc: int = 0
-    seen: Progress = (0, 0)
-
-    @property
-    def watch(self) -> bool:
-        return self.flags != 0
-
-    def before(self, now: list[Progress]) -> bool:
-        """Done before the moment whose progress vector is now (a breakpoint hit: passed)."""
-        return self.at < now[self.node]
-
-
-@dataclass
-class _Search:
-    pcs: frozenset[int]
-    hits: list[Hit] = field(default_factory=list)
-    #: The debugger's watchpoints: every node's accesses to them are hits.
-    watchpoints: tuple[Watchpoint, ...] = ()
-
-
 class History(Recorder):
     """Checkpoints and inputs of a running machine, and travel in them (module docstring)."""
 
     machine: Machine
     lld: Lld
     ring: CheckpointRing
+    engine: Reexecution
 
     def __init__(self, interval: int = DEFAULT_INTERVAL, keep: int = DEFAULT_KEEP,
                  inner: Recorder | None = None) -> None:
@@ -138,10 +93,6 @@ class History(Recorder):
         self._traveled = False         # a travel happened in the current service point
         self._restart = False          # a change in the past: history starts again here
         self._high_gen: list[int] = []
-        self._search: _Search | None = None
-        self._target: Progress | None = None
-        self._before: Progress | None = None
-        self._fine_node = -1
         #: The access the last watchpoint stop in the past stands just before, the direction it
         #: was found in (-1 back, 1 forward) and every node's progress there: gdb steps over a
         #: watchpoint it stopped at (watchpoints removed) before it looks at the value, and that
@@ -150,8 +101,7 @@ class History(Recorder):
         self._at_access: tuple[Hit, int, list[Progress]] | None = None
         #: The access the last watchpoint stop found, while the machine stands beside it.
         self.last_access: Hit | None = None
-        #: travels made, rounds and service points re-executed (the ring counts its checkpoints).
-        self.stats = {"travels": 0, "reexecuted_events": 0, "reexecuted_instructions": 0}
+        self.travels = 0
 
     def attach(self, machine: Machine, lld: Lld, wires: bool = True) -> None:
         """Keep the history of machine, with lld beneath it; wires: record what each NIC takes
@@ -159,11 +109,12 @@ class History(Recorder):
         self.machine = machine
         self.lld = lld
         self.ring = CheckpointRing(machine, lld, self.keep)
+        self.engine = Reexecution(machine, lld, self.ring)
         self._high_gen = [0] * len(machine.nodes)
         lld.history = self
         for n in lld.nodes:
             n.history = self
-        machine.add_watch_hook(self._watch_hook)
+        machine.add_watch_hook(self.engine.watch_hook)
         if wires:
             for node in machine.nodes:
                 nic = node.devices.nic
@@ -212,232 +163,22 @@ class History(Recorder):
     def _checkpoint(self) -> None:
         self.ring.take(self.point.advanced if self.point is not None else 0)
 
-    def _restore(self, cp: Checkpoint) -> None:
-        search = self._search
-        self.ring.restore(cp, {ppn for wp in search.watchpoints for ppn in wp.pages()}
-                          if search is not None else ())
-
     def describe(self) -> str:
         """One line for the end of a run: what history cost."""
-        s = self.stats
         r = self.ring.stats
+        e = self.engine.stats
         seconds = r.cycles / TIMEBASE_HZ
         rate = f", {r.page_bytes / seconds / 1e6:.2f} MB of pages per simulated second" if seconds else ""
         return (f"{r.checkpoints} checkpoints over {r.cycles} cycles ({r.page_bytes} bytes of "
-                f"RAM pages{rate}); the ring holds {self.ring.memory_bytes()} bytes now; {s['travels']} "
-                f"travels re-executed {s['reexecuted_events']} rounds and service points, "
-                f"{s['reexecuted_instructions']} instructions")
-
-    # -- re-execution -------------------------------------------------------------------------
-
-    def _replay(self, ci: int, k: int, *, fine_from: int | None = None,
-                on_event: Callable[[int], None] | None = None) -> bool:
-        """Restore checkpoint ci and re-execute to the next one; True if stopped by Arrived.
-
-        Events (rounds and service points) are numbered from 0; from event fine_from on,
-        node k runs step by step and `_check` may end it between two steps."""
-        m = self.machine
-        cp = self.ring.checkpoints[ci]
-        end_index, end_time, end_advanced = self.ring.segment_end(ci)
-        self._restore(cp)
-        # A replay that ended in the middle of a service point (Arrived) leaves that point's reads
-        # behind: they are not this one's.
-        for source in self._inputs():
-            source.reads.clear()
-        self._fine_node = -1
-        event = 0
-
-        def after_event() -> None:
-            nonlocal event
-            self.stats["reexecuted_events"] += 1
-            if on_event is not None:
-                on_event(event)
-            event += 1
-
-        def run_to(time: int) -> None:
-            while m.time < time:
-                before = m.time
-                self._fine_node = k if fine_from is not None and event >= fine_from else -1
-                self._round(k)
-                after_event()
-                if m.time == before:
-                    break
-            if m.time != time:
-                raise HistoryError(f"re-execution went astray: machine time {m.time}, history has {time}")
-
-        try:
-            if fine_from is not None and fine_from <= 0:
-                self._fine_node = k
-                self._check(m.nodes[k].cpu)
-            for li in range(cp.log_index, end_index):
-                point = self.ring.log[li]
-                run_to(point.time - point.advanced)
-                if point.advanced:
-                    m.advance_time(point.advanced)
-                    run_to(point.time)
-                now = where(self.machine)
-                if now != self.ring.wheres[li]:
-                    raise HistoryError(f"re-execution diverged before logged point {li} at {point.time}: "
-                                       f"{now} where history had {self.ring.wheres[li]}")
-                for line, data in point.chunks:
-                    self._feed(line, data)
-                self._fine_node = k if fine_from is not None and event >= fine_from else -1
-                m.poll_host()
-                self.lld.service()
-                left = [source.name for source in self._inputs() if source.reads]
-                if left:
-                    raise HistoryError(f"re-execution diverged at the service point at {point.time}: "
-                                       f"the {', '.join(left)} was read less often than history has")
-                after_event()
-            run_to(end_time - end_advanced)
-            if end_advanced:
-                m.advance_time(end_advanced)
-                run_to(end_time)
-        except Arrived:
-            return True
-        finally:
-            self._fine_node = -1
-            self.stats["reexecuted_instructions"] += sum(
-                n.cpu.instret - at[0] for n, at in zip(m.nodes, cp.progress, strict=True))
-        return False
-
-    def _check(self, cpu: Cpu) -> None:
-        target = self._target
-        if target is not None and progress(cpu) >= target:
-            raise Arrived
+                f"RAM pages{rate}); the ring holds {self.ring.memory_bytes()} bytes now; {self.travels} "
+                f"travels re-executed {e.events} rounds and service points, "
+                f"{e.instructions} instructions")
 
     def after_step(self, index: int) -> None:
         """lld stepped node index (during re-execution: a recorded STEP request)."""
-        cpu = self.machine.nodes[index].cpu
-        if self._search is not None and index == self._search_node and cpu.pc in self._search.pcs:
-            self._search.hits.append(Hit(index, progress(cpu)))
-        if index == self._fine_node:
-            self._check(cpu)
-
-    _search_node = -1
-
-    def _round(self, k: int) -> None:
-        """Machine.run_round, with node k run step by step (fine) or with search breakpoints."""
-        m = self.machine
-        quantum = m.config.quantum
-        if not m._active and not m._woken:
-            event = m.next_event()
-            if event >= NEVER:
-                return
-            if event >= m.time + quantum:
-                m.time = event - event % quantum
-        end = m.time + quantum
-        m._wake_due(end)
-        for index in list(m._active):
-            node = m.nodes[index]
-            cpu = node.cpu
-            if cpu.cycles < m.time:
-                cpu.cycles = m.time
-            if index == k and self._fine_node == k:
-                reason = self._fine_run(cpu, end)
-            elif index == k and self._search is not None:
-                reason = self._search_run(cpu, end, self._search)
-            else:
-                reason = cpu.run(end)
-            if reason != STOP_NONE:
-                node.state = NodeState.STOPPED
-                node.stop_reason = reason
-                node.stops += 1
-                m._active.remove(index)
-            elif cpu.waiting:
-                m._sleep(index, cpu.next_timer_event())
-        m.time = end
-
-    def _fine_run(self, cpu: Cpu, limit: int) -> int:
-        """Cpu.run(limit), one step at a time, checking the target after each."""
-        cpu.stop_reason = STOP_NONE
-        while cpu.cycles < limit:
-            self._check_before(cpu)
-            took = cpu.check_interrupts()
-            if cpu.stop_reason != STOP_NONE:
-                break
-            if took:
-                self._check(cpu)
-                self._check_before(cpu)
-            if cpu.waiting:
-                wake = cpu.next_timer_event()
-                cpu.cycles = wake if wake < limit else limit
-                continue
-            cpu.step(False)
-            if cpu.stop_reason != STOP_NONE:
-                break
-            self._check(cpu)
-        return cpu.stop_reason
-
-    def _check_before(self, cpu: Cpu) -> None:
-        """In _goto_before's fine re-execution: Arrived when the node is about to take the step
-        from progress _before; _Missed if it is past it (that step was not made in a round)."""
-        before = self._before
-        if before is not None:
-            at = progress(cpu)
-            if at == before:
-                raise Arrived
-            if at > before:
-                raise _Missed
-
-    def _watch_hook(self, node: int, paddr: int, size: int, is_write: bool, value: int) -> int:
-        """During a search, note every node's access to the debugger's watched ranges (before it
-        happens, with the node's progress before the instruction); it never stops anything."""
-        search = self._search
-        if search is None or not search.watchpoints:
-            return WATCH_IGNORE
-        for wp in search.watchpoints:
-            addr = wp.match(paddr, size, is_write)
-            if addr is not None:
-                cpu = self.machine.nodes[node].cpu
-                hit = Hit(node, progress(cpu), addr, p.FLAG_WATCH_WRITE if is_write else p.FLAG_WATCH_READ,
-                          cpu.pc & 0xFFFFFFFF, progress(self.machine.nodes[self._search_node].cpu))
-                last = search.hits[-1] if search.hits else None
-                if last is not None and last.watch and (last.node, last.at) == (hit.node, hit.at):
-                    # The same instruction again (an AMO reads, then writes; a split access; an
-                    # instruction history stopped before and executed later): one hit, a write
-                    # if it wrote.
-                    if is_write:
-                        search.hits[-1] = hit
-                else:
-                    search.hits.append(hit)
-                break
-        return WATCH_IGNORE
-
-    @staticmethod
-    def _search_run(cpu: Cpu, limit: int, search: _Search) -> int:
-        """Cpu.run(limit) with the search's breakpoints armed too: a hit history did not stop
-        at is noted and passed over."""
-        history = cpu.breakpoints
-        cpu.breakpoints = history | set(search.pcs)
-        try:
-            while True:
-                reason = cpu.run(limit)
-                if reason == STOP_BREAKPOINT and cpu.pc in search.pcs:
-                    search.hits.append(Hit(cpu.node, progress(cpu)))
-                    if cpu.pc not in history:
-                        cpu.skip_breakpoint_pc = cpu.pc
-                        continue
-                return reason
-        finally:
-            cpu.breakpoints = history
-
-    def _inputs(self) -> list[ReplayLine | ReplayWire]:
-        return [self._console, self._debug, *self._wires.values()]
-
-    def _feed(self, line: int, data: bytes) -> None:
-        if line == CONSOLE:
-            self._console.reads.append(data)
-        elif line == DEBUG:
-            self._debug.reads.append(data)
-        elif line >= NIC:
-            self._wires[line - NIC].reads.append(data)
+        self.engine.after_step(index)
 
     # -- travel ------------------------------------------------------------------------------
-
-    _console: ReplayLine
-    _debug: ReplayLine
-    _wires: dict[int, ReplayWire]
 
     def _travel(self, k: int, go: Callable[[], tuple[str, int]]) -> tuple[str, int]:
         """Do one travel: save the present first if there, carry the debugger's state across."""
@@ -457,21 +198,19 @@ class History(Recorder):
         kept_listeners = m.console._listeners
         nics = [node.devices.nic for node in m.nodes]
         kept_wires = [nic.wire if nic is not None else None for nic in nics]
-        self._console = ReplayLine("console")
-        self._debug = ReplayLine("debug line")
-        self._wires = {}
+        inputs = self.engine.inputs = Inputs(ReplayLine("console"), ReplayLine("debug line"), {})
         sink = _Sink()
         for u in uarts:
             u.line = sink
-        m.console.line = self._console
+        m.console.line = inputs.console
         m.console._listeners = []
-        lld.king.line = self._debug
+        lld.king.line = inputs.debug
         for node, nic in zip(m.nodes, nics, strict=True):
             if nic is not None:
-                self._wires[node.index] = ReplayWire(node.index)
-                nic.wire = self._wires[node.index]
+                inputs.wires[node.index] = ReplayWire(node.index)
+                nic.wire = inputs.wires[node.index]
         self._traveled = True
-        self.stats["travels"] += 1
+        self.travels += 1
         # Re-executed requests must do what they did live: a STEP steps, a WRITE_MEM writes.  Seen
         # from the past they would travel again, or discard the future (lld/stub.py asks in_past).
         self.in_past = False
@@ -481,12 +220,10 @@ class History(Recorder):
             except BaseException:
                 # Whatever went wrong, the machine must not be left in a state history never had:
                 # back to the present, which the last checkpoint holds exactly.
-                self._restore(self.ring.checkpoints[-1])
+                self.engine.restore(self.ring.checkpoints[-1])
                 raise
         finally:
-            self._search = None
-            self._target = None
-            self._search_node = -1
+            self.engine.target = None
             for u, line in zip(uarts, kept_lines, strict=True):
                 u.line = line
             m.console._listeners = kept_listeners
@@ -530,7 +267,7 @@ class History(Recorder):
         """The start of node k's history: the oldest checkpoint, or, if the node was not started
         yet there (held until another node starts it), the moment after its first step: a held
         node cannot stand stopped before a debugger."""
-        self._restore(self.ring.checkpoints[0])
+        self.engine.restore(self.ring.checkpoints[0])
         if self.machine.nodes[k].state is NodeState.HELD:
             self._goto(k, (0, 1))
 
@@ -543,7 +280,7 @@ class History(Recorder):
         first = self.ring.latest(k, target, strict=True) or 0
         for ci in range(first, len(self.ring.checkpoints) - 1):
             if self.ring.checkpoints[ci].progress[k] >= target:
-                self._restore(self.ring.checkpoints[ci])
+                self.engine.restore(self.ring.checkpoints[ci])
                 return True
             crossing: list[int] = []
 
@@ -552,16 +289,16 @@ class History(Recorder):
                     crossing.append(e)
                     raise Arrived
 
-            self._target = None
-            if not self._replay(ci, k, on_event=on_event):
+            self.engine.target = None
+            if not self.engine.replay(ci, k, on_event=on_event):
                 continue
-            self._target = target
-            arrived = self._replay(ci, k, fine_from=crossing[0])
-            self._target = None
+            self.engine.target = target
+            arrived = self.engine.replay(ci, k, fine_from=crossing[0])
+            self.engine.target = None
             if arrived:
                 return True
             raise HistoryError("re-execution did not reach the step it reached before")
-        self._restore(self.ring.checkpoints[-1])
+        self.engine.restore(self.ring.checkpoints[-1])
         return False
 
     def _goto_before(self, k: int, at: Progress) -> None:
@@ -578,16 +315,13 @@ class History(Recorder):
                     crossing.append(e)
                     raise Arrived
 
-            if not self._replay(ci, k, on_event=on_event):
+            if not self.engine.replay(ci, k, on_event=on_event):
                 continue
-            self._before = at
             try:
-                if self._replay(ci, k, fine_from=crossing[0]):
+                if self.engine.replay(ci, k, fine_from=crossing[0], before=at):
                     return
-            except _Missed:
+            except Missed:
                 pass
-            finally:
-                self._before = None
             break
         if not self._goto(k, at):
             raise HistoryError("re-execution did not reach a step it reached before")
@@ -651,7 +385,7 @@ class History(Recorder):
                     raise Arrived
                 seen.append(at)
 
-            crossed = self._replay(ci, k, on_event=on_event)
+            crossed = self.engine.replay(ci, k, on_event=on_event)
             crossing = len(seen) - 1
             previous = seen[-1]
             if crossed:
@@ -664,12 +398,8 @@ class History(Recorder):
                         raise Arrived
                     last[0] = at
 
-                self._check = fine_check  # type: ignore[method-assign]
-                try:
-                    self._target = now
-                    self._replay(ci, k, fine_from=crossing)
-                finally:
-                    del self._check
+                self.engine.target = now
+                self.engine.replay(ci, k, fine_from=crossing, check=fine_check)
                 previous = last[0]
             hit = self._watch_behind(k, search, moment, previous) if search is not None else None
             if hit is not None:
@@ -687,12 +417,12 @@ class History(Recorder):
         self._stop_at(k, found[0] if found else None, -1, flags)
         return flags
 
-    def _watch_search(self, k: int) -> _Search | None:
+    def _watch_search(self, k: int) -> Search | None:
         """A search for accesses to node k's watched ranges only (for a step), if it has any."""
         watchpoints = tuple(self.lld.nodes[k].state.watchpoints.values())
-        return _Search(frozenset(), watchpoints=watchpoints) if watchpoints else None
+        return Search(frozenset(), watchpoints=watchpoints) if watchpoints else None
 
-    def _watch_behind(self, k: int, search: _Search, now: list[Progress], previous: Progress) -> Hit | None:
+    def _watch_behind(self, k: int, search: Search, now: list[Progress], previous: Progress) -> Hit | None:
         """The latest access to the search's ranges before the moment now and after the first
         moment node k had progress previous (its own last step's included)."""
         for c in range(self.ring.latest_all(now), -1, -1):
@@ -704,7 +434,7 @@ class History(Recorder):
                 break
         return None
 
-    def _watch_ahead(self, k: int, search: _Search) -> Hit | None:
+    def _watch_ahead(self, k: int, search: Search) -> Hit | None:
         """The first access to the search's ranges from now on, before node k's next step (or
         made by that step)."""
         now = vector(self.machine)
@@ -722,13 +452,11 @@ class History(Recorder):
                 break
         return None
 
-    def _scan(self, k: int, ci: int, search: _Search, bound: list[Progress] | None,
+    def _scan(self, k: int, ci: int, search: Search, bound: list[Progress] | None,
               until: Callable[[], bool] | None = None) -> list[Hit]:
         """Re-execute segment ci with the search armed; stop after the event where every node
         has reached bound (no later hit can be before it), or where until() is true."""
         search.hits = []
-        self._search = search
-        self._search_node = k
 
         def on_event(e: int) -> None:
             if bound is not None and all(a >= b for a, b in zip(vector(self.machine), bound, strict=True)):
@@ -736,17 +464,13 @@ class History(Recorder):
             if until is not None and until():
                 raise Arrived
 
-        try:
-            self._replay(ci, k, on_event=on_event)
-        finally:
-            self._search = None
-            self._search_node = -1
+        self.engine.replay(ci, k, on_event=on_event, search=search)
         return search.hits
 
-    def _new_search(self, k: int) -> _Search:
+    def _new_search(self, k: int) -> Search:
         """The debugger's breakpoints (kind NORMAL) and watchpoints on node k."""
         st = self.lld.nodes[k].state
-        return _Search(frozenset(a for a, kind in st.breakpoints.items() if kind == p.BP_NORMAL),
+        return Search(frozenset(a for a, kind in st.breakpoints.items() if kind == p.BP_NORMAL),
                        watchpoints=tuple(st.watchpoints.values()))
 
     def reverse_continue(self, k: int) -> int:
@@ -822,7 +546,7 @@ class History(Recorder):
         def go() -> tuple[str, int]:
             if not search.pcs and not search.watchpoints:
                 # Nothing to stop at before the present (gdb's detach resumes): straight there.
-                self._restore(self.ring.checkpoints[-1])
+                self.engine.restore(self.ring.checkpoints[-1])
                 return "present", 0
             now = vector(self.machine)
             if search.watchpoints:
@@ -838,7 +562,7 @@ class History(Recorder):
                     found.append(hits[0])
                     self._arrive(k, hits[0])
                     return "hit", 0
-            self._restore(self.ring.checkpoints[-1])
+            self.engine.restore(self.ring.checkpoints[-1])
             return "present", 0
 
         outcome, _ = self._travel(k, go)
