@@ -36,6 +36,8 @@ Outcome = Literal["hit", "begin", "ok", "present"]
 
 @dataclass(frozen=True)
 class Found:
+    """Where a request's search left the machine."""
+
     outcome: Outcome
     hit: Hit | None = None           # with outcome "hit"
 

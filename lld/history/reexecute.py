@@ -73,6 +73,9 @@ class Hit:
 
 @dataclass
 class Search:
+    """What a search looks for (node k's breakpoints at pcs, every node's accesses to the
+    watchpoints' ranges) and the hits the replay it is armed for met."""
+
     pcs: frozenset[int]
     hits: list[Hit] = field(default_factory=list)
     #: The debugger's watchpoints: every node's accesses to them are hits.
@@ -102,6 +105,8 @@ class Inputs:
 
 @dataclass
 class ReexecutionStats:
+    """What travels cost (History.describe reports it)."""
+
     events: int = 0                  # rounds and service points re-executed
     instructions: int = 0            # instructions re-executed (every node's)
 
