@@ -32,7 +32,7 @@ class Lld:
         self.line: HostLine = line if line is not None else NullLine()
         self.nodes = [NodeLld(NodeTarget(machine, i), mailbox_limit) for i in range(len(machine.nodes))]
         self.king = King(self.line, self.nodes)
-        #: The machine's history, when reverse execution is on (lld/history.py sets it).
+        #: The machine's history, when reverse execution is on (History.attach, lld/history/, sets it).
         self.history: History | None = None
         machine.add_watch_hook(self._watch)
 

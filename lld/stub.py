@@ -123,7 +123,7 @@ class NodeLld:
         #: Frames the king forwarded across the switch, served at the next round boundary.
         self.mailbox: deque[Frame] = deque()
         self.mailbox_limit = mailbox_limit
-        #: The machine's history (lld/history.py), when reverse execution is on.
+        #: The machine's history (lld/history/), when reverse execution is on.
         self.history: History | None = None
         #: Status flags of the last travel (FLAG_HISTORY_BEGIN) or of a change made in the past.
         self.travel_flags = 0

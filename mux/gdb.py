@@ -61,7 +61,7 @@ FEATURES = (
     rsp.Feature(b"hwbreak+"),
     rsp.Feature(b"vContSupported+", vcont=("c", "C", "s", "S")),
     rsp.Feature(b"QStartNoAckMode+", reliable_only=True),
-    rsp.Feature(b"ReverseStep+"),        # bs: lld's REVERSE, the machine's history (lld/history.py)
+    rsp.Feature(b"ReverseStep+"),        # bs: lld's REVERSE, the machine's history (lld/history/)
     rsp.Feature(b"ReverseContinue+"),    # bc
 )
 
@@ -461,7 +461,7 @@ class GdbSession:
         return rsp.stop_reply(signal, reason=reason, registers=dict(enumerate(registers)), thread=thread)
 
     async def _accessor_note(self) -> str | None:
-        """After a watchpoint stop in the machine's past (found by history, lld/history.py): which
+        """After a watchpoint stop in the machine's past (found by history, lld/history/): which
         node makes the access it found, and where (that node stands just before it, at the
         instruction that makes it: FLAG_ACCESSOR on its status)."""
         link = self.handle.link
@@ -567,7 +567,7 @@ class GdbSession:
         return await self._continue(status)
 
     async def reverse(self, op: int) -> bytes:
-        """bs and bc: the whole machine goes back in its history (lld's REVERSE, lld/history.py).
+        """bs and bc: the whole machine goes back in its history (lld's REVERSE, lld/history/).
 
         At the start of the history the stop reply says `replaylog:begin`, and gdb prints "No
         more reverse-execution history."  A machine that keeps no history refuses (E16, with lld's

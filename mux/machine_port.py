@@ -26,7 +26,7 @@ kernel's code has the same addresses everywhere), brought into lld before a
 node runs and, in non-stop mode, at once on the nodes that run.  The nodes'
 kernel threads are not shown here: each node's own port shows them.
 
-Reverse execution (a machine with a history, lld/history.py), in all-stop mode:
+Reverse execution (a machine with a history, lld/history/), in all-stop mode:
 `bs` and `bc` go back for the node of the thread gdb resumes (`Hc`, else the one
 it is on), and the whole machine goes back with it, so every thread then shows
 the past.  A resume while the machine shows its past moves the machine forward

@@ -14,7 +14,7 @@ replays, then runs on with its console and debug line, so gdb can take the
 machine where the recording left it.  With a `History` (`--replay DIR --reverse`),
 the replay keeps the machine's history as a live run does (checkpoints between
 rounds, every input of every replayed service point), so that gdb can go back
-into the replayed run afterwards (lld/history.py).
+into the replayed run afterwards (lld/history/).
 """
 
 from __future__ import annotations

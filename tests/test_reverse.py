@@ -1,4 +1,4 @@
-"""Reverse execution through plain gdb (lld's REVERSE, lld/history.py; docs/replay.md).
+"""Reverse execution through plain gdb (lld's REVERSE, lld/history/; docs/replay.md).
 
 Real gdb-multiarch against `psyche up --reverse`: the mux announces ReverseStep+ and
 ReverseContinue+, and serves bs and bc by moving the whole machine back in the history the

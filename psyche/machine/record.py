@@ -166,7 +166,7 @@ class End:
     digest: str
     console_sha256: str
     service_points: int
-    #: Travels in the machine's history made while recording (reverse execution, lld/history.py),
+    #: Travels in the machine's history made while recording (reverse execution, lld/history/),
     #: and the service point and machine time of the first: a recording does not hold them, so
     #: a run that traveled cannot be replayed (`replay` says so, instead of diverging).
     travels: int = 0
@@ -227,7 +227,7 @@ class Recorder:
         self.console.update(data)
 
     def note_travel(self, time: int) -> None:
-        """The machine traveled in its history (lld/history.py) at machine time `time`, in the
+        """The machine traveled in its history (lld/history/) at machine time `time`, in the
         service point being recorded: what follows cannot be replayed from the recording."""
         self.travels += 1
         if self.first_travel is None:

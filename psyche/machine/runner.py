@@ -133,7 +133,7 @@ class Runner:
         #: With a recorder, every service point where the host changed something is recorded
         #: (psyche/machine/record.py): its lines are RecordingLines.
         self.recorder = recorder
-        #: With a history (reverse execution, lld/history.py): it is the recorder, checkpoints are
+        #: With a history (reverse execution, lld/history/): it is the recorder, checkpoints are
         #: taken after service points, and while it shows the past no round runs.
         self.history = history
         self._advanced = 0   # cycles _stopped_time moved machine time on, before this service point
