@@ -82,7 +82,6 @@ class Navigator:
                     raise Arrived
                 last[0] = at
 
-            self.engine.target = now
             self.engine.replay(ci, k, fine_from=crossing, check=fine_check)
             previous = last[0]
         hit = self.watch_behind(k, search, moment, previous) if search is not None else None

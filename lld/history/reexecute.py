@@ -121,9 +121,10 @@ class Reexecution:
         self.machine = machine
         self.lld = lld
         self.ring = ring
-        #: The progress at which a fine re-execution arrives (node k's, checked after each of its
-        #: steps).  It stays armed after the replay it was set for, until it is set again or the
-        #: travel ends (`History._travel` clears it).
+        #: The progress at which a fine re-execution of node k arrives (checked after each of its
+        #: steps, unless the replay is given a check of its own); None: no target.  Whoever sets it
+        #: clears it after its replay: a target left armed would end a later replay of another
+        #: node at that node's own progress compared with node k's.
         self.target: Progress | None = None
         self.stats = ReexecutionStats()
         # What the replay running now arms (each one's for that replay only):
