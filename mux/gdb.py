@@ -10,7 +10,7 @@ Debug semantics follow hardware (docs/debug-semantics.md says it for users):
 
 * gdb's breakpoints are gdb's to insert and remove, but only a running node
   needs them in lld: Z0/z0 are answered at once, and lld is brought in line
-  with them just before the node runs (`sync_breakpoints`).  gdb removes every
+  with them just before the node runs (`mux.breakpoints`).  gdb removes every
   breakpoint at every stop and inserts them again at every resume, so most of
   that traffic cancels out and never reaches the line.
 * A resume whose pc holds one of gdb's breakpoints stops at once, before the
@@ -41,9 +41,10 @@ from collections.abc import Set as AbstractSet
 from lld import protocol as p
 from mux import packets as rsp
 from mux import target_xml
+from mux.breakpoints import GdbBreakpoints
 from mux.link import LinkError
 from mux.memory import AddressSpace
-from mux.node import GONE_GDB, PC, NodeError, NodeHandle
+from mux.node import PC, NodeError, NodeHandle
 from mux.threads import NodeThreads, Thread, threads_xml
 from psyche import rv32
 
@@ -141,12 +142,10 @@ class GdbSession:
         #: After a watchpoint stop in the machine's past, name the node that made the access on
         #: gdb's console (the machine port reports the stop on that node's thread instead).
         self.accessor_note = True
-        self.watchpoints: dict[tuple[int, int], int] = {}   # (addr, length) -> lld kind
-        self._desired: set[int] = set()   # gdb's breakpoints: inserted (Z0/Z1) and not removed
+        self.breakpoints = GdbBreakpoints(handle)
         self._running: asyncio.Task[None] | None = None
         #: The signal a stop this gdb asked for is reported with (a ctrl-C's), while one is asked.
         self._interrupted: int | None = None
-        self._flush: asyncio.Task[str | None] | None = None   # close()'s last sync_breakpoints
 
     @property
     def node(self) -> int:
@@ -406,7 +405,7 @@ class GdbSession:
     # -- stop replies ----------------------------------------------------------------
 
     def _watch_kind(self, status: p.Status) -> rsp.StopKind:
-        for (addr, length), kind in self.watchpoints.items():
+        for (addr, length), kind in self.breakpoints.watchpoints.items():
             if addr <= status.data_addr < addr + length and kind == p.WATCH_ACCESS:
                 return rsp.StopKind.ACCESS_WATCH
         if status.flags & p.FLAG_WATCH_READ:
@@ -429,7 +428,7 @@ class GdbSession:
         if status.stopped:
             self.handle.memory().prefetch(registers[PC])
         signal, reason = rsp.SIGTRAP, None
-        if status.reason in (p.REASON_BREAKPOINT, p.REASON_PANIC) and status.pc in self._desired:
+        if status.reason in (p.REASON_BREAKPOINT, p.REASON_PANIC) and status.pc in self.breakpoints:
             # Only for gdb's own: gdb takes a software-breakpoint stop where it has none for a
             # late report of one it removed, and silently resumes.  Anyone else's (the panic
             # stop, the console's) is a plain SIGTRAP, which gdb shows.
@@ -484,65 +483,29 @@ class GdbSession:
     async def _breakpoint_stop(self, status: p.Status) -> bytes:
         """The stop reply for a node resting on a breakpoint: gdb's, or the kind lld holds there."""
         kind = (await self.handle.lld_breakpoints()).get(status.pc)
-        theirs = kind == p.BP_PANIC and status.pc not in self._desired
+        theirs = kind == p.BP_PANIC and status.pc not in self.breakpoints
         reason = p.REASON_PANIC if theirs else p.REASON_BREAKPOINT
         return await self.stop_reply(dataclasses.replace(status, reason=reason))
 
     # -- breakpoints and watchpoints ------------------------------------------------------
 
-    def has_breakpoint(self, addr: int) -> bool:
-        """Whether gdb has a breakpoint inserted at addr."""
-        return addr in self._desired
-
     def breakpoint_now(self, bp: rsp.Breakpoint) -> bytes:
-        """Insert or remove a breakpoint in gdb's set; lld follows before the node runs.
-
-        lld would refuse a misaligned address (no C extension), and more breakpoints
-        than a node holds; those are refused here, at once, as lld would.
-        """
-        if bp.addr & 3 or bp.addr > rv32.M32:
-            return rsp.error(EINVAL)
-        if bp.insert:
-            if bp.addr not in self._desired and len(self._desired) >= p.MAX_BREAKPOINTS:
-                return rsp.error(EINVAL)
-            self._desired.add(bp.addr)
-        else:
-            self._desired.discard(bp.addr)
-        return rsp.OK
+        """Z0/Z1, z0/z1: gdb's set changes at once; lld follows before the node runs."""
+        return rsp.OK if self.breakpoints.change(bp.addr, insert=bp.insert) else rsp.error(EINVAL)
 
     async def watchpoint(self, bp: rsp.Breakpoint) -> bytes:
         """Watchpoints go to lld at once: lld translates them when set, and may refuse."""
         kind = _WATCH_KINDS[bp.type]
         if bp.addr > rv32.M32 or not 1 <= bp.kind <= p.MAX_WATCH_LENGTH:
             return rsp.error(EINVAL)
-        request: p.SetWatchpoint | p.ClearWatchpoint
-        if bp.insert:
-            request = p.SetWatchpoint(p.ANY_GEN, p.SPACE_VIRT, bp.addr, bp.kind, kind)
-        else:
-            request = p.ClearWatchpoint(p.ANY_GEN, bp.addr, bp.kind, kind)
-        reply = await self.handle.watch(request)
+        reply = await self.breakpoints.watch(bp.addr, bp.kind, kind, insert=bp.insert)
         if not reply.ok:
             return rsp.error(EFAULT if reply.status == p.E_UNMAPPED else EINVAL)
-        if bp.insert:
-            self.watchpoints[(bp.addr, bp.kind)] = kind
-        else:
-            self.watchpoints.pop((bp.addr, bp.kind), None)
         return rsp.OK
 
-    async def sync_breakpoints(self) -> str | None:
-        """Make lld hold gdb's breakpoints, before the node runs; the first refusal, or None."""
-        handle = self.handle
-        for addr in sorted(handle.breakpoint_owners.owned_by(self) - self._desired):
-            await handle.remove_breakpoint(addr, self)
-        for addr in sorted(self._desired):
-            failure = await handle.place_breakpoint(addr, self)
-            if failure is not None:
-                return f"node {self.node}: cannot set the breakpoint at {addr:#x}: {failure}"
-        return None
-
     async def synced(self) -> bool:
-        """sync_breakpoints, telling gdb's console of a refusal; False if there was one."""
-        failure = await self.sync_breakpoints()
+        """Make lld hold gdb's breakpoints, telling gdb's console of a refusal; False if there was one."""
+        failure = await self.breakpoints.sync()
         if failure is not None:
             self.send(rsp.console_output(f"mux: {failure}\n".encode()))
         return failure is None
@@ -594,7 +557,7 @@ class GdbSession:
     async def _continue(self, status: p.Status) -> bytes | None:
         """gdb's continue, with the debug semantics of hardware (see the module's docstring)."""
         pc = status.pc
-        if pc in self._desired and not await self._outside_scope(status, resuming=True):
+        if pc in self.breakpoints and not await self._outside_scope(status, resuming=True):
             return await self._breakpoint_stop(status)
         if status.flags & p.FLAG_WAITING:
             return await self._run()   # asleep in WFI: a step would wake it
@@ -640,7 +603,8 @@ class GdbSession:
         runs that `monitor domains` left out; the caller steps over it and runs on.  resuming:
         the node rests on the breakpoint and gdb resumes it (a resume there would stop at once)."""
         domains = self.scope.domains
-        if domains is None or not status.stopped or status.pc not in self._desired or status.pc >= USER_END:
+        if (domains is None or not status.stopped or status.pc not in self.breakpoints
+                or status.pc >= USER_END):
             return False
         if not resuming and status.reason not in (p.REASON_BREAKPOINT, p.REASON_STEP):
             return False
@@ -671,7 +635,7 @@ class GdbSession:
             if insn & 0x7F != rv32.OP_SYSTEM:
                 return False   # a jalr without the registers: do not guess
             nexts = frozenset({(pc + 4) & rv32.M32})
-        return nexts <= self._desired
+        return self.breakpoints.covers(nexts)
 
     @staticmethod
     def _may_reach(insn: int, pc: int, breakpoints: AbstractSet[int], registers: list[int] | None) -> bool:
@@ -687,7 +651,7 @@ class GdbSession:
         if stepped.reason != p.REASON_STEP:
             return await self.stop_reply(stepped)   # a watchpoint, a trap loop
         known = await self.handle.lld_breakpoints()
-        if stepped.pc in self._desired or stepped.pc in known:
+        if stepped.pc in self.breakpoints or stepped.pc in known:
             return await self._breakpoint_stop(stepped)
         if rv32.is_trap_return(insn) or stepped.instret != before.instret:
             return await self.stop_reply(stepped)   # where mret/sret went, which gdb cannot know
@@ -770,11 +734,7 @@ class GdbSession:
         if self._running is not None:
             self._running.cancel()
             self._running = None   # (a task cancelled before its first step never reaches its finally)
-        self._desired.clear()
-        await self.sync_breakpoints()
-        for (addr, length), kind in sorted(self.watchpoints.items()):
-            await self.handle.watch(p.ClearWatchpoint(p.ANY_GEN, addr, length, kind))
-        self.watchpoints.clear()
+        await self.breakpoints.remove_all()
         if (await self.handle.refresh()).stopped:
             await self.handle.resume_off_breakpoint()
 
@@ -786,16 +746,4 @@ class GdbSession:
         """
         if self._running is not None:
             self._running.cancel()
-        owned = self.handle.breakpoint_owners.owned_by(self)
-        if owned != self._desired:
-            self._flush = asyncio.get_running_loop().create_task(self._close_flush())
-        else:
-            self.handle.breakpoint_owners.hand_over(self, GONE_GDB)
-
-    async def _close_flush(self) -> str | None:
-        try:
-            return await self.sync_breakpoints()
-        except LinkError as e:
-            return str(e)
-        finally:
-            self.handle.breakpoint_owners.hand_over(self, GONE_GDB)
+        self.breakpoints.close()

@@ -410,7 +410,7 @@ class MachineSession:
             return True
         engine = self.engines[node]
         status = engine.handle.status
-        return status is not None and engine.has_breakpoint(status.pc)
+        return status is not None and status.pc in engine.breakpoints
 
     # -- reverse execution ----------------------------------------------------------------
 

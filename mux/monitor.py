@@ -102,7 +102,7 @@ async def _breakpoints(monitor: Monitor, session: GdbSession, args: list[str]) -
 
 async def _clear(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
     await session.handle.clear_all()
-    session.watchpoints.clear()
+    session.breakpoints.watchpoints.clear()
     return (f"node {session.node}: every breakpoint and watchpoint cleared, the machine's own "
             f"(the panic stop) and other clients' included\n")
 

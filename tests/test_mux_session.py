@@ -298,8 +298,8 @@ def test_a_gdb_that_goes_away_takes_its_removed_breakpoints_out_of_lld(guest: Ta
         await to(rig, spin_store)                          # lld now holds it; gdb has removed it
         assert spin_store in rig.lld.nodes[0].state.breakpoints
         rig.session.close()
-        assert rig.session._flush is not None
-        assert await rig.session._flush is None
+        assert rig.session.breakpoints._flush is not None
+        assert await rig.session.breakpoints._flush is None
         assert rig.lld.nodes[0].state.breakpoints == {}
 
     run(guest, 1, test)
@@ -321,10 +321,10 @@ def test_a_continue_is_a_software_step_when_every_next_pc_holds_a_breakpoint() -
     session = GdbSession(NodeHandle(0, None), lambda _: None, None)  # type: ignore[arg-type]
     base = 0x8000_0000
     beq = 0xFE0008E3   # beq zero, zero, -16
-    session._desired = {base + 4}
+    session.breakpoints.change(base + 4, insert=True)
     assert session._is_software_step(0x00100093, base)                 # addi, pc + 4
     assert not session._is_software_step(beq, base)                    # the other way is open
-    session._desired.add(base - 16)
+    session.breakpoints.change(base - 16, insert=True)
     assert session._is_software_step(beq, base)
     assert session._is_software_step(rv32.SRET, base)                  # gdb assumes pc + 4
     assert not session._is_software_step(rv32.WFI, base)               # sleeps until woken: run it
