@@ -6,44 +6,34 @@ node runs after a continue); stop replies that come later go out through `send`.
 What it knows of the node (status, caches, lld's breakpoints) lives in the
 node's `NodeHandle`, shared with the monitor, the console and later sessions.
 
-Debug semantics follow hardware (docs/debug-semantics.md says it for users):
+The session is the front end: it dispatches gdb's requests and builds the replies,
+stop replies included.  Beneath it, for its one gdb on its one node:
 
-* gdb's breakpoints are gdb's to insert and remove, but only a running node
-  needs them in lld: Z0/z0 are answered at once, and lld is brought in line
-  with them just before the node runs (`sync_breakpoints`).  gdb removes every
-  breakpoint at every stop and inserts them again at every resume, so most of
-  that traffic cancels out and never reaches the line.
-* A resume whose pc holds one of gdb's breakpoints stops at once, before the
-  instruction, as hardware does (gdb removes the breakpoint it steps over, so
-  one still inserted there is meant to be hit: `jump *$pc`).
-* gdb 13 single-steps RISC-V in software: a breakpoint at every next pc of the
-  instruction and a continue.  The session recognises that pattern and runs it
-  as one lld STEP, with interrupts masked unless `monitor step-interrupts on`
-  (`_software_step`).  So `stepi` is exact and costs one round trip, a step on
-  `mret`/`sret` stops where the return goes, and a step into `ecall` or a
-  faulting instruction runs the handler as it does on QEMU unless
-  `monitor step-traps on`.
-* gdb's threads are the node's kernel threads (`mux.threads`): the running one
-  is live, the others are shown from the context they saved, read-only.  A
-  resume always resumes the node, whichever thread gdb names.
-* A breakpoint lld holds for someone else (the machine's panic stop, the
-  console) stops a continue and is stepped over, masked, when the node resumes
-  from it; gdb's requests never remove it.
+* `GdbBreakpoints` (`mux.breakpoints`): gdb's breakpoints, answered at once and
+  brought into lld just before the node runs, and its watchpoints;
+* `RunControl` (`mux.runcontrol`): continue, step, reverse execution and ctrl-C
+  with the debug semantics of hardware (docs/debug-semantics.md says them for
+  users), which says what stop each resume came to, and reports the stops of a
+  node that ran back to the session (`report_stop`).
+
+gdb's threads are the node's kernel threads (`mux.threads`): the running one is
+live, the others are shown from the context they saved, read-only.  A resume
+always resumes the node, whichever thread gdb names.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Awaitable, Callable
-from collections.abc import Set as AbstractSet
 
 from lld import protocol as p
 from mux import packets as rsp
 from mux import target_xml
+from mux.breakpoints import GdbBreakpoints
 from mux.link import LinkError
 from mux.memory import AddressSpace
-from mux.node import GONE_GDB, PC, NodeError, NodeHandle
+from mux.node import PC, NodeError, NodeHandle
+from mux.runcontrol import DomainScope, Resumed, RunControl, StepSettings
 from mux.threads import NodeThreads, Thread, threads_xml
 from psyche import rv32
 
@@ -75,35 +65,6 @@ _CODE_BREAKPOINTS = (rsp.BreakpointType.SOFTWARE, rsp.BreakpointType.HARDWARE)
 Monitor = Callable[["GdbSession", str], Awaitable[str]]
 
 
-@dataclasses.dataclass
-class StepSettings:
-    """How a single step treats traps, set with `monitor step-interrupts` and `monitor step-traps`."""
-
-    #: Take a pending interrupt: the step ends at the first instruction of its handler.
-    interrupts: bool = False
-    #: Stop at the trap vector when the stepped instruction traps (ecall, a fault), instead of
-    #: running the handler to where gdb expects the step to end, as QEMU does.
-    traps: bool = False
-
-
-#: Where user space ends (PSY_USER_END): a breakpoint below it is in user code.
-USER_END = 0x7FC0_0000
-
-
-@dataclasses.dataclass
-class DomainScope:
-    """Which protection domains gdb's breakpoints in user code stop in (`monitor domains`).
-
-    User code has one address in the whole machine, but a realm's code runs in every domain
-    that opened it for execution (a library, shared code).  A breakpoint there stops only
-    while a domain of `domains` runs; in any other it is stepped over without gdb knowing
-    (`skipped` counts those).  None: every domain.  Kernel breakpoints are never filtered.
-    """
-
-    domains: frozenset[int] | None = None
-    skipped: int = 0
-
-
 def lld_register(regnum: int) -> int | None:
     """lld's number for gdb's register regnum, or None if there is no such register."""
     reg = target_xml.register(regnum)
@@ -127,6 +88,9 @@ class GdbSession:
         packet_size: int = 4096,
         no_ack_mode: bool = True,
         threads: NodeThreads | None = None,
+        step: StepSettings | None = None,
+        scope: DomainScope | None = None,
+        accessor_note: bool = True,
     ) -> None:
         self.handle = handle
         self.threads = threads if threads is not None else NodeThreads(handle, None)
@@ -136,17 +100,13 @@ class GdbSession:
         self.monitor = monitor
         self.packet_size = packet_size
         self.no_ack_mode = no_ack_mode
-        self.step = StepSettings()
-        self.scope = DomainScope()
         #: After a watchpoint stop in the machine's past, name the node that made the access on
         #: gdb's console (the machine port reports the stop on that node's thread instead).
-        self.accessor_note = True
-        self.watchpoints: dict[tuple[int, int], int] = {}   # (addr, length) -> lld kind
-        self._desired: set[int] = set()   # gdb's breakpoints: inserted (Z0/Z1) and not removed
-        self._running: asyncio.Task[None] | None = None
-        #: The signal a stop this gdb asked for is reported with (a ctrl-C's), while one is asked.
-        self._interrupted: int | None = None
-        self._flush: asyncio.Task[str | None] | None = None   # close()'s last sync_breakpoints
+        self.accessor_note = accessor_note
+        self.breakpoints = GdbBreakpoints(handle)
+        self.run_control = RunControl(handle, self.threads, self.breakpoints, self,
+                                      step=step if step is not None else StepSettings(),
+                                      scope=scope if scope is not None else DomainScope())
 
     @property
     def node(self) -> int:
@@ -154,7 +114,7 @@ class GdbSession:
 
     @property
     def running(self) -> bool:
-        return self._running is not None
+        return self.run_control.running
 
     # -- requests ------------------------------------------------------------------------
 
@@ -191,10 +151,10 @@ class GdbSession:
             case rsp.ReadRegisters():
                 return b"E." + why.encode("ascii", "replace")
             case rsp.Continue() | rsp.Step() | rsp.VCont():
-                self.send(rsp.console_output(f"{why}\n".encode()))
+                self.tell(f"{why}\n")
                 return rsp.error(EIO)
             case rsp.MonitorCommand():
-                self.send(rsp.console_output(f"{why}\n".encode()))
+                self.tell(f"{why}\n")
                 return rsp.OK
             case rsp.Detach():
                 return rsp.OK
@@ -314,7 +274,8 @@ class GdbSession:
                     return await self.resume(None, step=True)
                 if "c" in kinds:
                     return await self.resume(None, step=False)
-                self._interrupted = None   # (nothing resumed: a ctrl-C sent with it has nothing to stop)
+                # (nothing resumed: a ctrl-C sent with it has nothing to stop)
+                self.run_control.take_interrupt()
                 return rsp.OK
             case rsp.Breakpoint():
                 return await self.watchpoint(request)
@@ -341,10 +302,10 @@ class GdbSession:
             case rsp.Kill():
                 return None  # the node stays as it is, like a gdb that went away
             case rsp.MonitorCommand(command=command):
-                await self.synced()   # so that what it shows (or clears) is what gdb set
+                await self.run_control.synced()   # so that what it shows (or clears) is what gdb set
                 output = await self.monitor(self, command)
                 if output:
-                    self.send(rsp.console_output(output.encode()))
+                    self.tell(output)
                 return rsp.OK
         return rsp.EMPTY
 
@@ -406,7 +367,7 @@ class GdbSession:
     # -- stop replies ----------------------------------------------------------------
 
     def _watch_kind(self, status: p.Status) -> rsp.StopKind:
-        for (addr, length), kind in self.watchpoints.items():
+        for (addr, length), kind in self.breakpoints.watchpoints.items():
             if addr <= status.data_addr < addr + length and kind == p.WATCH_ACCESS:
                 return rsp.StopKind.ACCESS_WATCH
         if status.flags & p.FLAG_WATCH_READ:
@@ -429,7 +390,8 @@ class GdbSession:
         if status.stopped:
             self.handle.memory().prefetch(registers[PC])
         signal, reason = rsp.SIGTRAP, None
-        if status.reason in (p.REASON_BREAKPOINT, p.REASON_PANIC) and status.pc in self._desired:
+        interrupted = self.run_control.take_interrupt()
+        if status.reason in (p.REASON_BREAKPOINT, p.REASON_PANIC) and status.pc in self.breakpoints:
             # Only for gdb's own: gdb takes a software-breakpoint stop where it has none for a
             # late report of one it removed, and silently resumes.  Anyone else's (the panic
             # stop, the console's) is a plain SIGTRAP, which gdb shows.
@@ -438,22 +400,20 @@ class GdbSession:
             reason = rsp.StopReason(self._watch_kind(status), status.data_addr)
         elif status.reason == p.REASON_TRAP_LOOP:
             signal = SIGSEGV
-        elif status.reason == p.REASON_REQUESTED and self._interrupted is not None:
-            signal = self._interrupted
-        self._interrupted = None
+        elif status.reason == p.REASON_REQUESTED and interrupted is not None:
+            signal = interrupted
         if announce and self.handle.future_discarded:
             self.handle.future_discarded = False
-            self.send(rsp.console_output(
-                f"node {self.node}: a write made in the machine's past discarded its recorded future: "
-                f"the machine went on from there, and its history starts again there\n".encode()))
+            self.tell(f"node {self.node}: a write made in the machine's past discarded its recorded future: "
+                      f"the machine went on from there, and its history starts again there\n")
         if announce and status.reason == p.REASON_WATCHPOINT and status.flags & p.FLAG_PAST \
                 and self.accessor_note:
             note = await self._accessor_note()
             if note is not None:
-                self.send(rsp.console_output(note.encode()))
+                self.tell(note)
         if announce and status.reason in (p.REASON_PANIC, p.REASON_TRAP_LOOP):
             why = "the kernel's panic path" if status.reason == p.REASON_PANIC else "a trap loop"
-            self.send(rsp.console_output(f"node {self.node} stopped in {why}\n".encode()))
+            self.tell(f"node {self.node} stopped in {why}\n")
         thread = rsp.ThreadId(await self.threads.current_tid())
         # gdb takes the stop's thread as the one its register reads now mean (remote.c's
         # record_currthread), without sending Hg: so do we, as QEMU's stub does with its CPU.
@@ -481,90 +441,32 @@ class GdbSession:
                 return f"mux: watchpoint: the access was made by node {n} at pc {where}\n"
         return None
 
-    async def _breakpoint_stop(self, status: p.Status) -> bytes:
-        """The stop reply for a node resting on a breakpoint: gdb's, or the kind lld holds there."""
-        kind = (await self.handle.lld_breakpoints()).get(status.pc)
-        theirs = kind == p.BP_PANIC and status.pc not in self._desired
-        reason = p.REASON_PANIC if theirs else p.REASON_BREAKPOINT
-        return await self.stop_reply(dataclasses.replace(status, reason=reason))
-
     # -- breakpoints and watchpoints ------------------------------------------------------
 
-    def has_breakpoint(self, addr: int) -> bool:
-        """Whether gdb has a breakpoint inserted at addr."""
-        return addr in self._desired
-
     def breakpoint_now(self, bp: rsp.Breakpoint) -> bytes:
-        """Insert or remove a breakpoint in gdb's set; lld follows before the node runs.
-
-        lld would refuse a misaligned address (no C extension), and more breakpoints
-        than a node holds; those are refused here, at once, as lld would.
-        """
-        if bp.addr & 3 or bp.addr > rv32.M32:
-            return rsp.error(EINVAL)
-        if bp.insert:
-            if bp.addr not in self._desired and len(self._desired) >= p.MAX_BREAKPOINTS:
-                return rsp.error(EINVAL)
-            self._desired.add(bp.addr)
-        else:
-            self._desired.discard(bp.addr)
-        return rsp.OK
+        """Z0/Z1, z0/z1: gdb's set changes at once; lld follows before the node runs."""
+        return rsp.OK if self.breakpoints.change(bp.addr, insert=bp.insert) else rsp.error(EINVAL)
 
     async def watchpoint(self, bp: rsp.Breakpoint) -> bytes:
         """Watchpoints go to lld at once: lld translates them when set, and may refuse."""
         kind = _WATCH_KINDS[bp.type]
         if bp.addr > rv32.M32 or not 1 <= bp.kind <= p.MAX_WATCH_LENGTH:
             return rsp.error(EINVAL)
-        request: p.SetWatchpoint | p.ClearWatchpoint
-        if bp.insert:
-            request = p.SetWatchpoint(p.ANY_GEN, p.SPACE_VIRT, bp.addr, bp.kind, kind)
-        else:
-            request = p.ClearWatchpoint(p.ANY_GEN, bp.addr, bp.kind, kind)
-        reply = await self.handle.watch(request)
+        reply = await self.breakpoints.watch(bp.addr, bp.kind, kind, insert=bp.insert)
         if not reply.ok:
             return rsp.error(EFAULT if reply.status == p.E_UNMAPPED else EINVAL)
-        if bp.insert:
-            self.watchpoints[(bp.addr, bp.kind)] = kind
-        else:
-            self.watchpoints.pop((bp.addr, bp.kind), None)
         return rsp.OK
-
-    async def sync_breakpoints(self) -> str | None:
-        """Make lld hold gdb's breakpoints, before the node runs; the first refusal, or None."""
-        handle = self.handle
-        for addr in sorted(handle.breakpoint_owners.owned_by(self) - self._desired):
-            await handle.remove_breakpoint(addr, self)
-        for addr in sorted(self._desired):
-            failure = await handle.place_breakpoint(addr, self)
-            if failure is not None:
-                return f"node {self.node}: cannot set the breakpoint at {addr:#x}: {failure}"
-        return None
-
-    async def synced(self) -> bool:
-        """sync_breakpoints, telling gdb's console of a refusal; False if there was one."""
-        failure = await self.sync_breakpoints()
-        if failure is not None:
-            self.send(rsp.console_output(f"mux: {failure}\n".encode()))
-        return failure is None
 
     # -- running ----------------------------------------------------------------------------
 
     async def resume(self, addr: int | None, *, step: bool) -> bytes | None:
-        reply = await self._resumed(addr, step=step)
-        if reply is not None and not reply.startswith((b"T", b"S")):
-            self._interrupted = None   # refused: the node did not run, and a ctrl-C has nothing to stop
-        return reply
-
-    async def _resumed(self, addr: int | None, *, step: bool) -> bytes | None:
-        if addr is not None and (addr > rv32.M32 or not await self.handle.write_registers([(PC, addr)])):
+        """c, s, vCont: the stop reply, None while the node runs, or an error if it did not run."""
+        outcome = await self.run_control.resume(addr, step=step)
+        if outcome is Resumed.RUNNING:
+            return None
+        if outcome is Resumed.REFUSED:
             return rsp.error(EINVAL)
-        status = self.handle.status or await self.handle.refresh()
-        if not status.stopped:
-            return rsp.error(EINVAL)
-        if step:
-            # A hardware single step (gdb 13 never asks for one on RISC-V; other clients do).
-            return await self.stop_reply(await self.handle.step(self.step.interrupts))
-        return await self._continue(status)
+        return await self.stop_reply(outcome)
 
     async def reverse(self, op: int) -> bytes:
         """bs and bc: the whole machine goes back in its history (lld's REVERSE, lld/history/).
@@ -572,193 +474,32 @@ class GdbSession:
         At the start of the history the stop reply says `replaylog:begin`, and gdb prints "No
         more reverse-execution history."  A machine that keeps no history refuses (E16, with lld's
         reason on gdb's console: psyche machine --reverse)."""
-        status = self.handle.status or await self.handle.refresh()
-        if not status.stopped:
+        status = await self.run_control.reverse(op)
+        if status is None:
             return rsp.error(EINVAL)
-        if op == p.REVERSE_CONTINUE and not await self.synced():
-            return rsp.error(EINVAL)   # gdb's breakpoints must be in lld: they are what bc looks for
-        reply = await self.handle.change(lambda gen: p.Reverse(gen, op, expedite=True))
-        self.handle.forget()
-        if not reply.ok or not isinstance(reply.value, p.Status):
-            # Why, on gdb's console (bs and bc are resumes: console output may come first).
-            why = reply.error.message or reply.error.describe() if reply.error is not None else "no status"
-            self.send(rsp.console_output(f"mux: reverse execution: {why}\n".encode()))
-            return rsp.error(EINVAL)
-        status = reply.value
-        self.handle.note(status)
         stop = await self.stop_reply(status)
         if status.flags & p.FLAG_HISTORY_BEGIN:
             return stop[:3] + b"replaylog:begin;" + stop[3:]
         return stop
 
-    async def _continue(self, status: p.Status) -> bytes | None:
-        """gdb's continue, with the debug semantics of hardware (see the module's docstring)."""
-        pc = status.pc
-        if pc in self._desired and not await self._outside_scope(status, resuming=True):
-            return await self._breakpoint_stop(status)
-        if status.flags & p.FLAG_WAITING:
-            return await self._run()   # asleep in WFI: a step would wake it
-        insn = await self._instruction(pc)
-        if insn is not None and self._is_software_step(insn, pc):
-            return await self._software_step(insn, status)
-        if not await self.synced():
-            return rsp.error(EINVAL)
-        known = await self.handle.lld_breakpoints()
-        if pc in known:
-            # Someone else's breakpoint (the panic stop, say), which the node rests on: the
-            # handle gets past it before anything else can happen, as gdb does over its own.
-            stopped = await self.handle.resume_off_breakpoint()
-            if stopped is not None:
-                return await self._stop_after_step(stopped)
-            await self._wait_for_stop()
-            return None
-        if insn is not None and not rv32.is_wfi(insn) and self._may_reach(insn, pc, known.keys(),
-                                                                          self.handle.cached_registers):
-            # One instruction may end this continue: a STEP, taking a pending interrupt as a
-            # running node would, costs one round trip where RESUME and a poll cost two.
-            stepped = await self.handle.step(True)
-            if stepped.reason != p.REASON_STEP or stepped.pc in known:
-                return await self._stop_after_step(stepped)
-        return await self._run()
+    async def interrupt(self) -> None:
+        """gdb's ctrl-C: stop the node; the waiting continue reports the stop, with SIGINT."""
+        await self.run_control.interrupt(rsp.SIGINT)
 
-    async def _stop_after_step(self, status: p.Status) -> bytes | None:
-        """The stop reply for a STEP that ended a continue: its own reason, or the breakpoint it
-        met (unless that is one of gdb's in user code, met outside the domains gdb asked for: then
-        the continue goes on)."""
-        if status.reason != p.REASON_STEP:
-            return await self.stop_reply(status)
-        if await self._outside_scope(status):
-            stopped = await self.handle.resume_off_breakpoint()
-            if stopped is not None:
-                return await self._stop_after_step(stopped)
-            await self._wait_for_stop()
-            return None
-        return await self._breakpoint_stop(status)
+    # -- what run control reports (mux.runcontrol.Front) ------------------------------------
 
-    async def _outside_scope(self, status: p.Status, resuming: bool = False) -> bool:
-        """True (and counted) for a stop at one of gdb's user-code breakpoints while a domain
-        runs that `monitor domains` left out; the caller steps over it and runs on.  resuming:
-        the node rests on the breakpoint and gdb resumes it (a resume there would stop at once)."""
-        domains = self.scope.domains
-        if domains is None or not status.stopped or status.pc not in self._desired or status.pc >= USER_END:
-            return False
-        if not resuming and status.reason not in (p.REASON_BREAKPOINT, p.REASON_STEP):
-            return False
-        domain = await self.threads.current_domain()
-        if domain is None or domain in domains:
-            return False   # (a domain it cannot tell: stop, rather than miss one asked for)
-        self.scope.skipped += 1
-        return True
+    def tell(self, text: str) -> None:
+        """Show text on gdb's console (an `O` packet)."""
+        self.send(rsp.console_output(text.encode()))
 
-    async def _instruction(self, pc: int) -> int | None:
-        code = await self.handle.memory().read(pc, 4)
-        return None if code is None else int.from_bytes(code, "little")
+    async def report_stop(self, status: p.Status) -> None:
+        self.send(await self.stop_reply(status))
 
-    def _is_software_step(self, insn: int, pc: int) -> bool:
-        """True if this continue is gdb's software single step of the instruction at pc.
+    def report_lost(self, why: str) -> None:
+        self.tell(f"mux: {why}\n")
+        self.send(rsp.stop_reply(rsp.SIGTRAP, thread=self._known_current()))
 
-        gdb plants a breakpoint at every pc its own decoder says the instruction may
-        go to (pc + 4 for SYSTEM instructions, whose real destination it cannot know)
-        and continues.  A continue for which every one of those pcs holds one of gdb's
-        breakpoints can only end after that one instruction, unless it traps; running
-        it as one STEP is exact.  WFI is left to run: the hart must sleep until an
-        interrupt wakes it, as it would on QEMU.
-        """
-        if rv32.is_wfi(insn):
-            return False
-        nexts = rv32.next_pcs(insn, pc, self.handle.cached_registers)
-        if nexts is None:
-            if insn & 0x7F != rv32.OP_SYSTEM:
-                return False   # a jalr without the registers: do not guess
-            nexts = frozenset({(pc + 4) & rv32.M32})
-        return nexts <= self._desired
-
-    @staticmethod
-    def _may_reach(insn: int, pc: int, breakpoints: AbstractSet[int], registers: list[int] | None) -> bool:
-        """False if the instruction at pc surely leads to none of `breakpoints` (no STEP needed)."""
-        if not breakpoints:
-            return False
-        nexts = rv32.next_pcs(insn, pc, registers)
-        return nexts is None or bool(nexts & breakpoints)
-
-    async def _software_step(self, insn: int, before: p.Status) -> bytes | None:
-        """gdb's software single step of insn, as one lld STEP (see _is_software_step)."""
-        stepped = await self.handle.step(self.step.interrupts)
-        if stepped.reason != p.REASON_STEP:
-            return await self.stop_reply(stepped)   # a watchpoint, a trap loop
-        known = await self.handle.lld_breakpoints()
-        if stepped.pc in self._desired or stepped.pc in known:
-            return await self._breakpoint_stop(stepped)
-        if rv32.is_trap_return(insn) or stepped.instret != before.instret:
-            return await self.stop_reply(stepped)   # where mret/sret went, which gdb cannot know
-        # The step entered a trap handler instead of completing the instruction.
-        if self.step.traps or await self._entered_interrupt(stepped):
-            return await self.stop_reply(stepped)   # at the vector, as a hardware single step stops
-        return await self._continue(stepped)   # ecall, a fault: the handler runs, as on QEMU
-
-    async def _entered_interrupt(self, status: p.Status) -> bool:
-        cause_csr = rv32.CSR_MCAUSE if status.priv == 3 else rv32.CSR_SCAUSE
-        cause = await self.handle.read_register(p.REG_CSR_BASE + cause_csr)
-        return cause is not None and bool(cause & rv32.CAUSE_INTERRUPT)
-
-    async def _run(self) -> bytes | None:
-        """RESUME with gdb's breakpoints in lld; the stop reply comes from _report_stop."""
-        if not await self.synced():
-            return rsp.error(EINVAL)
-        await self.handle.resume()
-        await self._wait_for_stop()
-        return None
-
-    async def _wait_for_stop(self) -> None:
-        """The node runs: its stop reply goes out when the handle's poller sees it stop.
-
-        A ctrl-C that came while this resume was still in hand (gdb may send it right
-        behind the continue) could not stop a node that was not yet running: it stops
-        it now, and the stop is reported as the ctrl-C's.
-        """
-        self._running = asyncio.create_task(self._report_stop())
-        if self._interrupted is not None:
-            await self.handle.stop()
-
-    async def follow(self) -> None:
-        """Report the next stop of a node that runs without a resume of this gdb's (it ran
-        before gdb came), with gdb's breakpoints in lld from now on."""
-        if self._running is None:
-            await self.synced()
-            self._running = asyncio.create_task(self._report_stop())
-
-    async def _report_stop(self) -> None:
-        try:
-            status = await self.handle.wait_for_stop()
-            while await self._outside_scope(status):
-                if self._interrupted is not None:   # a ctrl-C came: this stop is its
-                    status = dataclasses.replace(status, reason=p.REASON_REQUESTED)
-                    break
-                status = await self.handle.resume_off_breakpoint() or await self.handle.wait_for_stop()
-            self.send(await self.stop_reply(status))
-        except (LinkError, NodeError) as e:
-            self.send(rsp.console_output(f"mux: {e}\n".encode()))
-            self.send(rsp.stop_reply(rsp.SIGTRAP, thread=self._known_current()))
-        finally:
-            self._running = None
-
-    async def interrupt(self, signal: int = rsp.SIGINT) -> None:
-        """gdb's ctrl-C: stop the node; the waiting continue reports the stop, with signal.
-
-        Called only while the node runs for this gdb or a resume of its is in hand
-        (the server drops any other ctrl-C, as QEMU does).  A resume in hand has not
-        started the node yet: it stops it itself once it has (_wait_for_stop).  (The
-        whole-machine port stops nodes with signal 0, as gdb's non-stop `t` asks.)  The
-        first signal asked stays: a later, quieter request does not hide a ctrl-C.
-        """
-        if self._interrupted is None:
-            self._interrupted = signal
-        if self._running is None:
-            return
-        try:
-            await self.handle.stop()
-        except LinkError as e:
-            self.send(rsp.console_output(f"mux: {e}\n".encode()))
+    # -- the end ----------------------------------------------------------------------------
 
     async def detach(self) -> None:
         """Take this gdb's breakpoints and watchpoints out of lld and let the node run.
@@ -767,14 +508,8 @@ class GdbSession:
         another client stays, and stops the node as before.  A continue still waiting
         for its stop ends here: a detached gdb gets no stop reply.
         """
-        if self._running is not None:
-            self._running.cancel()
-            self._running = None   # (a task cancelled before its first step never reaches its finally)
-        self._desired.clear()
-        await self.sync_breakpoints()
-        for (addr, length), kind in sorted(self.watchpoints.items()):
-            await self.handle.watch(p.ClearWatchpoint(p.ANY_GEN, addr, length, kind))
-        self.watchpoints.clear()
+        self.run_control.stop_waiting()
+        await self.breakpoints.remove_all()
         if (await self.handle.refresh()).stopped:
             await self.handle.resume_off_breakpoint()
 
@@ -784,18 +519,5 @@ class GdbSession:
         That includes its breakpoints: gdb had removed them if the node was stopped,
         and left them in if it was running, and lld must hold exactly those.
         """
-        if self._running is not None:
-            self._running.cancel()
-        owned = self.handle.breakpoint_owners.owned_by(self)
-        if owned != self._desired:
-            self._flush = asyncio.get_running_loop().create_task(self._close_flush())
-        else:
-            self.handle.breakpoint_owners.hand_over(self, GONE_GDB)
-
-    async def _close_flush(self) -> str | None:
-        try:
-            return await self.sync_breakpoints()
-        except LinkError as e:
-            return str(e)
-        finally:
-            self.handle.breakpoint_owners.hand_over(self, GONE_GDB)
+        self.run_control.stop_waiting()
+        self.breakpoints.close()

@@ -47,9 +47,10 @@ from xml.sax.saxutils import quoteattr
 
 from lld import protocol as p
 from mux import packets as rsp
-from mux.gdb import EINVAL, FEATURES, DomainScope, GdbSession, Monitor, StepSettings
+from mux.gdb import EINVAL, FEATURES, GdbSession, Monitor
 from mux.link import LinkError
 from mux.node import PC, NodeError, NodeHandle
+from mux.runcontrol import DomainScope, StepSettings
 from mux.threads import NodeThreads
 from psyche import rv32
 
@@ -94,13 +95,10 @@ class MachineSession:
         self.scope = DomainScope()
         self.engines: dict[int, GdbSession] = {}
         for h in handles:
-            engine = GdbSession(h, self._sender(h.node), monitor, packet_size=packet_size,
-                                no_ack_mode=no_ack_mode,
-                                threads=NodeThreads(h, None, live_tid=h.node + 1))
-            engine.step = self.step
-            engine.scope = self.scope
-            engine.accessor_note = False   # the stop goes to the accessor's thread (_on_accessor)
-            self.engines[h.node] = engine
+            self.engines[h.node] = GdbSession(
+                h, self._sender(h.node), monitor, packet_size=packet_size, no_ack_mode=no_ack_mode,
+                threads=NodeThreads(h, None, live_tid=h.node + 1), step=self.step, scope=self.scope,
+                accessor_note=False)   # the stop goes to the accessor's thread (_after_past_move)
         self.non_stop = False
         #: The node gdb reads registers and memory of (Hg), and whose stop it saw last.
         self.current = self.nodes[0]
@@ -215,7 +213,7 @@ class MachineSession:
                                                        rsp.BreakpointType.HARDWARE):
                 reply = self._breakpoint_everywhere(request)
                 for node in sorted(self._running):
-                    await self.engines[node].synced()
+                    await self.engines[node].run_control.synced()
                 return reply
             case rsp.Breakpoint():
                 return await self._watchpoint_everywhere(request)
@@ -323,7 +321,7 @@ class MachineSession:
     async def _stop_running(self, signal: int = QUIET) -> None:
         """Stop every node a resume of ours runs, and wait until each has reported its stop."""
         running = sorted(self._running)
-        await asyncio.gather(*(self.engines[n].interrupt(signal if n == self.current else QUIET)
+        await asyncio.gather(*(self.engines[n].run_control.interrupt(signal if n == self.current else QUIET)
                                for n in running))
         while self._running:
             self._node_stopped.clear()
@@ -410,7 +408,7 @@ class MachineSession:
             return True
         engine = self.engines[node]
         status = engine.handle.status
-        return status is not None and engine.has_breakpoint(status.pc)
+        return status is not None and status.pc in engine.breakpoints
 
     # -- reverse execution ----------------------------------------------------------------
 
@@ -506,12 +504,12 @@ class MachineSession:
         """`t`: stop a running node; its stop is told with signal 0 (nothing for a stopped one)."""
         engine = self.engines[node]
         if node in self._running:
-            await engine.interrupt(QUIET)
+            await engine.run_control.interrupt(QUIET)
             return
         status = engine.handle.status or await engine.handle.refresh()
         if status.stopped:
             return
-        await engine.interrupt(QUIET)   # (sets the signal its stop is reported with)
+        await engine.run_control.interrupt(QUIET)   # (sets the signal its stop is reported with)
         self._tell(await engine.stop_reply(await engine.handle.stop(), announce=False))
 
     async def _halt_reason_non_stop(self) -> bytes:
@@ -529,7 +527,7 @@ class MachineSession:
             if status.stopped:
                 self._queue.append(await engine.stop_reply(status, announce=False))
             else:
-                await engine.follow()
+                await engine.run_control.follow()
                 self._running.add(node)
         return self._queue[0] if self._queue else rsp.OK
 

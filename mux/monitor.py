@@ -102,7 +102,7 @@ async def _breakpoints(monitor: Monitor, session: GdbSession, args: list[str]) -
 
 async def _clear(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
     await session.handle.clear_all()
-    session.watchpoints.clear()
+    session.breakpoints.watchpoints.clear()
     return (f"node {session.node}: every breakpoint and watchpoint cleared, the machine's own "
             f"(the panic stop) and other clients' included\n")
 
@@ -112,15 +112,15 @@ def _step_setting(name: str, on: str, off: str) -> Command:
 
     async def command(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
         if args and args[0] in ("on", "off"):
-            setattr(session.step, name, args[0] == "on")
-        return f"node {session.node}: {on if getattr(session.step, name) else off}\n"
+            setattr(session.run_control.step, name, args[0] == "on")
+        return f"node {session.node}: {on if getattr(session.run_control.step, name) else off}\n"
 
     return command
 
 
 async def _domains(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
     """`domains`: show; `domains N ...`: user-code breakpoints stop only there; `domains all`."""
-    scope = session.scope
+    scope = session.run_control.scope
     if args == ["all"]:
         scope.domains = None
     elif args:

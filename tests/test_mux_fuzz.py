@@ -172,7 +172,7 @@ def test_parsing_and_the_answers_without_lld_never_raise(guest: TargetGuest) -> 
         reply = session.answer_now(request)
         if reply is not None:
             assert len(reply) <= PACKET_SIZE
-        assert len(session._desired) <= p.MAX_BREAKPOINTS
+        assert len(session.breakpoints._desired) <= p.MAX_BREAKPOINTS
 
     check()
 
@@ -218,13 +218,13 @@ def check_consistent(rig: MuxRig, guest: TargetGuest, gdb: Client) -> None:
     handle = rig.mux.nodes[0]
     stub = rig.lld.nodes[0]
     held = set(stub.state.breakpoints)
-    placed = handle.breakpoint_owners.owned_by(session)
+    placed = handle.breakpoint_owners.owned_by(session.breakpoints)
     assert held <= machines_own(guest) | placed, (held, placed)
     assert placed <= held
     known = rig.link.breakpoints.get(0)
     if known is not None and not rig.link._in_flight.get(0):
         assert set(known) == held
-    assert {(addr, length) for (addr, length, _) in stub.state.watchpoints} <= set(session.watchpoints)
+    assert {(addr, length) for (addr, length, _) in stub.state.watchpoints} <= set(session.breakpoints.watchpoints)
     # The registers the handle keeps are the node's, for the gen it keeps them for.
     status = handle.status
     registers = handle.cached_registers
@@ -306,7 +306,7 @@ def test_every_packet_gets_one_reply_and_lld_stays_consistent(
         # Detached: lld holds the machine's and the console's breakpoints, nothing of the session's.
         assert gdb.conversation is not None
         session = gdb.conversation.session
-        assert not rig.mux.nodes[0].breakpoint_owners.owned_by(session)
+        assert not rig.mux.nodes[0].breakpoint_owners.owned_by(session.breakpoints)
         assert set(rig.lld.nodes[0].state.breakpoints) <= machines_own(guest)
         assert not rig.lld.nodes[0].state.watchpoints
         rig.check()

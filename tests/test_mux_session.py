@@ -235,7 +235,7 @@ def test_detach_takes_out_this_gdbs_breakpoints_only(guest: TargetGuest) -> None
         await rig.ask(rsp.Breakpoint(True, rsp.BreakpointType.SOFTWARE, spin_check, 4))
         await rig.ask(rsp.Breakpoint(True, rsp.BreakpointType.SOFTWARE, guest.sym("panic"), 4))
         await rig.ask(rsp.Breakpoint(True, rsp.BreakpointType.SOFTWARE, spin_loop, 4))
-        assert await rig.session.synced()   # as before the node runs
+        assert await rig.session.run_control.synced()   # as before the node runs
         assert set(rig.lld.nodes[0].state.breakpoints) == {spin_check, spin_loop, guest.sym("panic")}
         assert await rig.ask(rsp.Detach()) == rsp.OK
         assert rig.lld.nodes[0].state.breakpoints == {guest.sym("panic"): p.BP_PANIC}
@@ -298,8 +298,8 @@ def test_a_gdb_that_goes_away_takes_its_removed_breakpoints_out_of_lld(guest: Ta
         await to(rig, spin_store)                          # lld now holds it; gdb has removed it
         assert spin_store in rig.lld.nodes[0].state.breakpoints
         rig.session.close()
-        assert rig.session._flush is not None
-        assert await rig.session._flush is None
+        assert rig.session.breakpoints._flush is not None
+        assert await rig.session.breakpoints._flush is None
         assert rig.lld.nodes[0].state.breakpoints == {}
 
     run(guest, 1, test)
@@ -319,16 +319,17 @@ def test_next_pcs_predict_control_flow_as_gdb_does() -> None:
 
 def test_a_continue_is_a_software_step_when_every_next_pc_holds_a_breakpoint() -> None:
     session = GdbSession(NodeHandle(0, None), lambda _: None, None)  # type: ignore[arg-type]
+    control = session.run_control
     base = 0x8000_0000
     beq = 0xFE0008E3   # beq zero, zero, -16
-    session._desired = {base + 4}
-    assert session._is_software_step(0x00100093, base)                 # addi, pc + 4
-    assert not session._is_software_step(beq, base)                    # the other way is open
-    session._desired.add(base - 16)
-    assert session._is_software_step(beq, base)
-    assert session._is_software_step(rv32.SRET, base)                  # gdb assumes pc + 4
-    assert not session._is_software_step(rv32.WFI, base)               # sleeps until woken: run it
-    assert not session._is_software_step(0x00008067, base)             # jalr, registers unknown
+    session.breakpoints.change(base + 4, insert=True)
+    assert control._is_software_step(0x00100093, base)                 # addi, pc + 4
+    assert not control._is_software_step(beq, base)                    # the other way is open
+    session.breakpoints.change(base - 16, insert=True)
+    assert control._is_software_step(beq, base)
+    assert control._is_software_step(rv32.SRET, base)                  # gdb assumes pc + 4
+    assert not control._is_software_step(rv32.WFI, base)               # sleeps until woken: run it
+    assert not control._is_software_step(0x00008067, base)             # jalr, registers unknown
 
 
 def test_sequential_long_reads_are_read_ahead_and_not_hoarded(guest: TargetGuest) -> None:
