@@ -3,8 +3,12 @@
  *
  * Losses are recovered as RFC 1350 says: a receiver sends its last ACK again,
  * a sender its last block, when nothing comes within TIMEOUT; the request is
- * sent again until the server answers.  The wait is block() with the VP's
- * wall-clock timer set: a datagram or the timer ends it.  (A timer that fired
+ * sent again until the server answers.  The timeout runs from what we last
+ * sent, not from the last datagram that came: a server that repeats its last
+ * ACK on a timer of its own (tftpy does, every 0.2 s of the host's time) must
+ * not keep us from ever timing out and sending the block it lacks.  The wait
+ * is block() with the VP's wall-clock timer set: a datagram or the timer ends
+ * it.  (A timer that fired
  * stays pending while software interrupts are disabled, so after a loss the
  * waits of the same transfer poll; the kernel drops it once they are enabled.)
  */
@@ -33,12 +37,11 @@ static int failed(struct tftp *t, int err, const char *what)
     return err;
 }
 
-/* A datagram from the server into t->packet, or PSY_EAGAIN after TIMEOUT. */
-static int wait_datagram(struct tftp *t)
+/* A datagram from the server into t->packet, or PSY_EAGAIN once the clock reaches deadline. */
+static int wait_datagram(struct tftp *t, uint64_t deadline)
 {
     struct psy_vp *vp = self_vp();
     uint32_t was = vp->disabled;
-    uint64_t deadline = rdtime64() + TIMEOUT;
     struct psy_udp_from from;
     int n;
     vp->disabled = 1;
@@ -58,9 +61,11 @@ static int wait_datagram(struct tftp *t)
     return n;
 }
 
-static void send(struct tftp *t, uint32_t port, const void *p, uint32_t n)
+/* Send a datagram to the server; when the reply to it is due. */
+static uint64_t send(struct tftp *t, uint32_t port, const void *p, uint32_t n)
 {
     udp_send(t->port, PSY_IP(10, 0, 2, 2), port, p, n);
+    return rdtime64() + TIMEOUT;
 }
 
 /* The request (RRQ or WRQ) with the block size option, in req; its length. */
@@ -87,16 +92,16 @@ int tftp_get(struct tftp *t, const char *name, uint8_t *buf, uint32_t max)
     uint8_t req[96], ack[4];
     uint32_t req_len = request(req, OP_RRQ, name), blksize = 512, block = 0, size = 0, tries = 0;
     begin(t);
-    send(t, t->server_port, req, req_len);
+    uint64_t due = send(t, t->server_port, req, req_len);
     for (;;) {
-        int n = wait_datagram(t);
+        int n = wait_datagram(t, due);
         if (n == PSY_EAGAIN) {
             if (++tries > TRIES)
                 return failed(t, SVC_ETIMEDOUT, "the server does not answer");
             if (!t->tid)
-                send(t, t->server_port, req, req_len);    /* the request was lost */
+                due = send(t, t->server_port, req, req_len);    /* the request was lost */
             else
-                send(t, t->tid, ack, 4);                  /* our last ACK was, or its block */
+                due = send(t, t->tid, ack, 4);                  /* our last ACK was, or its block */
             continue;
         }
         if (n < 4)
@@ -115,7 +120,7 @@ int tftp_get(struct tftp *t, const char *name, uint8_t *buf, uint32_t max)
             size += got;
             block++;
             put16(ack, OP_ACK), put16(ack + 2, block);
-            send(t, t->tid, ack, 4);
+            due = send(t, t->tid, ack, 4);
             if (got < blksize)
                 return (int)size;
             continue;
@@ -123,19 +128,19 @@ int tftp_get(struct tftp *t, const char *name, uint8_t *buf, uint32_t max)
             continue;
         }
         put16(ack, OP_ACK), put16(ack + 2, block);        /* OACK: ACK 0; a repeat: ACK it again */
-        send(t, t->tid, ack, 4);
+        due = send(t, t->tid, ack, 4);
     }
 }
 
 /* Send block `block` of the file (its bytes from (block - 1) * blksize); its length. */
 static uint32_t send_block(struct tftp *t, uint32_t block, const uint8_t *buf, uint32_t size,
-                           uint32_t blksize)
+                           uint32_t blksize, uint64_t *due)
 {
     uint32_t at = (block - 1) * blksize;
     uint32_t len = at >= size ? 0 : size - at < blksize ? size - at : blksize;
     put16(t->out, OP_DATA), put16(t->out + 2, block);
     memcpy(t->out + 4, buf + at, len);
-    send(t, t->tid, t->out, 4 + len);
+    *due = send(t, t->tid, t->out, 4 + len);
     return len;
 }
 
@@ -144,9 +149,9 @@ int tftp_put(struct tftp *t, const char *name, const uint8_t *buf, uint32_t size
     uint8_t req[96];
     uint32_t req_len = request(req, OP_WRQ, name), blksize = 512, block = 0, len = 0, tries = 0;
     begin(t);
-    send(t, t->server_port, req, req_len);
+    uint64_t due = send(t, t->server_port, req, req_len);
     for (;;) {
-        int n = wait_datagram(t);
+        int n = wait_datagram(t, due);
         if (n == PSY_EAGAIN) {
             /* The last block's ACK may be lost for good: the server ends its side when the last
              * block comes, and does not wait to acknowledge it again.  Had that block been lost
@@ -157,9 +162,11 @@ int tftp_put(struct tftp *t, const char *name, const uint8_t *buf, uint32_t size
             if (++tries > TRIES)
                 return failed(t, SVC_ETIMEDOUT, "the server does not answer");
             if (!t->tid)
-                send(t, t->server_port, req, req_len);    /* the request was lost */
+                due = send(t, t->server_port, req, req_len);      /* the request was lost */
             else if (block)
-                send_block(t, block, buf, size, blksize); /* the block was, or its ACK */
+                send_block(t, block, buf, size, blksize, &due);   /* the block was, or its ACK */
+            else
+                due = rdtime64() + TIMEOUT;                       /* nothing of ours to send again */
             continue;
         }
         if (n < 4)
@@ -172,11 +179,11 @@ int tftp_put(struct tftp *t, const char *name, const uint8_t *buf, uint32_t size
         } else if (op != OP_ACK || arg != (block & 0xFFFF)) {
             if (op == OP_ACK && block && arg == ((block - 1) & 0xFFFF))
                 tries = 0;                                /* it still wants the block: not done */
-            continue;                                     /* a repeat of an older one */
+            continue;                                     /* a repeat: the block goes when due */
         }
         tries = 0;
         if (block && len < blksize)
             return (int)size;
-        len = send_block(t, ++block, buf, size, blksize);
+        len = send_block(t, ++block, buf, size, blksize, &due);
     }
 }
