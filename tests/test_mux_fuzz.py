@@ -224,7 +224,8 @@ def check_consistent(rig: MuxRig, guest: TargetGuest, gdb: Client) -> None:
     known = rig.link.breakpoints.get(0)
     if known is not None and not rig.link._in_flight.get(0):
         assert set(known) == held
-    assert {(addr, length) for (addr, length, _) in stub.state.watchpoints} <= set(session.breakpoints.watchpoints)
+    placed = {(addr, length) for (addr, length, _) in stub.state.watchpoints}
+    assert placed <= set(session.breakpoints.watchpoints)
     # The registers the handle keeps are the node's, for the gen it keeps them for.
     status = handle.status
     registers = handle.cached_registers

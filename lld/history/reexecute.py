@@ -27,8 +27,7 @@ from lld import protocol as p
 from lld.history.checkpoints import Checkpoint, CheckpointRing
 from lld.history.progress import Progress, progress, where
 from psyche.machine.cpu import STOP_BREAKPOINT, STOP_NONE, WATCH_IGNORE, Cpu
-from psyche.machine.csr import NEVER
-from psyche.machine.machine import Machine, NodeState
+from psyche.machine.machine import Machine
 from psyche.machine.record import CONSOLE, DEBUG, NIC, ReplayLine, ReplayWire
 
 if TYPE_CHECKING:
@@ -244,35 +243,14 @@ class Reexecution:
 
     def _round(self, k: int) -> None:
         """Machine.run_round, with node k run step by step (fine) or with search breakpoints."""
-        m = self.machine
-        quantum = m.config.quantum
-        if not m._active and not m._woken:
-            event = m.next_event()
-            if event >= NEVER:
-                return
-            if event >= m.time + quantum:
-                m.time = event - event % quantum
-        end = m.time + quantum
-        m._wake_due(end)
-        for index in list(m._active):
-            node = m.nodes[index]
-            cpu = node.cpu
-            if cpu.cycles < m.time:
-                cpu.cycles = m.time
+        def run_node(index: int, cpu: Cpu, end: int) -> int:
             if index == k and self._fine_node == k:
-                reason = self._fine_run(cpu, end)
-            elif index == k and self._search is not None:
-                reason = self._search_run(cpu, end, self._search)
-            else:
-                reason = cpu.run(end)
-            if reason != STOP_NONE:
-                node.state = NodeState.STOPPED
-                node.stop_reason = reason
-                node.stops += 1
-                m._active.remove(index)
-            elif cpu.waiting:
-                m._sleep(index, cpu.next_timer_event())
-        m.time = end
+                return self._fine_run(cpu, end)
+            if index == k and self._search is not None:
+                return self._search_run(cpu, end, self._search)
+            return cpu.run(end)
+
+        self.machine.run_round(run_node)
 
     def _fine_run(self, cpu: Cpu, limit: int) -> int:
         """Cpu.run(limit), one step at a time, checking the target after each."""

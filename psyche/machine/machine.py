@@ -241,8 +241,11 @@ class Machine:
         """True when no node can run until the host does something."""
         return not self._active and not self._woken and self.next_event() >= NEVER
 
-    def run_round(self) -> list[Node]:
-        """Run one quantum on every runnable node; returns the nodes that stopped."""
+    def run_round(self, run_node: Callable[[int, Cpu, int], int] | None = None) -> list[Node]:
+        """Run one quantum on every runnable node; returns the nodes that stopped.
+
+        run_node(index, cpu, end) runs a node instead of cpu.run(end) and returns its stop
+        reason (reverse execution re-runs a node step by step, or with breakpoints of its own)."""
         quantum = self.config.quantum
         if not self._active and not self._woken:
             event = self.next_event()
@@ -258,7 +261,7 @@ class Machine:
             cpu = node.cpu
             if cpu.cycles < self.time:
                 cpu.cycles = self.time  # its clock stood still while it slept
-            reason = cpu.run(end)
+            reason = cpu.run(end) if run_node is None else run_node(index, cpu, end)
             if reason != STOP_NONE:
                 node.state = NodeState.STOPPED
                 node.stop_reason = reason
