@@ -22,6 +22,8 @@ from psyche import rv32
 
 
 class GdbBreakpoints:
+    """gdb's breakpoint set and watchpoints on one node (the module's docstring says when they reach lld)."""
+
     def __init__(self, handle: NodeHandle) -> None:
         self.handle = handle
         #: gdb's watchpoints, as lld holds them: (addr, length) -> lld's kind.

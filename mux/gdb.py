@@ -79,6 +79,9 @@ def lld_register(regnum: int) -> int | None:
 
 
 class GdbSession:
+    """gdb's session with one node: RSP requests in, replies out; run control and breakpoints are
+    its parts (`mux.runcontrol`, `mux.breakpoints`)."""
+
     def __init__(
         self,
         handle: NodeHandle,

@@ -91,6 +91,8 @@ class Front(Protocol):
 
 
 class RunControl:
+    """The resumes of one gdb on one node (the module's docstring says how they behave)."""
+
     def __init__(self, handle: NodeHandle, threads: NodeThreads, breakpoints: GdbBreakpoints,
                  front: Front, *, step: StepSettings, scope: DomainScope) -> None:
         self.handle = handle

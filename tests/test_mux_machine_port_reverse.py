@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from gdb_util import GDB, gdb, needs_gdb, start_up
-from test_kernel_user_gdb import Console
+from test_reverse import run_selftest
 
 #: As tests/test_reverse.py: a long history that is cheap to re-execute.
 HISTORY = ("--reverse-interval", "5000000", "--reverse-keep", "64")
@@ -104,14 +104,7 @@ def test_a_reverse_watchpoint_stop_is_reported_on_the_accessors_thread(kernel_el
     next store, reported the same way."""
     up = start_up(kernel_elf, 4, *HISTORY)
     try:
-        console = Console(up.console)
-        try:
-            console.type("")
-            console.wait_for(r"psyche> ")
-            console.type("selftest")
-            console.wait_for(r"selftest: (passed|FAILED)")
-        finally:
-            console.close()
+        run_selftest(up)
         stop = ["echo STOP\\n", _COUNTER, "printf \"NODE %d\\n\", this_node.id", "list *$pc,+0"]
         commands = ["thread 3", "watch -l kg.selftest->spin_counter", _COUNTER]
         commands += ["reverse-continue", *stop] * 5

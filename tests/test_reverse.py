@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from gdb_util import GDB, gdb, needs_gdb, start_up
+from gdb_util import GDB, Up, gdb, needs_gdb, start_up
 from test_kernel_user_gdb import Console
 
 REGS = ("pc", "ra", "sp", "a0", "a1", "a5", "s0")
@@ -109,6 +109,19 @@ _COUNTER = 'printf "COUNTER %d\\n", kg.selftest->spin_counter'
 
 
 @pytest.mark.timeout(120)
+def run_selftest(up: Up) -> None:
+    """The console's lock self-test on every node (each increments a shared counter 20 times
+    under a spin lock), run to its end: the history then holds every store."""
+    console = Console(up.console)
+    try:
+        console.type("")
+        console.wait_for(r"psyche> ")
+        console.type("selftest")
+        console.wait_for(r"selftest: (passed|FAILED)")
+    finally:
+        console.close()
+
+
 def test_a_watchpoint_finds_another_nodes_store_in_reverse(kernel_elf: Path) -> None:
     """4 nodes run the lock self-test (each increments a shared counter in the king's RAM, 20
     times, under a spin lock).  gdb on node 2 watches that counter: reverse-continue stops at
@@ -117,14 +130,7 @@ def test_a_watchpoint_finds_another_nodes_store_in_reverse(kernel_elf: Path) -> 
     its pc; continue goes forward through history to the next store."""
     up = start_up(kernel_elf, 4, *HISTORY)
     try:
-        console = Console(up.console)
-        try:
-            console.type("")
-            console.wait_for(r"psyche> ")
-            console.type("selftest")
-            console.wait_for(r"selftest: (passed|FAILED)")
-        finally:
-            console.close()
+        run_selftest(up)
         commands = ["watch -l kg.selftest->spin_counter", _COUNTER]
         commands += ["reverse-continue", _COUNTER] * 6
         commands += ["continue", _COUNTER]

@@ -37,6 +37,9 @@ _ZERO = bytes(PAGE)
 
 @dataclass
 class Checkpoint:
+    """The whole machine and lld beneath it at one service point, RAM as pages shared with the
+    checkpoint before when unchanged."""
+
     log_index: int                   # service points of the log before it
     time: int
     header: dict[str, Any]           # snapshot's state of CPUs, devices, scheduler (JSON text)
