@@ -140,10 +140,10 @@ def test_a_person_at_the_console(screen: Tmux) -> None:
     screen.type("nodes")
     screen.wait_for(r"(?s)┃ node.*(│ +\d │ running.*){4}")
     screen.type("stop 2")
-    screen.wait_for(r"node 2 stopped \(requested\) at 0x[0-9a-f]{8} \w+")
+    pc = screen.wait_for(r"node 2 stopped \(requested\) at (0x[0-9a-f]{8}) \w+").group(1)
     screen.type("regs 2")
-    screen.wait_for(r"node 2 stopped\s*\n\s*pc 0x[0-9a-f]{8} \w+")
-    screen.wait_for(r"a0  0x00000002")
+    screen.wait_for(rf"node 2 stopped\s*\n\s*pc {pc} \w+")              # node 2's, where it stopped
+    screen.wait_for(r"a0  0x[0-9a-f]{8}.*\n(.*\n)*sstatus 0x[0-9a-f]{8}")
     screen.keys("break 2 clock_in", "Tab")                               # completion of a symbol
     screen.wait_for(r"mux> break 2 clock_intr")
     screen.keys("Enter")
