@@ -72,6 +72,8 @@ class ConsoleMatcher:
 #: For this long after the debug line last delivered bytes, the runner looks at the line after
 #: every round instead of every poll_rounds rounds (see Runner.run).
 DEBUG_ACTIVE_SECONDS = 0.5
+#: How long after the debugger's last frame an idle machine waits for the next one without sleeping.
+DEBUG_SPIN_SECONDS = 0.002
 
 
 class DebugService(Protocol):
@@ -172,10 +174,24 @@ class Runner:
         writers = [fd for fd in (line.output_fileno() for line in self.lines) if fd is not None]
         if seconds <= 0:
             return
-        if fds or writers:
-            select.select(fds, writers, [], seconds)
-        else:
+        if not fds and not writers:
             time.sleep(seconds)
+            return
+        now = time.monotonic()
+        spin = min(seconds, self._debug_heard_at + DEBUG_SPIN_SECONDS - now)
+        if spin > 0:
+            # A debugger is talking: wait without sleeping, for a while.  A process asleep in
+            # select takes tens of microseconds to be woken and scheduled, on every one of
+            # the debugger's requests; the debugger waits for each answer before it asks again.
+            end = now + spin
+            while time.monotonic() < end:
+                ready, writable, _ = select.select(fds, writers, [], 0)
+                if ready or writable:
+                    return
+            seconds -= spin
+            if seconds <= 0:
+                return
+        select.select(fds, writers, [], seconds)
 
     def _sim_ahead_seconds(self, sim_time: int) -> float:
         sim_elapsed = (sim_time - self._sim_origin) / TIMEBASE_HZ
