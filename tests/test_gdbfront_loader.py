@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from user_util import program_files, shell_machine
 
 from gdbfront.machine import PsycheMachine
 from gdbfront.plugin import GdbSessions
-from psyche.user.build import DEFAULT_OUT_DIR
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
-SH = "psh> "
 REPO = Path(__file__).resolve().parent.parent
 LOADER_C = REPO / "psyche" / "user" / "sys" / "loader.c"
 LOOKUP_C = REPO / "psyche" / "user" / "progs" / "lookup.c"
@@ -47,17 +46,8 @@ def line_of(source: Path, text: str) -> int:
 def machine(kernel_elf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PsycheMachine]:
     if shutil.which("gdb-multiarch") is None:
         pytest.skip("gdb-multiarch is not installed")
-    files = tmp_path_factory.mktemp("files")
-    for program in (DEFAULT_OUT_DIR / "files").iterdir():
-        shutil.copy(program, files)
-    m = PsycheMachine.start(kernel_elf, 2, extra=("--files", str(files)))
-    try:
-        m.console.wait_for(r"init: names, files, loader and sh are up in \d+ cycles", timeout=60)
-        m.console.type("shell\r")
-        m.console.wait_for(r"shell: input goes to vp \d+(.|\n)*" + SH)
+    with shell_machine(kernel_elf, program_files(tmp_path_factory.mktemp("files"))) as m:
         yield m
-    finally:
-        m.stop()
 
 
 @pytest.fixture

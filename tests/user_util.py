@@ -16,6 +16,7 @@ from pathlib import Path
 from gdb_util import Up, start_up
 
 from gdbfront.console import ConsoleTap
+from gdbfront.machine import PsycheMachine
 from psyche.user.build import DEFAULT_OUT_DIR
 
 SH = "psh> "
@@ -67,3 +68,17 @@ def placed_by(listing: str, who: str) -> list[str]:
     """The names in the shell's `programs` listing that `who` (init or the loader) placed."""
     rows = [line.split() for line in listing.splitlines()[1:]]
     return [row[1] for row in rows if len(row) > 5 and row[5] == who]
+
+
+@contextmanager
+def shell_machine(kernel_elf: Path, files: Path, nodes: int = 2) -> Iterator[PsycheMachine]:
+    """A PsycheMachine (for gdb sessions through gdbfront's plugin) with the user level up and
+    the console handed to the shell, serving the program files in files."""
+    m = PsycheMachine.start(kernel_elf, nodes, extra=("--files", str(files)))
+    try:
+        m.console.wait_for(r"init: names, files, loader and sh are up in \d+ cycles", timeout=60)
+        m.console.type("shell\r")
+        m.console.wait_for(r"shell: input goes to vp \d+(.|\n)*" + re.escape(SH))
+        yield m
+    finally:
+        m.stop()
