@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -208,16 +210,27 @@ def test_a_corrupt_list_shows_the_node_as_one_thread(layout: KernelLayout) -> No
     asyncio.run(test())
 
 
+Ask = Callable[[bytes], Awaitable[bytes | None]]
+
+
+def daemon_and_idle(layout: KernelLayout) -> tuple[Any, MuxSession, Ask]:
+    """A session on a node whose daemon is blocked (thread 1, its context saved) and whose idle
+    thread runs (thread 2); and a function that asks it one packet."""
+    node, kernel, threads = make(layout)
+    kernel.thread("daemon", "blocked", ra=0xC000_1000, sp=0xC002_0000, waiting=True)
+    idle = kernel.thread("idle", "running")
+    kernel.run(idle)
+    session = MuxSession(node, lambda _: None, None, threads=threads)  # type: ignore[arg-type]
+
+    async def ask(packet: bytes) -> bytes | None:
+        return await session.handle_request(rsp.parse_request(packet))
+
+    return node, session, ask
+
+
 def test_a_session_shows_a_saved_context_and_refuses_to_change_it(layout: KernelLayout) -> None:
     async def test() -> None:
-        node, kernel, threads = make(layout)
-        kernel.thread("daemon", "blocked", ra=0xC000_1000, sp=0xC002_0000, waiting=True)
-        idle = kernel.thread("idle", "running")
-        kernel.run(idle)
-        session = MuxSession(node, lambda _: None, None, threads=threads)  # type: ignore[arg-type]
-
-        async def ask(packet: bytes) -> bytes | None:
-            return await session.handle_request(rsp.parse_request(packet))
+        node, session, ask = daemon_and_idle(layout)
 
         assert await ask(b"qfThreadInfo") == b"m1,2"
         assert await ask(b"qC") == b"QC2"
@@ -245,14 +258,7 @@ def test_a_stop_makes_the_stopped_thread_the_one_register_reads_mean(layout: Ker
     """gdb records the stop reply's thread as the stub's selected one and reads its registers
     without an Hg: the mux must serve the running thread's then, not the one selected before."""
     async def test() -> None:
-        node, kernel, threads = make(layout)
-        kernel.thread("daemon", "blocked", ra=0xC000_1000, sp=0xC002_0000, waiting=True)
-        idle = kernel.thread("idle", "running")
-        kernel.run(idle)
-        session = MuxSession(node, lambda _: None, None, threads=threads)  # type: ignore[arg-type]
-
-        async def ask(packet: bytes) -> bytes | None:
-            return await session.handle_request(rsp.parse_request(packet))
+        node, session, ask = daemon_and_idle(layout)
 
         assert await ask(b"Hg1") == rsp.OK
         assert await ask(b"pa") == b"xxxxxxxx"                           # the blocked daemon's a0
