@@ -232,6 +232,11 @@ class RunControl:
         breakpoints can only end after that one instruction, unless it traps; running
         it as one STEP is exact.  WFI is left to run: the hart must sleep until an
         interrupt wakes it, as it would on QEMU.
+
+        A continue from an instruction whose only successor holds one of gdb's breakpoints
+        sends the very same packets as a stepi onto it, so it is run as a step too, and
+        stops there even where `monitor domains` would filter the hit: a stepi must not
+        run away.
         """
         if rv32.is_wfi(insn):
             return False

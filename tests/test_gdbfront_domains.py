@@ -90,8 +90,21 @@ def test_a_breakpoint_in_user_code_stops_only_in_the_domains_asked_for(
     node1 = gdb(1)
     node1.console(f"add-symbol-file {WATCH_ELF} -o {world.watch_code:#x}")
     other = world.domain_p                       # a domain that never runs watch's loop
+    hit = node1.breakpoint("watch.c:21")         # in watch's loop, which only domain W runs
+    stop = node1.cont()                          # every domain, by default
+    assert stop.reason == "breakpoint-hit" and stop.line == 21, stop
+    assert node1.integer("self->id") == world.domain_w
+
+    # Resting on the instruction before it, whose only successor it is (the loop's back edge
+    # lands there), a continue sends gdb's packets for a stepi onto it: that stops, whatever the
+    # domain, rather than let a stepi run away (docs/debug-semantics.md).
+    node1.stepi()
+    node1.stepi()
+    assert node1.integer("$pc") == hit.addr - 4
     assert f"stop in domain {other};" in node1.console(f"monitor domains {other}")
-    node1.breakpoint("watch.c:21")               # in watch's loop, which only domain W runs
+    stop = node1.cont()
+    assert stop.reason == "breakpoint-hit" and stop.frame and stop.frame.addr == hit.addr, stop
+
     node1.cont_nowait()
     time.sleep(1.5)                              # (on a loaded host the loop comes round slowly)
     stop = node1.interrupt()                     # it never stopped there: W is not asked for
