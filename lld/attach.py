@@ -45,7 +45,8 @@ class Lld:
         self.king.service()
 
     def busy(self) -> bool:
-        """True when a forwarded frame waits: the caller should come back without sleeping."""
+        """True when a forwarded frame or a reply waits for the next boundary: the caller should
+        run one round and come back without sleeping."""
         return self.king.busy()
 
     def heard(self) -> int:

@@ -53,11 +53,15 @@ class King:
         self.bytes_read = 0
 
     def busy(self) -> bool:
-        """True while forwarded frames wait for their remote interrupt."""
-        return any(node.mailbox for node in self.nodes)
+        """True while forwarded frames wait for their remote interrupt, or replies for a round."""
+        return any(node.mailbox or node.settling for node in self.nodes)
 
     def service(self) -> None:
-        """One round boundary: deliver last boundary's remote interrupts, then read the line."""
+        """One round boundary: answer last boundary's expedited RESUMEs, deliver its remote
+        interrupts, then read the line."""
+        for node in self.nodes:
+            for reply in node.settled():
+                self._send(reply)
         for node in self.nodes[1:]:
             if node.mailbox:
                 for reply in node.serve_mailbox():
@@ -81,7 +85,9 @@ class King:
                              payload=p.encode_error(p.E_NO_NODE, message=f"{len(self.nodes)} nodes")))
             return
         if frame.node == 0:
-            self._send(self.nodes[0].serve(frame))
+            reply = self.nodes[0].serve(frame)
+            if reply is not None:
+                self._send(reply)
             return
         self.stats.forwarded += 1
         if not self.nodes[frame.node].deliver(frame):

@@ -150,8 +150,9 @@ COUNTER_REGS = (REG_LOCAL_REFS, REG_LOCAL_REFS + 1, REG_REMOTE_REFS, REG_REMOTE_
 GENERAL_REGS = tuple(range(34))
 
 STEP_TAKE_INTERRUPTS = 0x01
-#: STEP and STATUS flag: a stopped node's reply carries x0-x31 and pc after the status, and the
-#: code around pc after them (when pc's page is mapped).
+#: STEP, STATUS and RESUME flag: a stopped node's reply carries x0-x31 and pc after the status, and
+#: the code around pc after them (when pc's page is mapped).  A RESUME's reply then waits for the
+#: next round boundary, so that it says how the node's first round went.
 EXPEDITE = 0x02
 #: How many registers an expedited status carries: x0-x31 and pc, gdb's `g` block.
 EXPEDITED_REGS = 33
@@ -294,19 +295,28 @@ class Stop(Change):
 
 @dataclass(frozen=True)
 class Resume(Change):
+    """Let a stopped node run.  With `expedite`, lld answers at the next round boundary, once
+    the node has run a round: a continue that ends a few instructions on (at a breakpoint)
+    has its stop, registers and code in the reply, one round trip instead of two."""
+
     code: ClassVar[int] = RESUME
     needs_stop: ClassVar[bool] = True
     guard: int = 0
+    expedite: bool = False
 
     def encode(self) -> bytes:
-        return struct.pack(">I", _u32(self.guard, "guard"))
+        flags = bytes((EXPEDITE,)) if self.expedite else b""
+        return struct.pack(">I", _u32(self.guard, "guard")) + flags
 
     @classmethod
     def decode(cls, payload: bytes) -> Resume:
         r = _Reader(payload)
         guard = r.one("I")
+        flags = r.one("B") if len(payload) > 4 else 0
         r.done()
-        return cls(guard)
+        if flags & ~EXPEDITE:
+            raise PayloadError(f"unknown resume flags {flags:#x}")
+        return cls(guard, bool(flags & EXPEDITE))
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,9 @@ class NodeLld:
         self.history: History | None = None
         #: Status flags of the last travel (FLAG_HISTORY_BEGIN) or of a change made in the past.
         self.travel_flags = 0
+        #: Expedited RESUMEs served at this boundary, answered at the next (`settled`).
+        self._settling: list[Frame] = []
+        self._deferring = False
 
     # -- the switch ---------------------------------------------------------------
 
@@ -141,8 +144,31 @@ class NodeLld:
     def serve_mailbox(self) -> list[Frame]:
         replies = []
         while self.mailbox:
-            replies.append(self.serve(self.mailbox.popleft()))
+            reply = self.serve(self.mailbox.popleft())
+            if reply is not None:
+                replies.append(reply)
         return replies
+
+    # -- answers that wait for a round ------------------------------------------------------
+
+    @property
+    def settling(self) -> bool:
+        """True while an expedited RESUME waits for the next boundary to be answered."""
+        return bool(self._settling)
+
+    def settled(self) -> list[Frame]:
+        """The replies to last boundary's expedited RESUMEs: the node's status now, a round on.
+
+        On hardware lld would arm a timer for a quantum and resume the node; the node's next
+        trap, a breakpoint's or the timer's, brings lld back to answer.  A node that stopped
+        meanwhile is answered with its registers and code, as a STATUS with expedite would be.
+        """
+        frames, self._settling = self._settling, []
+        if not frames:
+            return []
+        payload = self.status(expedite=True).encode()
+        return [Frame(node=f.node, seq=f.seq, code=f.code, payload=payload, reply=True, status=p.OK)
+                for f in frames]
 
     # -- node state as the protocol sees it ----------------------------------------------
 
@@ -224,16 +250,21 @@ class NodeLld:
 
     # -- serving -----------------------------------------------------------------------
 
-    def serve(self, frame: Frame) -> Frame:
-        """The reply to one request frame addressed to this node."""
+    def serve(self, frame: Frame) -> Frame | None:
+        """The reply to one request frame addressed to this node, or None if it comes at the next
+        boundary (an expedited RESUME that let the node run: `settled`)."""
         self.stats.served += 1
         if self.target.state == p.STATE_RUNNING:
             self.stats.interruptions += 1
+        self._deferring = False
         try:
             status, payload = self.handle(frame.code, frame.payload, frame.version)
         except Exception as e:  # noqa: BLE001 - a bug in lld must not take the machine down with it
             self.stats.internal_errors += 1
             status, payload = p.E_INTERNAL, p.encode_error(p.E_INTERNAL, message=f"{type(e).__name__}: {e}")
+        if self._deferring and status == p.OK:
+            self._settling.append(frame)
+            return None
         return Frame(node=frame.node, seq=frame.seq, code=frame.code, payload=payload, reply=True,
                      status=status)
 
@@ -348,6 +379,7 @@ class NodeLld:
             return True
         if isinstance(request, p.Resume):
             self._need_stopped()
+            self._deferring = request.expedite
             if history is not None and history.in_past and history.forward_continue(self.index):
                 return True
             t.resume()

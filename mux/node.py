@@ -108,6 +108,9 @@ class NodeHandle:
         #: A write made while the machine showed its past discarded the recorded future (lld's
         #: FLAG_FUTURE_DISCARDED): gdb is told at the next stop that ends a resume.
         self.future_discarded = False
+        #: The stop a resume's reply brought (the node stopped within its first round), which
+        #: the next wait for a stop takes instead of polling; dropped by any newer status.
+        self._stop_at_resume: p.Status | None = None
 
     # -- status and gen ---------------------------------------------------------------
 
@@ -123,6 +126,7 @@ class NodeHandle:
         if status.code is not None:
             self.memory().fill(status.code_addr, status.code)
         self.status = status
+        self._stop_at_resume = None
 
     def note_breakpoint_change(self, status: p.Status) -> None:
         """Note the status a breakpoint or watchpoint change replied with, keeping the cache.
@@ -191,9 +195,16 @@ class NodeHandle:
         """One instruction, or the entry into one pending interrupt's handler if they are taken."""
         return await self.changed(lambda gen: p.Step(gen, take_interrupts, expedite=True))
 
-    async def resume(self) -> None:
-        await self.changed(lambda gen: p.Resume(gen))
-        self.forget()
+    async def resume(self) -> p.Status:
+        """Let the node run.  lld answers after the node's first round: a node that stopped in it
+        (a breakpoint a few instructions on) has its stop in the reply, registers and code too,
+        and the next `wait_for_stop` has it without a poll."""
+        status = await self.changed(lambda gen: p.Resume(gen, expedite=True))
+        if status.running:
+            self.forget()
+        else:
+            self._stop_at_resume = status
+        return status
 
     async def resume_off_breakpoint(self) -> p.Status | None:
         """Resume a node that may rest on a breakpoint; the status if it stopped again at once.
@@ -214,9 +225,10 @@ class NodeHandle:
     def wait_for_stop(self) -> asyncio.Future[p.Status]:
         """The status of the running node's next stop: one poller, however many wait.
 
-        lld never speaks first.  The first poll goes at once: a continue that ends at
-        a breakpoint a few instructions on (every software single step is one) has
-        stopped by the time it arrives.  Then every POLL_FIRST, doubling up to
+        lld never speaks first.  A stop the resume's reply brought needs no poll.
+        Otherwise the first poll goes at once: a continue that ends at a breakpoint a
+        few instructions on has often stopped by the time it arrives.  Then every
+        POLL_FIRST, doubling up to
         POLL_MAX, so a long run costs the line little; `stop` makes the next poll
         come at once.
         """
@@ -234,6 +246,9 @@ class NodeHandle:
             self._poller.cancel()
 
     async def _poll(self) -> p.Status:
+        stopped, self._stop_at_resume = self._stop_at_resume, None
+        if stopped is not None:
+            return stopped
         delay = POLL_FIRST
         while True:
             try:

@@ -119,8 +119,8 @@ def test_nodes_stop_regs_break_cont_wait(ctx: ConsoleContext) -> None:
     assert ok and f"breakpoint at {ctx.symbols.address('clock_intr'):#010x} clock_intr" in out, out
     ok, out = run(ctx, "break 2")
     assert ok and "clock_intr" in out and "breakpoint" in out
-    ok, out = run(ctx, "cont 2")
-    assert ok and "node 2 continued" in out
+    ok, out = run(ctx, "cont 2")   # (lld answers after a round: a tick due by then is the stop)
+    assert ok and ("node 2 continued" in out or "node 2 stopped (breakpoint) at" in out), out
     ok, out = run(ctx, "wait 2 30")
     assert ok and "node 2 stopped (breakpoint)" in out and "clock_intr" in out, out
     ok, out = run(ctx, "nodes")

@@ -130,7 +130,7 @@ def test_frame_fields_are_checked() -> None:
 
 requests = st.one_of(
     st.builds(p.Describe), st.builds(p.GetStatus), st.builds(p.ListBreakpoints), st.builds(p.ListWatchpoints),
-    st.builds(p.Stop, u32), st.builds(p.Resume, u32), st.builds(p.ClearAll, u32),
+    st.builds(p.Stop, u32), st.builds(p.Resume, u32, st.booleans()), st.builds(p.ClearAll, u32),
     st.builds(p.Step, u32, st.booleans()),
     st.builds(p.ReadRegs, st.lists(u16, max_size=p.MAX_REGS).map(tuple)),
     st.builds(p.WriteRegs, u32, st.lists(st.tuples(u16, u32), max_size=p.MAX_REGS).map(tuple)),

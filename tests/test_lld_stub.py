@@ -296,6 +296,32 @@ def test_writing_code_through_lld_changes_what_the_node_executes(guest: TargetGu
     assert counter(lb, guest, 1) == before + 15
 
 
+def test_an_expedited_resume_is_answered_a_round_later_with_the_stop_it_came_to(guest: TargetGuest) -> None:
+    lb = started(guest, nodes=2)
+    s = stop(lb, 1)
+    s = lb.ok(1, p.SetBreakpoint(s.gen, guest.sym("spin_check")))
+    king = lb.lld.king
+    # Served at one boundary, answered at the next: the node ran a round and met the breakpoint.
+    seq = lb.send(1, p.Resume(s.gen, expedite=True))
+    assert not lb.tick()               # the king forwards the frame across the switch ...
+    assert not lb.tick() and king.busy()   # ... node 1's lld serves it: the node runs a round
+    (done,) = [d for d in lb.tick() if d.seq == seq]
+    hit = done.reply.value
+    assert isinstance(hit, p.Status) and hit.stopped and hit.reason == p.REASON_BREAKPOINT
+    assert hit.pc == guest.sym("spin_check") and hit.registers is not None and hit.code is not None
+    assert hit.registers[32] == hit.pc and not king.busy()
+    # The same request again (its reply lost) is a duplicate, answered at once, not resumed twice.
+    again = lb.call(1, p.Resume(s.gen, expedite=True))
+    assert again.ok and isinstance(again.value, p.Status) and again.value.duplicate
+    assert again.value.stops == hit.stops
+    # Without a breakpoint ahead, the answer a round on says the node runs.
+    lb.ok(1, p.ClearAll(hit.gen))
+    running = lb.ok(1, p.Resume(lb.status(1).gen, expedite=True))
+    assert isinstance(running, p.Status) and running.running and running.registers is None
+    # A refused resume is answered at once, as before.
+    assert lb.call(1, p.Resume(running.gen, expedite=True)).status == p.E_STATE
+
+
 def _paged_node() -> tuple[Machine, Loopback, dict[str, int]]:
     """Node 1 stopped in S mode under Sv32 tables built in its RAM (see the table below)."""
     machine = Machine(MachineConfig(nodes=2))

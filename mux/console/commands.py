@@ -101,7 +101,7 @@ async def cmd_cont(ctx: ConsoleContext, args: list[str]) -> RenderableType:
         if len(nodes) > 1 and not (await ctx.status(node)).stopped:
             return None          # `cont all` continues the stopped ones and leaves the rest alone
         stopped = await ctx.resume(node)
-        if stopped is not None:   # stepped off a breakpoint onto another (or a watchpoint)
+        if stopped is not None:   # already: a breakpoint a few instructions on, a watchpoint
             return view.stop_line(node, stopped, ctx.locate(node, stopped.pc))
         return Text(f"node {node} continued")
 

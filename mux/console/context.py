@@ -171,8 +171,13 @@ class ConsoleContext:
         return await self._through_handle(node, self.mux.nodes[node].changed(make))
 
     async def resume(self, node: int) -> p.Status | None:
-        """Resume the node, stepping off a breakpoint it rests on; the stop if it stopped again."""
-        return await self._through_handle(node, self.mux.nodes[node].resume_off_breakpoint())
+        """Resume the node, stepping off a breakpoint it rests on; the stop if it stopped again,
+        at once or within the round lld lets it run before it answers (docs/lld-protocol.md)."""
+        handle = self.mux.nodes[node]
+        stopped = await self._through_handle(node, handle.resume_off_breakpoint())
+        if stopped is None and handle.status is not None and handle.status.stopped:
+            return handle.status
+        return stopped
 
     async def wait_for_stop(self, node: int) -> p.Status:
         """The running node's next stop, from the poller its gdb session (if any) shares."""
