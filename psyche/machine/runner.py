@@ -72,8 +72,12 @@ class ConsoleMatcher:
 #: For this long after the debug line last delivered bytes, the runner looks at the line after
 #: every round instead of every poll_rounds rounds (see Runner.run).
 DEBUG_ACTIVE_SECONDS = 0.5
-#: How long after the debugger's last frame an idle machine waits for the next one without sleeping.
+#: How long after the debugger's last frame an idle machine waits for the next one without sleeping,
+#: and how long when that frame came within DEBUG_BURST_GAP of the one before (a debugger in a quick
+#: exchange, gdb stepping or hitting breakpoints in a script: see Runner._wait_host).
 DEBUG_SPIN_SECONDS = 0.002
+DEBUG_SPIN_BURST_SECONDS = 0.02
+DEBUG_BURST_GAP = 0.005
 
 
 class DebugService(Protocol):
@@ -130,6 +134,7 @@ class Runner:
             self._debug_poll.register(fd, select.POLLIN)
         self._debug_heard = debug.heard() if debug is not None else 0
         self._debug_heard_at = float("-inf")
+        self._debug_spin = DEBUG_SPIN_SECONDS
         # (wall, simulated) time when the machine became idle with a node stopped, or None.
         self._stopped_since: tuple[float, int] | None = None
         #: With a recorder, every service point where the host changed something is recorded
@@ -178,11 +183,13 @@ class Runner:
             time.sleep(seconds)
             return
         now = time.monotonic()
-        spin = min(seconds, self._debug_heard_at + DEBUG_SPIN_SECONDS - now)
+        spin = min(seconds, self._debug_heard_at + self._debug_spin - now)
         if spin > 0:
             # A debugger is talking: wait without sleeping, for a while.  A process asleep in
-            # select takes tens of microseconds to be woken and scheduled, on every one of
-            # the debugger's requests; the debugger waits for each answer before it asks again.
+            # select takes tens of microseconds to be woken and scheduled (a halted virtual CPU
+            # far more), on every one of the debugger's requests; the debugger waits for each
+            # answer before it asks again.  In a quick exchange the next frame is a millisecond
+            # or two away, after gdb's own turn: spinning through that turn keeps it cheap.
             end = now + spin
             while time.monotonic() < end:
                 ready, writable, _ = select.select(fds, writers, [], 0)
@@ -275,8 +282,11 @@ class Runner:
             return
         heard = self.debug.heard()
         if heard != self._debug_heard:
+            now = time.monotonic()
+            quick = now - self._debug_heard_at < DEBUG_BURST_GAP
+            self._debug_spin = DEBUG_SPIN_BURST_SECONDS if quick else DEBUG_SPIN_SECONDS
             self._debug_heard = heard
-            self._debug_heard_at = time.monotonic()
+            self._debug_heard_at = now
 
     def _stopped_time(self) -> None:
         """Let simulated time go on with wall time while the machine idles with a node stopped.
