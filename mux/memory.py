@@ -9,8 +9,10 @@ cannot avoid off gdb's critical path:
   stopped (the node handle clears it whenever the node may have changed);
 * at every stop, the bytes around the new pc are read ahead (`prefetch`)
   while gdb digests the stop reply;
-* long reads that follow one another (a dump) are read ahead, so the line
-  works while gdb handles the piece before (`bulk_done`).
+* long reads (a dump, `x/1000x`) bypass the blocks: they go to lld in pieces
+  of its largest transfer and are kept only until delivered; one that follows
+  the one before is read ahead, so the line works while gdb handles the piece
+  before (`_read_ahead_after`).
 
 One cache serves one address space (`AddressSpace`): two protection domains
 mapping the same virtual address never share a block.
@@ -26,7 +28,7 @@ from lld import protocol as p
 
 CACHE_BLOCK = 64          # memory is cached in aligned blocks of this size
 CACHED_READ = 1024        # reads up to this long are kept in the cache until the node changes
-BULK_READ = 65536         # longer ones up to this go through it too, then leave it (see bulk_done)
+BULK_READ = 65536         # longer ones up to this are long reads, read ahead when sequential
 PREFETCH_SPAN = 256       # at a stop, this much around pc is read ahead (within pc's page)
 PAGE = 4096
 ADDRESS_END = 1 << 32
@@ -53,6 +55,44 @@ Submit = Callable[[p.Request], "asyncio.Future[p.Reply]"]
 
 
 @dataclass
+class LongRead:
+    """A long read on the line (or back): its pieces, lld's largest transfer each, in order."""
+
+    addr: int
+    length: int
+    epoch: int
+    pieces: list[asyncio.Future[p.Reply]]
+
+    def done(self) -> bool:
+        return all(piece.done() for piece in self.pieces)
+
+    def data(self) -> bytes | None:
+        """The bytes, once done; None if any piece failed (unreadable: the caller goes page by page)."""
+        out = []
+        for piece in self.pieces:
+            if piece.cancelled() or piece.exception() is not None:
+                return None
+            reply = piece.result()
+            if not reply.ok or not isinstance(reply.value, bytes):
+                return None
+            out.append(reply.value)
+        data = b"".join(out)
+        return data if len(data) == self.length else None
+
+    async def result(self) -> bytes | None:
+        try:
+            await asyncio.wait(self.pieces)
+        finally:
+            self.cancel()   # (only what is not done yet: a read whose reader went away)
+        return self.data()
+
+    def cancel(self) -> None:
+        """Drop the pieces not yet answered: the link sends none still waiting for the line."""
+        for piece in self.pieces:
+            piece.cancel()
+
+
+@dataclass
 class MemoryCache:
     """Blocks of one address space of one node, valid until `clear`."""
 
@@ -67,12 +107,17 @@ class MemoryCache:
     epoch: int = 0
     #: Where the last long read ended (a read starting there reads ahead).
     read_end: int = -1
+    #: The long read gdb will probably ask for next, on the line or back.
+    ahead: LongRead | None = None
 
     def clear(self) -> None:
         self.blocks.clear()
         self.fetching.clear()
         self.reads.clear()
         self.epoch += 1
+        if self.ahead is not None:
+            self.ahead.cancel()
+            self.ahead = None
 
     def fill(self, addr: int, data: bytes) -> None:
         """Take bytes that came without asking (the code an expedited stop carries)."""
@@ -95,10 +140,17 @@ class MemoryCache:
         return bytes(out[addr - first: addr - first + length])
 
     def read_now(self, addr: int, length: int) -> bytes | None:
-        """The bytes of a read if the cache has them all (noting a long read as delivered)."""
-        data = self.cached(addr, length)
-        if data is not None and length > CACHED_READ:
-            self.bulk_done(addr, length)
+        """The bytes of a read if the cache has them all, or a long read was read ahead and is back."""
+        if length <= CACHED_READ:
+            return self.cached(addr, length)
+        ahead = self.ahead
+        if ahead is None or (ahead.addr, ahead.length, ahead.epoch) != (addr, length, self.epoch) \
+                or not ahead.done():
+            return None
+        data = ahead.data()
+        if data is not None:
+            self.ahead = None
+            self._read_ahead_after(addr, length)
         return data
 
     # -- reads through the line -------------------------------------------------------
@@ -107,6 +159,8 @@ class MemoryCache:
         """Read through the cache; None if any part is unreadable (or keeps changing)."""
         if not 0 < length <= BULK_READ or addr + length > ADDRESS_END:
             return None
+        if length > CACHED_READ:
+            return await self._read_long(addr, length)
         for _ in range(3):
             data = self.cached(addr, length)
             if data is not None:
@@ -123,9 +177,22 @@ class MemoryCache:
             # The node changed while we waited (a write, a resume): read it again.
         else:
             return None
-        if data is not None and length > CACHED_READ:
-            self.bulk_done(addr, length)
         return data
+
+    async def _read_long(self, addr: int, length: int) -> bytes | None:
+        for _ in range(3):
+            epoch = self.epoch
+            read, self.ahead = self.ahead, None
+            if read is None or (read.addr, read.length, read.epoch) != (addr, length, epoch):
+                if read is not None:
+                    read.cancel()
+                read = self._start(addr, length)
+            self._read_ahead_after(addr, length)   # (queued behind this one's pieces)
+            data = await read.result()
+            if self.epoch == epoch:
+                return data
+            # The node changed while we waited (a write, a resume): read it again.
+        return None
 
     def prefetch(self, pc: int) -> None:
         """Read the bytes around pc ahead of gdb, within pc's page (so the read cannot fail there)."""
@@ -136,22 +203,24 @@ class MemoryCache:
         if not self.blocks and not self.fetching:
             self._fetch(first, (last - first) // CACHE_BLOCK + 1)
 
-    def bulk_done(self, addr: int, length: int) -> None:
-        """After a read longer than CACHED_READ: drop it from the cache, and read ahead if sequential.
+    def _start(self, addr: int, length: int) -> LongRead:
+        pieces = [self.submit(self.space.read(addr + offset, min(p.MAX_DATA, length - offset)))
+                  for offset in range(0, length, p.MAX_DATA)]
+        return LongRead(addr, length, self.epoch, pieces)
+
+    def _read_ahead_after(self, addr: int, length: int) -> None:
+        """A long read of [addr, addr + length): if it follows the one before, read the next ahead.
 
         gdb reads big ranges (dump, x/1000x, a large structure) in packet-sized pieces,
         one after another, each asked for only when the last has arrived.  The line
         would sit idle while gdb handles each piece; instead the next piece is already
         being read when this one is answered.  (A read-ahead past what gdb wants costs
-        one wasted read; reads change nothing.)  What gdb has had is dropped, so that
-        a long dump does not fill the cache.
+        one wasted read, or none if the node resumes first: reads change nothing.)
         """
-        first = addr + (-addr) % CACHE_BLOCK
-        for block in range(first, addr + length - CACHE_BLOCK + 1, CACHE_BLOCK):
-            self.blocks.pop(block, None)
-        if addr == self.read_end and addr + 2 * length <= ADDRESS_END:
-            self._fetch_missing(addr + length, length)
+        sequential = addr == self.read_end
         self.read_end = addr + length
+        if sequential and self.ahead is None and addr + 2 * length <= ADDRESS_END:
+            self.ahead = self._start(addr + length, length)
 
     def _fetch(self, first: int, count: int) -> asyncio.Future[p.Reply]:
         """Start one READ_MEM of `count` blocks from block address `first`; it fills the cache."""
