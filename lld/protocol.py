@@ -154,6 +154,12 @@ STEP_TAKE_INTERRUPTS = 0x01
 #: the code around pc after them (when pc's page is mapped).  A RESUME's reply then waits for the
 #: next round boundary, so that it says how the node's first round went.
 EXPEDITE = 0x02
+#: STEP, STATUS and RESUME flag, with EXPEDITE: the request ends with memory ranges to read (a
+#: count u8, then each as READ_MEM's payload), and a stopped node's reply carries them after the
+#: code: what the debugger read at its last stop, read again at this one in the same round trip.
+PREFETCH = 0x04
+MAX_PREFETCH = 16            # ranges a request
+MAX_PREFETCH_BYTES = 2048    # bytes in all
 #: How many registers an expedited status carries: x0-x31 and pc, gdb's `g` block.
 EXPEDITED_REGS = 33
 #: The code an expedited status carries: the aligned CODE_WINDOW bytes that hold pc.
@@ -201,9 +207,47 @@ class _Reader:
         self.pos = len(self.data)
         return out
 
+    def raw(self, length: int) -> bytes:
+        if self.pos + length > len(self.data):
+            raise PayloadError(f"payload too short: wanted {length} bytes at offset {self.pos}")
+        out = self.data[self.pos: self.pos + length]
+        self.pos += length
+        return out
+
+    @property
+    def left(self) -> int:
+        return len(self.data) - self.pos
+
     def done(self) -> None:
         if self.pos != len(self.data):
             raise PayloadError(f"{len(self.data) - self.pos} unexpected bytes at the end of the payload")
+
+
+def _prefetch_flag(prefetch: tuple[ReadMem, ...]) -> int:
+    return PREFETCH if prefetch else 0
+
+
+def encode_prefetch(prefetch: tuple[ReadMem, ...]) -> bytes:
+    """A request's PREFETCH list (nothing without one): a count, then READ_MEM payloads."""
+    if not prefetch:
+        return b""
+    if len(prefetch) > MAX_PREFETCH or sum(r.length for r in prefetch) > MAX_PREFETCH_BYTES:
+        raise ValueError(f"at most {MAX_PREFETCH} ranges and {MAX_PREFETCH_BYTES} bytes to prefetch")
+    return bytes((len(prefetch),)) + b"".join(r.encode() for r in prefetch)
+
+
+def decode_prefetch(r: _Reader, flags: int) -> tuple[ReadMem, ...]:
+    if not flags & PREFETCH:
+        return ()
+    if not flags & EXPEDITE:
+        raise PayloadError("PREFETCH needs EXPEDITE")
+    count = r.one("B")
+    if not 0 < count <= MAX_PREFETCH:
+        raise PayloadError(f"prefetch 1 to {MAX_PREFETCH} ranges, not {count}")
+    ranges = tuple(ReadMem(*r.take("BIHI")) for _ in range(count))
+    if sum(m.length for m in ranges) > MAX_PREFETCH_BYTES:
+        raise PayloadError(f"prefetch at most {MAX_PREFETCH_BYTES} bytes")
+    return ranges
 
 
 def _u32(value: int, what: str) -> int:
@@ -259,9 +303,13 @@ class GetStatus(Request):
 
     code: ClassVar[int] = STATUS
     expedite: bool = False
+    #: Memory to read if the node is stopped, its bytes in the reply (PREFETCH; needs expedite).
+    prefetch: tuple[ReadMem, ...] = ()
 
     def encode(self) -> bytes:
-        return bytes((EXPEDITE,)) if self.expedite else b""
+        if not self.expedite:
+            return b""
+        return bytes((EXPEDITE | _prefetch_flag(self.prefetch),)) + encode_prefetch(self.prefetch)
 
     @classmethod
     def decode(cls, payload: bytes) -> GetStatus:
@@ -269,10 +317,11 @@ class GetStatus(Request):
             return cls()
         r = _Reader(payload)
         flags = r.one("B")
-        r.done()
-        if flags & ~EXPEDITE:
+        if flags & ~(EXPEDITE | PREFETCH):
             raise PayloadError(f"unknown status flags {flags:#x}")
-        return cls(bool(flags & EXPEDITE))
+        prefetch = decode_prefetch(r, flags)
+        r.done()
+        return cls(bool(flags & EXPEDITE), prefetch)
 
 
 @dataclass(frozen=True)
@@ -303,20 +352,24 @@ class Resume(Change):
     needs_stop: ClassVar[bool] = True
     guard: int = 0
     expedite: bool = False
+    prefetch: tuple[ReadMem, ...] = ()
 
     def encode(self) -> bytes:
-        flags = bytes((EXPEDITE,)) if self.expedite else b""
-        return struct.pack(">I", _u32(self.guard, "guard")) + flags
+        guard = struct.pack(">I", _u32(self.guard, "guard"))
+        if not self.expedite:
+            return guard
+        return guard + bytes((EXPEDITE | _prefetch_flag(self.prefetch),)) + encode_prefetch(self.prefetch)
 
     @classmethod
     def decode(cls, payload: bytes) -> Resume:
         r = _Reader(payload)
         guard = r.one("I")
         flags = r.one("B") if len(payload) > 4 else 0
-        r.done()
-        if flags & ~EXPEDITE:
+        if flags & ~(EXPEDITE | PREFETCH):
             raise PayloadError(f"unknown resume flags {flags:#x}")
-        return cls(guard, bool(flags & EXPEDITE))
+        prefetch = decode_prefetch(r, flags)
+        r.done()
+        return cls(guard, bool(flags & EXPEDITE), prefetch)
 
 
 @dataclass(frozen=True)
@@ -329,19 +382,24 @@ class Step(Change):
     take_interrupts: bool = False
     #: Reply with the registers after the status: the step's result in one round trip.
     expedite: bool = False
+    prefetch: tuple[ReadMem, ...] = ()
 
     def encode(self) -> bytes:
         flags = (STEP_TAKE_INTERRUPTS if self.take_interrupts else 0) | (EXPEDITE if self.expedite else 0)
-        return struct.pack(">IB", _u32(self.guard, "guard"), flags)
+        if self.expedite:
+            flags |= _prefetch_flag(self.prefetch)
+        tail = encode_prefetch(self.prefetch) if self.expedite else b""
+        return struct.pack(">IB", _u32(self.guard, "guard"), flags) + tail
 
     @classmethod
     def decode(cls, payload: bytes) -> Step:
         r = _Reader(payload)
         guard, flags = r.take("IB")
-        r.done()
-        if flags & ~(STEP_TAKE_INTERRUPTS | EXPEDITE):
+        if flags & ~(STEP_TAKE_INTERRUPTS | EXPEDITE | PREFETCH):
             raise PayloadError(f"unknown step flags {flags:#x}")
-        return cls(guard, bool(flags & STEP_TAKE_INTERRUPTS), bool(flags & EXPEDITE))
+        prefetch = decode_prefetch(r, flags)
+        r.done()
+        return cls(guard, bool(flags & STEP_TAKE_INTERRUPTS), bool(flags & EXPEDITE), prefetch)
 
 
 @dataclass(frozen=True)
@@ -611,6 +669,27 @@ def decode_request(code: int, payload: bytes) -> Request:
 
 
 @dataclass(frozen=True)
+class Fetched:
+    """One prefetched range in an expedited status: its bytes, or None where lld could not read it."""
+
+    space: int
+    addr: int
+    root: int
+    data: bytes | None
+
+    def encode(self) -> bytes:
+        data = self.data or b""
+        readable = self.data is not None
+        return struct.pack(">BIIBH", self.space, self.addr, self.root, readable, len(data)) + data
+
+    @classmethod
+    def read(cls, r: _Reader) -> Fetched:
+        space, addr, root, readable, length = r.take("BIIBH")
+        data = r.raw(length)
+        return cls(space, addr, root, data if readable else None)
+
+
+@dataclass(frozen=True)
 class Status:
     """A node's run state as lld sees it: the answer to STATUS and to every change."""
 
@@ -628,6 +707,8 @@ class Status:
     registers: tuple[int, ...] | None = None
     #: With the registers, the CODE_WINDOW bytes at `code_addr` (pc rounded down), if readable.
     code: bytes | None = None
+    #: With the registers, the ranges the request asked to prefetch, read at the stop.
+    memory: tuple[Fetched, ...] = ()
 
     _S: ClassVar[struct.Struct] = struct.Struct(">BBBBIIIIQQ")
     _EXPEDITED: ClassVar[struct.Struct] = struct.Struct(f">{EXPEDITED_REGS}I")
@@ -637,19 +718,26 @@ class Status:
                             self.pc, self.data_addr, self.cycles, self.instret)
         if self.registers is None:
             return head
-        return head + self._EXPEDITED.pack(*self.registers) + (self.code or b"")
+        code = self.code or b""
+        return b"".join((head, self._EXPEDITED.pack(*self.registers), struct.pack(">H", len(code)), code,
+                         bytes((len(self.memory),)), *(fetched.encode() for fetched in self.memory)))
 
     @classmethod
     def decode(cls, payload: bytes) -> Status:
-        size = cls._S.size
-        expedited = size + cls._EXPEDITED.size
-        if len(payload) not in (size, expedited, expedited + CODE_WINDOW):
-            raise PayloadError(f"status is {size}, {expedited} or {expedited + CODE_WINDOW} bytes, "
-                               f"not {len(payload)}")
-        state, reason, priv, flags, stops, gen, pc, data_addr, cycles, instret = cls._S.unpack(payload[:size])
-        registers = cls._EXPEDITED.unpack(payload[size:expedited]) if len(payload) > size else None
-        code = payload[expedited:] if len(payload) > expedited else None
-        return cls(state, reason, priv, flags, stops, gen, pc, data_addr, cycles, instret, registers, code)
+        r = _Reader(payload)
+        state, reason, priv, flags, stops, gen, pc, data_addr, cycles, instret = r.take("BBBBIIIIQQ")
+        if not r.left:
+            return cls(state, reason, priv, flags, stops, gen, pc, data_addr, cycles, instret)
+        registers = r.take(f"{EXPEDITED_REGS}I")
+        code_length = r.one("H")
+        if code_length not in (0, CODE_WINDOW):
+            raise PayloadError(f"an expedited status carries {CODE_WINDOW} bytes of code or none, "
+                               f"not {code_length}")
+        code = r.raw(code_length) or None
+        memory = tuple(Fetched.read(r) for _ in range(r.one("B")))
+        r.done()
+        return cls(state, reason, priv, flags, stops, gen, pc, data_addr, cycles, instret, registers, code,
+                   memory)
 
     @property
     def code_addr(self) -> int:

@@ -107,6 +107,10 @@ def _expedite(request: p.Request) -> bool:
     return isinstance(request, (p.Step, p.Reverse)) and request.expedite
 
 
+def _prefetch(request: p.Request) -> tuple[p.ReadMem, ...]:
+    return request.prefetch if isinstance(request, (p.Step, p.Resume, p.GetStatus)) else ()
+
+
 def fingerprint(code: int, payload: bytes) -> int:
     return zlib.crc32(bytes((code,)) + payload)
 
@@ -127,9 +131,11 @@ class NodeLld:
         self.history: History | None = None
         #: Status flags of the last travel (FLAG_HISTORY_BEGIN) or of a change made in the past.
         self.travel_flags = 0
-        #: Expedited RESUMEs served at this boundary, answered at the next (`settled`).
-        self._settling: list[Frame] = []
-        self._deferring = False
+        #: Expedited RESUMEs served at this boundary, answered at the next (`settled`), with the
+        #: memory each asked to prefetch.
+        self._settling: list[tuple[Frame, tuple[p.ReadMem, ...]]] = []
+        #: Set while serving an expedited RESUME: its reply waits for the next boundary.
+        self._deferring: tuple[p.ReadMem, ...] | None = None
 
     # -- the switch ---------------------------------------------------------------
 
@@ -163,12 +169,10 @@ class NodeLld:
         trap, a breakpoint's or the timer's, brings lld back to answer.  A node that stopped
         meanwhile is answered with its registers and code, as a STATUS with expedite would be.
         """
-        frames, self._settling = self._settling, []
-        if not frames:
-            return []
-        payload = self.status(expedite=True).encode()
-        return [Frame(node=f.node, seq=f.seq, code=f.code, payload=payload, reply=True, status=p.OK)
-                for f in frames]
+        settling, self._settling = self._settling, []
+        return [Frame(node=f.node, seq=f.seq, code=f.code, reply=True, status=p.OK,
+                      payload=self.status(expedite=True, prefetch=prefetch).encode())
+                for f, prefetch in settling]
 
     # -- node state as the protocol sees it ----------------------------------------------
 
@@ -207,9 +211,10 @@ class NodeLld:
         else:
             st.reason = p.REASON_HOST
 
-    def status(self, flags: int = 0, expedite: bool = False) -> p.Status:
-        """The node's status; with expedite, a stopped node's x0-x31 and pc come with it, and its code
-        around pc."""
+    def status(self, flags: int = 0, expedite: bool = False,
+               prefetch: tuple[p.ReadMem, ...] = ()) -> p.Status:
+        """The node's status; with expedite, a stopped node's x0-x31 and pc come with it, its code
+        around pc, and the memory `prefetch` names (read now, as READ_MEM would)."""
         self.sync()
         t = self.target
         cpu = t.cpu
@@ -230,7 +235,16 @@ class NodeLld:
         if not (expedite and stopped):
             return status
         return dataclasses.replace(status, registers=tuple(t.read_reg(r) for r in range(p.EXPEDITED_REGS)),
-                                   code=self._code_window(status.code_addr))
+                                   code=self._code_window(status.code_addr),
+                                   memory=tuple(self._fetch(r) for r in prefetch))
+
+    def _fetch(self, request: p.ReadMem) -> p.Fetched:
+        data: bytes | None
+        try:
+            data = self.target.read_mem(request.space, request.addr, request.length, request.root)
+        except TargetError:
+            data = None
+        return p.Fetched(request.space, request.addr, request.root, data)
 
     def _code_window(self, addr: int) -> bytes | None:
         """The expedited code at addr, or None if the node's page tables do not let it be read."""
@@ -256,14 +270,15 @@ class NodeLld:
         self.stats.served += 1
         if self.target.state == p.STATE_RUNNING:
             self.stats.interruptions += 1
-        self._deferring = False
+        self._deferring = None
         try:
             status, payload = self.handle(frame.code, frame.payload, frame.version)
         except Exception as e:  # noqa: BLE001 - a bug in lld must not take the machine down with it
             self.stats.internal_errors += 1
             status, payload = p.E_INTERNAL, p.encode_error(p.E_INTERNAL, message=f"{type(e).__name__}: {e}")
-        if self._deferring and status == p.OK:
-            self._settling.append(frame)
+        if self._deferring is not None and status == p.OK:
+            self._settling.append((frame, self._deferring))
+            self._deferring = None
             return None
         return Frame(node=frame.node, seq=frame.seq, code=frame.code, payload=payload, reply=True,
                      status=status)
@@ -300,7 +315,7 @@ class NodeLld:
                 quantum=m.config.quantum, timebase_hz=TIMEBASE_HZ, isa=ISA,
             ).encode()
         if isinstance(request, p.GetStatus):
-            return self.status(expedite=request.expedite).encode()
+            return self.status(expedite=request.expedite, prefetch=request.prefetch).encode()
         if isinstance(request, p.ReadRegs):
             regs = request.regs or p.GENERAL_REGS
             if len(regs) > p.MAX_REGS:
@@ -343,12 +358,12 @@ class NodeLld:
         elif guard != gen:
             if (fp, guard) in st.recent_changes:
                 # A repeat of a request that made a change from that very gen: it took effect already.
-                return p.OK, self.status(p.FLAG_DUPLICATE, _expedite(request)).encode()
+                return p.OK, self.status(p.FLAG_DUPLICATE, _expedite(request), _prefetch(request)).encode()
             return p.E_STALE, self.status().encode()
         self.travel_flags = 0
         if self._apply(request):
             st.recent_changes.append((fp, gen))
-        return p.OK, self.status(expedite=_expedite(request)).encode()
+        return p.OK, self.status(expedite=_expedite(request), prefetch=_prefetch(request)).encode()
 
     def _count_change(self) -> bool:
         self.state.mutations += 1
@@ -379,7 +394,7 @@ class NodeLld:
             return True
         if isinstance(request, p.Resume):
             self._need_stopped()
-            self._deferring = request.expedite
+            self._deferring = request.prefetch if request.expedite else None
             if history is not None and history.in_past and history.forward_continue(self.index):
                 return True
             t.resume()

@@ -54,6 +54,12 @@ CURRENT = AddressSpace()
 Submit = Callable[[p.Request], "asyncio.Future[p.Reply]"]
 
 
+def _seen(future: asyncio.Future[p.Reply]) -> None:
+    """Take a read's failure, so that one nobody awaits (the link went down) is not reported."""
+    if not future.cancelled():
+        future.exception()
+
+
 @dataclass
 class LongRead:
     """A long read on the line (or back): its pieces, lld's largest transfer each, in order."""
@@ -109,11 +115,14 @@ class MemoryCache:
     read_end: int = -1
     #: The long read gdb will probably ask for next, on the line or back.
     ahead: LongRead | None = None
+    #: The blocks read from the cache since it was last cleared: what this stop needed.
+    touched: set[int] = field(default_factory=set)
 
     def clear(self) -> None:
         self.blocks.clear()
         self.fetching.clear()
         self.reads.clear()
+        self.touched.clear()
         self.epoch += 1
         if self.ahead is not None:
             self.ahead.cancel()
@@ -132,12 +141,25 @@ class MemoryCache:
             return None
         first = addr - addr % CACHE_BLOCK
         out = bytearray()
-        for block in range(first, addr + length, CACHE_BLOCK):
+        blocks = range(first, addr + length, CACHE_BLOCK)
+        for block in blocks:
             data = self.blocks.get(block)
             if data is None:
                 return None
             out += data
+        if length <= CACHED_READ:
+            self.touched.update(blocks)
         return bytes(out[addr - first: addr - first + length])
+
+    def touched_runs(self) -> list[tuple[int, int]]:
+        """The touched blocks as runs of adjacent ones: (first block, how many)."""
+        runs: list[tuple[int, int]] = []
+        for block in sorted(self.touched):
+            if runs and runs[-1][0] + runs[-1][1] * CACHE_BLOCK == block:
+                runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+            else:
+                runs.append((block, 1))
+        return runs
 
     def read_now(self, addr: int, length: int) -> bytes | None:
         """The bytes of a read if the cache has them all, or a long read was read ahead and is back."""
@@ -206,6 +228,8 @@ class MemoryCache:
     def _start(self, addr: int, length: int) -> LongRead:
         pieces = [self.submit(self.space.read(addr + offset, min(p.MAX_DATA, length - offset)))
                   for offset in range(0, length, p.MAX_DATA)]
+        for piece in pieces:
+            piece.add_done_callback(_seen)   # (a read ahead nobody asks for may fail unheard)
         return LongRead(addr, length, self.epoch, pieces)
 
     def _read_ahead_after(self, addr: int, length: int) -> None:

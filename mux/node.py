@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from lld import protocol as p
 from mux.link import LinkDown, LinkError, LldLink
-from mux.memory import CURRENT, PAGE, AddressSpace, MemoryCache
+from mux.memory import CACHE_BLOCK, CURRENT, PAGE, AddressSpace, MemoryCache
 from psyche import rv32
 
 #: Registers in gdb's `g` block (x0..x31 and pc), which lld numbers the same way.
@@ -111,6 +111,11 @@ class NodeHandle:
         #: The stop a resume's reply brought (the node stopped within its first round), which
         #: the next wait for a stop takes instead of polling; dropped by any newer status.
         self._stop_at_resume: p.Status | None = None
+        #: The memory read at the last stop that read any (outside the code lld sends anyway):
+        #: asked for with the next stop's status, since a debugger reads much the same at each.
+        self._working_set: tuple[p.ReadMem, ...] = ()
+        #: Where the code lld sent with this stop starts (-1: none), which the working set leaves out.
+        self._code_window = -1
 
     # -- status and gen ---------------------------------------------------------------
 
@@ -125,6 +130,10 @@ class NodeHandle:
             self._registers = list(status.registers)
         if status.code is not None:
             self.memory().fill(status.code_addr, status.code)
+            self._code_window = status.code_addr
+        for fetched in status.memory:
+            if fetched.data is not None:
+                self.memory(AddressSpace(fetched.space, fetched.root)).fill(fetched.addr, fetched.data)
         self.status = status
         self._stop_at_resume = None
 
@@ -150,15 +159,38 @@ class NodeHandle:
 
     def forget(self) -> None:
         """Drop everything cached: the node may have changed."""
+        self._prefetch()   # (what this stop read is the next one's working set)
+        self._code_window = -1
         self._cached_gen = -1
         self._epoch += 1
         self._registers = None
         for cache in self._memory.values():
             cache.clear()
 
+    def _prefetch(self) -> tuple[p.ReadMem, ...]:
+        """The working set to ask for with a stop: the blocks read at this stop if any were, else
+        those of the last stop that read any, within lld's limits, without the code lld sends."""
+        window = self._code_window
+        ranges: list[p.ReadMem] = []
+        budget = p.MAX_PREFETCH_BYTES
+        for space, cache in self._memory.items():
+            for first, count in cache.touched_runs():
+                if space == CURRENT and 0 <= window <= first < window + p.CODE_WINDOW:
+                    continue
+                length = min(count * CACHE_BLOCK, budget)
+                if length <= 0 or len(ranges) == p.MAX_PREFETCH:
+                    break
+                ranges.append(space.read(first, length))
+                budget -= length
+        if ranges:
+            self._working_set = tuple(ranges)
+        return self._working_set
+
     async def refresh(self, expedite: bool = False) -> p.Status:
-        """Ask lld for the node's status (with its registers, if stopped and `expedite`)."""
-        status = await self.link.ok(self.node, p.GetStatus(expedite))
+        """Ask lld for the node's status (with its registers, if stopped and `expedite`, and the
+        working set's memory)."""
+        request = p.GetStatus(expedite, self._prefetch()) if expedite else p.GetStatus()
+        status = await self.link.ok(self.node, request)
         assert isinstance(status, p.Status)
         self.note(status)
         return status
@@ -193,13 +225,14 @@ class NodeHandle:
 
     async def step(self, take_interrupts: bool) -> p.Status:
         """One instruction, or the entry into one pending interrupt's handler if they are taken."""
-        return await self.changed(lambda gen: p.Step(gen, take_interrupts, expedite=True))
+        return await self.changed(lambda gen: p.Step(gen, take_interrupts, expedite=True,
+                                                     prefetch=self._prefetch()))
 
     async def resume(self) -> p.Status:
         """Let the node run.  lld answers after the node's first round: a node that stopped in it
         (a breakpoint a few instructions on) has its stop in the reply, registers and code too,
         and the next `wait_for_stop` has it without a poll."""
-        status = await self.changed(lambda gen: p.Resume(gen, expedite=True))
+        status = await self.changed(lambda gen: p.Resume(gen, expedite=True, prefetch=self._prefetch()))
         if status.running:
             self.forget()
         else:

@@ -128,10 +128,14 @@ def test_frame_fields_are_checked() -> None:
 
 # -- payload encodings ------------------------------------------------------------------
 
+prefetches = st.lists(st.builds(p.ReadMem, u8, u32, st.integers(0, p.MAX_PREFETCH_BYTES // p.MAX_PREFETCH),
+                                u32), max_size=p.MAX_PREFETCH).map(tuple)
 requests = st.one_of(
-    st.builds(p.Describe), st.builds(p.GetStatus), st.builds(p.ListBreakpoints), st.builds(p.ListWatchpoints),
-    st.builds(p.Stop, u32), st.builds(p.Resume, u32, st.booleans()), st.builds(p.ClearAll, u32),
-    st.builds(p.Step, u32, st.booleans()),
+    st.builds(p.Describe), st.builds(p.GetStatus), st.builds(p.GetStatus, st.just(True), prefetches),
+    st.builds(p.ListBreakpoints), st.builds(p.ListWatchpoints),
+    st.builds(p.Stop, u32), st.builds(p.Resume, u32), st.builds(p.Resume, u32, st.just(True), prefetches),
+    st.builds(p.ClearAll, u32),
+    st.builds(p.Step, u32, st.booleans()), st.builds(p.Step, u32, st.booleans(), st.just(True), prefetches),
     st.builds(p.ReadRegs, st.lists(u16, max_size=p.MAX_REGS).map(tuple)),
     st.builds(p.WriteRegs, u32, st.lists(st.tuples(u16, u32), max_size=p.MAX_REGS).map(tuple)),
     st.builds(p.ReadMem, u8, u32, u16, u32),
@@ -140,8 +144,14 @@ requests = st.one_of(
     st.builds(p.SetWatchpoint, u32, u8, u32, u16, u8, u32), st.builds(p.ClearWatchpoint, u32, u32, u16, u8),
     st.builds(p.Translate, u8, u32, u8, u32),
 )
-statuses = st.builds(p.Status, u8, u8, u8, u8, u32, u32, u32, u32,
-                     st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
+u64 = st.integers(0, 2**64 - 1)
+statuses = st.one_of(
+    st.builds(p.Status, u8, u8, u8, u8, u32, u32, u32, u32, u64, u64),
+    st.builds(p.Status, u8, u8, u8, u8, u32, u32, u32, u32, u64, u64,
+              st.tuples(*[u32] * p.EXPEDITED_REGS),
+              st.one_of(st.none(), st.binary(min_size=p.CODE_WINDOW, max_size=p.CODE_WINDOW)),
+              st.lists(st.builds(p.Fetched, u8, u32, u32, st.one_of(st.none(), st.binary(max_size=128))),
+                       max_size=p.MAX_PREFETCH).map(tuple)))
 
 
 @given(requests)
@@ -172,6 +182,19 @@ def test_status_round_trip(status: p.Status) -> None:
     reply = p.decode_reply(p.STEP, p.OK, status.encode())
     assert reply.ok and reply.value == status
     assert p.decode_reply(p.STEP, p.E_STALE, status.encode()).error == p.ErrorDetail(p.E_STALE, status=status)
+
+
+def test_a_prefetch_list_is_bounded_and_needs_expedite() -> None:
+    block = p.ReadMem(p.SPACE_VIRT, 0x1000, 64)
+    with pytest.raises(ValueError):
+        p.Step(1, expedite=True, prefetch=(block,) * (p.MAX_PREFETCH + 1)).encode()
+    with pytest.raises(ValueError):
+        p.GetStatus(True, (p.ReadMem(p.SPACE_VIRT, 0, p.MAX_PREFETCH_BYTES + 1),)).encode()
+    payload = bytes((p.PREFETCH,)) + bytes((1,)) + block.encode()   # PREFETCH without EXPEDITE
+    with pytest.raises(p.PayloadError, match="needs EXPEDITE"):
+        p.decode_request(p.STATUS, payload)
+    with pytest.raises(p.PayloadError, match="ranges"):
+        p.decode_request(p.STATUS, bytes((p.EXPEDITE | p.PREFETCH, 0)))
 
 
 @given(st.lists(st.builds(p.BreakpointInfo, u32, u8, st.one_of(st.none(), u32)), max_size=p.MAX_BREAKPOINTS),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 import pytest
@@ -320,6 +321,30 @@ def test_an_expedited_resume_is_answered_a_round_later_with_the_stop_it_came_to(
     assert isinstance(running, p.Status) and running.running and running.registers is None
     # A refused resume is answered at once, as before.
     assert lb.call(1, p.Resume(running.gen, expedite=True)).status == p.E_STATE
+
+
+def test_a_stop_brings_the_memory_the_request_names(guest: TargetGuest) -> None:
+    lb = started(guest, nodes=2)
+    s = stop(lb, 1)
+    counters = p.ReadMem(p.SPACE_VIRT, guest.counter(0), 8)
+    nowhere = p.ReadMem(p.SPACE_PHYS, 0x10, 4)                # no RAM there
+    step = lb.ok(1, p.Step(s.gen, expedite=True, prefetch=(counters, nowhere)))
+    first, second = step.memory
+    assert (first.space, first.addr, first.root) == (p.SPACE_VIRT, guest.counter(0), 0)
+    assert first.data == lb.machine.read_phys(guest.counter(0), 8) and second.data is None
+    assert lb.ok(1, p.GetStatus(expedite=True, prefetch=(counters,))).memory[0].data is not None
+    # A running node brings nothing; a RESUME answered a round later brings it if it stopped.
+    assert lb.ok(0, p.GetStatus(expedite=True, prefetch=(counters,))).memory == ()
+    s = lb.ok(1, p.SetBreakpoint(step.gen, guest.sym("spin_check")))
+    hit = lb.ok(1, p.Resume(s.gen, expedite=True, prefetch=(counters,)))
+    assert hit.stopped and hit.memory[0].data == lb.machine.read_phys(guest.counter(0), 8)
+    # Any list at all (spaces that do not exist, roots that are not tables) gets an answer.
+    rng = random.Random(5)
+    for _ in range(100):
+        ranges = tuple(p.ReadMem(rng.randrange(256), rng.randrange(1 << 32), rng.randrange(129),
+                                 rng.randrange(1 << 32)) for _ in range(rng.randrange(1, p.MAX_PREFETCH + 1)))
+        assert len(lb.ok(1, p.GetStatus(expedite=True, prefetch=ranges)).memory) == len(ranges)
+    assert lb.lld.nodes[1].stats.internal_errors == 0
 
 
 def _paged_node() -> tuple[Machine, Loopback, dict[str, int]]:

@@ -244,6 +244,25 @@ def test_detach_takes_out_this_gdbs_breakpoints_only(guest: TargetGuest) -> None
     run(guest, 1, test)
 
 
+def test_what_gdb_read_at_one_stop_comes_with_the_next(guest: TargetGuest) -> None:
+    async def test(rig: Rig) -> None:
+        await to(rig, guest.sym("spin_store"))
+        data = rig.machine.nodes[0].ram_base + 0x20000        # far from the code: not in its window
+        rig.machine.write_phys(data, b"before..")
+        assert await rig.ask(rsp.ReadMemory(data, 8)) == b"before..".hex().encode()
+        rig.machine.write_phys(data, b"after...")             # changed behind the stopped node
+        rig.link.requests.clear()
+        await to(rig, guest.sym("spin_check"))                # a stepi: one lld STEP ...
+        steps = [r for r in rig.link.requests if isinstance(r, p.Step)]
+        assert [(m.addr, m.length) for s in steps for m in s.prefetch] == [(data, 64)]
+        rig.link.requests.clear()
+        # ... whose reply brought the block gdb read last time, as it is now: no read of it.
+        assert await rig.ask(rsp.ReadMemory(data, 8)) == b"after...".hex().encode()
+        assert not [r for r in rig.link.requests if isinstance(r, p.ReadMem)]
+
+    run(guest, 1, test)
+
+
 def test_a_gdb_that_detaches_while_its_node_runs_gets_no_stop_reply_later(guest: TargetGuest) -> None:
     async def test(rig: Rig) -> None:
         assert await rig.session.handle_request(rsp.VCont((rsp.VContAction("c"),))) is None   # runs on
