@@ -151,15 +151,6 @@ class MemoryCache:
             self.touched.update(blocks)
         return bytes(out[addr - first: addr - first + length])
 
-    def touched_runs(self) -> list[tuple[int, int]]:
-        """The touched blocks as runs of adjacent ones: (first block, how many)."""
-        runs: list[tuple[int, int]] = []
-        for block in sorted(self.touched):
-            if runs and runs[-1][0] + runs[-1][1] * CACHE_BLOCK == block:
-                runs[-1] = (runs[-1][0], runs[-1][1] + 1)
-            else:
-                runs.append((block, 1))
-        return runs
 
     def read_now(self, addr: int, length: int) -> bytes | None:
         """The bytes of a read if the cache has them all, or a long read was read ahead and is back."""
@@ -310,3 +301,67 @@ class MemoryCache:
                 flush()
         flush()
         return waits
+
+
+def _runs(blocks: set[int]) -> list[tuple[int, int]]:
+    """Blocks as runs of adjacent ones: (first block, how many)."""
+    runs: list[tuple[int, int]] = []
+    for block in sorted(blocks):
+        if runs and runs[-1][0] + runs[-1][1] * CACHE_BLOCK == block:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((block, 1))
+    return runs
+
+
+#: A block stays in the working set until this many stops in a row have not read it.
+WORKING_SET_STOPS = 8
+
+
+@dataclass
+class WorkingSet:
+    """What a debugger read at its last stops, asked for with the next one (lld's PREFETCH).
+
+    A debugger reads much the same at every stop: the stack at sp, the kernel's current
+    thread, the structures the thread list is built from; and gdb reads a caller's code
+    every few steps, whenever a step changes the frame.  So every block read at one of
+    the last WORKING_SET_STOPS stops, outside the code lld sends with every stop anyway,
+    is asked for with the next one; a block no stop has read for that long drops out.
+    """
+
+    #: (address space, block) -> how many stops have ended since one read it.
+    idle: dict[tuple[AddressSpace, int], int] = field(default_factory=dict)
+
+    @staticmethod
+    def _read_at_this_stop(caches: dict[AddressSpace, MemoryCache],
+                           window: int) -> set[tuple[AddressSpace, int]]:
+        """The blocks read since the caches were cleared, but the code window (at `window`, or -1)."""
+        return {(space, block) for space, cache in caches.items() for block in cache.touched
+                if not (space == CURRENT and 0 <= window <= block < window + p.CODE_WINDOW)}
+
+    def stop_ends(self, caches: dict[AddressSpace, MemoryCache], window: int) -> None:
+        """The node leaves the stop the caches hold (they are about to be cleared)."""
+        if not any(cache.touched for cache in caches.values()):
+            return   # (no stop: a write, a resume before anything was read)
+        read = self._read_at_this_stop(caches, window)
+        self.idle = {key: idle + 1 for key, idle in self.idle.items() if idle + 1 < WORKING_SET_STOPS}
+        self.idle.update(dict.fromkeys(read, 0))
+
+    def ranges(self, caches: dict[AddressSpace, MemoryCache], window: int) -> tuple[p.ReadMem, ...]:
+        """The reads to ask for with the next stop, within lld's limits (when they do not all fit,
+        the address space read most recently goes first)."""
+        wanted = dict(self.idle)
+        wanted.update(dict.fromkeys(self._read_at_this_stop(caches, window), 0))
+        by_space: dict[AddressSpace, set[int]] = {}
+        for space, block in sorted(wanted, key=wanted.__getitem__):
+            by_space.setdefault(space, set()).add(block)
+        ranges: list[p.ReadMem] = []
+        budget = p.MAX_PREFETCH_BYTES
+        for space, blocks in by_space.items():
+            for first, count in _runs(blocks):
+                length = min(count * CACHE_BLOCK, budget)
+                if length <= 0 or len(ranges) == p.MAX_PREFETCH:
+                    return tuple(ranges)
+                ranges.append(space.read(first, length))
+                budget -= length
+        return tuple(ranges)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from lld import protocol as p
 from mux.link import LinkDown, LinkError, LldLink
-from mux.memory import CACHE_BLOCK, CURRENT, PAGE, AddressSpace, MemoryCache
+from mux.memory import CURRENT, PAGE, AddressSpace, MemoryCache, WorkingSet
 from psyche import rv32
 
 #: Registers in gdb's `g` block (x0..x31 and pc), which lld numbers the same way.
@@ -111,9 +111,8 @@ class NodeHandle:
         #: The stop a resume's reply brought (the node stopped within its first round), which
         #: the next wait for a stop takes instead of polling; dropped by any newer status.
         self._stop_at_resume: p.Status | None = None
-        #: The memory read at the last stop that read any (outside the code lld sends anyway):
-        #: asked for with the next stop's status, since a debugger reads much the same at each.
-        self._working_set: tuple[p.ReadMem, ...] = ()
+        #: What the debugger read at the last stops, asked for with the next one's status.
+        self._working_set = WorkingSet()
         #: Where the code lld sent with this stop starts (-1: none), which the working set leaves out.
         self._code_window = -1
 
@@ -159,7 +158,7 @@ class NodeHandle:
 
     def forget(self) -> None:
         """Drop everything cached: the node may have changed."""
-        self._prefetch()   # (what this stop read is the next one's working set)
+        self._working_set.stop_ends(self._memory, self._code_window)
         self._code_window = -1
         self._cached_gen = -1
         self._epoch += 1
@@ -168,23 +167,7 @@ class NodeHandle:
             cache.clear()
 
     def _prefetch(self) -> tuple[p.ReadMem, ...]:
-        """The working set to ask for with a stop: the blocks read at this stop if any were, else
-        those of the last stop that read any, within lld's limits, without the code lld sends."""
-        window = self._code_window
-        ranges: list[p.ReadMem] = []
-        budget = p.MAX_PREFETCH_BYTES
-        for space, cache in self._memory.items():
-            for first, count in cache.touched_runs():
-                if space == CURRENT and 0 <= window <= first < window + p.CODE_WINDOW:
-                    continue
-                length = min(count * CACHE_BLOCK, budget)
-                if length <= 0 or len(ranges) == p.MAX_PREFETCH:
-                    break
-                ranges.append(space.read(first, length))
-                budget -= length
-        if ranges:
-            self._working_set = tuple(ranges)
-        return self._working_set
+        return self._working_set.ranges(self._memory, self._code_window)
 
     async def refresh(self, expedite: bool = False) -> p.Status:
         """Ask lld for the node's status (with its registers, if stopped and `expedite`, and the

@@ -22,6 +22,7 @@ from lld.attach import Lld
 from lld.testing import TargetGuest, build_target_guest
 from mux import packets as rsp
 from mux.gdb import GdbSession
+from mux.memory import WORKING_SET_STOPS, AddressSpace, MemoryCache, WorkingSet
 from mux.node import NodeHandle
 from mux.server import PACKET_SIZE
 from psyche import rv32
@@ -254,13 +255,40 @@ def test_what_gdb_read_at_one_stop_comes_with_the_next(guest: TargetGuest) -> No
         rig.link.requests.clear()
         await to(rig, guest.sym("spin_check"))                # a stepi: one lld STEP ...
         steps = [r for r in rig.link.requests if isinstance(r, p.Step)]
-        assert [(m.addr, m.length) for s in steps for m in s.prefetch] == [(data, 64)]
+        assert (data, 64) in [(m.addr, m.length) for s in steps for m in s.prefetch]
         rig.link.requests.clear()
         # ... whose reply brought the block gdb read last time, as it is now: no read of it.
         assert await rig.ask(rsp.ReadMemory(data, 8)) == b"after...".hex().encode()
         assert not [r for r in rig.link.requests if isinstance(r, p.ReadMem)]
 
     run(guest, 1, test)
+
+
+def test_the_working_set_keeps_what_recent_stops_read_and_forgets_the_rest() -> None:
+    current, physical = AddressSpace(), AddressSpace(p.SPACE_PHYS)
+    caches = {space: MemoryCache(lambda request: None, space) for space in (current, physical)}  # type: ignore
+    working = WorkingSet()
+    window, stack, caller, threads = 0x8000_0400, 0x8010_0fc0, 0x8000_0080, 0x8046_2000
+
+    def stop(reads: list[tuple[AddressSpace, int, int]]) -> set[tuple[int, int, int]]:
+        """One stop that reads `reads` (space, address, length); what the next one asks for."""
+        for space, addr, length in reads:
+            caches[space].fill(addr - addr % 64, bytes(length + 64))
+            assert caches[space].cached(addr, length) is not None
+        asked = working.ranges(caches, window)
+        working.stop_ends(caches, window)
+        for cache in caches.values():
+            cache.clear()
+        return {(r.space, r.addr, r.length) for r in asked}
+
+    every_stop = [(current, window + 8, 4), (current, stack, 64), (physical, threads, 128)]
+    assert stop(every_stop) == {(p.SPACE_VIRT, stack, 64), (p.SPACE_PHYS, threads, 128)}   # not the code
+    # The caller's code, read at every few stops (a frame change), stays in between ...
+    assert (p.SPACE_VIRT, caller, 64) in stop([*every_stop, (current, caller, 4)])
+    for _ in range(WORKING_SET_STOPS):
+        assert (p.SPACE_VIRT, caller, 64) in stop(every_stop)
+    # ... and goes once no stop has read it for WORKING_SET_STOPS stops.
+    assert stop(every_stop) == {(p.SPACE_VIRT, stack, 64), (p.SPACE_PHYS, threads, 128)}
 
 
 def test_a_gdb_that_detaches_while_its_node_runs_gets_no_stop_reply_later(guest: TargetGuest) -> None:
