@@ -8,7 +8,9 @@ node's lld serve it.  Replies travel back through the king onto the line.
 In the simulator this happens at round boundaries only, so host input enters
 at well-defined points in simulated time (which keeps the machine deterministic):
 
-* frames for node 0 are served at the boundary where they arrive;
+* frames for node 0 are served at the boundary where they arrive, and so are
+  frames for a stopped node with nothing in its mailbox: its lld sits waiting
+  for them, and the remote interrupt finds it at once;
 * frames for another node cross the switch into that node's mailbox and are
   served at the next boundary, the remote interrupt's delivery.  A running
   node is not stopped to answer: it is interrupted between two of its
@@ -89,8 +91,15 @@ class King:
             if reply is not None:
                 self._send(reply)
             return
+        target = self.nodes[frame.node]
+        if target.target.state == p.STATE_STOPPED and not target.mailbox:
+            # A stopped node's lld waits for frames: the remote interrupt finds it at once.
+            reply = target.serve(frame)
+            if reply is not None:
+                self._send(reply)
+            return
         self.stats.forwarded += 1
-        if not self.nodes[frame.node].deliver(frame):
+        if not target.deliver(frame):
             self.stats.dropped_full += 1
 
     def _send(self, reply: Frame) -> None:
