@@ -282,11 +282,15 @@ class RunControl:
         reason = p.REASON_PANIC if theirs else p.REASON_BREAKPOINT
         return dataclasses.replace(status, reason=reason)
 
-    async def _run(self) -> Resumed:
-        """RESUME with gdb's breakpoints in lld; the stop is reported from _report_stop."""
+    async def _run(self) -> p.Status | Resumed:
+        """RESUME with gdb's breakpoints in lld.  A stop lld's reply brought (the node met a
+        breakpoint in its first round) is the one to report now, unless `monitor domains` may
+        filter it: _report_stop reports every other, and runs on from a filtered hit."""
         if not await self.synced():
             return Resumed.REFUSED
-        await self.handle.resume()
+        status = await self.handle.resume()
+        if status.stopped and self.scope.domains is None:
+            return status
         await self._wait_for_stop()
         return Resumed.RUNNING
 
