@@ -95,13 +95,9 @@ def test_reverse_stepi_and_continue_move_the_whole_machine(kernel_elf: Path) -> 
     assert "HistoryError" not in out, out[-3000:]
 
 
-@pytest.mark.timeout(150)
-def test_a_reverse_watchpoint_stop_is_reported_on_the_accessors_thread(kernel_elf: Path) -> None:
-    """4 nodes run the lock self-test (each increments a shared counter 20 times under a spin
-    lock).  gdb on the machine port watches the counter: each reverse-continue stops at the store
-    before, on the thread of the node that made it, which stands at that store (gdb shows its pc
-    directly: no note of the mux's is needed); continue goes forward through history to the
-    next store, reported the same way."""
+def _watch_back_on_the_machine_port(kernel_elf: Path) -> tuple[str, list[int]]:
+    """A fresh machine's self-test, then gdb on the machine port watching the counter back and
+    forth from thread 3 (node 2): gdb's output, and the node each stop's thread reads."""
     up = start_up(kernel_elf, 4, *HISTORY)
     try:
         run_selftest(up)
@@ -112,6 +108,23 @@ def test_a_reverse_watchpoint_stop_is_reported_on_the_accessors_thread(kernel_el
         out = gdb(kernel_elf, f"127.0.0.1:{up.base_port - 1}", *commands, "detach", timeout=140)
     finally:
         up.stop()
+    return out, [int(n) for n in re.findall(r"NODE (\d)", out)]
+
+
+@pytest.mark.timeout(300)
+def test_a_reverse_watchpoint_stop_is_reported_on_the_accessors_thread(kernel_elf: Path) -> None:
+    """4 nodes run the lock self-test (each increments a shared counter 20 times under a spin
+    lock).  gdb on the machine port watches the counter: each reverse-continue stops at the store
+    before, on the thread of the node that made it, which stands at that store (gdb shows its pc
+    directly: no note of the mux's is needed); continue goes forward through history to the
+    next store, reported the same way.
+
+    Now and then node 2, whose thread gdb starts on, makes all of the last stores (how the
+    nodes interleave depends on when the console's input reached the machine), and no stop
+    moves gdb to another thread: the test then runs once more on a fresh machine."""
+    out, nodes = _watch_back_on_the_machine_port(kernel_elf)
+    if set(nodes) == {2}:
+        out, nodes = _watch_back_on_the_machine_port(kernel_elf)
     counters = [int(c) for c in re.findall(r"COUNTER (\d+)", out)]
     assert counters[:6] == [80, 79, 78, 77, 76, 75], out[-4000:]
     for new in range(79, 74, -1):
