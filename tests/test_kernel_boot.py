@@ -96,6 +96,16 @@ def test_each_node_maps_the_kernel_onto_its_own_memory(kernel_elf: Path) -> None
         assert run.node_field(k, "official") == kernel_phys(this_node, k)
 
 
+def test_the_debuggers_scratch_area_is_never_the_kernels(kernel_elf: Path) -> None:
+    """The top 64 KiB of every node's RAM stay as the machine made them (zero) through a boot:
+    no frame pool reaches into them, so a debugger's test may write there (scripts/fuzz_mux)."""
+    run = KernelRun(4, elf=kernel_elf)
+    run.boot()
+    for k in range(4):
+        scratch = RAM_BASE + k * NODE_RAM_SIZE + NODE_RAM_SIZE - 0x10000
+        assert run.machine.read_phys(scratch, 0x10000) == bytes(0x10000), k
+
+
 def test_each_node_keeps_its_own_tick_count(kernel_elf: Path) -> None:
     run = KernelRun(4, elf=kernel_elf)
     run.boot()

@@ -53,7 +53,7 @@ def test_run_prints_the_programs_output(kernel_elf: Path) -> None:
     assert "hello: argument 1: one\nhello: argument 2: two\nhello: exit 2\n" in out
     # the program ran its own copy from its own node's memory, and its realm is gone
     assert all(node.cpu.remote_fetches == 0 for node in run.machine.nodes)
-    assert realms_state(run).startswith("free frames: 0:240/240")
+    assert realms_state(run).startswith("free frames: 0:224/224")
 
 
 def test_run_without_a_known_name_lists_the_programs(kernel_elf: Path) -> None:
@@ -83,7 +83,7 @@ def test_two_domains_share_a_realm_at_the_same_address(kernel_elf: Path) -> None
     state = realms_state(run)
     assert re.search(rf"{va:#010x}-{va + 0xFFF:#010x}\s+4 KiB node 0  access 00001234:rw--o", state)
     assert run.command(f"run share destroy {va:#x} 0x1234").count("destroy_realm") == 1
-    assert realms_state(run).startswith("free frames: 0:240/240 1:512/512")
+    assert realms_state(run).startswith("free frames: 0:224/224 1:496/496")
 
 
 def test_a_domain_without_the_key_is_stopped_with_a_logged_reason(kernel_elf: Path) -> None:
@@ -185,9 +185,9 @@ def test_a_user_error_stops_the_program_never_the_kernel(kernel_elf: Path, how: 
         # the realm the program made outlives it, open nowhere now, with the rights it was made with
         rights = {"readonly": "r---o", "invoke": "---io"}[how]
         assert re.search(rf"access 000c4a54:{rights}  open in\n", state), state
-        assert "free frames: 0:239/240 1:512/512" in state
+        assert "free frames: 0:223/224 1:496/496" in state
     else:
-        assert state.startswith("free frames: 0:240/240 1:512/512")
+        assert state.startswith("free frames: 0:224/224 1:496/496")
 
 
 def test_a_device_realm_reads_the_nodes_registers_from_user_mode(kernel_elf: Path) -> None:
@@ -285,7 +285,7 @@ def test_a_long_program_survives_clock_interrupts_in_kernel_calls(kernel_elf: Pa
                       "uswitch": 4002}, out
     assert "bench: exit 0" in out
     assert run.node_field(0, "ticks") - ticks > 20
-    assert realms_state(run).startswith("free frames: 0:240/240")
+    assert realms_state(run).startswith("free frames: 0:224/224")
     assert "hello: exit 0" in run.command("run hello")
 
 
@@ -311,9 +311,9 @@ def test_replicated_code_is_fetched_from_the_nodes_own_memory(kernel_elf: Path, 
     # the copies went back to their pools with the realm (once node 3 has cleaned up)
     for _ in range(100):
         state = realms_state(run)
-        if state == "free frames: 0:240/240 1:512/512 2:512/512 3:512/512\n":
+        if state == "free frames: 0:224/224 1:496/496 2:496/496 3:496/496\n":
             break
-    assert state == "free frames: 0:240/240 1:512/512 2:512/512 3:512/512\n"
+    assert state == "free frames: 0:224/224 1:496/496 2:496/496 3:496/496\n"
 
 
 @pytest.mark.parametrize("policy", ["open", "demand"])
@@ -353,7 +353,7 @@ def test_destroy_domain_takes_its_makers_key(kernel_elf: Path) -> None:
     out = run.command("run family 0x4242")
     assert ("family: destroy_domain with another key: EKEY\nfamily: destroy_domain: ok\n"
             "family: destroy_domain again: ENOREALM\n") in out, out
-    assert realms_state(run) == "free frames: 0:240/240\n"
+    assert realms_state(run) == "free frames: 0:224/224\n"
 
 
 def test_a_panicked_node_does_not_hold_up_a_shootdown(kernel_elf: Path) -> None:

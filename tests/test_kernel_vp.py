@@ -58,7 +58,7 @@ def test_a_wild_pointer_is_an_error_software_interrupt(kernel_elf: Path, addr: i
     # the kernel stays up: the next program runs, every node is up, nothing leaked
     assert "hello: exit 0" in run.command("run hello")
     assert "panic" not in run.console
-    assert free_frames(run) == "0:240/240"
+    assert free_frames(run) == "0:224/224"
 
 
 def test_an_error_without_a_handler_still_stops_the_program(kernel_elf: Path) -> None:
@@ -88,7 +88,7 @@ def test_a_vp_descriptor_keeps_its_realm(kernel_elf: Path) -> None:
     run = boot(kernel_elf, 1)
     out = run.command("run swi busy")
     assert "swi: busy: vp 1; destroy_realm EBUSY, destroy_vp ok, destroy_realm ok" in out, out
-    assert free_frames(run) == "0:240/240"
+    assert free_frames(run) == "0:224/224"
 
 
 def threads_result(out: str) -> tuple[int, int, list[tuple[int, int, int, int, str]]]:

@@ -10,14 +10,14 @@
 #include "node.h"
 #include "panic.h"
 
-/* This node's pool: the RAM that nothing else of the kernel uses. */
+/* This node's pool: the RAM that nothing else of the kernel uses, up to the debuggers' scratch. */
 void frame_init(void)
 {
     struct framepool *p = &this_node.pool;
     uint32_t start = is_king() ? PERSIST_OFF + PERSIST_SIZE : LOCAL_HEAP_END_OFF;
     spin_init(&p->lock, "frame pool");
     p->base = this_node.ram_base + start;
-    p->total = (NODE_RAM_SIZE - start) / PGSIZE;
+    p->total = (DEBUG_SCRATCH_OFF - start) / PGSIZE;
     p->free = 0;
     for (uint32_t i = p->total; i-- > 0;) {
         uint32_t *frame = (uint32_t *)(p->base + i * PGSIZE);

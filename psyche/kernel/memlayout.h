@@ -42,6 +42,8 @@
 #define SHARED_HEAP_SIZE      0x100000
 #define PERSIST_OFF           0x300000  /* king only: restart record (survives restart) */
 #define PERSIST_SIZE          0x010000  /* then: this node's frame pool (frame.c) */
+#define DEBUG_SCRATCH_OFF     0x3F0000  /* the top 64 KiB: never the kernel's, so that a */
+#define DEBUG_SCRATCH_SIZE    0x010000  /* debugger's test may write there (fuzz_mux) */
 
 #define SHARED_HEAP_BASE  (KING_RAM_BASE + SHARED_HEAP_OFF)
 #define PERSIST_BASE      (KING_RAM_BASE + PERSIST_OFF)
