@@ -618,7 +618,11 @@ class _TcpClient(asyncio.Protocol):
                 asyncio.get_running_loop().call_later(self.mux.config.gdb_idle_timeout, self.hang_up,
                                                       "no packet")
             return
-        host, port = transport.get_extra_info("peername")[:2]
+        peer = transport.get_extra_info("peername")
+        if peer is None:   # the client went away before its connection was taken
+            transport.close()
+            return
+        host, port = peer[:2]
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self.conversation = _Conversation(self.port, transport.write, no_ack_mode=True,
                                           peer=f"{host}:{port}", transport="tcp", hang_up=self.hang_up,
