@@ -118,19 +118,26 @@ class NodeHandle:
 
     # -- status and gen ---------------------------------------------------------------
 
-    def note(self, status: p.Status) -> None:
-        """Take a status lld replied with; a new gen means the cache is stale."""
+    def note(self, status: p.Status, sent_at_epoch: int | None = None) -> None:
+        """Take a status lld replied with; a new gen means the cache is stale.
+
+        sent_at_epoch: the epoch when the request was sent.  If the cache has been dropped
+        since (a memory write was made while the request was on the line), the memory the
+        reply carries (the code, the prefetched blocks) was read before that write: it is
+        not taken.
+        """
         if status.flags & p.FLAG_FUTURE_DISCARDED:
             self.future_discarded = True
+        before_write = sent_at_epoch is not None and sent_at_epoch != self._epoch
         if self._cached_gen != status.gen:
             self.forget()
             self._cached_gen = status.gen
         if status.registers is not None:
             self._registers = list(status.registers)
-        if status.code is not None:
+        if status.code is not None and not before_write:
             self.memory().fill(status.code_addr, status.code)
             self._code_window = status.code_addr
-        for fetched in status.memory:
+        for fetched in () if before_write else status.memory:
             if fetched.data is not None:
                 self.memory(AddressSpace(fetched.space, fetched.root)).fill(fetched.addr, fetched.data)
         self.status = status
@@ -173,20 +180,23 @@ class NodeHandle:
         """Ask lld for the node's status (with its registers, if stopped and `expedite`, and the
         working set's memory)."""
         request = p.GetStatus(expedite, self._prefetch()) if expedite else p.GetStatus()
+        epoch = self._epoch
         status = await self.link.ok(self.node, request)
         assert isinstance(status, p.Status)
-        self.note(status)
+        self.note(status, epoch)
         return status
 
     async def change(self, make: Callable[[int], p.Request]) -> p.Reply:
         """Send a change guarded by the node's gen; refresh the gen and retry once if stale."""
         status = self.status or await self.refresh()
+        epoch = self._epoch
         reply = await self.link.request(self.node, make(status.gen))
         if reply.status == p.E_STALE:
             status = await self.refresh()
+            epoch = self._epoch
             reply = await self.link.request(self.node, make(status.gen))
         if reply.ok and isinstance(reply.value, p.Status):
-            self.note(reply.value)
+            self.note(reply.value, epoch)
         return reply
 
     async def changed(self, make: Callable[[int], p.Request]) -> p.Status:

@@ -11,6 +11,7 @@ every lld request the session makes is seen and counted.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -289,6 +290,20 @@ def test_the_working_set_keeps_what_recent_stops_read_and_forgets_the_rest() -> 
         assert (p.SPACE_VIRT, caller, 64) in stop(every_stop)
     # ... and goes once no stop has read it for WORKING_SET_STOPS stops.
     assert stop(every_stop) == {(p.SPACE_VIRT, stack, 64), (p.SPACE_PHYS, threads, 128)}
+
+
+def test_memory_a_reply_brings_is_not_taken_if_a_write_came_while_it_was_on_the_line() -> None:
+    handle = NodeHandle(0, None)  # type: ignore[arg-type]
+    block = 0x8010_0000
+    stopped = p.Status(p.STATE_STOPPED, p.REASON_STEP, 3, 0, 1, 5, 0x8000_0010, 0, 0, 0,
+                       registers=(0,) * p.EXPEDITED_REGS, code=bytes(p.CODE_WINDOW),
+                       memory=(p.Fetched(p.SPACE_VIRT, block, 0, b"old!" * 16),))
+    sent = handle.epoch
+    handle.forget()                                   # a memory write, made meanwhile
+    handle.note(stopped, sent)
+    assert handle.memory().cached(block, 4) is None and handle.memory().cached(0x8000_0010, 4) is None
+    handle.note(dataclasses.replace(stopped, gen=6), handle.epoch)   # read after it: taken
+    assert handle.memory().cached(block, 4) == b"old!"
 
 
 def test_a_gdb_that_detaches_while_its_node_runs_gets_no_stop_reply_later(guest: TargetGuest) -> None:
