@@ -675,18 +675,18 @@ class Fetched:
     space: int
     addr: int
     root: int
+    length: int
     data: bytes | None
 
     def encode(self) -> bytes:
-        data = self.data or b""
         readable = self.data is not None
-        return struct.pack(">BIIBH", self.space, self.addr, self.root, readable, len(data)) + data
+        head = struct.pack(">BIIBH", self.space, self.addr, self.root, readable, self.length)
+        return head + (self.data or b"")
 
     @classmethod
     def read(cls, r: _Reader) -> Fetched:
         space, addr, root, readable, length = r.take("BIIBH")
-        data = r.raw(length)
-        return cls(space, addr, root, data if readable else None)
+        return cls(space, addr, root, length, r.raw(length) if readable else None)
 
 
 @dataclass(frozen=True)

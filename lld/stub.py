@@ -244,7 +244,7 @@ class NodeLld:
             data = self.target.read_mem(request.space, request.addr, request.length, request.root)
         except TargetError:
             data = None
-        return p.Fetched(request.space, request.addr, request.root, data)
+        return p.Fetched(request.space, request.addr, request.root, request.length, data)
 
     def _code_window(self, addr: int) -> bytes | None:
         """The expedited code at addr, or None if the node's page tables do not let it be read."""

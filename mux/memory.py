@@ -117,12 +117,16 @@ class MemoryCache:
     ahead: LongRead | None = None
     #: The blocks read from the cache since it was last cleared: what this stop needed.
     touched: set[int] = field(default_factory=set)
+    #: Blocks lld could not read at this stop: a read that starts in one is refused without the
+    #: line (gdb unwinding past the outermost frame reads address 0 and -4 at every stop).
+    unreadable: set[int] = field(default_factory=set)
 
     def clear(self) -> None:
         self.blocks.clear()
         self.fetching.clear()
         self.reads.clear()
         self.touched.clear()
+        self.unreadable.clear()
         self.epoch += 1
         if self.ahead is not None:
             self.ahead.cancel()
@@ -132,6 +136,12 @@ class MemoryCache:
         """Take bytes that came without asking (the code an expedited stop carries)."""
         for offset in range(-addr % CACHE_BLOCK, len(data) - CACHE_BLOCK + 1, CACHE_BLOCK):
             self.blocks[addr + offset] = data[offset: offset + CACHE_BLOCK]
+
+    def fill_unreadable(self, addr: int, length: int) -> None:
+        """Take lld's word that [addr, addr + length) could not be read (a prefetched range):
+        kept when the range is one block, the only case that says which block."""
+        if addr % CACHE_BLOCK == 0 and length == CACHE_BLOCK:
+            self.unreadable.add(addr)
 
     # -- answers without the line ------------------------------------------------
 
@@ -151,7 +161,6 @@ class MemoryCache:
             self.touched.update(blocks)
         return bytes(out[addr - first: addr - first + length])
 
-
     def read_now(self, addr: int, length: int) -> bytes | None:
         """The bytes of a read if the cache has them all, or a long read was read ahead and is back."""
         if length <= CACHED_READ:
@@ -169,12 +178,17 @@ class MemoryCache:
     # -- reads through the line -------------------------------------------------------
 
     async def read(self, addr: int, length: int) -> bytes | None:
-        """Read through the cache; None if any part is unreadable (or keeps changing)."""
+        """Read through the cache; None if any part is unreadable (or keeps changing), and no
+        bytes if lld could not read the block it starts in."""
         if not 0 < length <= BULK_READ or addr + length > ADDRESS_END:
             return None
         if length > CACHED_READ:
             return await self._read_long(addr, length)
+        first = addr - addr % CACHE_BLOCK
         for _ in range(3):
+            if first in self.unreadable:
+                self.touched.add(first)
+                return b""   # nothing readable from the start: lld said so at this stop
             data = self.cached(addr, length)
             if data is not None:
                 break
@@ -183,6 +197,9 @@ class MemoryCache:
                 reply = await future
                 self._absorb(future)
                 if not reply.ok and self.epoch == epoch:
+                    if first in self.unreadable:
+                        self.touched.add(first)   # (so the next stop's working set asks lld again)
+                        return b""
                     return None   # unreadable (unmapped, not RAM): the caller reads it piece by piece
             if self.epoch == epoch:
                 data = self.cached(addr, length)
@@ -269,6 +286,8 @@ class MemoryCache:
         if reply.ok and isinstance(reply.value, bytes) and len(reply.value) == count * CACHE_BLOCK:
             for i, block in enumerate(blocks):
                 self.blocks[block] = reply.value[i * CACHE_BLOCK: (i + 1) * CACHE_BLOCK]
+        elif reply.status in (p.E_UNMAPPED, p.E_NOT_RAM) and count == 1:
+            self.unreadable.add(first)
 
     def _fetch_missing(self, addr: int, length: int) -> list[asyncio.Future[p.Reply]]:
         """Start reading every block of [addr, addr + length) that is neither cached nor on its way.

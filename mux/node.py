@@ -138,8 +138,11 @@ class NodeHandle:
             self.memory().fill(status.code_addr, status.code)
             self._code_window = status.code_addr
         for fetched in () if before_write else status.memory:
+            cache = self.memory(AddressSpace(fetched.space, fetched.root))
             if fetched.data is not None:
-                self.memory(AddressSpace(fetched.space, fetched.root)).fill(fetched.addr, fetched.data)
+                cache.fill(fetched.addr, fetched.data)
+            else:
+                cache.fill_unreadable(fetched.addr, fetched.length)
         self.status = status
         self._stop_at_resume = None
 

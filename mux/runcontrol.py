@@ -221,7 +221,7 @@ class RunControl:
 
     async def _instruction(self, pc: int) -> int | None:
         code = await self.handle.memory().read(pc, 4)
-        return None if code is None else int.from_bytes(code, "little")
+        return None if code is None or len(code) < 4 else int.from_bytes(code, "little")
 
     def _is_software_step(self, insn: int, pc: int) -> bool:
         """True if this continue is gdb's software single step of the instruction at pc.

@@ -150,7 +150,8 @@ statuses = st.one_of(
     st.builds(p.Status, u8, u8, u8, u8, u32, u32, u32, u32, u64, u64,
               st.tuples(*[u32] * p.EXPEDITED_REGS),
               st.one_of(st.none(), st.binary(min_size=p.CODE_WINDOW, max_size=p.CODE_WINDOW)),
-              st.lists(st.builds(p.Fetched, u8, u32, u32, st.one_of(st.none(), st.binary(max_size=128))),
+              st.lists(st.binary(max_size=128).flatmap(lambda data: st.builds(
+                  p.Fetched, u8, u32, u32, st.just(len(data)), st.sampled_from((None, data)))),
                        max_size=p.MAX_PREFETCH).map(tuple)))
 
 

@@ -265,6 +265,23 @@ def test_what_gdb_read_at_one_stop_comes_with_the_next(guest: TargetGuest) -> No
     run(guest, 1, test)
 
 
+def test_an_address_lld_cannot_read_is_asked_once_a_stop(guest: TargetGuest) -> None:
+    async def test(rig: Rig) -> None:
+        await to(rig, guest.sym("spin_store"))
+        reads_of_zero = lambda: [r for r in rig.link.requests if isinstance(r, p.ReadMem) and r.addr == 0]  # noqa: E731
+        refused = await rig.ask(rsp.ReadMemory(0, 4))          # no RAM at 0: gdb unwinding too far
+        assert refused.startswith(b"E") and len(reads_of_zero()) == 1
+        assert await rig.ask(rsp.ReadMemory(0, 4)) == refused   # again at this stop: not asked again
+        assert len(reads_of_zero()) == 1
+        rig.link.requests.clear()
+        await to(rig, guest.sym("spin_check"))                # the next stop brings lld's word with it
+        steps = [r for r in rig.link.requests if isinstance(r, p.Step)]
+        assert (0, 64) in [(m.addr, m.length) for s in steps for m in s.prefetch]
+        assert await rig.ask(rsp.ReadMemory(0, 4)) == refused and not reads_of_zero()
+
+    run(guest, 1, test)
+
+
 def test_the_working_set_keeps_what_recent_stops_read_and_forgets_the_rest() -> None:
     current, physical = AddressSpace(), AddressSpace(p.SPACE_PHYS)
     caches = {space: MemoryCache(lambda request: None, space) for space in (current, physical)}  # type: ignore
@@ -297,7 +314,7 @@ def test_memory_a_reply_brings_is_not_taken_if_a_write_came_while_it_was_on_the_
     block = 0x8010_0000
     stopped = p.Status(p.STATE_STOPPED, p.REASON_STEP, 3, 0, 1, 5, 0x8000_0010, 0, 0, 0,
                        registers=(0,) * p.EXPEDITED_REGS, code=bytes(p.CODE_WINDOW),
-                       memory=(p.Fetched(p.SPACE_VIRT, block, 0, b"old!" * 16),))
+                       memory=(p.Fetched(p.SPACE_VIRT, block, 0, 64, b"old!" * 16),))
     sent = handle.epoch
     handle.forget()                                   # a memory write, made meanwhile
     handle.note(stopped, sent)
