@@ -92,8 +92,7 @@ class King:
                 self._send(reply)
             return
         target = self.nodes[frame.node]
-        if target.target.state == p.STATE_STOPPED and not target.mailbox:
-            # A stopped node's lld waits for frames: the remote interrupt finds it at once.
+        if target.waits_for_frames():
             reply = target.serve(frame)
             if reply is not None:
                 self._send(reply)

@@ -223,20 +223,18 @@ class _Reader:
             raise PayloadError(f"{len(self.data) - self.pos} unexpected bytes at the end of the payload")
 
 
-def _prefetch_flag(prefetch: tuple[ReadMem, ...]) -> int:
-    return PREFETCH if prefetch else 0
-
-
-def encode_prefetch(prefetch: tuple[ReadMem, ...]) -> bytes:
-    """A request's PREFETCH list (nothing without one): a count, then READ_MEM payloads."""
+def _expedited(flags: int, expedite: bool, prefetch: tuple[ReadMem, ...]) -> bytes:
+    """A request's flags byte, with EXPEDITE (and PREFETCH) when asked, and its prefetch list."""
+    if not expedite:
+        return bytes((flags,))
     if not prefetch:
-        return b""
+        return bytes((flags | EXPEDITE,))
     if len(prefetch) > MAX_PREFETCH or sum(r.length for r in prefetch) > MAX_PREFETCH_BYTES:
         raise ValueError(f"at most {MAX_PREFETCH} ranges and {MAX_PREFETCH_BYTES} bytes to prefetch")
-    return bytes((len(prefetch),)) + b"".join(r.encode() for r in prefetch)
+    return bytes((flags | EXPEDITE | PREFETCH, len(prefetch))) + b"".join(r.encode() for r in prefetch)
 
 
-def decode_prefetch(r: _Reader, flags: int) -> tuple[ReadMem, ...]:
+def _decode_prefetch(r: _Reader, flags: int) -> tuple[ReadMem, ...]:
     if not flags & PREFETCH:
         return ()
     if not flags & EXPEDITE:
@@ -307,9 +305,7 @@ class GetStatus(Request):
     prefetch: tuple[ReadMem, ...] = ()
 
     def encode(self) -> bytes:
-        if not self.expedite:
-            return b""
-        return bytes((EXPEDITE | _prefetch_flag(self.prefetch),)) + encode_prefetch(self.prefetch)
+        return _expedited(0, True, self.prefetch) if self.expedite else b""
 
     @classmethod
     def decode(cls, payload: bytes) -> GetStatus:
@@ -319,7 +315,7 @@ class GetStatus(Request):
         flags = r.one("B")
         if flags & ~(EXPEDITE | PREFETCH):
             raise PayloadError(f"unknown status flags {flags:#x}")
-        prefetch = decode_prefetch(r, flags)
+        prefetch = _decode_prefetch(r, flags)
         r.done()
         return cls(bool(flags & EXPEDITE), prefetch)
 
@@ -356,9 +352,7 @@ class Resume(Change):
 
     def encode(self) -> bytes:
         guard = struct.pack(">I", _u32(self.guard, "guard"))
-        if not self.expedite:
-            return guard
-        return guard + bytes((EXPEDITE | _prefetch_flag(self.prefetch),)) + encode_prefetch(self.prefetch)
+        return guard + _expedited(0, True, self.prefetch) if self.expedite else guard
 
     @classmethod
     def decode(cls, payload: bytes) -> Resume:
@@ -367,7 +361,7 @@ class Resume(Change):
         flags = r.one("B") if len(payload) > 4 else 0
         if flags & ~(EXPEDITE | PREFETCH):
             raise PayloadError(f"unknown resume flags {flags:#x}")
-        prefetch = decode_prefetch(r, flags)
+        prefetch = _decode_prefetch(r, flags)
         r.done()
         return cls(guard, bool(flags & EXPEDITE), prefetch)
 
@@ -385,11 +379,8 @@ class Step(Change):
     prefetch: tuple[ReadMem, ...] = ()
 
     def encode(self) -> bytes:
-        flags = (STEP_TAKE_INTERRUPTS if self.take_interrupts else 0) | (EXPEDITE if self.expedite else 0)
-        if self.expedite:
-            flags |= _prefetch_flag(self.prefetch)
-        tail = encode_prefetch(self.prefetch) if self.expedite else b""
-        return struct.pack(">IB", _u32(self.guard, "guard"), flags) + tail
+        flags = STEP_TAKE_INTERRUPTS if self.take_interrupts else 0
+        return struct.pack(">I", _u32(self.guard, "guard")) + _expedited(flags, self.expedite, self.prefetch)
 
     @classmethod
     def decode(cls, payload: bytes) -> Step:
@@ -397,7 +388,7 @@ class Step(Change):
         guard, flags = r.take("IB")
         if flags & ~(STEP_TAKE_INTERRUPTS | EXPEDITE | PREFETCH):
             raise PayloadError(f"unknown step flags {flags:#x}")
-        prefetch = decode_prefetch(r, flags)
+        prefetch = _decode_prefetch(r, flags)
         r.done()
         return cls(guard, bool(flags & STEP_TAKE_INTERRUPTS), bool(flags & EXPEDITE), prefetch)
 

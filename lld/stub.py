@@ -139,6 +139,11 @@ class NodeLld:
 
     # -- the switch ---------------------------------------------------------------
 
+    def waits_for_frames(self) -> bool:
+        """True for a stopped node with nothing in its mailbox: its lld serves a frame at once (the
+        paper's stopped node spins in lld), and nothing overtakes a frame forwarded before."""
+        return self.target.state == p.STATE_STOPPED and not self.mailbox
+
     def deliver(self, frame: Frame) -> bool:
         """A remote interrupt from the king carrying a frame; False if the mailbox is full."""
         if len(self.mailbox) >= self.mailbox_limit:

@@ -162,17 +162,19 @@ class History(Recorder):
             self._stop_here(k, p.REASON_STEP)
             return 0
         search = self._watch_search(k)
-        found = self._travel(lambda: self.nav.step_back(k, search))
-        flags = p.FLAG_HISTORY_BEGIN if found.outcome == "begin" else 0
-        self._stop_at(k, found.hit, -1, flags)
-        return flags
+        return self._back(k, lambda: self.nav.step_back(k, search))
 
     def reverse_continue(self, k: int) -> int:
         """Back to the latest hit before now of node k's breakpoints, or of any node's access to
         node k's watched ranges; or to the start of the history."""
         self._at_access = self.last_access = None
         search = self._new_search(k)
-        found = self._travel(lambda: self.nav.continue_back(k, search))
+        return self._back(k, lambda: self.nav.continue_back(k, search))
+
+    def _back(self, k: int, go: Callable[[], Found]) -> int:
+        """Travel back as go says, node k stopping at what it found; FLAG_HISTORY_BEGIN if that
+        is the start of the history."""
+        found = self._travel(go)
         flags = p.FLAG_HISTORY_BEGIN if found.outcome == "begin" else 0
         self._stop_at(k, found.hit, -1, flags)
         return flags
