@@ -2,13 +2,17 @@
 
 Register names, CSR numbers and status bits, privilege names, and where an
 instruction may go next.  No simulator imports: lld, the mux and the console use
-it to name and decode what they see, never to run anything (the node CPU in
-psyche/machine/ keeps its own definitions, compiled for speed).  `next_pcs`
-predicts control flow as gdb's own `riscv_next_pc` does for its software single
-step.
+it to name and decode what they see (the node CPU in psyche/machine/ keeps its
+own definitions, compiled for speed).  `next_pcs` predicts control flow as gdb's
+own `riscv_next_pc` does for its software single step.  `execute` computes what
+an instruction that touches only registers does, which lets the mux answer a step
+of one before lld has made it (docs/debug-semantics.md); tests/test_rv32.py holds
+it to the node CPU.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 M32 = 0xFFFFFFFF
 
@@ -16,6 +20,10 @@ OP_JAL = 0x6F
 OP_JALR = 0x67
 OP_BRANCH = 0x63
 OP_SYSTEM = 0x73
+OP_LUI = 0x37
+OP_AUIPC = 0x17
+OP_IMM = 0x13
+OP_REG = 0x33
 
 ECALL = 0x00000073
 EBREAK = 0x00100073
@@ -102,3 +110,110 @@ def is_trap_return(insn: int) -> bool:
 
 def is_wfi(insn: int) -> bool:
     return insn == WFI
+
+
+def _div(a: int, b: int) -> int:
+    """Signed division as RV32M defines it (toward zero; by zero, -1; overflow, the dividend)."""
+    if b == 0:
+        return -1
+    if a == -(1 << 31) and b == -1:
+        return a
+    q = abs(a) // abs(b)
+    return q if (a < 0) == (b < 0) else -q
+
+
+def _rem(a: int, b: int) -> int:
+    if b == 0:
+        return a
+    if a == -(1 << 31) and b == -1:
+        return 0
+    r = abs(a) % abs(b)
+    return -r if a < 0 else r
+
+
+def _s(value: int) -> int:
+    return _signed(value, 32)
+
+
+#: What OP computes from rs1 and rs2 (unsigned 32-bit values), by funct7 << 3 | funct3; OP-IMM
+#: uses the same with funct7 0 (0x20 for srai) and the immediate as rs2.
+_OPS: dict[int, Callable[[int, int], int]] = {
+    0x000: lambda a, b: a + b,
+    0x100: lambda a, b: a - b,
+    0x001: lambda a, b: a << (b & 31),
+    0x002: lambda a, b: int(_s(a) < _s(b)),
+    0x003: lambda a, b: int(a < b),
+    0x004: lambda a, b: a ^ b,
+    0x005: lambda a, b: a >> (b & 31),
+    0x105: lambda a, b: _s(a) >> (b & 31),
+    0x006: lambda a, b: a | b,
+    0x007: lambda a, b: a & b,
+    0x008: lambda a, b: _s(a) * _s(b),
+    0x009: lambda a, b: (_s(a) * _s(b)) >> 32,
+    0x00A: lambda a, b: (_s(a) * b) >> 32,
+    0x00B: lambda a, b: (a * b) >> 32,
+    0x00C: lambda a, b: _div(_s(a), _s(b)),
+    0x00D: lambda a, b: a // b if b else M32,
+    0x00E: lambda a, b: _rem(_s(a), _s(b)),
+    0x00F: lambda a, b: a % b if b else a,
+}
+#: Whether a branch is taken, by funct3.
+_BRANCHES: dict[int, Callable[[int, int], bool]] = {
+    0: lambda a, b: a == b,
+    1: lambda a, b: a != b,
+    4: lambda a, b: _s(a) < _s(b),
+    5: lambda a, b: _s(a) >= _s(b),
+    6: lambda a, b: a < b,
+    7: lambda a, b: a >= b,
+}
+
+
+def execute(insn: int, pc: int, registers: list[int]) -> tuple[int, int, int] | None:
+    """What the instruction at pc does if it reads and writes only registers and cannot trap.
+
+    (rd, its new value, the next pc): rd 0 when nothing is written.  None for every
+    other instruction (loads, stores, SYSTEM, FENCE, AMOs, an encoding RV32IM does not
+    define) and for a jump or taken branch to an address that is not a multiple of 4,
+    which traps on a hart without compressed instructions.  `registers` holds x0..x31.
+    """
+    opcode = insn & 0x7F
+    rd = (insn >> 7) & 31
+    funct3 = (insn >> 12) & 7
+    a = registers[(insn >> 15) & 31] & M32 if (insn >> 15) & 31 else 0
+    b = registers[(insn >> 20) & 31] & M32 if (insn >> 20) & 31 else 0
+    imm_i = _signed(insn >> 20, 12)
+    next_pc = (pc + 4) & M32
+    value: int
+    if opcode == OP_LUI:
+        value = insn & 0xFFFFF000
+    elif opcode == OP_AUIPC:
+        value = pc + (insn & 0xFFFFF000)
+    elif opcode == OP_IMM:
+        funct7 = insn >> 25
+        if funct3 == 1 and funct7 != 0 or funct3 == 5 and funct7 not in (0, 0x20):
+            return None
+        op = _OPS[(0x100 if funct3 == 5 and funct7 == 0x20 else 0) | funct3]
+        value = op(a, imm_i & M32)
+    elif opcode == OP_REG:
+        found = _OPS.get((insn >> 25) << 3 | funct3)
+        if found is None:
+            return None
+        value = found(a, b)
+    elif opcode == OP_JAL:
+        value, next_pc = next_pc, (pc + jal_offset(insn)) & M32
+    elif opcode == OP_JALR:
+        if funct3 != 0:
+            return None
+        value, next_pc = next_pc, (a + imm_i) & M32 & ~1
+    elif opcode == OP_BRANCH:
+        branch = _BRANCHES.get(funct3)
+        if branch is None:
+            return None
+        if branch(a, b):
+            next_pc = (pc + branch_offset(insn)) & M32
+        rd, value = 0, 0
+    else:
+        return None
+    if next_pc & 3:
+        return None
+    return (rd, value & M32 if rd else 0, next_pc)
