@@ -158,12 +158,19 @@ EXPEDITE = 0x02
 #: count u8, then each as READ_MEM's payload), and a stopped node's reply carries them after the
 #: code: what the debugger read at its last stop, read again at this one in the same round trip.
 PREFETCH = 0x04
+#: STEP and RESUME flag: a count u16 follows the flags byte.  STEP makes that many steps (1 when
+#: the flag is clear), each as one STEP would; RESUME makes that many masked steps first.  Both
+#: stop early at a step that stops for a reason of its own (a watchpoint, a trap loop).
+STEPS = 0x08
 MAX_PREFETCH = 16            # ranges a request
 MAX_PREFETCH_BYTES = 2048    # bytes in all
 #: How many registers an expedited status carries: x0-x31 and pc, gdb's `g` block.
 EXPEDITED_REGS = 33
 #: The code an expedited status carries: the aligned CODE_WINDOW bytes that hold pc.
 CODE_WINDOW = 256
+#: Code flags of an expedited status: every instruction in pc's page is fetched without a trap
+#: or a side effect, so what one that touches only registers does is the ISA's alone.
+CODE_PLAIN = 0x01
 
 
 @dataclass(frozen=True)
@@ -223,15 +230,32 @@ class _Reader:
             raise PayloadError(f"{len(self.data) - self.pos} unexpected bytes at the end of the payload")
 
 
-def _expedited(flags: int, expedite: bool, prefetch: tuple[ReadMem, ...]) -> bytes:
-    """A request's flags byte, with EXPEDITE (and PREFETCH) when asked, and its prefetch list."""
+def _expedited(flags: int, expedite: bool, prefetch: tuple[ReadMem, ...], steps: int | None = None) -> bytes:
+    """A request's flags byte, with EXPEDITE (and PREFETCH) when asked, then its step count
+    (with STEPS, when `steps` is given) and its prefetch list."""
+    count = b""
+    if steps is not None:
+        if not 1 <= steps <= 0xFFFF:
+            raise ValueError(f"a step count is 1 to 65535, not {steps}")
+        flags |= STEPS
+        count = struct.pack(">H", steps)
     if not expedite:
-        return bytes((flags,))
+        return bytes((flags,)) + count
     if not prefetch:
-        return bytes((flags | EXPEDITE,))
+        return bytes((flags | EXPEDITE,)) + count
     if len(prefetch) > MAX_PREFETCH or sum(r.length for r in prefetch) > MAX_PREFETCH_BYTES:
         raise ValueError(f"at most {MAX_PREFETCH} ranges and {MAX_PREFETCH_BYTES} bytes to prefetch")
-    return bytes((flags | EXPEDITE | PREFETCH, len(prefetch))) + b"".join(r.encode() for r in prefetch)
+    return (bytes((flags | EXPEDITE | PREFETCH,)) + count + bytes((len(prefetch),))
+            + b"".join(r.encode() for r in prefetch))
+
+
+def _decode_steps(r: _Reader, flags: int) -> int | None:
+    if not flags & STEPS:
+        return None
+    count = r.one("H")
+    if count == 0:
+        raise PayloadError("a step count is 1 to 65535, not 0")
+    return count
 
 
 def _decode_prefetch(r: _Reader, flags: int) -> tuple[ReadMem, ...]:
@@ -342,33 +366,40 @@ class Stop(Change):
 class Resume(Change):
     """Let a stopped node run.  With `expedite`, lld answers at the next round boundary, once
     the node has run a round: a continue that ends a few instructions on (at a breakpoint)
-    has its stop, registers and code in the reply, one round trip instead of two."""
+    has its stop, registers and code in the reply, one round trip instead of two.  With
+    `steps`, the node first makes that many steps with interrupts masked, as STEP would: a
+    debugger that answered gdb's step over a breakpoint itself makes it with the continue."""
 
     code: ClassVar[int] = RESUME
     needs_stop: ClassVar[bool] = True
     guard: int = 0
     expedite: bool = False
     prefetch: tuple[ReadMem, ...] = ()
+    steps: int | None = None
 
     def encode(self) -> bytes:
         guard = struct.pack(">I", _u32(self.guard, "guard"))
-        return guard + _expedited(0, True, self.prefetch) if self.expedite else guard
+        if not self.expedite and self.steps is None:
+            return guard
+        return guard + _expedited(0, self.expedite, self.prefetch, self.steps)
 
     @classmethod
     def decode(cls, payload: bytes) -> Resume:
         r = _Reader(payload)
         guard = r.one("I")
         flags = r.one("B") if len(payload) > 4 else 0
-        if flags & ~(EXPEDITE | PREFETCH):
+        if flags & ~(EXPEDITE | PREFETCH | STEPS):
             raise PayloadError(f"unknown resume flags {flags:#x}")
+        steps = _decode_steps(r, flags)
         prefetch = _decode_prefetch(r, flags)
         r.done()
-        return cls(guard, bool(flags & EXPEDITE), prefetch)
+        return cls(guard, bool(flags & EXPEDITE), prefetch, steps)
 
 
 @dataclass(frozen=True)
 class Step(Change):
-    """Execute one instruction, or enter one interrupt handler if interrupts are taken."""
+    """Execute one instruction, or enter one interrupt handler if interrupts are taken; `count`
+    of them, stopping early at a step that stops for a reason of its own."""
 
     code: ClassVar[int] = STEP
     needs_stop: ClassVar[bool] = True
@@ -377,20 +408,24 @@ class Step(Change):
     #: Reply with the registers after the status: the step's result in one round trip.
     expedite: bool = False
     prefetch: tuple[ReadMem, ...] = ()
+    count: int = 1
 
     def encode(self) -> bytes:
         flags = STEP_TAKE_INTERRUPTS if self.take_interrupts else 0
-        return struct.pack(">I", _u32(self.guard, "guard")) + _expedited(flags, self.expedite, self.prefetch)
+        return struct.pack(">I", _u32(self.guard, "guard")) + _expedited(
+            flags, self.expedite, self.prefetch, None if self.count == 1 else self.count)
 
     @classmethod
     def decode(cls, payload: bytes) -> Step:
         r = _Reader(payload)
         guard, flags = r.take("IB")
-        if flags & ~(STEP_TAKE_INTERRUPTS | EXPEDITE | PREFETCH):
+        if flags & ~(STEP_TAKE_INTERRUPTS | EXPEDITE | PREFETCH | STEPS):
             raise PayloadError(f"unknown step flags {flags:#x}")
+        count = _decode_steps(r, flags)
         prefetch = _decode_prefetch(r, flags)
         r.done()
-        return cls(guard, bool(flags & STEP_TAKE_INTERRUPTS), bool(flags & EXPEDITE), prefetch)
+        return cls(guard, bool(flags & STEP_TAKE_INTERRUPTS), bool(flags & EXPEDITE), prefetch,
+                   1 if count is None else count)
 
 
 @dataclass(frozen=True)
@@ -700,6 +735,8 @@ class Status:
     code: bytes | None = None
     #: With the registers, the ranges the request asked to prefetch, read at the stop.
     memory: tuple[Fetched, ...] = ()
+    #: With the registers, what lld knows of the code at pc (CODE_PLAIN).
+    code_flags: int = 0
 
     _S: ClassVar[struct.Struct] = struct.Struct(">BBBBIIIIQQ")
     _EXPEDITED: ClassVar[struct.Struct] = struct.Struct(f">{EXPEDITED_REGS}I")
@@ -711,7 +748,8 @@ class Status:
             return head
         code = self.code or b""
         return b"".join((head, self._EXPEDITED.pack(*self.registers), struct.pack(">H", len(code)), code,
-                         bytes((len(self.memory),)), *(fetched.encode() for fetched in self.memory)))
+                         bytes((self.code_flags, len(self.memory))),
+                         *(fetched.encode() for fetched in self.memory)))
 
     @classmethod
     def decode(cls, payload: bytes) -> Status:
@@ -725,10 +763,13 @@ class Status:
             raise PayloadError(f"an expedited status carries {CODE_WINDOW} bytes of code or none, "
                                f"not {code_length}")
         code = r.raw(code_length) or None
+        code_flags = r.one("B")
+        if code_flags & ~CODE_PLAIN:
+            raise PayloadError(f"unknown code flags {code_flags:#x}")
         memory = tuple(Fetched.read(r) for _ in range(r.one("B")))
         r.done()
         return cls(state, reason, priv, flags, stops, gen, pc, data_addr, cycles, instret, registers, code,
-                   memory)
+                   memory, code_flags)
 
     @property
     def code_addr(self) -> int:

@@ -241,7 +241,8 @@ class NodeLld:
             return status
         return dataclasses.replace(status, registers=tuple(t.read_reg(r) for r in range(p.EXPEDITED_REGS)),
                                    code=self._code_window(status.code_addr),
-                                   memory=tuple(self._fetch(r) for r in prefetch))
+                                   memory=tuple(self._fetch(r) for r in prefetch),
+                                   code_flags=p.CODE_PLAIN if t.code_page_plain() else 0)
 
     def _fetch(self, request: p.ReadMem) -> p.Fetched:
         data: bytes | None
@@ -400,19 +401,15 @@ class NodeLld:
         if isinstance(request, p.Resume):
             self._need_stopped()
             self._deferring = request.prefetch if request.expedite else None
+            if request.steps is not None and self._steps(request.steps, False):
+                return True   # a step stopped for a reason of its own: the node stays there
             if history is not None and history.in_past and history.forward_continue(self.index):
                 return True
             t.resume()
             return self._count_change()
         if isinstance(request, p.Step):
             self._need_stopped()
-            if history is not None and history.in_past and history.forward_step(self.index):
-                return True
-            reason = t.step(request.take_interrupts)
-            st.reason_stops = t.stops
-            self._record_reason(reason, stepped=True)
-            if history is not None:
-                history.after_step(self.index)
+            self._steps(request.count, request.take_interrupts)
             return True
         if isinstance(request, (p.WriteRegs, p.WriteMem)) and history is not None and history.in_past:
             history.discard_future()
@@ -455,6 +452,26 @@ class NodeLld:
             st.watchpoints.clear()
             return self._count_change()
         raise AssertionError(f"unhandled change request {request!r}")
+
+    def _steps(self, count: int, take_interrupts: bool) -> bool:
+        """Make count steps, each a stop; True if one stopped for a reason of its own (a
+        watchpoint, a trap loop, a hit found in the machine's past), the rest unmade."""
+        t = self.target
+        st = self.state
+        history = self.history
+        for _ in range(count):
+            if history is not None and history.in_past and history.forward_step(self.index):
+                if st.reason != p.REASON_STEP:
+                    return True
+                continue
+            reason = t.step(take_interrupts)
+            st.reason_stops = t.stops
+            self._record_reason(reason, stepped=True)
+            if history is not None:
+                history.after_step(self.index)
+            if st.reason != p.REASON_STEP:
+                return True
+        return False
 
     def _need_stopped(self) -> None:
         if self.target.state != p.STATE_STOPPED:

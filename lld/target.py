@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from lld import protocol as p
 from psyche import rv32
 from psyche.machine.cpu import STOP_WATCH, Cpu
-from psyche.machine.csr import PRV_M, PRV_S
+from psyche.machine.csr import MCONTROL_EXECUTE, PRV_M, PRV_S
 from psyche.machine.machine import Machine, Node, NodeState
-from psyche.machine.mmu import fault_cause, translate
+from psyche.machine.mmu import PTE_A, PTE_R, PTE_X, fault_cause, translate
 
 M32 = 0xFFFFFFFF
 PAGE = 4096
@@ -215,6 +215,32 @@ class NodeTarget:
         if result < 0:
             raise TargetError(p.E_UNMAPPED, addr=vaddr, cause=fault_cause(result))
         return result
+
+    def code_page_plain(self) -> bool:
+        """True if every instruction in pc's page is fetched as a step fetches it, without a trap
+        and without touching memory: the page executes at the node's privilege, its A bit is set
+        already (a fetch would set it), it is RAM, PMP lets all of it execute, and no execute
+        trigger watches any of it.  What such an instruction does then is the ISA's alone."""
+        cpu = self.cpu
+        page = cpu.pc & M32 & ~(PAGE - 1)
+        try:
+            paddr = self.translate(p.SPACE_VIRT, page, p.ACCESS_EXEC)
+        except TargetError:
+            return False
+        satp = cpu.csr.satp
+        if cpu.priv != PRV_M and satp & rv32.SATP_MODE_SV32 and not self._leaf_pte(satp, page) & PTE_A:
+            return False
+        return (self.machine.mem.range_is_ram(paddr, PAGE)
+                and cpu.csr.pmp_allows(paddr, PAGE, p.ACCESS_EXEC, cpu.priv)
+                and not cpu.csr.trigger_fires(MCONTROL_EXECUTE, page, PAGE, cpu.priv))
+
+    def _leaf_pte(self, satp: int, vaddr: int) -> int:
+        """The leaf page-table entry of a vaddr that translates (the walk is known to succeed)."""
+        mem = self.machine.mem
+        pte = mem.read_word(((satp & 0x3FFFFF) << 12) + (vaddr >> 22) * 4)
+        if pte & (PTE_R | PTE_X):
+            return pte
+        return mem.read_word((((pte >> 10) & 0x3FFFFF) << 12) + ((vaddr >> 12) & 0x3FF) * 4)
 
     def resolve(self, space: int, addr: int, length: int, access: int, root: int = 0) -> list[Segment]:
         """Split [addr, addr+length) into RAM pieces, one per page; TargetError if any is not RAM."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -134,8 +135,12 @@ requests = st.one_of(
     st.builds(p.Describe), st.builds(p.GetStatus), st.builds(p.GetStatus, st.just(True), prefetches),
     st.builds(p.ListBreakpoints), st.builds(p.ListWatchpoints),
     st.builds(p.Stop, u32), st.builds(p.Resume, u32), st.builds(p.Resume, u32, st.just(True), prefetches),
+    st.builds(p.Resume, u32, st.booleans(), st.just(()), st.integers(1, 0xFFFF)),
+    st.builds(p.Resume, u32, st.just(True), prefetches, st.one_of(st.none(), st.integers(1, 0xFFFF))),
     st.builds(p.ClearAll, u32),
     st.builds(p.Step, u32, st.booleans()), st.builds(p.Step, u32, st.booleans(), st.just(True), prefetches),
+    st.builds(p.Step, u32, st.booleans(), st.booleans(), st.just(()), st.integers(1, 0xFFFF)),
+    st.builds(p.Step, u32, st.booleans(), st.just(True), prefetches, st.integers(1, 0xFFFF)),
     st.builds(p.ReadRegs, st.lists(u16, max_size=p.MAX_REGS).map(tuple)),
     st.builds(p.WriteRegs, u32, st.lists(st.tuples(u16, u32), max_size=p.MAX_REGS).map(tuple)),
     st.builds(p.ReadMem, u8, u32, u16, u32),
@@ -152,7 +157,8 @@ statuses = st.one_of(
               st.one_of(st.none(), st.binary(min_size=p.CODE_WINDOW, max_size=p.CODE_WINDOW)),
               st.lists(st.binary(max_size=128).flatmap(lambda data: st.builds(
                   p.Fetched, u8, u32, u32, st.just(len(data)), st.sampled_from((None, data)))),
-                       max_size=p.MAX_PREFETCH).map(tuple)))
+                       max_size=p.MAX_PREFETCH).map(tuple),
+              st.sampled_from((0, p.CODE_PLAIN))))
 
 
 @given(requests)
@@ -183,6 +189,20 @@ def test_status_round_trip(status: p.Status) -> None:
     reply = p.decode_reply(p.STEP, p.OK, status.encode())
     assert reply.ok and reply.value == status
     assert p.decode_reply(p.STEP, p.E_STALE, status.encode()).error == p.ErrorDetail(p.E_STALE, status=status)
+
+
+def test_a_step_count_is_one_to_65535() -> None:
+    for bad in (0, 0x10000):
+        with pytest.raises(ValueError):
+            p.Step(1, count=bad).encode()
+        with pytest.raises(ValueError):
+            p.Resume(1, steps=bad).encode()
+    assert p.Step(1).encode() == p.Step(1, count=1).encode() == bytes((0, 0, 0, 1, 0))  # one: no count
+    with pytest.raises(p.PayloadError, match="not 0"):
+        p.decode_request(p.STEP, bytes((0, 0, 0, 1, p.STEPS, 0, 0)))
+    with pytest.raises(p.PayloadError, match="code flags"):
+        p.Status.decode(dataclasses.replace(p.Status(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, (0,) * p.EXPEDITED_REGS),
+                                            code_flags=0x80).encode())
 
 
 def test_a_prefetch_list_is_bounded_and_needs_expedite() -> None:

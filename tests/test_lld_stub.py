@@ -13,6 +13,7 @@ from lld.loopback import Loopback
 from lld.stub import CHANGE_HISTORY
 from lld.testing import TargetGuest, build_target_guest
 from psyche.machine.cpu import WATCH_IGNORE, WATCH_STOP_AFTER
+from psyche.machine.csr import MCONTROL_EXECUTE, MCONTROL_S, PRV_M
 from psyche.machine.machine import Machine, MachineConfig, NodeState
 from psyche.machine.physmem import NODE_RAM_SIZE, RAM_BASE
 
@@ -150,6 +151,31 @@ def test_step_executes_exactly_one_instruction_and_a_repeat_does_nothing(guest: 
     assert other.error is not None and other.error.status == lb.status(1)
     lb.ok(1, p.Resume(b.gen))
     assert lb.call(1, p.Step(b.gen + 1)).status == p.E_STATE   # running: no stepping
+
+
+def test_a_counted_step_is_so_many_steps_and_ends_early_at_a_stop_of_its_own(guest: TargetGuest) -> None:
+    one, many = started(guest, run=False), started(guest, run=False)
+    start = stop(one, 1)
+    assert stop(many, 1) == start
+    single = start
+    for _ in range(7):
+        single = one.ok(1, p.Step(single.gen, expedite=True))
+    counted = many.ok(1, p.Step(start.gen, expedite=True, count=7))
+    assert counted == single and counted.instret == start.instret + 7 and counted.stops == start.stops + 7
+    # A write watchpoint on the loop's counter: the steps end before the store, as a STEP would.
+    many.ok(1, p.SetWatchpoint(p.ANY_GEN, p.SPACE_VIRT, guest.counter(1), 4, p.WATCH_WRITE))
+    before = many.status(1)
+    watched = many.ok(1, p.Step(before.gen, count=1000))
+    assert (watched.reason, watched.pc) == (p.REASON_WATCHPOINT, guest.sym("spin_store"))
+    assert before.instret <= watched.instret < before.instret + 1000
+    # A RESUME's steps pass that store and stop at the next, and the node does not run.
+    resumed = many.ok(1, p.Resume(watched.gen, steps=1000))
+    assert resumed.stopped and (resumed.reason, resumed.pc) == (p.REASON_WATCHPOINT, guest.sym("spin_store"))
+    assert resumed.instret > watched.instret
+    # Steps that end without a stop of their own: the node runs from where they end.
+    many.ok(1, p.ClearWatchpoint(p.ANY_GEN, guest.counter(1), 4, p.WATCH_WRITE))
+    ran = many.ok(1, p.Resume(many.status(1).gen, steps=3))
+    assert ran.running and ran.instret == resumed.instret + 3
 
 
 def test_an_expedited_step_or_status_carries_the_registers_of_a_stopped_node(guest: TargetGuest) -> None:
@@ -379,6 +405,38 @@ def _paged_node() -> tuple[Machine, Loopback, dict[str, int]]:
     cpu.flush_tlb()
     lb = Loopback(machine)
     return machine, lb, {"root": root, "leaf": leaf, "data": data, "ro": ro, "satp": satp}
+
+
+def test_code_is_plain_only_where_a_fetch_cannot_trap_or_write() -> None:
+    """CODE_PLAIN (what lets the mux answer a step itself) is set exactly where a fetch of any
+    instruction in pc's page goes through without a trap and without setting an A bit."""
+    machine, lb, at = _paged_node()
+    cpu = machine.nodes[1].cpu
+    V, X = 1, 8
+    machine.write_phys(at["leaf"] + 32, (((at["ro"] >> 12) << 10) | V | X).to_bytes(4, "little"))  # A=0
+    cpu.flush_tlb()
+
+    def plain(pc: int) -> bool:
+        cpu.pc = pc
+        status = lb.ok(1, p.GetStatus(expedite=True))
+        assert status.registers is not None
+        return bool(status.code_flags & p.CODE_PLAIN)
+
+    assert not plain(0x40005000)            # execute-only page, A set; but PMP shuts S mode out at reset
+    cpu.csr.write(0x3B0, 0xFFFFFFFF, PRV_M, 0, 0)   # pmpaddr0: NAPOT over everything
+    cpu.csr.write(0x3A0, 0x1F, PRV_M, 0, 0)         # pmpcfg0: R W X
+    assert plain(0x40005ffc)
+    assert not plain(0x40008000)            # executable, but a fetch would set its A bit
+    assert not plain(0x40000000)            # not executable
+    assert not plain(0x40001000)            # not mapped
+    assert not plain(0x40003000)            # executable or not, a device
+    cpu.csr.write(0x7A1, 2 << 28 | MCONTROL_S | MCONTROL_EXECUTE, PRV_M, 0, 0)
+    cpu.csr.write(0x7A2, 0x40005abc, PRV_M, 0, 0)   # an execute trigger somewhere in the page
+    assert not plain(0x40005000)
+    cpu.priv = PRV_M                        # M mode: no translation, and the trigger is S mode's
+    cpu.recompute_contexts()
+    assert plain(machine.nodes[1].ram_base)
+    assert not lb.ok(1, p.GetStatus()).code_flags   # only an expedited status says
 
 
 def test_virtual_access_never_goes_through_vm(guest: TargetGuest) -> None:
