@@ -23,6 +23,10 @@ session, the monitor and the console call `await link.request(node, req)`.
   `LinkDown`.  Listeners (`add_listener`) hear of silence, recovery and the
   end (docs/failure-modes.md).
 * Per-node statistics: requests, retransmissions, failures, latency.
+* A node's handle may hold steps it answered ahead of lld (`hold`, mux/ahead.py):
+  the first request anyone then makes for that node, READ_MEM aside, has them
+  sent first, so it sees the node after them; a REVERSE (the whole machine)
+  has every node's sent first.
 * Per-node knowledge of lld's breakpoints (`breakpoints`), kept from the
   replies that pass: every client in this process reaches lld through this
   link, so what it has seen set, cleared and listed is what lld holds.
@@ -189,6 +193,7 @@ class LldLink:
         #: a node is absent until a LIST_BREAKPOINTS (or CLEAR_ALL) reply makes them known.
         self.breakpoints: dict[int, dict[int, int]] = {}
         self._queues: dict[int, deque[_Waiting]] = {}
+        self._holds: dict[int, Callable[[], None]] = {}
         self._in_flight: dict[int, _Waiting] = {}
         self._turn = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -337,6 +342,15 @@ class LldLink:
         caller can start a request without waiting for it and still know that every
         request it makes afterwards goes to the node after this one.
         """
+        if isinstance(request, p.Reverse):   # the whole machine goes back: every node's steps first
+            holds = list(self._holds.values())
+            self._holds.clear()
+            for release in holds:
+                release()
+        elif not isinstance(request, p.ReadMem):
+            release = self._holds.pop(node, None)
+            if release is not None:
+                release()   # (it submits the held steps: they take their place first)
         loop = asyncio.get_running_loop()
         waiting = _Waiting(request, loop.create_future(), time.monotonic())
         stats = self.stats.setdefault(node, NodeLinkStats())
@@ -348,6 +362,13 @@ class LldLink:
         self._queues.setdefault(node, deque()).append(waiting)
         self._dispatch()
         return waiting.future
+
+    def hold(self, node: int, release: Callable[[], None]) -> None:
+        """Call release (once) before the next request for node other than a READ_MEM is queued."""
+        self._holds[node] = release
+
+    def unhold(self, node: int) -> None:
+        self._holds.pop(node, None)
 
     async def ok(self, node: int, request: p.Request) -> object:
         """The value of a successful reply; a LinkError naming the error otherwise."""

@@ -71,6 +71,10 @@ async def _stats(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
         latency = "-" if pct is None else " / ".join(f"{x * 1000:.2f}" for x in pct)
         lines.append(f"node {node:3}: {stats.requests} requests, {stats.retransmissions} retransmissions, "
                      f"{stats.failures} failures, latency p50/p90/p99 {latency} ms")
+    steps = session.handle.ahead.stats
+    lines.append(f"node {session.node:3}: {steps.predicted} steps answered from the ISA before lld made them "
+                 f"({steps.folded} made by the resume after them), {steps.mispredicted} made otherwise, "
+                 f"{steps.lost} not made")
     return "\n".join(lines) + "\n"
 
 
@@ -158,7 +162,7 @@ _step_traps = _step_setting(
 COMMANDS: dict[str, tuple[Command, str]] = {
     "help": (_help, "this list"),
     "status": (_status, "every node: state, pc, stop reason, attached gdb"),
-    "stats": (_stats, "debug line statistics: requests, retransmissions, latency per node"),
+    "stats": (_stats, "debug line statistics per node, and this node's steps answered ahead of lld"),
     "sessions": (_sessions, "every gdb session: address, connected for, last packet"),
     "refs": (_refs, "every node's memory references since boot: local, remote, remote instruction fetches"),
     "breakpoints": (_breakpoints, "breakpoints and watchpoints lld holds for this node"),

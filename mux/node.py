@@ -11,16 +11,20 @@ sessions come and go over it.  It knows nothing of the gdb protocol.  It keeps:
   that one client's removal never takes another's breakpoint, nor the
   machine's own (the panic stop);
 * the stop poller: lld never speaks first, so a running node is polled until
-  it stops, once for everyone who waits (`wait_for_stop`).
+  it stops, once for everyone who waits (`wait_for_stop`);
+* the steps it answers from the ISA before lld makes them (`mux.ahead`): a
+  RESUME that follows makes them first, anything else sent sees them made.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lld import protocol as p
+from mux.ahead import StepNotMade, StepsAhead, predict, refusal
 from mux.link import LinkDown, LinkError, LldLink
 from mux.memory import CURRENT, PAGE, AddressSpace, MemoryCache, WorkingSet
 from psyche import rv32
@@ -115,6 +119,9 @@ class NodeHandle:
         self._working_set = WorkingSet()
         #: Where the code lld sent with this stop starts (-1: none), which the working set leaves out.
         self._code_window = -1
+        #: Steps answered from the ISA before lld made them.
+        self.ahead = StepsAhead(node, link, made=self.note, lost=self._step_lost, prefetch=self._prefetch,
+                                epoch=lambda: self._epoch)
 
     # -- status and gen ---------------------------------------------------------------
 
@@ -159,6 +166,8 @@ class NodeHandle:
         if (known is not None and self._cached_gen == known.gen and status.stops == known.stops
                 and status.state == known.state and 0 <= status.gen - known.gen <= 1):
             self._cached_gen = status.gen
+            # What lld said of the code at pc holds too: breakpoints are not in the code.
+            status = dataclasses.replace(status, code_flags=known.code_flags)
         self.note(status)
 
     @property
@@ -182,6 +191,7 @@ class NodeHandle:
     async def refresh(self, expedite: bool = False) -> p.Status:
         """Ask lld for the node's status (with its registers, if stopped and `expedite`, and the
         working set's memory)."""
+        await self.ahead.confirmed()
         request = p.GetStatus(expedite, self._prefetch()) if expedite else p.GetStatus()
         epoch = self._epoch
         status = await self.link.ok(self.node, request)
@@ -190,7 +200,16 @@ class NodeHandle:
         return status
 
     async def change(self, make: Callable[[int], p.Request]) -> p.Reply:
-        """Send a change guarded by the node's gen; refresh the gen and retry once if stale."""
+        """Send a change guarded by the node's gen; refresh the gen and retry once if stale.
+
+        Behind steps answered ahead (`mux.ahead`), the change goes at once, guarded by the
+        gen they leave (the answer's): the link sends it the moment lld's reply to them is
+        in.  If they were not made, the change finds the gen stale, and the retry's refresh
+        raises StepNotMade.
+        """
+        self.ahead.release()
+        if not self.ahead.in_flight:
+            await self.ahead.settled()
         status = self.status or await self.refresh()
         epoch = self._epoch
         reply = await self.link.request(self.node, make(status.gen))
@@ -213,6 +232,7 @@ class NodeHandle:
 
     async def stop(self) -> p.Status:
         """Stop the node (only this one); a stopped node stays as it is."""
+        await self.ahead.confirmed()
         status = await self.link.ok(self.node, p.Stop(p.ANY_GEN))
         assert isinstance(status, p.Status)
         self.note(status)
@@ -220,20 +240,71 @@ class NodeHandle:
         return status
 
     async def step(self, take_interrupts: bool) -> p.Status:
-        """One instruction, or the entry into one pending interrupt's handler if they are taken."""
+        """One instruction, or the entry into one pending interrupt's handler if they are taken.
+
+        A masked step the ISA alone decides is answered at once and held (`mux.ahead`);
+        one it does not decide goes to lld with the held steps before it, in one STEP.
+        """
+        await self.ahead.settled()
+        if not take_interrupts:
+            answered = self._answer_ahead()
+            if answered is not None:
+                return answered
+            held = self.ahead.fold()
+            if held is not None:
+                count = held.count + 1
+                return await self._after_held(p.Step(held.guard, False, True, self._prefetch(), count))
         return await self.changed(lambda gen: p.Step(gen, take_interrupts, expedite=True,
                                                      prefetch=self._prefetch()))
+
+    def _answer_ahead(self) -> p.Status | None:
+        """The status a masked step leaves the node in, answered from the ISA and the step held, if
+        the ISA alone decides it: the status lld's reply will bring; memory is as it was."""
+        status, registers = self.status, self._registers
+        if status is None or registers is None or self._cached_gen != status.gen:
+            return None
+        predicted = predict(status, registers, self.memory().cached(status.pc, 4))
+        if predicted is None:
+            return None
+        self.ahead.hold(status, predicted)
+        self.status = predicted
+        self._registers = list(predicted.registers or ())
+        self._cached_gen = predicted.gen   # what is cached stays true: no memory was written
+        return predicted
+
+    def _step_lost(self) -> None:
+        """Steps answered ahead were not made: whoever asks next learns where the node is."""
+        self.forget()
+        self.status = None
 
     async def resume(self) -> p.Status:
         """Let the node run.  lld answers after the node's first round: a node that stopped in it
         (a breakpoint a few instructions on) has its stop in the reply, registers and code too,
         and the next `wait_for_stop` has it without a poll."""
-        status = await self.changed(lambda gen: p.Resume(gen, expedite=True, prefetch=self._prefetch()))
+        held = self.ahead.fold()
+        if held is None:
+            status = await self.changed(lambda gen: p.Resume(gen, expedite=True, prefetch=self._prefetch()))
+        else:
+            status = await self._after_held(p.Resume(held.guard, expedite=True, prefetch=self._prefetch(),
+                                                     steps=held.count))
         if status.running:
             self.forget()
         else:
             self._stop_at_resume = status
         return status
+
+    async def _after_held(self, request: p.Step | p.Resume) -> p.Status:
+        """A STEP or RESUME that makes the steps answered ahead (`ahead.fold`) first, guarded by the
+        gen they start from: they and it are one round trip."""
+        epoch = self._epoch
+        try:
+            reply = await self.link.request(self.node, request)
+        except LinkError as e:
+            raise self.ahead.failed(str(e)) from e
+        if not reply.ok or not isinstance(reply.value, p.Status):
+            raise self.ahead.failed(refusal(reply))
+        self.note(reply.value, epoch)
+        return reply.value
 
     async def resume_off_breakpoint(self) -> p.Status | None:
         """Resume a node that may rest on a breakpoint; the status if it stopped again at once.
@@ -417,6 +488,7 @@ class NodeHandle:
 
     async def write_memory(self, addr: int, data: bytes, space: AddressSpace = CURRENT) -> bool:
         """Write all of data; False at the first piece lld refuses."""
+        await self.ahead.confirmed()
         self.forget()   # (a read in flight may have been answered before the write)
         for offset in range(0, len(data), p.MAX_DATA):
             request = space.write(p.ANY_GEN, addr + offset, data[offset: offset + p.MAX_DATA])
@@ -476,4 +548,4 @@ class NodeHandle:
         self.breakpoint_owners.forget()
 
 
-__all__ = ["GENERAL_REGISTERS", "PC", "LinkError", "NodeError", "NodeHandle"]
+__all__ = ["GENERAL_REGISTERS", "PC", "LinkError", "NodeError", "NodeHandle", "StepNotMade"]

@@ -620,6 +620,11 @@ class StopReason:
 
 
 _EXPEDITED_PREFIX = [b"%02x:" % regnum for regnum in range(256)]
+#: The stop reply's registers when they are gdb's `g` block, x0..x31 and pc (0x20), in order: the
+#: common case, filled in one formatting.
+_G_COUNT = 33
+_G_TEMPLATE = b"".join(b"%02x:%%s;" % regnum for regnum in range(_G_COUNT))
+_G_STRUCT = struct.Struct(f"<{_G_COUNT}I")
 
 
 def stop_reply(signal: int = SIGTRAP, *, reason: StopReason | None = None,
@@ -636,10 +641,15 @@ def stop_reply(signal: int = SIGTRAP, *, reason: StopReason | None = None,
         out += reason.kind.value.encode() + b":" + address + b";"
     if registers:
         # Packed and hex-encoded at once: a stop reply is on the critical path of every step.
-        packed = struct.pack(f"<{len(registers)}I", *(v & 0xFFFFFFFF for v in registers.values())).hex()
-        for i, regnum in enumerate(registers):
-            out += _EXPEDITED_PREFIX[regnum] if regnum < 256 else b"%02x:" % regnum
-            out += packed[8 * i: 8 * i + 8].encode() + b";"
+        values = [v & 0xFFFFFFFF for v in registers.values()]
+        if len(values) == _G_COUNT and list(registers) == list(range(_G_COUNT)):
+            packed = _G_STRUCT.pack(*values).hex().encode()
+            out += _G_TEMPLATE % tuple(packed[i: i + 8] for i in range(0, 8 * _G_COUNT, 8))
+        else:
+            hexed = struct.pack(f"<{len(values)}I", *values).hex()
+            for i, regnum in enumerate(registers):
+                out += _EXPEDITED_PREFIX[regnum] if regnum < 256 else b"%02x:" % regnum
+                out += hexed[8 * i: 8 * i + 8].encode() + b";"
     if thread is not None:
         out += b"thread:" + thread.encode() + b";"
     return bytes(out)

@@ -59,9 +59,10 @@ class CountingLink(LldLink):
         self.requests: list[p.Request] = []
 
     def submit(self, node: int, request: p.Request) -> asyncio.Future[p.Reply]:
+        future = super().submit(node, request)   # (first: steps held for the node are queued first)
         self.sent[type(request).__name__] += 1
         self.requests.append(request)
-        return super().submit(node, request)
+        return future
 
 
 @dataclass

@@ -48,16 +48,33 @@ class LoopbackLink:
         self.client = lb.client
         self.stats: dict[int, NodeLinkStats] = {}
         self.breakpoints: dict[int, dict[int, int]] = {}
+        self._holds: dict[int, Callable[[], None]] = {}
 
-    async def request(self, node: int, request: p.Request) -> p.Reply:
+    def _call(self, node: int, request: p.Request) -> p.Reply:
+        if not isinstance(request, p.ReadMem):
+            release = self._holds.pop(node, None)
+            if release is not None:
+                release()   # steps a handle answered ahead go first, as over the real link
         self.stats.setdefault(node, NodeLinkStats()).requests += 1
         reply = self.lb.call(node, request)
         LldLink._observe(self, node, request, reply)  # type: ignore[arg-type]  # keeps `breakpoints`
         return reply
 
+    async def request(self, node: int, request: p.Request) -> p.Reply:
+        return self._call(node, request)
+
     def submit(self, node: int, request: p.Request) -> asyncio.Future[p.Reply]:
-        """(The node handle's memory reads queue their requests this way.)"""
-        return asyncio.ensure_future(self.request(node, request))
+        """Served at once, in order, as the real link queues them (the node handle's memory
+        reads and the steps it answered ahead come this way)."""
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(self._call(node, request))
+        return future
+
+    def hold(self, node: int, release: Callable[[], None]) -> None:
+        self._holds[node] = release
+
+    def unhold(self, node: int) -> None:
+        self._holds.pop(node, None)
 
     async def ok(self, node: int, request: p.Request) -> object:
         reply = await self.request(node, request)

@@ -22,6 +22,7 @@ from lld import protocol as p
 from lld.attach import Lld
 from lld.testing import TargetGuest, build_target_guest
 from mux import packets as rsp
+from mux.ahead import HOLD_SECONDS, StepNotMade
 from mux.gdb import GdbSession
 from mux.memory import WORKING_SET_STOPS, AddressSpace, MemoryCache, WorkingSet
 from mux.node import NodeHandle
@@ -444,5 +445,112 @@ def test_a_read_waiting_for_a_read_ahead_sends_nothing_more(guest: TargetGuest) 
         # Nothing read twice, on the line or back: the only read is the next read-ahead.
         assert [(r.addr, r.length) for r in rig.link.requests if isinstance(r, p.ReadMem)] == \
             [(ahead + 2048, 2048)]
+
+    run(guest, 1, test)
+
+
+# -- steps answered ahead of lld (mux/ahead.py) ------------------------------------------------
+
+
+def _register(reply: bytes, regnum: int) -> int:
+    value = reply.split(b";%02x:" % regnum)[1][:8]
+    return int.from_bytes(bytes.fromhex(value.decode()), "little")
+
+
+T2 = 7
+
+
+def test_a_step_over_a_register_only_instruction_is_answered_without_lld(guest: TargetGuest) -> None:
+    async def test(rig: Rig) -> None:
+        addi = guest.sym("spin_store") - 4                    # addi t2, t2, 1
+        before = await to(rig, addi)
+        rig.link.requests.clear()
+        rig.link.sent.clear()
+        after = await to(rig, guest.sym("spin_store"))        # gdb's stepi over it
+        assert stop_pc(after) == guest.sym("spin_store")
+        assert _register(after, T2) == _register(before, T2) + 1
+        assert not rig.link.sent and rig.pc() == addi           # answered; the node has not moved yet
+        # The next stepi (over `sw`, which the mux leaves to lld) makes both, in one STEP.
+        counter = int.from_bytes(rig.machine.read_phys(guest.counter(0), 4), "little")
+        reply = await to(rig, guest.sym("spin_check"))
+        assert stop_pc(reply) == rig.pc() == guest.sym("spin_check")
+        assert [type(r).__name__ for r in rig.link.requests] == ["Step"]
+        assert rig.link.requests[0].count == 2
+        assert int.from_bytes(rig.machine.read_phys(guest.counter(0), 4), "little") == counter + 1
+        stats = rig.session.handle.ahead.stats
+        assert (stats.predicted, stats.folded, stats.mispredicted, stats.lost) == (1, 1, 0, 0)
+
+    run(guest, 1, test)
+
+
+def test_a_step_over_a_breakpoint_and_the_continue_after_it_are_one_lld_request(guest: TargetGuest) -> None:
+    async def test(rig: Rig) -> None:
+        addi = guest.sym("spin_store") - 4
+        insert = lambda addr: rig.ask(rsp.Breakpoint(True, rsp.BreakpointType.SOFTWARE, addr, 4))  # noqa: E731
+        remove = lambda addr: rig.ask(rsp.Breakpoint(False, rsp.BreakpointType.SOFTWARE, addr, 4))  # noqa: E731
+        await to(rig, guest.sym("spin_check"))
+        await insert(addi)
+        first = await rig.ask(rsp.VCont((rsp.VContAction("c"),)))   # a run: lld holds the breakpoint
+        assert stop_pc(first) == addi and addi in rig.lld.nodes[0].state.breakpoints
+        counter = int.from_bytes(rig.machine.read_phys(guest.counter(0), 4), "little")
+        rig.link.requests.clear()
+        # gdb's `continue` from a breakpoint: step over it (its own breakpoint out, one at the
+        # next pc in), then the breakpoint back in and a continue; the loop comes round to it.
+        await remove(addi)
+        await insert(addi + 4)
+        assert stop_pc(await rig.ask(rsp.VCont((rsp.VContAction("c"),)))) == addi + 4
+        await remove(addi + 4)
+        await insert(addi)
+        again = await rig.ask(rsp.VCont((rsp.VContAction("c"),)))
+        assert stop_pc(again) == rig.pc() == addi
+        assert [type(r).__name__ for r in rig.link.requests] == ["Resume"]
+        assert rig.link.requests[0].steps == 1
+        assert int.from_bytes(rig.machine.read_phys(guest.counter(0), 4), "little") == counter + 1
+        assert _register(again, T2) == counter + 1               # loaded again, round the loop
+
+    run(guest, 1, test)
+
+
+def test_whatever_anyone_asks_of_the_node_sees_the_held_steps_made(guest: TargetGuest) -> None:
+    async def test(rig: Rig) -> None:
+        addi = guest.sym("spin_store") - 4
+        await to(rig, addi)
+        rig.link.requests.clear()
+        await to(rig, guest.sym("spin_store"))
+        # A memory read does not need them (they wrote no memory) ...
+        await rig.link.request(0, p.ReadMem(p.SPACE_VIRT, guest.counter(0), 4))
+        assert [type(r).__name__ for r in rig.link.requests] == ["ReadMem"] and rig.pc() == addi
+        # ... anything else (the console, the monitor, another client) has them sent first.
+        status = await rig.link.ok(0, p.GetStatus())
+        assert isinstance(status, p.Status) and status.pc == rig.pc() == guest.sym("spin_store")
+        assert [type(r).__name__ for r in rig.link.requests] == ["ReadMem", "Step", "GetStatus"]
+
+    run(guest, 1, test)
+
+
+def test_held_steps_are_made_on_their_own_after_a_moment(guest: TargetGuest) -> None:
+    async def test(rig: Rig) -> None:
+        addi = guest.sym("spin_store") - 4
+        await to(rig, addi)
+        await to(rig, guest.sym("spin_store"))
+        assert rig.pc() == addi
+        await asyncio.sleep(HOLD_SECONDS * 5)
+        assert rig.pc() == guest.sym("spin_store")
+        assert rig.session.handle.ahead.stats.mispredicted == 0
+
+    run(guest, 1, test)
+
+
+def test_a_held_step_lld_refuses_is_reported_once_and_forgotten(guest: TargetGuest) -> None:
+    async def test(rig: Rig) -> None:
+        addi = guest.sym("spin_store") - 4
+        await to(rig, addi)
+        await to(rig, guest.sym("spin_store"))
+        rig.machine.step_node(0, False)     # behind the mux's back: lld's gen moves on
+        handle = rig.session.handle
+        with pytest.raises(StepNotMade, match="shown but not made"):
+            await handle.refresh()
+        status = await handle.refresh()     # the failure is told once; the node is where lld says
+        assert status.pc == rig.pc() and handle.ahead.stats.lost == 1
 
     run(guest, 1, test)
