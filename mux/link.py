@@ -342,15 +342,13 @@ class LldLink:
         caller can start a request without waiting for it and still know that every
         request it makes afterwards goes to the node after this one.
         """
+        releases: list[Callable[[], None]] = []
         if isinstance(request, p.Reverse):   # the whole machine goes back: every node's steps first
-            holds = list(self._holds.values())
-            self._holds.clear()
-            for release in holds:
-                release()
-        elif not isinstance(request, p.ReadMem):
-            release = self._holds.pop(node, None)
-            if release is not None:
-                release()   # (it submits the held steps: they take their place first)
+            releases, self._holds = list(self._holds.values()), {}
+        elif not isinstance(request, p.ReadMem) and node in self._holds:
+            releases = [self._holds.pop(node)]
+        for release in releases:
+            release()   # (it submits its node's held steps: they take their place first)
         loop = asyncio.get_running_loop()
         waiting = _Waiting(request, loop.create_future(), time.monotonic())
         stats = self.stats.setdefault(node, NodeLinkStats())
