@@ -554,3 +554,18 @@ def test_a_held_step_lld_refuses_is_reported_once_and_forgotten(guest: TargetGue
         assert status.pc == rig.pc() and handle.ahead.stats.lost == 1
 
     run(guest, 1, test)
+
+
+def test_a_reverse_on_any_node_has_every_nodes_held_steps_made_first(guest: TargetGuest) -> None:
+    async def test(rig: Rig) -> None:
+        addi = guest.sym("spin_store") - 4
+        await to(rig, addi)
+        await to(rig, guest.sym("spin_store"))
+        rig.link.requests.clear()
+        # The whole machine goes back in its history (this one keeps none, and says so).
+        reply = await rig.link.request(1, p.Reverse(rig.lld.nodes[1].gen(), p.REVERSE_STEP))
+        assert not reply.ok
+        assert [type(r).__name__ for r in rig.link.requests] == ["Step", "Reverse"]
+        assert rig.pc() == guest.sym("spin_store")
+
+    run(guest, 2, test)
