@@ -158,16 +158,25 @@ class FrameDecoder:
         return events
 
     def _absorb(self, segment: bytes) -> None:
-        """Take bytes that hold no END: whole, when they are well formed, else byte by byte."""
+        """Take bytes that hold no END: whole, when they are well formed, else byte by byte.
+
+        A pair split between two feeds (a large frame comes in several reads, and one in
+        eight of them ends on an ESC) costs its two bytes the exact way, not the feed.
+        """
+        if segment and self._escaped and self._broken is None:
+            self._absorb_bytes(segment[:1])
+            segment = segment[1:]
         if not segment:
             return
         if self._broken is None and not self._escaped:
-            escapes = segment.count(ESC)
-            if escapes == segment.count(_ESCAPED_END) + segment.count(_ESCAPED_ESC):
-                # Every ESC starts a valid pair (a lone trailing ESC does not count).
-                plain = segment.replace(_ESCAPED_END, bytes((END,))).replace(_ESCAPED_ESC, bytes((ESC,)))
+            split = segment[-1] == ESC   # the first byte of a pair the next feed ends
+            body = segment[:-1] if split else segment
+            if body.count(ESC) == body.count(_ESCAPED_END) + body.count(_ESCAPED_ESC):
+                # Every ESC starts a valid pair.
+                plain = body.replace(_ESCAPED_END, bytes((END,))).replace(_ESCAPED_ESC, bytes((ESC,)))
                 if len(self._buf) + len(plain) <= MAX_FRAME:
                     self._buf += plain
+                    self._escaped = split
                     return
         self._absorb_bytes(segment)
 
