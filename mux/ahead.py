@@ -55,7 +55,7 @@ class StepStats:
     """Steps answered from the ISA, and how lld's replies bore them out."""
 
     predicted: int = 0
-    #: Made by the RESUME that followed them (lld's reply is after the run: nothing to check).
+    #: Made by the STEP or RESUME that followed them (its reply is after it: nothing to check).
     folded: int = 0
     #: lld's reply to their STEP differed from the answer given: a bug in psyche/rv32.py or in
     #: lld's CODE_PLAIN.

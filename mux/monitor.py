@@ -73,8 +73,8 @@ async def _stats(monitor: Monitor, session: GdbSession, args: list[str]) -> str:
                      f"{stats.failures} failures, latency p50/p90/p99 {latency} ms")
     steps = session.handle.ahead.stats
     lines.append(f"node {session.node:3}: {steps.predicted} steps answered from the ISA before lld made them "
-                 f"({steps.folded} made by the resume after them), {steps.mispredicted} made otherwise, "
-                 f"{steps.lost} not made")
+                 f"({steps.folded} made with the STEP or RESUME after them), "
+                 f"{steps.mispredicted} made otherwise, {steps.lost} not made")
     return "\n".join(lines) + "\n"
 
 
