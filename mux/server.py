@@ -34,7 +34,7 @@ from typing import Protocol, cast
 from mux import packets as rsp
 from mux.gdb import EIO, GdbSession
 from mux.kernel_layout import KernelLayout
-from mux.link import LldLink
+from mux.link import GIVE_UP_SILENT, LinkError, LldLink
 from mux.machine_port import MachineSession
 from mux.monitor import Monitor
 from mux.node import NodeHandle
@@ -571,6 +571,12 @@ class Mux:
         for info in list(self.clients.values()):
             info.session.close()
         await asyncio.sleep(0)   # let the closed connections' callbacks run
+        # Steps answered ahead and still held are made: a gdb shown a step leaves it made.
+        for handle in self.nodes:
+            try:
+                await asyncio.wait_for(handle.ahead.confirmed(), GIVE_UP_SILENT)
+            except (LinkError, TimeoutError):
+                pass   # the line is down or silent: nothing more can be made
 
     def release(self, node: int, session: FrontEnd) -> None:
         """The session's gdb detached: the node is free for another."""

@@ -26,7 +26,7 @@ from mux.ahead import HOLD_SECONDS, StepNotMade
 from mux.gdb import GdbSession
 from mux.memory import WORKING_SET_STOPS, AddressSpace, MemoryCache, WorkingSet
 from mux.node import NodeHandle
-from mux.server import PACKET_SIZE
+from mux.server import PACKET_SIZE, Mux, MuxConfig
 from psyche import rv32
 from psyche.machine.hostline import BufferLine
 from psyche.machine.machine import Machine
@@ -569,3 +569,19 @@ def test_a_reverse_on_any_node_has_every_nodes_held_steps_made_first(guest: Targ
         assert rig.pc() == guest.sym("spin_store")
 
     run(guest, 2, test)
+
+
+def test_steps_held_when_the_mux_closes_are_made(guest: TargetGuest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("mux.ahead.HOLD_SECONDS", 60.0)   # only the close makes them
+
+    async def test(rig: Rig) -> None:
+        addi = guest.sym("spin_store") - 4
+        await to(rig, addi)
+        await to(rig, guest.sym("spin_store"))
+        assert rig.pc() == addi
+        mux = Mux(MuxConfig(1, 0), rig.link)
+        mux.nodes[0] = rig.session.handle
+        await mux.close()
+        assert rig.pc() == guest.sym("spin_store")
+
+    run(guest, 1, test)
