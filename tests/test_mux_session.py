@@ -460,6 +460,15 @@ def _register(reply: bytes, regnum: int) -> int:
 T2 = 7
 
 
+async def _held_step(rig: Rig, guest: TargetGuest) -> int:
+    """Stop at the loop's `addi t2, t2, 1` and stepi over it, as gdb does: the mux answers the
+    step and holds it (the node is still at the addi).  The addi's address."""
+    addi = guest.sym("spin_store") - 4
+    await to(rig, addi)
+    await to(rig, guest.sym("spin_store"))
+    return addi
+
+
 def test_a_step_over_a_register_only_instruction_is_answered_without_lld(guest: TargetGuest) -> None:
     async def test(rig: Rig) -> None:
         addi = guest.sym("spin_store") - 4                    # addi t2, t2, 1
@@ -513,10 +522,8 @@ def test_a_step_over_a_breakpoint_and_the_continue_after_it_are_one_lld_request(
 
 def test_whatever_anyone_asks_of_the_node_sees_the_held_steps_made(guest: TargetGuest) -> None:
     async def test(rig: Rig) -> None:
-        addi = guest.sym("spin_store") - 4
-        await to(rig, addi)
+        addi = await _held_step(rig, guest)
         rig.link.requests.clear()
-        await to(rig, guest.sym("spin_store"))
         # A memory read does not need them (they wrote no memory) ...
         await rig.link.request(0, p.ReadMem(p.SPACE_VIRT, guest.counter(0), 4))
         assert [type(r).__name__ for r in rig.link.requests] == ["ReadMem"] and rig.pc() == addi
@@ -530,9 +537,7 @@ def test_whatever_anyone_asks_of_the_node_sees_the_held_steps_made(guest: Target
 
 def test_held_steps_are_made_on_their_own_after_a_moment(guest: TargetGuest) -> None:
     async def test(rig: Rig) -> None:
-        addi = guest.sym("spin_store") - 4
-        await to(rig, addi)
-        await to(rig, guest.sym("spin_store"))
+        addi = await _held_step(rig, guest)
         assert rig.pc() == addi
         await asyncio.sleep(HOLD_SECONDS * 5)
         assert rig.pc() == guest.sym("spin_store")
@@ -543,9 +548,7 @@ def test_held_steps_are_made_on_their_own_after_a_moment(guest: TargetGuest) -> 
 
 def test_a_held_step_lld_refuses_is_reported_once_and_forgotten(guest: TargetGuest) -> None:
     async def test(rig: Rig) -> None:
-        addi = guest.sym("spin_store") - 4
-        await to(rig, addi)
-        await to(rig, guest.sym("spin_store"))
+        await _held_step(rig, guest)
         rig.machine.step_node(0, False)     # behind the mux's back: lld's gen moves on
         handle = rig.session.handle
         with pytest.raises(StepNotMade, match="shown but not made"):
@@ -558,9 +561,7 @@ def test_a_held_step_lld_refuses_is_reported_once_and_forgotten(guest: TargetGue
 
 def test_a_reverse_on_any_node_has_every_nodes_held_steps_made_first(guest: TargetGuest) -> None:
     async def test(rig: Rig) -> None:
-        addi = guest.sym("spin_store") - 4
-        await to(rig, addi)
-        await to(rig, guest.sym("spin_store"))
+        await _held_step(rig, guest)
         rig.link.requests.clear()
         # The whole machine goes back in its history (this one keeps none, and says so).
         reply = await rig.link.request(1, p.Reverse(rig.lld.nodes[1].gen(), p.REVERSE_STEP))
@@ -575,9 +576,7 @@ def test_steps_held_when_the_mux_closes_are_made(guest: TargetGuest, monkeypatch
     monkeypatch.setattr("mux.ahead.HOLD_SECONDS", 60.0)   # only the close makes them
 
     async def test(rig: Rig) -> None:
-        addi = guest.sym("spin_store") - 4
-        await to(rig, addi)
-        await to(rig, guest.sym("spin_store"))
+        addi = await _held_step(rig, guest)
         assert rig.pc() == addi
         mux = Mux(MuxConfig(1, 0), rig.link)
         mux.nodes[0] = rig.session.handle
