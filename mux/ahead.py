@@ -9,6 +9,8 @@ status lld would reply with (`predict`), and held:
 
 * a RESUME that comes next makes the held steps first (its STEPS count): gdb's step
   over a breakpoint and its continue cost one round trip, as on hardware;
+* so does a STEP the ISA does not decide (a load, a store): a run of `stepi` costs
+  one round trip at each of those and none in between;
 * anything else anyone asks lld about the node (except READ_MEM: the steps wrote no
   memory) sends them first, as one counted STEP, and so sees the node after them (the
   link calls `release` before it queues the request); so does a short timer, so a
@@ -143,7 +145,7 @@ class StepsAhead:
             self.release()
 
     def fold(self) -> Held | None:
-        """The held steps, for a RESUME that makes them itself; none are left held."""
+        """The held steps, for a STEP or RESUME that makes them first itself; none are left held."""
         held = self._take()
         if held is not None:
             self.stats.folded += held.count
