@@ -153,7 +153,8 @@ class StepsAhead:
 
     def _take(self) -> Held | None:
         held, self._held = self._held, None
-        self.link.unhold(self.node)
+        if held is not None:
+            self.link.unhold(self.node)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
