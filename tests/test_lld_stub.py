@@ -413,7 +413,9 @@ def test_code_is_plain_only_where_a_fetch_cannot_trap_or_write() -> None:
     machine, lb, at = _paged_node()
     cpu = machine.nodes[1].cpu
     V, X = 1, 8
+    A = 64
     machine.write_phys(at["leaf"] + 32, (((at["ro"] >> 12) << 10) | V | X).to_bytes(4, "little"))  # A=0
+    machine.write_phys(at["leaf"] + 36, (((0x10000000 >> 12) << 10) | V | X | A).to_bytes(4, "little"))
     cpu.flush_tlb()
 
     def plain(pc: int) -> bool:
@@ -429,7 +431,7 @@ def test_code_is_plain_only_where_a_fetch_cannot_trap_or_write() -> None:
     assert not plain(0x40008000)            # executable, but a fetch would set its A bit
     assert not plain(0x40000000)            # not executable
     assert not plain(0x40001000)            # not mapped
-    assert not plain(0x40003000)            # executable or not, a device
+    assert not plain(0x40009000)            # executable, but a device (UART) behind it
     cpu.csr.write(0x7A1, 2 << 28 | MCONTROL_S | MCONTROL_EXECUTE, PRV_M, 0, 0)
     cpu.csr.write(0x7A2, 0x40005abc, PRV_M, 0, 0)   # an execute trigger somewhere in the page
     assert not plain(0x40005000)
