@@ -625,6 +625,8 @@ _EXPEDITED_PREFIX = [b"%02x:" % regnum for regnum in range(256)]
 _G_COUNT = 33
 _G_TEMPLATE = b"".join(b"%02x:%%s;" % regnum for regnum in range(_G_COUNT))
 _G_STRUCT = struct.Struct(f"<{_G_COUNT}I")
+_G_HEX = struct.Struct("8s" * _G_COUNT)   # the hex of the packed block, cut into registers
+_G_NUMBERS = list(range(_G_COUNT))
 
 
 def stop_reply(signal: int = SIGTRAP, *, reason: StopReason | None = None,
@@ -642,9 +644,8 @@ def stop_reply(signal: int = SIGTRAP, *, reason: StopReason | None = None,
     if registers:
         # Packed and hex-encoded at once: a stop reply is on the critical path of every step.
         values = [v & 0xFFFFFFFF for v in registers.values()]
-        if len(values) == _G_COUNT and list(registers) == list(range(_G_COUNT)):
-            packed = _G_STRUCT.pack(*values).hex().encode()
-            out += _G_TEMPLATE % tuple(packed[i: i + 8] for i in range(0, 8 * _G_COUNT, 8))
+        if len(values) == _G_COUNT and list(registers) == _G_NUMBERS:
+            out += _G_TEMPLATE % _G_HEX.unpack(_G_STRUCT.pack(*values).hex().encode())
         else:
             hexed = struct.pack(f"<{len(values)}I", *values).hex()
             for i, regnum in enumerate(registers):

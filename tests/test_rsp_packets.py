@@ -210,6 +210,18 @@ def test_stop_replies() -> None:
         assert p.stop_reply(reason=p.StopReason(kind, 0x80000100)) == b"T05" + name + b":80000100;"
 
 
+@given(st.lists(st.integers(0, 0xFFFFFFFF), min_size=33, max_size=33))
+def test_a_whole_g_block_expedites_like_any_other_registers(values: list[int]) -> None:
+    """The 33 registers of the `g` block, x0 to pc, are formatted in one go: byte for byte what
+    the register-by-register way gives (which a block in another order still takes)."""
+    expected = b"T05" + b"".join(b"%02x:%s;" % (n, v.to_bytes(4, "little").hex().encode())
+                                 for n, v in enumerate(values))
+    assert p.stop_reply(registers=dict(enumerate(values))) == expected
+    backwards = dict(reversed(list(enumerate(values))))
+    assert p.stop_reply(registers=backwards) == b"T05" + b"".join(
+        b"%02x:%s;" % (n, v.to_bytes(4, "little").hex().encode()) for n, v in backwards.items())
+
+
 @given(st.binary(max_size=300), st.integers(1, 64))
 def test_xfer_chunks_reassemble(document: bytes, length: int) -> None:
     pieces: list[bytes] = []
