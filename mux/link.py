@@ -199,6 +199,8 @@ class LldLink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.Task[None] | None = None
         self._wake_timer = asyncio.Event()
+        #: When the retransmission timer looks next, unless woken sooner.
+        self._timer_looks_at = 0.0
         self._reader: threading.Thread | None = None
         self._fd = -1          # the port's descriptor when the event loop reads it (see start)
         self._closing = threading.Event()
@@ -402,7 +404,11 @@ class LldLink:
                 self._turn = node + 1
                 self._write(wire)
                 break
-        self._wake_timer.set()
+        deadline = self.client.next_deadline()
+        if deadline is not None and deadline < self._timer_looks_at:
+            # (Only then: a request behind one already out never needs an earlier look, and waking
+            # the timer for each request would cost every round trip two turns of the loop.)
+            self._wake_timer.set()
 
     def _write(self, data: bytes) -> None:
         try:
@@ -455,6 +461,7 @@ class LldLink:
             deadline = self.client.next_deadline()
             self._wake_timer.clear()
             delay = 0.5 if deadline is None else max(0.0, deadline - time.monotonic())
+            self._timer_looks_at = time.monotonic() + delay
             try:
                 await asyncio.wait_for(self._wake_timer.wait(), delay)
                 continue
