@@ -178,6 +178,11 @@ SCENARIOS = [
              "p $pc"),
     scenario("write_csr", "break test_main", "continue", "p/x $mscratch", "set var $mscratch = 0x5a5a",
              "p/x $mscratch", "stepi", "p/x $mscratch"),
+    # Steps the mux answers ahead of lld, then a register write, a CSR read, a memory write and
+    # a read of the code, each of which must see them made (docs/debug-semantics.md).
+    scenario("writes_after_answered_steps", "break square", "continue", "stepi", "stepi",
+             "set var $a0 = 9", "p $a0", "p/x $mstatus", "stepi", "p $a0", "p $pc", "set var x = 3",
+             "p x", "stepi", "x/2i $pc", "info registers a0 a1 sp", "finish"),
 
     # -- traps, privilege, interrupts -----------------------------------------------------------------
     scenario("stepi_ecall", "break do_ecall", "continue", "stepi", "x/i $pc", "stepi", "p $pc",
