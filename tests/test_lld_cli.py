@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ import serial
 from lld import protocol as p
 from lld.client import LldClient
 from lld.testing import TargetGuest, build_target_guest
+from psyche.commands.machine_cmd import StopReporter
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.slow]
 
@@ -118,7 +120,8 @@ def test_machine_serves_lld_on_a_tcp_debug_line_that_loses_frames(guest: TargetG
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=10)
-    assert "node 2 stopped (breakpoint)" in err and "node 1 stopped (panic)" in err
+    # A panic is always said; the breakpoint's stop was the debugger's own, while it talked.
+    assert "node 1 stopped (panic)" in err and "node 2 stopped (breakpoint)" not in err
 
 
 def test_machine_serves_lld_on_a_pty_opened_with_pyserial(guest: TargetGuest) -> None:
@@ -166,3 +169,21 @@ def test_the_mux_reads_a_tcp_debug_line_in_whole_chunks(guest: TargetGuest) -> N
     finally:
         proc.terminate()
         proc.communicate(timeout=10)
+
+
+def test_a_stop_is_said_on_stderr_when_no_debugger_talks_and_a_panic_always(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    heard = [0]
+    reasons = {0: p.REASON_BREAKPOINT, 1: p.REASON_PANIC}
+    lld = SimpleNamespace(heard=lambda: heard[0], nodes=[
+        SimpleNamespace(status=lambda n=n: p.Status(p.STATE_STOPPED, reasons[n], 3, 0, 1, 1, 0x80000000 + n,
+                                                    0, 0, 0)) for n in reasons])
+    nodes = [SimpleNamespace(index=n) for n in reasons]
+    report = StopReporter(lld)   # type: ignore[arg-type]
+    report(nodes)                # type: ignore[arg-type]
+    said = capsys.readouterr().err
+    assert "node 0 stopped (breakpoint) at pc 0x80000000" in said and "node 1 stopped (panic)" in said
+    heard[0] += 40               # a debugger talks on the line
+    report(nodes)                # type: ignore[arg-type]
+    said = capsys.readouterr().err
+    assert "node 0" not in said and "node 1 stopped (panic)" in said

@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 
 import tftpy
@@ -15,7 +16,7 @@ import tftpy
 from lld.attach import Lld
 from lld.history import DEFAULT_INTERVAL, DEFAULT_KEEP, History
 from lld.lossy import LossyLine
-from lld.protocol import REASON_NAMES
+from lld.protocol import REASON_NAMES, REASON_PANIC, REASON_TRAP_LOOP
 from psyche import lifetime
 from psyche.kernel.harness import kernel_phys, member_offset
 from psyche.machine import snapshot
@@ -255,7 +256,7 @@ def _replay_then_live(args: argparse.Namespace) -> int:
         machine.console.add_output_listener(lambda data: (sys.stdout.buffer.write(data), sys.stdout.flush()))
     lines = [done.console or console, done.debug or debug]
     runner = Runner(machine, lines, pace=not args.no_pace, debug=lld, stop_on_node_stop=False,
-                    on_stop=lambda stopped: _report_stops(stopped, lld), recorder=history, history=history)
+                    on_stop=StopReporter(lld), recorder=history, history=history)
     if history is not None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: runner.request_stop())
@@ -322,13 +323,34 @@ def _files(machine: Machine, image: ElfImage, args: argparse.Namespace) -> tftpy
     return server
 
 
-def _report_stops(stopped: list[Node], lld: Lld) -> None:
-    """A node stopped and waits for a debugger: say so once (lld itself never speaks unasked)."""
-    for node in stopped:
-        status = lld.nodes[node.index].status()
-        print(f"psyche machine: node {node.index} stopped "
-              f"({REASON_NAMES.get(status.reason, status.reason)}) at pc {status.pc:#010x}; "
-              f"waiting for a debugger", file=sys.stderr, flush=True)
+class StopReporter:
+    """Say on stderr that a node stopped and waits for a debugger (lld itself never speaks unasked).
+
+    A panic or a trap loop is always said.  A breakpoint's or a watchpoint's stop is said only
+    while no debugger talks on the line (nothing heard for QUIET_SECONDS): one that does hears
+    of the stop from lld, and a gdb hitting a breakpoint in a loop would otherwise have a line
+    written, on the reply's path, at every hit.
+    """
+
+    QUIET_SECONDS = 1.0
+    ALWAYS = frozenset({REASON_PANIC, REASON_TRAP_LOOP})
+
+    def __init__(self, lld: Lld) -> None:
+        self.lld = lld
+        self._heard = lld.heard()
+        self._heard_at = -self.QUIET_SECONDS
+
+    def __call__(self, stopped: list[Node]) -> None:
+        now = time.monotonic()
+        if self.lld.heard() != self._heard:
+            self._heard, self._heard_at = self.lld.heard(), now
+        quiet = now - self._heard_at >= self.QUIET_SECONDS
+        for node in stopped:
+            status = self.lld.nodes[node.index].status()
+            if quiet or status.reason in self.ALWAYS:
+                print(f"psyche machine: node {node.index} stopped "
+                      f"({REASON_NAMES.get(status.reason, status.reason)}) at pc {status.pc:#010x}; "
+                      f"waiting for a debugger", file=sys.stderr, flush=True)
 
 
 def _halt(machine: Machine) -> None:
@@ -423,7 +445,7 @@ def run(args: argparse.Namespace) -> int:
         machine.console.add_output_listener(lambda data: (sys.stdout.buffer.write(data), sys.stdout.flush()))
     runner = Runner(machine, [console, debug], pace=not args.no_pace, debug=lld,
                     stop_on_node_stop=not debugging,
-                    on_stop=(lambda stopped: _report_stops(stopped, lld)) if debugging else None,
+                    on_stop=StopReporter(lld) if debugging else None,
                     recorder=recorder, history=history)
     if recording is not None or history is not None:
         # Ended by a signal (psyche up stops its machine with SIGTERM), a recording still ends at a
