@@ -193,6 +193,11 @@ class NodeLld:
         st.reason_stops = self.target.stops
         self._record_reason(self.target.machine_stop_reason, stepped=False)
 
+    def stop_reason(self) -> int:
+        """The reason (REASON_*) of the node's last stop, as its status would give it."""
+        self.sync()
+        return self.state.reason
+
     def _record_reason(self, cpu_reason: int, stepped: bool) -> None:
         st = self.state
         st.data_addr = 0

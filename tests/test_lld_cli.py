@@ -177,7 +177,8 @@ def test_a_stop_is_said_on_stderr_when_no_debugger_talks_and_a_panic_always(
     reasons = {0: p.REASON_BREAKPOINT, 1: p.REASON_PANIC}
     lld = SimpleNamespace(heard=lambda: heard[0], nodes=[
         SimpleNamespace(status=lambda n=n: p.Status(p.STATE_STOPPED, reasons[n], 3, 0, 1, 1, 0x80000000 + n,
-                                                    0, 0, 0)) for n in reasons])
+                                                    0, 0, 0),
+                        stop_reason=lambda n=n: reasons[n]) for n in reasons])
     nodes = [SimpleNamespace(index=n) for n in reasons]
     report = StopReporter(lld)   # type: ignore[arg-type]
     report(nodes)                # type: ignore[arg-type]

@@ -346,11 +346,12 @@ class StopReporter:
             self._heard, self._heard_at = self.lld.heard(), now
         quiet = now - self._heard_at >= self.QUIET_SECONDS
         for node in stopped:
+            if not quiet and self.lld.nodes[node.index].stop_reason() not in self.ALWAYS:
+                continue
             status = self.lld.nodes[node.index].status()
-            if quiet or status.reason in self.ALWAYS:
-                print(f"psyche machine: node {node.index} stopped "
-                      f"({REASON_NAMES.get(status.reason, status.reason)}) at pc {status.pc:#010x}; "
-                      f"waiting for a debugger", file=sys.stderr, flush=True)
+            print(f"psyche machine: node {node.index} stopped "
+                  f"({REASON_NAMES.get(status.reason, status.reason)}) at pc {status.pc:#010x}; "
+                  f"waiting for a debugger", file=sys.stderr, flush=True)
 
 
 def _halt(machine: Machine) -> None:
