@@ -170,7 +170,8 @@ class _Conversation:
                  packet_size: int = PACKET_SIZE,
                  pause_input: Callable[[bool], object] | None = None) -> None:
         self.port = port
-        self.codec = RspConnection(max_packet_size=packet_size)
+        # Long runs of '0' (zero memory) go run-length encoded, as gdbserver sends runs.
+        self.codec = RspConnection(max_packet_size=packet_size, rle=True)
         self.write = write
         self.pause_input = pause_input
         self._claim = functools.partial(SessionInfo, peer, transport, hang_up=hang_up)

@@ -20,7 +20,7 @@ from lld import protocol as p
 from lld.testing import TargetGuest, build_target_guest
 from mux import server
 from mux.link import RequestError
-from mux.rsp import RspConnection
+from mux.rsp import RspConnection, run_length_decode
 from mux.server import PACKET_SIZE, UDP_PACKET_SIZE, WRITE_HIGH_WATER, _TcpClient
 
 pytestmark = pytest.mark.timeout(60)
@@ -183,7 +183,9 @@ def test_over_udp_a_bad_packet_is_answered_and_the_node_is_free_at_once(guest: T
             assert await exchange(first, packet) == answer
         # A 32 KiB read over UDP: the reply must fit one datagram (it used to be lost, EMSGSIZE).
         assert f"PacketSize={UDP_PACKET_SIZE:x}".encode() in await exchange(first, b"qSupported")
-        assert len(await exchange(first, b"m80000000,8000")) == UDP_PACKET_SIZE
+        memory = await exchange(first, b"m80000000,8000")
+        assert b"0*~" in memory   # (the zeros in it go run-length encoded)
+        assert len(run_length_decode(memory)) == UDP_PACKET_SIZE
         assert await exchange(first, b"D") == b"OK"
         second = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         second.setblocking(False)

@@ -87,12 +87,22 @@ def test_run_length_decoding() -> None:
             run_length_decode(bad)
 
 
-def test_runs_follow_gdbserver_and_avoid_frame_characters() -> None:
-    assert run_length_encode(b"000") == b"000"
-    assert run_length_encode(b"0000") == b"0* "
-    assert run_length_encode(b"0" * 7) == b"0*\"0"  # 6 repeats would be '#'
-    assert run_length_encode(b"0" * 8) == b"0*\"00"  # 7 repeats would be '$'
+def test_long_zero_runs_are_compressed_as_gdbserver_sends_runs() -> None:
+    assert run_length_encode(b"0" * 31) == b"0" * 31      # shorter runs go as they are
+    assert run_length_encode(b"f" * 200) == b"f" * 200    # only runs of '0' are looked for
+    assert run_length_encode(b"0" * 32) == b"0*<"         # a '0' and 31 more ('<' is 31 + 29)
     assert run_length_encode(b"0" * 200) == b"0*~0*~0* "  # 98 + 98 + 4
+    assert run_length_encode(b"0" * (98 + 7)) == b"0*~0*\"0"   # 6 repeats would be '#'
+    assert run_length_encode(b"0" * (98 + 8)) == b"0*~0*\"00"  # 7 repeats would be '$'
+    assert run_length_encode(b"12" + b"0" * 40 + b"34") == b"120*D34"
+    assert run_length_encode(b"10" + b"0" * 40) == b"10*E"  # the run takes the '0' of "10" too
+
+
+@given(st.lists(st.one_of(st.binary(max_size=24), st.integers(0, 400).map(lambda n: b"0" * n)), max_size=12))
+def test_zero_runs_expand_to_what_was_compressed(pieces: list[bytes]) -> None:
+    raw = escape(b"".join(pieces))
+    assert run_length_decode(run_length_encode(raw)) == raw
+    assert len(run_length_encode(raw)) <= len(raw)
 
 
 @given(payloads, st.booleans())
