@@ -32,7 +32,8 @@ def test_files_of_hundreds_of_kib_go_both_ways(kernel_elf: Path, tmp_path: Path,
     (served / "data.bin").write_bytes(data)
     port = some_free_ports(1)
     server = subprocess.Popen([sys.executable, "-m", "psyche.cli", "fileserver", str(served), "--port",
-                               str(port), "--timeout", "0.2"], stderr=subprocess.PIPE, text=True)
+                               str(port), "--timeout", "0.2", "--retries", "100"],
+                              stderr=subprocess.PIPE, text=True)
     up = start_up(kernel_elf, 2, "--net-loss", loss, "--net-loss-seed", "5")
     console = ConsoleTap(up.console)
     try:

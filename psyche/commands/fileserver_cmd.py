@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--bind", default="127.0.0.1", metavar="HOST", help="address to listen on")
     p.add_argument("--timeout", type=float, default=1.0, metavar="S",
                    help="send a block again after S seconds without its ACK (default 1)")
+    p.add_argument("--retries", type=int, default=20, metavar="N",
+                   help="give a transfer up after N sends without an answer (default 20)")
     p.set_defaults(handler=run)
 
 
@@ -41,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"psyche fileserver: serving {directory} over TFTP on udp {args.bind}:{args.port}",
           file=sys.stderr, flush=True)
     try:
-        server.listen(args.bind, args.port, timeout=args.timeout, retries=20)
+        server.listen(args.bind, args.port, timeout=args.timeout, retries=args.retries)
     except tftpy.TftpException as e:
         raise ValueError(f"TFTP server: {e}") from e
     return 0
