@@ -119,6 +119,8 @@ def unescape(raw: bytes) -> bytes:
 #: The shortest run of '0' that `run_length_encode` compresses: 16 zero bytes in hex.
 ZERO_RUN = 32
 _ZEROS = b"0" * ZERO_RUN
+_ZEROS_KIB = b"0" * 1024
+_NOT_ZERO = re.compile(rb"[^0]")
 
 
 def run_length_encode(raw: bytes) -> bytes:
@@ -138,7 +140,11 @@ def run_length_encode(raw: bytes) -> bytes:
     out = bytearray()
     start = 0
     while at >= 0:
-        end = len(raw) - len(raw[at:].lstrip(b"0"))
+        end = at + ZERO_RUN
+        while raw.startswith(_ZEROS_KIB, end):   # (a long run in few steps, the rest by the regex)
+            end += len(_ZEROS_KIB)
+        found = _NOT_ZERO.search(raw, end)
+        end = found.start() if found else len(raw)
         out += raw[start:at]
         out += _zero_run(end - at)
         start = end
