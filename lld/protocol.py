@@ -77,13 +77,14 @@ E_VERSION = 11        # frame version not supported (detail: the supported versi
 E_ALIGN = 12          # misaligned breakpoint address or pc value (detail: the value)
 E_BAD_GUARD = 13      # ANY_GEN used on a request that must name a stop
 E_INTERNAL = 14       # lld failed serving the request (a bug in lld; detail: text)
+E_CODE_CHANGED = 15   # counted steps' code check failed: pc's page changed (detail: text); nothing done
 
 ERROR_NAMES = {
     OK: "ok", E_BAD_REQUEST: "bad request", E_BAD_PAYLOAD: "bad payload", E_NO_NODE: "no such node",
     E_STALE: "stale", E_STATE: "wrong state", E_UNMAPPED: "unmapped", E_NOT_RAM: "not RAM",
     E_BAD_REGISTER: "bad register", E_TOO_LARGE: "too large", E_LIMIT: "limit reached",
     E_VERSION: "unsupported version", E_ALIGN: "misaligned", E_BAD_GUARD: "guard required",
-    E_INTERNAL: "internal error",
+    E_INTERNAL: "internal error", E_CODE_CHANGED: "code changed",
 }
 
 # -- node states and stop reasons --------------------------------------------
@@ -162,6 +163,11 @@ PREFETCH = 0x04
 #: the flag is clear), each as one STEP would; RESUME makes that many masked steps first.  Both
 #: stop early at a step that stops for a reason of its own (a watchpoint, a trap loop).
 STEPS = 0x08
+#: STEP and RESUME flag, with STEPS: a u32 follows the count, the CRC-32 of pc's page as an
+#: expedited status gave it (`Status.code_crc`): the steps are made only if the page is unchanged
+#: (E_CODE_CHANGED otherwise, and nothing is done).  A debugger that answered the steps from that
+#: code knows they are the steps it answered.
+CODE_CHECK = 0x10
 MAX_PREFETCH = 16            # ranges a request
 MAX_PREFETCH_BYTES = 2048    # bytes in all
 #: How many registers an expedited status carries: x0-x31 and pc, gdb's `g` block.
@@ -230,15 +236,21 @@ class _Reader:
             raise PayloadError(f"{len(self.data) - self.pos} unexpected bytes at the end of the payload")
 
 
-def _expedited(flags: int, expedite: bool, prefetch: tuple[ReadMem, ...], steps: int | None = None) -> bytes:
+def _expedited(flags: int, expedite: bool, prefetch: tuple[ReadMem, ...], steps: int | None = None,
+               code_crc: int | None = None) -> bytes:
     """A request's flags byte, with EXPEDITE (and PREFETCH) when asked, then its step count
-    (with STEPS, when `steps` is given) and its prefetch list."""
+    (with STEPS, when `steps` is given) and code check (CODE_CHECK), and its prefetch list."""
     count = b""
     if steps is not None:
         if not 1 <= steps <= 0xFFFF:
             raise ValueError(f"a step count is 1 to 65535, not {steps}")
         flags |= STEPS
         count = struct.pack(">H", steps)
+        if code_crc is not None:
+            flags |= CODE_CHECK
+            count += struct.pack(">I", _u32(code_crc, "code CRC"))
+    elif code_crc is not None:
+        raise ValueError("a code check goes with a step count")
     if not expedite:
         return bytes((flags,)) + count
     if not prefetch:
@@ -249,13 +261,16 @@ def _expedited(flags: int, expedite: bool, prefetch: tuple[ReadMem, ...], steps:
             + b"".join(r.encode() for r in prefetch))
 
 
-def _decode_steps(r: _Reader, flags: int) -> int | None:
+def _decode_steps(r: _Reader, flags: int) -> tuple[int | None, int | None]:
+    """The step count and code check (None, None without STEPS)."""
     if not flags & STEPS:
-        return None
+        if flags & CODE_CHECK:
+            raise PayloadError("CODE_CHECK needs STEPS")
+        return None, None
     count = r.one("H")
     if count == 0:
         raise PayloadError("a step count is 1 to 65535, not 0")
-    return count
+    return count, r.one("I") if flags & CODE_CHECK else None
 
 
 def _decode_prefetch(r: _Reader, flags: int) -> tuple[ReadMem, ...]:
@@ -376,24 +391,26 @@ class Resume(Change):
     expedite: bool = False
     prefetch: tuple[ReadMem, ...] = ()
     steps: int | None = None
+    #: With steps: make them only if pc's page still has this CRC-32 (CODE_CHECK).
+    code_crc: int | None = None
 
     def encode(self) -> bytes:
         guard = struct.pack(">I", _u32(self.guard, "guard"))
-        if not self.expedite and self.steps is None:
+        if not self.expedite and self.steps is None and self.code_crc is None:
             return guard
-        return guard + _expedited(0, self.expedite, self.prefetch, self.steps)
+        return guard + _expedited(0, self.expedite, self.prefetch, self.steps, self.code_crc)
 
     @classmethod
     def decode(cls, payload: bytes) -> Resume:
         r = _Reader(payload)
         guard = r.one("I")
         flags = r.one("B") if len(payload) > 4 else 0
-        if flags & ~(EXPEDITE | PREFETCH | STEPS):
+        if flags & ~(EXPEDITE | PREFETCH | STEPS | CODE_CHECK):
             raise PayloadError(f"unknown resume flags {flags:#x}")
-        steps = _decode_steps(r, flags)
+        steps, code_crc = _decode_steps(r, flags)
         prefetch = _decode_prefetch(r, flags)
         r.done()
-        return cls(guard, bool(flags & EXPEDITE), prefetch, steps)
+        return cls(guard, bool(flags & EXPEDITE), prefetch, steps, code_crc)
 
 
 @dataclass(frozen=True)
@@ -409,23 +426,26 @@ class Step(Change):
     expedite: bool = False
     prefetch: tuple[ReadMem, ...] = ()
     count: int = 1
+    #: Make the steps only if pc's page still has this CRC-32 (CODE_CHECK; it sends the count).
+    code_crc: int | None = None
 
     def encode(self) -> bytes:
         flags = STEP_TAKE_INTERRUPTS if self.take_interrupts else 0
+        counted = self.count != 1 or self.code_crc is not None
         return struct.pack(">I", _u32(self.guard, "guard")) + _expedited(
-            flags, self.expedite, self.prefetch, None if self.count == 1 else self.count)
+            flags, self.expedite, self.prefetch, self.count if counted else None, self.code_crc)
 
     @classmethod
     def decode(cls, payload: bytes) -> Step:
         r = _Reader(payload)
         guard, flags = r.take("IB")
-        if flags & ~(STEP_TAKE_INTERRUPTS | EXPEDITE | PREFETCH | STEPS):
+        if flags & ~(STEP_TAKE_INTERRUPTS | EXPEDITE | PREFETCH | STEPS | CODE_CHECK):
             raise PayloadError(f"unknown step flags {flags:#x}")
-        count = _decode_steps(r, flags)
+        count, code_crc = _decode_steps(r, flags)
         prefetch = _decode_prefetch(r, flags)
         r.done()
         return cls(guard, bool(flags & STEP_TAKE_INTERRUPTS), bool(flags & EXPEDITE), prefetch,
-                   1 if count is None else count)
+                   1 if count is None else count, code_crc)
 
 
 @dataclass(frozen=True)
@@ -737,6 +757,8 @@ class Status:
     memory: tuple[Fetched, ...] = ()
     #: With the registers, what lld knows of the code at pc (CODE_PLAIN).
     code_flags: int = 0
+    #: With CODE_PLAIN, the CRC-32 of pc's page: what a code check (CODE_CHECK) names.
+    code_crc: int = 0
 
     _S: ClassVar[struct.Struct] = struct.Struct(">BBBBIIIIQQ")
     _EXPEDITED: ClassVar[struct.Struct] = struct.Struct(f">{EXPEDITED_REGS}I")
@@ -748,8 +770,9 @@ class Status:
             return head
         code = self.code or b""
         return b"".join((head, self._EXPEDITED.pack(*self.registers), struct.pack(">H", len(code)), code,
-                         bytes((self.code_flags, len(self.memory))),
-                         *(fetched.encode() for fetched in self.memory)))
+                         bytes((self.code_flags,)),
+                         struct.pack(">I", self.code_crc) if self.code_flags & CODE_PLAIN else b"",
+                         bytes((len(self.memory),)), *(fetched.encode() for fetched in self.memory)))
 
     @classmethod
     def decode(cls, payload: bytes) -> Status:
@@ -766,10 +789,11 @@ class Status:
         code_flags = r.one("B")
         if code_flags & ~CODE_PLAIN:
             raise PayloadError(f"unknown code flags {code_flags:#x}")
+        code_crc = r.one("I") if code_flags & CODE_PLAIN else 0
         memory = tuple(Fetched.read(r) for _ in range(r.one("B")))
         r.done()
         return cls(state, reason, priv, flags, stops, gen, pc, data_addr, cycles, instret, registers, code,
-                   memory, code_flags)
+                   memory, code_flags, code_crc)
 
     @property
     def code_addr(self) -> int:

@@ -244,10 +244,11 @@ class NodeLld:
         )
         if not (expedite and stopped):
             return status
+        crc = t.plain_code_crc()
         return dataclasses.replace(status, registers=tuple(t.read_reg(r) for r in range(p.EXPEDITED_REGS)),
                                    code=self._code_window(status.code_addr),
                                    memory=tuple(self._fetch(r) for r in prefetch),
-                                   code_flags=p.CODE_PLAIN if t.code_page_plain() else 0)
+                                   code_flags=0 if crc is None else p.CODE_PLAIN, code_crc=crc or 0)
 
     def _fetch(self, request: p.ReadMem) -> p.Fetched:
         data: bytes | None
@@ -405,6 +406,7 @@ class NodeLld:
             return True
         if isinstance(request, p.Resume):
             self._need_stopped()
+            self._check_code(request.code_crc)
             self._deferring = request.prefetch if request.expedite else None
             if request.steps is not None and self._steps(request.steps, False):
                 return True   # a step stopped for a reason of its own: the node stays there
@@ -414,6 +416,7 @@ class NodeLld:
             return self._count_change()
         if isinstance(request, p.Step):
             self._need_stopped()
+            self._check_code(request.code_crc)
             self._steps(request.count, request.take_interrupts)
             return True
         if isinstance(request, (p.WriteRegs, p.WriteMem)) and history is not None and history.in_past:
@@ -457,6 +460,12 @@ class NodeLld:
             st.watchpoints.clear()
             return self._count_change()
         raise AssertionError(f"unhandled change request {request!r}")
+
+    def _check_code(self, crc: int | None) -> None:
+        """A code check (CODE_CHECK): pc's page must be as the debugger answered the steps from."""
+        if crc is not None and self.target.code_page_crc() != crc:
+            raise TargetError(p.E_CODE_CHANGED, message="the code at pc changed since the steps were "
+                                                        "answered from it: none made")
 
     def _steps(self, count: int, take_interrupts: bool) -> bool:
         """Make count steps, each a stop; True if one stopped for a reason of its own (a

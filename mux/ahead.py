@@ -7,6 +7,9 @@ said that the code at pc fetches without a trap or a side effect (CODE_PLAIN in 
 expedited status).  Such a step, with interrupts masked, is answered at once with the
 status lld would reply with (`predict`), and held:
 
+* they are made only from the code they were answered from: the request that makes
+  them names the CRC of pc's page lld gave with the stop (CODE_CHECK), and lld makes
+  none if the page changed since (another node wrote it), which is reported;
 * a RESUME that comes next makes the held steps first (its STEPS count): gdb's step
   over a breakpoint and its continue cost one round trip, as on hardware;
 * so does a STEP the ISA does not decide (a load, a store): a run of `stepi` costs
@@ -68,10 +71,12 @@ class StepStats:
 
 @dataclasses.dataclass(frozen=True)
 class Held:
-    """Steps answered and not yet made: how many, from which gen, and where they lead."""
+    """Steps answered and not yet made: how many, from which gen and which code (the CRC of pc's
+    page that lld gave: they are made only if it is unchanged), and where they lead."""
 
     count: int
     guard: int
+    code_crc: int
     predicted: p.Status
 
 
@@ -99,7 +104,7 @@ def predict(status: p.Status, registers: list[int], code: bytes | None) -> p.Sta
         state=status.state, reason=p.REASON_STEP, priv=status.priv, flags=0,
         stops=(status.stops + 1) & rv32.M32, gen=(status.gen + 1) & rv32.M32, pc=next_pc, data_addr=0,
         cycles=status.cycles + 1, instret=status.instret + 1, registers=tuple(after),
-        code_flags=status.code_flags if same_page else 0)
+        code_flags=status.code_flags if same_page else 0, code_crc=status.code_crc if same_page else 0)
 
 
 def refusal(reply: p.Reply) -> str:
@@ -135,8 +140,8 @@ class StepsAhead:
         held = self._held
         if held is None:
             self.link.hold(self.node, self.release)
-            held = Held(0, before.gen, predicted)
-        self._held = Held(held.count + 1, held.guard, predicted)
+            held = Held(0, before.gen, before.code_crc, predicted)
+        self._held = Held(held.count + 1, held.guard, held.code_crc, predicted)
         self.stats.predicted += 1
         if self._timer is not None:
             self._timer.cancel()
@@ -166,7 +171,8 @@ class StepsAhead:
         if held is None:
             return
         epoch = self._epoch()
-        step = p.Step(held.guard, False, expedite=True, prefetch=self._prefetch(), count=held.count)
+        step = p.Step(held.guard, False, expedite=True, prefetch=self._prefetch(), count=held.count,
+                      code_crc=held.code_crc)
         reply = self.link.submit(self.node, step)
         self._confirming = asyncio.get_running_loop().create_task(self._confirm(reply, held, epoch))
 

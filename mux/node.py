@@ -167,7 +167,7 @@ class NodeHandle:
                 and status.state == known.state and 0 <= status.gen - known.gen <= 1):
             self._cached_gen = status.gen
             # What lld said of the code at pc holds too: breakpoints are not in the code.
-            status = dataclasses.replace(status, code_flags=known.code_flags)
+            status = dataclasses.replace(status, code_flags=known.code_flags, code_crc=known.code_crc)
         self.note(status)
 
     @property
@@ -252,8 +252,8 @@ class NodeHandle:
                 return answered
             held = self.ahead.fold()
             if held is not None:
-                count = held.count + 1
-                return await self._after_held(p.Step(held.guard, False, True, self._prefetch(), count))
+                step = p.Step(held.guard, False, True, self._prefetch(), held.count + 1, held.code_crc)
+                return await self._after_held(step)
         return await self.changed(lambda gen: p.Step(gen, take_interrupts, expedite=True,
                                                      prefetch=self._prefetch()))
 
@@ -286,7 +286,7 @@ class NodeHandle:
             status = await self.changed(lambda gen: p.Resume(gen, expedite=True, prefetch=self._prefetch()))
         else:
             status = await self._after_held(p.Resume(held.guard, expedite=True, prefetch=self._prefetch(),
-                                                     steps=held.count))
+                                                     steps=held.count, code_crc=held.code_crc))
         if status.running:
             self.forget()
         else:

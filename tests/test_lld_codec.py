@@ -141,6 +141,8 @@ requests = st.one_of(
     st.builds(p.Step, u32, st.booleans()), st.builds(p.Step, u32, st.booleans(), st.just(True), prefetches),
     st.builds(p.Step, u32, st.booleans(), st.booleans(), st.just(()), st.integers(1, 0xFFFF)),
     st.builds(p.Step, u32, st.booleans(), st.just(True), prefetches, st.integers(1, 0xFFFF)),
+    st.builds(p.Step, u32, st.booleans(), st.just(True), prefetches, st.integers(1, 0xFFFF), u32),
+    st.builds(p.Resume, u32, st.booleans(), st.just(()), st.integers(1, 0xFFFF), u32),
     st.builds(p.ReadRegs, st.lists(u16, max_size=p.MAX_REGS).map(tuple)),
     st.builds(p.WriteRegs, u32, st.lists(st.tuples(u16, u32), max_size=p.MAX_REGS).map(tuple)),
     st.builds(p.ReadMem, u8, u32, u16, u32),
@@ -158,7 +160,8 @@ statuses = st.one_of(
               st.lists(st.binary(max_size=128).flatmap(lambda data: st.builds(
                   p.Fetched, u8, u32, u32, st.just(len(data)), st.sampled_from((None, data)))),
                        max_size=p.MAX_PREFETCH).map(tuple),
-              st.sampled_from((0, p.CODE_PLAIN))))
+              st.sampled_from((0, p.CODE_PLAIN))).map(
+                  lambda s: dataclasses.replace(s, code_crc=s.pc ^ 0x5A5A5A5A) if s.code_flags else s))
 
 
 @given(requests)
@@ -200,6 +203,11 @@ def test_a_step_count_is_one_to_65535() -> None:
     assert p.Step(1).encode() == p.Step(1, count=1).encode() == bytes((0, 0, 0, 1, 0))  # one: no count
     with pytest.raises(p.PayloadError, match="not 0"):
         p.decode_request(p.STEP, bytes((0, 0, 0, 1, p.STEPS, 0, 0)))
+    with pytest.raises(p.PayloadError, match="needs STEPS"):
+        p.decode_request(p.STEP, bytes((0, 0, 0, 1, p.CODE_CHECK, 0, 0, 0, 0)))
+    with pytest.raises(ValueError, match="goes with a step count"):
+        p.Resume(1, code_crc=7).encode()
+    assert p.Step(1, code_crc=7).encode() == bytes((0, 0, 0, 1, p.STEPS | p.CODE_CHECK, 0, 1, 0, 0, 0, 7))
     with pytest.raises(p.PayloadError, match="code flags"):
         p.Status.decode(dataclasses.replace(p.Status(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, (0,) * p.EXPEDITED_REGS),
                                             code_flags=0x80).encode())

@@ -172,10 +172,24 @@ def test_a_counted_step_is_so_many_steps_and_ends_early_at_a_stop_of_its_own(gue
     resumed = many.ok(1, p.Resume(watched.gen, steps=1000))
     assert resumed.stopped and (resumed.reason, resumed.pc) == (p.REASON_WATCHPOINT, guest.sym("spin_store"))
     assert resumed.instret > watched.instret
+    # A code check: the steps are made only if pc's page is what the status said it was.
+    stopped = many.ok(1, p.GetStatus(expedite=True))
+    assert stopped.code_flags & p.CODE_PLAIN
+    refused = many.call(1, p.Step(stopped.gen, count=2, code_crc=stopped.code_crc ^ 1))
+    assert refused.status == p.E_CODE_CHANGED and refused.error is not None
+    assert "none made" in refused.error.message
+    assert many.status(1).instret == stopped.instret
+    checked = many.ok(1, p.Step(stopped.gen, count=2, code_crc=stopped.code_crc))
+    assert checked.instret == stopped.instret + 2
+    page = stopped.pc & ~0xFFF
+    many.machine.write_phys(page + 0xFFC, b"\x13\x00\x00\x00")   # a nop where nothing runs: a new CRC
+    changed = many.call(1, p.Resume(checked.gen, steps=1, code_crc=checked.code_crc))
+    assert changed.status == p.E_CODE_CHANGED and many.status(1).stopped
     # Steps that end without a stop of their own: the node runs from where they end.
     many.ok(1, p.ClearWatchpoint(p.ANY_GEN, guest.counter(1), 4, p.WATCH_WRITE))
-    ran = many.ok(1, p.Resume(many.status(1).gen, steps=3))
-    assert ran.running and ran.instret == resumed.instret + 3
+    before_run = many.status(1)
+    ran = many.ok(1, p.Resume(before_run.gen, steps=3))
+    assert ran.running and ran.instret == before_run.instret + 3
 
 
 def test_an_expedited_step_or_status_carries_the_registers_of_a_stopped_node(guest: TargetGuest) -> None:
@@ -422,6 +436,7 @@ def test_code_is_plain_only_where_a_fetch_cannot_trap_or_write() -> None:
         cpu.pc = pc
         status = lb.ok(1, p.GetStatus(expedite=True))
         assert status.registers is not None
+        assert (status.code_crc != 0) == bool(status.code_flags & p.CODE_PLAIN)
         return bool(status.code_flags & p.CODE_PLAIN)
 
     assert not plain(0x40005000)            # execute-only page, A set; but PMP shuts S mode out at reset

@@ -584,3 +584,18 @@ def test_steps_held_when_the_mux_closes_are_made(guest: TargetGuest, monkeypatch
         assert rig.pc() == guest.sym("spin_store")
 
     run(guest, 1, test)
+
+
+def test_held_steps_are_not_made_from_code_that_changed_under_them(guest: TargetGuest) -> None:
+    async def test(rig: Rig) -> None:
+        addi = await _held_step(rig, guest)
+        # Behind everyone's back (as another node might): the answered step's code changes.
+        rig.machine.write_phys(addi, (0x00500393).to_bytes(4, "little"))   # li t2, 5
+        handle = rig.session.handle
+        with pytest.raises(StepNotMade, match="code at pc changed"):
+            await handle.refresh()
+        assert rig.pc() == addi and handle.ahead.stats.lost == 1
+        steps = [r for r in rig.link.requests if isinstance(r, p.Step)]
+        assert steps[-1].code_crc is not None
+
+    run(guest, 1, test)
