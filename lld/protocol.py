@@ -77,7 +77,7 @@ E_VERSION = 11        # frame version not supported (detail: the supported versi
 E_ALIGN = 12          # misaligned breakpoint address or pc value (detail: the value)
 E_BAD_GUARD = 13      # ANY_GEN used on a request that must name a stop
 E_INTERNAL = 14       # lld failed serving the request (a bug in lld; detail: text)
-E_CODE_CHANGED = 15   # counted steps' code check failed: pc's page changed (detail: text); nothing done
+E_CODE_CHANGED = 15   # counted steps' code check failed: the code at pc changed (detail: text); nothing done
 
 ERROR_NAMES = {
     OK: "ok", E_BAD_REQUEST: "bad request", E_BAD_PAYLOAD: "bad payload", E_NO_NODE: "no such node",
@@ -163,10 +163,10 @@ PREFETCH = 0x04
 #: the flag is clear), each as one STEP would; RESUME makes that many masked steps first.  Both
 #: stop early at a step that stops for a reason of its own (a watchpoint, a trap loop).
 STEPS = 0x08
-#: STEP and RESUME flag, with STEPS: a u32 follows the count, the CRC-32 of pc's page as an
-#: expedited status gave it (`Status.code_crc`): the steps are made only if the page is unchanged
-#: (E_CODE_CHANGED otherwise, and nothing is done).  A debugger that answered the steps from that
-#: code knows they are the steps it answered.
+#: STEP and RESUME flag, with STEPS: a u32 follows the count, the CRC-32 of the code window at pc
+#: as an expedited status gave it (`Status.code_crc`): the steps are made only if that code is
+#: unchanged (E_CODE_CHANGED otherwise, and nothing is done).  A debugger that answered the steps
+#: from that code knows they are the steps it answered.
 CODE_CHECK = 0x10
 MAX_PREFETCH = 16            # ranges a request
 MAX_PREFETCH_BYTES = 2048    # bytes in all
@@ -391,7 +391,7 @@ class Resume(Change):
     expedite: bool = False
     prefetch: tuple[ReadMem, ...] = ()
     steps: int | None = None
-    #: With steps: make them only if pc's page still has this CRC-32 (CODE_CHECK).
+    #: With steps: make them only if the code window at pc still has this CRC-32 (CODE_CHECK).
     code_crc: int | None = None
 
     def encode(self) -> bytes:
@@ -426,7 +426,7 @@ class Step(Change):
     expedite: bool = False
     prefetch: tuple[ReadMem, ...] = ()
     count: int = 1
-    #: Make the steps only if pc's page still has this CRC-32 (CODE_CHECK; it sends the count).
+    #: Make the steps only if the code window at pc still has this CRC-32 (CODE_CHECK; it sends the count).
     code_crc: int | None = None
 
     def encode(self) -> bytes:
@@ -757,7 +757,7 @@ class Status:
     memory: tuple[Fetched, ...] = ()
     #: With the registers, what lld knows of the code at pc (CODE_PLAIN).
     code_flags: int = 0
-    #: With CODE_PLAIN, the CRC-32 of pc's page: what a code check (CODE_CHECK) names.
+    #: With CODE_PLAIN, the CRC-32 of `code`: what a code check (CODE_CHECK) names.
     code_crc: int = 0
 
     _S: ClassVar[struct.Struct] = struct.Struct(">BBBBIIIIQQ")

@@ -244,11 +244,12 @@ class NodeLld:
         )
         if not (expedite and stopped):
             return status
-        crc = t.plain_code_crc()
+        code = self._code_window(status.code_addr)
+        plain = code is not None and t.code_page_plain()
         return dataclasses.replace(status, registers=tuple(t.read_reg(r) for r in range(p.EXPEDITED_REGS)),
-                                   code=self._code_window(status.code_addr),
-                                   memory=tuple(self._fetch(r) for r in prefetch),
-                                   code_flags=0 if crc is None else p.CODE_PLAIN, code_crc=crc or 0)
+                                   code=code, memory=tuple(self._fetch(r) for r in prefetch),
+                                   code_flags=p.CODE_PLAIN if plain else 0,
+                                   code_crc=zlib.crc32(code) if plain and code is not None else 0)
 
     def _fetch(self, request: p.ReadMem) -> p.Fetched:
         data: bytes | None
@@ -462,8 +463,13 @@ class NodeLld:
         raise AssertionError(f"unhandled change request {request!r}")
 
     def _check_code(self, crc: int | None) -> None:
-        """A code check (CODE_CHECK): pc's page must be as the debugger answered the steps from."""
-        if crc is not None and self.target.code_page_crc() != crc:
+        """A code check (CODE_CHECK): the code around pc must be what the debugger answered the
+        steps from (the code window its status carried, by CRC)."""
+        if crc is None:
+            return
+        pc = self.target.cpu.pc & M32
+        code = self._code_window(pc - pc % p.CODE_WINDOW)
+        if code is None or zlib.crc32(code) != crc:
             raise TargetError(p.E_CODE_CHANGED, message="the code at pc changed since the steps were "
                                                         "answered from it: none made")
 

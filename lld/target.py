@@ -22,7 +22,6 @@ debugger asked for:
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 from lld import protocol as p
@@ -217,36 +216,23 @@ class NodeTarget:
             raise TargetError(p.E_UNMAPPED, addr=vaddr, cause=fault_cause(result))
         return result
 
-    def plain_code_crc(self) -> int | None:
-        """The CRC-32 of pc's page if every instruction in it is fetched as a step fetches it,
-        without a trap and without touching memory (else None): the page executes at the node's
-        privilege, its A bit is set already (a fetch would set it), it is RAM, PMP lets all of it
-        execute, and no execute trigger watches any of it.  What such an instruction does is then
-        the ISA's alone, for as long as the page has that CRC."""
+    def code_page_plain(self) -> bool:
+        """True if every instruction in pc's page is fetched as a step fetches it, without a trap
+        and without touching memory: the page executes at the node's privilege, its A bit is set
+        already (a fetch would set it), it is RAM, PMP lets all of it execute, and no execute
+        trigger watches any of it.  What such an instruction does is then the ISA's alone."""
         cpu = self.cpu
         page = cpu.pc & M32 & ~(PAGE - 1)
         try:
             paddr = self.translate(p.SPACE_VIRT, page, p.ACCESS_EXEC)
         except TargetError:
-            return None
+            return False
         satp = cpu.csr.satp
         if cpu.priv != PRV_M and satp & rv32.SATP_MODE_SV32 and not self._leaf_pte(satp, page) & PTE_A:
-            return None
-        if not (self.machine.mem.range_is_ram(paddr, PAGE)
+            return False
+        return (self.machine.mem.range_is_ram(paddr, PAGE)
                 and cpu.csr.pmp_allows(paddr, PAGE, p.ACCESS_EXEC, cpu.priv)
-                and not cpu.csr.trigger_fires(MCONTROL_EXECUTE, page, PAGE, cpu.priv)):
-            return None
-        return zlib.crc32(self.machine.read_phys(paddr, PAGE))
-
-    def code_page_crc(self) -> int | None:
-        """The CRC-32 of pc's page as a fetch finds it (None if it does not translate, or is not RAM)."""
-        try:
-            paddr = self.translate(p.SPACE_VIRT, self.cpu.pc & M32 & ~(PAGE - 1), p.ACCESS_EXEC)
-        except TargetError:
-            return None
-        if not self.machine.mem.range_is_ram(paddr, PAGE):
-            return None
-        return zlib.crc32(self.machine.read_phys(paddr, PAGE))
+                and not cpu.csr.trigger_fires(MCONTROL_EXECUTE, page, PAGE, cpu.priv))
 
     def _leaf_pte(self, satp: int, vaddr: int) -> int:
         """The leaf page-table entry of a vaddr that translates (the walk is known to succeed)."""

@@ -8,8 +8,9 @@ expedited status).  Such a step, with interrupts masked, is answered at once wit
 status lld would reply with (`predict`), and held:
 
 * they are made only from the code they were answered from: the request that makes
-  them names the CRC of pc's page lld gave with the stop (CODE_CHECK), and lld makes
-  none if the page changed since (another node wrote it), which is reported;
+  them names the CRC of the code window lld sent with the stop (CODE_CHECK), and lld
+  makes none if that code changed since (another node wrote it), which is reported;
+  so steps are answered only within that window (256 bytes around pc);
 * a RESUME that comes next makes the held steps first (its STEPS count): gdb's step
   over a breakpoint and its continue cost one round trip, as on hardware;
 * so does a STEP the ISA does not decide (a load, a store): a run of `stepi` costs
@@ -32,7 +33,6 @@ from collections.abc import Callable
 
 from lld import protocol as p
 from mux.link import LinkError, LldLink
-from mux.memory import PAGE
 from psyche import rv32
 
 #: How long held steps wait for a RESUME before they go as a STEP of their own: longer than gdb
@@ -71,8 +71,8 @@ class StepStats:
 
 @dataclasses.dataclass(frozen=True)
 class Held:
-    """Steps answered and not yet made: how many, from which gen and which code (the CRC of pc's
-    page that lld gave: they are made only if it is unchanged), and where they lead."""
+    """Steps answered and not yet made: how many, from which gen and which code (the CRC of the
+    code window lld sent: they are made only if it is unchanged), and where they lead."""
 
     count: int
     guard: int
@@ -97,14 +97,16 @@ def predict(status: p.Status, registers: list[int], code: bytes | None) -> p.Sta
     if rd:
         after[rd] = value
     after[PC] = next_pc
-    same_page = next_pc // PAGE == status.pc // PAGE
+    # The code check names the code window lld sent with the stop: further steps are answered
+    # only within it.
+    same_window = next_pc // p.CODE_WINDOW == status.pc // p.CODE_WINDOW
     # cycles: one per instruction, as far as anyone here reads it (time the node spent stopped
     # and remote fetches add to lld's figure; nothing in the mux looks at it).
     return p.Status(
         state=status.state, reason=p.REASON_STEP, priv=status.priv, flags=0,
         stops=(status.stops + 1) & rv32.M32, gen=(status.gen + 1) & rv32.M32, pc=next_pc, data_addr=0,
         cycles=status.cycles + 1, instret=status.instret + 1, registers=tuple(after),
-        code_flags=status.code_flags if same_page else 0, code_crc=status.code_crc if same_page else 0)
+        code_flags=status.code_flags if same_window else 0, code_crc=status.code_crc if same_window else 0)
 
 
 def refusal(reply: p.Reply) -> str:

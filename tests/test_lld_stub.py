@@ -181,8 +181,8 @@ def test_a_counted_step_is_so_many_steps_and_ends_early_at_a_stop_of_its_own(gue
     assert many.status(1).instret == stopped.instret
     checked = many.ok(1, p.Step(stopped.gen, count=2, code_crc=stopped.code_crc))
     assert checked.instret == stopped.instret + 2
-    page = stopped.pc & ~0xFFF
-    many.machine.write_phys(page + 0xFFC, b"\x13\x00\x00\x00")   # a nop where nothing runs: a new CRC
+    window = checked.pc - checked.pc % p.CODE_WINDOW
+    many.machine.write_phys(window + p.CODE_WINDOW - 4, b"\x13\x00\x00\x00")   # a nop: a new CRC
     changed = many.call(1, p.Resume(checked.gen, steps=1, code_crc=checked.code_crc))
     assert changed.status == p.E_CODE_CHANGED and many.status(1).stopped
     # Steps that end without a stop of their own: the node runs from where they end.
@@ -423,13 +423,18 @@ def _paged_node() -> tuple[Machine, Loopback, dict[str, int]]:
 
 def test_code_is_plain_only_where_a_fetch_cannot_trap_or_write() -> None:
     """CODE_PLAIN (what lets the mux answer a step itself) is set exactly where a fetch of any
-    instruction in pc's page goes through without a trap and without setting an A bit."""
+    instruction in pc's page goes through without a trap and without setting an A bit, and the
+    code is there for the debugger to read (it answers steps from it)."""
     machine, lb, at = _paged_node()
     cpu = machine.nodes[1].cpu
-    V, X = 1, 8
-    A = 64
-    machine.write_phys(at["leaf"] + 32, (((at["ro"] >> 12) << 10) | V | X).to_bytes(4, "little"))  # A=0
-    machine.write_phys(at["leaf"] + 36, (((0x10000000 >> 12) << 10) | V | X | A).to_bytes(4, "little"))
+    V, R, X, A = 1, 2, 8, 64
+
+    def leaf(slot: int, paddr: int, flags: int) -> None:
+        machine.write_phys(at["leaf"] + 4 * slot, (((paddr >> 12) << 10) | flags).to_bytes(4, "little"))
+
+    leaf(8, at["ro"], V | X)                 # 0x40008000: executable, A clear
+    leaf(9, 0x10000000, V | X | A)           # 0x40009000: executable, a device behind it
+    leaf(10, at["ro"], V | R | X | A)        # 0x4000a000: readable and executable code
     cpu.flush_tlb()
 
     def plain(pc: int) -> bool:
@@ -439,17 +444,18 @@ def test_code_is_plain_only_where_a_fetch_cannot_trap_or_write() -> None:
         assert (status.code_crc != 0) == bool(status.code_flags & p.CODE_PLAIN)
         return bool(status.code_flags & p.CODE_PLAIN)
 
-    assert not plain(0x40005000)            # execute-only page, A set; but PMP shuts S mode out at reset
+    assert not plain(0x4000a000)            # code, A set; but PMP shuts S mode out at reset
     cpu.csr.write(0x3B0, 0xFFFFFFFF, PRV_M, 0, 0)   # pmpaddr0: NAPOT over everything
     cpu.csr.write(0x3A0, 0x1F, PRV_M, 0, 0)         # pmpcfg0: R W X
-    assert plain(0x40005ffc)
+    assert plain(0x4000affc)
+    assert not plain(0x40005000)            # execute-only: the debugger cannot read the code
     assert not plain(0x40008000)            # executable, but a fetch would set its A bit
     assert not plain(0x40000000)            # not executable
     assert not plain(0x40001000)            # not mapped
     assert not plain(0x40009000)            # executable, but a device (UART) behind it
     cpu.csr.write(0x7A1, 2 << 28 | MCONTROL_S | MCONTROL_EXECUTE, PRV_M, 0, 0)
-    cpu.csr.write(0x7A2, 0x40005abc, PRV_M, 0, 0)   # an execute trigger somewhere in the page
-    assert not plain(0x40005000)
+    cpu.csr.write(0x7A2, 0x4000aabc, PRV_M, 0, 0)   # an execute trigger somewhere in the page
+    assert not plain(0x4000a000)
     cpu.priv = PRV_M                        # M mode: no translation, and the trigger is S mode's
     cpu.recompute_contexts()
     assert plain(machine.nodes[1].ram_base)
