@@ -187,7 +187,7 @@ class RunControl:
             stepped = await self.handle.step(True)
             if stepped.reason != p.REASON_STEP or stepped.pc in known:
                 return await self._stop_after_step(stepped)
-        return await self._run()
+        return await self._run(synced=True)
 
     async def _stop_after_step(self, status: p.Status) -> p.Status | Resumed:
         """The stop for a STEP that ended a continue: its own reason, or the breakpoint it met
@@ -282,11 +282,12 @@ class RunControl:
         reason = p.REASON_PANIC if theirs else p.REASON_BREAKPOINT
         return dataclasses.replace(status, reason=reason)
 
-    async def _run(self) -> p.Status | Resumed:
-        """RESUME with gdb's breakpoints in lld.  A stop lld's reply brought (the node met a
-        breakpoint in its first round) is the one to report now, unless `monitor domains` may
-        filter it: _report_stop reports every other, and runs on from a filtered hit."""
-        if not await self.synced():
+    async def _run(self, *, synced: bool = False) -> p.Status | Resumed:
+        """RESUME with gdb's breakpoints in lld (`synced`: they are, just now).  A stop lld's
+        reply brought (the node met a breakpoint in its first round) is the one to report now,
+        unless `monitor domains` may filter it: _report_stop reports every other, and runs on
+        from a filtered hit."""
+        if not synced and not await self.synced():
             return Resumed.REFUSED
         status = await self.handle.resume()
         if status.stopped and self.scope.domains is None:
