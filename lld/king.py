@@ -86,13 +86,8 @@ class King:
                              status=p.E_NO_NODE,
                              payload=p.encode_error(p.E_NO_NODE, message=f"{len(self.nodes)} nodes")))
             return
-        if frame.node == 0:
-            reply = self.nodes[0].serve(frame)
-            if reply is not None:
-                self._send(reply)
-            return
         target = self.nodes[frame.node]
-        if target.waits_for_frames():
+        if frame.node == 0 or target.waits_for_frames():   # served here, at this boundary
             reply = target.serve(frame)
             if reply is not None:
                 self._send(reply)

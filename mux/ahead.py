@@ -33,6 +33,7 @@ from collections.abc import Callable
 
 from lld import protocol as p
 from mux.link import LinkError, LldLink
+from mux.target_xml import PC_REGNUM
 from psyche import rv32
 
 #: How long held steps wait for a RESUME before they go as a STEP of their own: longer than gdb
@@ -41,7 +42,6 @@ from psyche import rv32
 HOLD_SECONDS = 0.01
 #: Held steps go as a STEP of their own beyond this many (a long `stepi N` in plain code).
 MAX_HELD = 256
-PC = 32
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def predict(status: p.Status, registers: list[int], code: bytes | None) -> p.Sta
     after = list(registers)
     if rd:
         after[rd] = value
-    after[PC] = next_pc
+    after[PC_REGNUM] = next_pc
     # The code check names the code window lld sent with the stop: further steps are answered
     # only within it.
     same_window = next_pc // p.CODE_WINDOW == status.pc // p.CODE_WINDOW
