@@ -53,6 +53,10 @@ class Lld:
         """Bytes read from the debug line so far (the runner's sign that a debugger is talking)."""
         return self.king.bytes_read
 
+    def last_reply_bytes(self) -> int:
+        """Length of the last reply sent on the debug line (a large one is a bulk transfer)."""
+        return self.king.last_reply_bytes
+
     def fileno(self) -> int | None:
         """The debug line's descriptor, for a runner that polls it between rounds."""
         return self.line.fileno()

@@ -53,6 +53,8 @@ class King:
         self.stats = KingStats()
         #: Bytes taken from the debug line so far.
         self.bytes_read = 0
+        #: Length on the line of the last reply sent (the runner's sign of a bulk transfer).
+        self.last_reply_bytes = 0
 
     def busy(self) -> bool:
         """True while forwarded frames wait for their remote interrupt, or replies for a round."""
@@ -98,7 +100,9 @@ class King:
 
     def _send(self, reply: Frame) -> None:
         self.stats.replies += 1
-        self.line.write(encode_frame(reply))
+        data = encode_frame(reply)
+        self.last_reply_bytes = len(data)
+        self.line.write(data)
 
     @property
     def bad_frames(self) -> int:

@@ -11,14 +11,17 @@ from __future__ import annotations
 import os
 import select
 import threading
+import time
 
 import pytest
 
 from lld import protocol as p
 from lld.attach import Lld
 from lld.client import LldClient
+from lld.loopback import Loopback
 from lld.testing import build_target_guest
 from psyche.machine.hostline import PtyLine
+from psyche.machine.physmem import RAM_BASE
 from psyche.machine.runner import ConsoleMatcher, Runner
 
 pytestmark = pytest.mark.timeout(120)
@@ -65,3 +68,23 @@ def test_a_talking_debugger_is_served_between_any_two_rounds() -> None:
         thread.join(timeout=70)
         os.close(fd)
         line.close()
+
+
+def test_the_idle_machine_spins_for_a_quick_exchange_but_not_after_a_bulk_read() -> None:
+    """A stopped machine waits for a talking debugger's next frame without sleeping, except
+    after a long reply: gdb takes a millisecond or more to read one, the spin would take
+    that core from the mux reading ahead."""
+    lb = Loopback(build_target_guest().boot(1), run=True)
+    runner = Runner(lb.machine, [lb.wire], debug=lb.lld, stop_on_node_stop=False)
+    for _ in range(3):
+        lb.tick()
+    lb.ok(0, p.Stop(lb.status(0).gen))
+
+    def spin_after(request: p.Request) -> float:
+        lb.ok(0, request)
+        runner._note_debug_traffic()
+        return runner._spin_seconds(time.monotonic())
+
+    assert spin_after(p.GetStatus()) > 0
+    assert spin_after(p.ReadMem(p.SPACE_PHYS, RAM_BASE, 16384)) == 0
+    assert spin_after(p.ReadMem(p.SPACE_PHYS, RAM_BASE, 64)) > 0

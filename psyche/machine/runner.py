@@ -78,6 +78,8 @@ DEBUG_ACTIVE_SECONDS = 0.5
 DEBUG_SPIN_SECONDS = 0.002
 DEBUG_SPIN_BURST_SECONDS = 0.02
 DEBUG_BURST_GAP = 0.005
+#: After a reply at least this long (a memory read of a page or more) the machine does not spin.
+DEBUG_BULK_BYTES = 4096
 
 
 class DebugService(Protocol):
@@ -91,6 +93,9 @@ class DebugService(Protocol):
 
     def heard(self) -> int:
         """Bytes the debug line has delivered so far: a change means a debugger is talking."""
+
+    def last_reply_bytes(self) -> int:
+        """Length of the last reply sent on the debug line."""
 
     def fileno(self) -> int | None:
         """A descriptor that polls readable when debug input waits, or None."""
@@ -183,7 +188,7 @@ class Runner:
             time.sleep(seconds)
             return
         now = time.monotonic()
-        spin = min(seconds, self._debug_heard_at + self._debug_spin - now)
+        spin = min(seconds, self._spin_seconds(now))
         if spin > 0:
             # A debugger is talking: wait without sleeping, for a while.  A process asleep in
             # select takes tens of microseconds to be woken and scheduled (a halted virtual CPU
@@ -199,6 +204,17 @@ class Runner:
             if seconds <= 0:
                 return
         select.select(fds, writers, [], seconds)
+
+    def _spin_seconds(self, now: float) -> float:
+        """How much longer to wait for the debugger's next frame without sleeping (_wait_host).
+
+        Not at all after a bulk reply: gdb then spends a millisecond or more taking it in,
+        against tens of microseconds for a sleeping machine to wake, and on a two-core host
+        a spinning machine takes the core the mux needs to read ahead meanwhile.
+        """
+        if self.debug is None or self.debug.last_reply_bytes() >= DEBUG_BULK_BYTES:
+            return 0.0
+        return self._debug_heard_at + self._debug_spin - now
 
     def _sim_ahead_seconds(self, sim_time: int) -> float:
         sim_elapsed = (sim_time - self._sim_origin) / TIMEBASE_HZ
