@@ -84,9 +84,11 @@ def branch_offset(insn: int) -> int:
 def next_pcs(insn: int, pc: int, registers: list[int] | None) -> frozenset[int] | None:
     """Every pc the instruction at pc may go to when it completes, as gdb predicts them.
 
-    A branch may go either way; a `jalr` needs the registers (None without them).
-    SYSTEM instructions give None: where `mret`, `sret`, `ecall` or a trap go is the
-    CPU's business, not the instruction's (gdb assumes pc + 4 for them).
+    With the registers (x0..x31), a branch goes the one way they say, as gdb 13 reads
+    them to plant its single-step breakpoint; without them it may go either way.  A
+    `jalr` needs the registers (None without them).  SYSTEM instructions give None:
+    where `mret`, `sret`, `ecall` or a trap go is the CPU's business, not the
+    instruction's (gdb assumes pc + 4 for them).
     """
     opcode = insn & 0x7F
     if opcode == OP_JAL:
@@ -94,11 +96,15 @@ def next_pcs(insn: int, pc: int, registers: list[int] | None) -> frozenset[int] 
     if opcode == OP_JALR:
         if registers is None:
             return None
-        rs1 = (insn >> 15) & 31
-        base = registers[rs1] if rs1 else 0
+        base = _register(registers, (insn >> 15) & 31)
         return frozenset({(base + _signed(insn >> 20, 12)) & M32 & ~1})
     if opcode == OP_BRANCH:
-        return frozenset({(pc + 4) & M32, (pc + branch_offset(insn)) & M32})
+        taken, fallthrough = (pc + branch_offset(insn)) & M32, (pc + 4) & M32
+        condition = _BRANCHES.get((insn >> 12) & 7)
+        if registers is None or condition is None:
+            return frozenset({fallthrough, taken})
+        return frozenset({taken if condition(_register(registers, (insn >> 15) & 31),
+                                             _register(registers, (insn >> 20) & 31)) else fallthrough})
     if opcode == OP_SYSTEM:
         return None
     return frozenset({(pc + 4) & M32})
@@ -168,6 +174,11 @@ _BRANCHES: dict[int, Callable[[int, int], bool]] = {
 }
 
 
+def _register(registers: list[int], index: int) -> int:
+    """x<index> as an unsigned 32-bit value (x0 reads 0)."""
+    return registers[index] & M32 if index else 0
+
+
 def execute(insn: int, pc: int, registers: list[int]) -> tuple[int, int, int] | None:
     """What the instruction at pc does if it reads and writes only registers and cannot trap.
 
@@ -179,8 +190,8 @@ def execute(insn: int, pc: int, registers: list[int]) -> tuple[int, int, int] | 
     opcode = insn & 0x7F
     rd = (insn >> 7) & 31
     funct3 = (insn >> 12) & 7
-    a = registers[(insn >> 15) & 31] & M32 if (insn >> 15) & 31 else 0
-    b = registers[(insn >> 20) & 31] & M32 if (insn >> 20) & 31 else 0
+    a = _register(registers, (insn >> 15) & 31)
+    b = _register(registers, (insn >> 20) & 31)
     imm_i = _signed(insn >> 20, 12)
     next_pc = (pc + 4) & M32
     value: int

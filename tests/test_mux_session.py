@@ -392,6 +392,9 @@ def test_next_pcs_predict_control_flow_as_gdb_does() -> None:
     assert rv32.next_pcs(0x00100093, base, None) == {base + 4}         # addi: pc + 4
     assert rv32.next_pcs(0x0100006F, base, None) == {base + 16}        # jal +16: the target only
     assert rv32.next_pcs(0xFE0008E3, base, None) == {base + 4, base - 16}   # beq -16: both ways
+    assert rv32.next_pcs(0xFE0008E3, base, registers) == {base - 16}        # ...x0 == x0: taken
+    assert rv32.next_pcs(0xFE0018E3, base, registers) == {base + 4}         # bne x0, x0: not taken
+    assert rv32.next_pcs(0xFE0098E3, base, registers) == {base - 16}        # bne ra, x0: taken
     assert rv32.next_pcs(0x00008067, base, registers) == {base + 0x200}     # jalr 0(ra)
     assert rv32.next_pcs(0x00008067, base, None) is None                     # ...needs the registers
     assert rv32.next_pcs(rv32.ECALL, base, None) is None                     # SYSTEM: the CPU decides
@@ -488,6 +491,22 @@ def test_a_step_over_a_register_only_instruction_is_answered_without_lld(guest: 
         assert int.from_bytes(rig.machine.read_phys(guest.counter(0), 4), "little") == counter + 1
         stats = rig.session.handle.ahead.stats
         assert (stats.predicted, stats.folded, stats.mispredicted, stats.lost) == (1, 1, 0, 0)
+
+    run(guest, 1, test)
+
+
+def test_a_step_over_a_branch_is_answered_without_lld(guest: TargetGuest) -> None:
+    """gdb plants its single-step breakpoint only where the registers send a branch: that is
+    a software step like any other, and answered from the ISA."""
+    async def test(rig: Rig) -> None:
+        # `beq t3, s4, panic`, assembled as `bne t3, s4, .+8; j panic`: taken while no panic is asked.
+        branch = guest.sym("spin_check") + 4
+        await to(rig, branch)
+        rig.link.requests.clear()
+        rig.link.sent.clear()
+        after = await to(rig, branch + 8)                     # gdb's stepi over it
+        assert stop_pc(after) == branch + 8
+        assert not rig.link.sent and rig.pc() == branch        # answered; the node has not moved yet
 
     run(guest, 1, test)
 
