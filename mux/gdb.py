@@ -197,6 +197,9 @@ class GdbSession:
                 return None if current is None else rsp.current_thread(rsp.ThreadId(current))
             case rsp.QueryThreadInfo(first=False):
                 return rsp.THREAD_LIST_END   # (the first answer lists them all)
+            case rsp.ReadThreads(offset=offset, length=length):
+                listed = self.threads.known_threads()
+                return None if listed is None else rsp.xfer_chunk(threads_xml(listed), offset, length)
             case rsp.SetThread(op="c"):
                 return rsp.OK   # a resume resumes the node, whichever thread it names
             case rsp.SetThread(thread=thread) if thread.tid in (0, -1):

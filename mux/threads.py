@@ -146,6 +146,15 @@ class NodeThreads:
             return self._current[1]
         return None
 
+    def known_threads(self) -> list[Thread] | None:
+        """Every thread of the node if known without asking lld (read at this stop already, or
+        the node as one thread when no kernel is shown), else None."""
+        if self.layout is None:
+            return [self._node_as_thread]
+        if self._listed is not None and self._listed[0] == self.handle.epoch:
+            return self._listed[1]
+        return None
+
     async def current_tid(self) -> int:
         """The id of the thread running on the node: one memory read at most, per stop."""
         known = self.known_current()
@@ -164,9 +173,10 @@ class NodeThreads:
 
     async def threads(self) -> list[Thread]:
         """Every thread of the node, oldest first; the node as one thread if none can be read."""
+        known = self.known_threads()
+        if known is not None:
+            return known
         epoch = self.handle.epoch
-        if self._listed is not None and self._listed[0] == epoch:
-            return self._listed[1]
         threads = await self._read_threads() if self.layout is not None else None
         listed = threads or [self._node_as_thread]
         self._listed = (epoch, listed)

@@ -21,7 +21,7 @@ from mux.gdb import GdbSession as MuxSession
 from mux.kernel_layout import KernelLayout
 from mux.memory import AddressSpace
 from mux.node import NodeHandle
-from mux.threads import LIVE_THREAD, S_REGISTERS, NodeThreads, threads_xml
+from mux.threads import LIVE_THREAD, S_REGISTERS, NodeThreads, Thread, threads_xml
 from psyche import rv32
 
 needs_gdb = pytest.mark.skipif(shutil.which(GDB) is None, reason=f"{GDB} is not installed")
@@ -266,6 +266,26 @@ def test_a_stop_makes_the_stopped_thread_the_one_register_reads_mean(layout: Ker
         reply = await session.stop_reply(stopped, announce=False)        # type: ignore[arg-type]
         assert b"thread:2;" in reply
         assert await ask(b"pa") == rsp.register_value(node.live[10])     # idle's, live: no Hg came
+
+    asyncio.run(test())
+
+
+def test_a_thread_list_known_at_this_stop_is_answered_on_the_spot(layout: KernelLayout) -> None:
+    """gdb reads the thread list at every stop.  With a kernel it is read through lld once per
+    stop, and a repeat is answered without waiting; without one it is the node alone, always."""
+    async def test() -> None:
+        node, session, ask = daemon_and_idle(layout)
+        request = rsp.parse_request(b"qXfer:threads:read::0,fff")
+        assert session.answer_now(request) is None                       # not read at this stop
+        xml = await ask(b"qXfer:threads:read::0,fff")
+        reads = node.reads
+        assert session.answer_now(request) == xml and node.reads == reads
+        node.epoch += 1                                                  # the node moved on
+        assert session.answer_now(request) is None
+
+        alone = FakeNode()
+        lone = MuxSession(alone, lambda _: None, None, threads=NodeThreads(alone, None))  # type: ignore[arg-type]
+        assert lone.answer_now(request) == rsp.xfer_chunk(threads_xml([Thread(LIVE_THREAD)]), 0, 0xFFF)
 
     asyncio.run(test())
 
