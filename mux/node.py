@@ -120,7 +120,7 @@ class NodeHandle:
         #: Where the code lld sent with this stop starts (-1: none), which the working set leaves out.
         self._code_window = -1
         #: Steps answered from the ISA before lld made them.
-        self.ahead = StepsAhead(node, link, made=self.note, lost=self._step_lost, prefetch=self._prefetch,
+        self.ahead = StepsAhead(node, link, made=self.note, lost=self._lose_track, prefetch=self._prefetch,
                                 epoch=lambda: self._epoch)
 
     # -- status and gen ---------------------------------------------------------------
@@ -212,14 +212,28 @@ class NodeHandle:
             await self.ahead.settled()
         status = self.status or await self.refresh()
         epoch = self._epoch
-        reply = await self.link.request(self.node, make(status.gen))
+        reply = await self._send_change(make(status.gen))
         if reply.status == p.E_STALE:
             status = await self.refresh()
             epoch = self._epoch
-            reply = await self.link.request(self.node, make(status.gen))
+            reply = await self._send_change(make(status.gen))
         if reply.ok and isinstance(reply.value, p.Status):
             self.note(reply.value, epoch)
         return reply
+
+    async def _send_change(self, request: p.Request) -> p.Reply:
+        """lld's reply to a request that may change the node.
+
+        If whoever waits for it goes away first (a gdb that vanished mid-continue, its
+        request cancelled), the request may be on the line already, and lld makes it all
+        the same: what the handle knew of the node is then no more, and the next to ask
+        learns where the node is (behind that request, on the link).
+        """
+        try:
+            return await self.link.request(self.node, request)
+        except asyncio.CancelledError:
+            self._lose_track()
+            raise
 
     async def changed(self, make: Callable[[int], p.Request]) -> p.Status:
         """`change`, raising NodeError if lld refused it; the status it left the node in."""
@@ -272,8 +286,9 @@ class NodeHandle:
         self._cached_gen = predicted.gen   # what is cached stays true: no memory was written
         return predicted
 
-    def _step_lost(self) -> None:
-        """Steps answered ahead were not made: whoever asks next learns where the node is."""
+    def _lose_track(self) -> None:
+        """What the handle knew of the node may be wrong (steps answered ahead were not made, or
+        a change went out that nobody waits for): whoever asks next learns where the node is."""
         self.forget()
         self.status = None
 
@@ -298,7 +313,7 @@ class NodeHandle:
         gen they start from: they and it are one round trip."""
         epoch = self._epoch
         try:
-            reply = await self.link.request(self.node, request)
+            reply = await self._send_change(request)
         except LinkError as e:
             raise self.ahead.failed(str(e)) from e
         if not reply.ok or not isinstance(reply.value, p.Status):

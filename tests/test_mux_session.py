@@ -495,6 +495,28 @@ def test_a_step_over_a_register_only_instruction_is_answered_without_lld(guest: 
     run(guest, 1, test)
 
 
+def test_a_resume_sent_for_a_gdb_that_went_away_is_not_forgotten(guest: TargetGuest) -> None:
+    """gdb vanished (its request cancelled) after the mux had put a RESUME on the line: lld makes
+    it all the same, so the node's handle must not go on showing the stop from before."""
+    async def test(rig: Rig) -> None:
+        await to(rig, guest.sym("spin_store"))
+        loop = guest.sym("spin_loop")
+        assert await rig.ask(rsp.Breakpoint(True, rsp.BreakpointType.SOFTWARE, loop, 4)) == rsp.OK
+        rig.link.requests.clear()
+        task = asyncio.create_task(rig.session.handle_request(rsp.VCont((rsp.VContAction("c"),))))
+        while not any(isinstance(r, p.Resume) for r in rig.link.requests):
+            await asyncio.sleep(0)
+        task.cancel()                                         # gdb is gone; the frame is not
+        for _ in range(200):
+            await asyncio.sleep(0)
+        assert rig.pc() == loop                               # lld ran the node to the breakpoint
+        handle = rig.session.handle
+        status = handle.status or await handle.refresh()
+        assert status.pc == loop
+
+    run(guest, 1, test)
+
+
 def test_a_step_over_a_branch_is_answered_without_lld(guest: TargetGuest) -> None:
     """gdb plants its single-step breakpoint only where the registers send a branch: that is
     a software step like any other, and answered from the ISA."""
