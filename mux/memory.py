@@ -6,7 +6,8 @@ many small pieces (the instruction at pc, its neighbours, a frame, a variable).
 cannot avoid off gdb's critical path:
 
 * memory is kept in aligned CACHE_BLOCK-byte blocks while the node stays
-  stopped (the node handle clears it whenever the node may have changed);
+  stopped (the node handle clears it whenever the node may have changed), for
+  MAX_AGE at most: the other nodes run on and may write it;
 * at every stop, the bytes around the new pc are read ahead (`prefetch`)
   while gdb digests the stop reply;
 * long reads (a dump, `x/1000x`) bypass the blocks: they go to lld in pieces
@@ -21,6 +22,7 @@ mapping the same virtual address never share a block.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -32,6 +34,10 @@ BULK_READ = 65536         # longer ones up to this are long reads, read ahead wh
 PREFETCH_SPAN = 256       # at a stop, this much around pc is read ahead (within pc's page)
 PAGE = 4096
 ADDRESS_END = 1 << 32
+#: How long what was read of a stopped node's memory is trusted.  The other nodes run on and may
+#: write it (shared data: a barrier's count, a lock), as may a device; gdb reads the same bytes
+#: many times in the few milliseconds after a stop, and a person or a script asks again later.
+MAX_AGE = 0.02
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,8 @@ class MemoryCache:
     #: Blocks lld could not read at this stop: a read that starts in one is refused without the
     #: line (gdb unwinding past the outermost frame reads address 0 and -4 at every stop).
     unreadable: set[int] = field(default_factory=set)
+    #: When the oldest of the blocks (and of the unreadable ones) was read: all go MAX_AGE after.
+    read_at: float = 0.0
 
     def clear(self) -> None:
         self.blocks.clear()
@@ -132,8 +140,21 @@ class MemoryCache:
             self.ahead.cancel()
             self.ahead = None
 
+    def _expire(self) -> None:
+        """Drop what was read more than MAX_AGE ago (the blocks read at this stop stay touched)."""
+        if (self.blocks or self.unreadable) and time.monotonic() - self.read_at > MAX_AGE:
+            self.blocks.clear()
+            self.unreadable.clear()
+
+    def _note_read(self) -> None:
+        """Blocks are about to come in: the first after an expiry or a clear starts the clock."""
+        if not self.blocks and not self.unreadable:
+            self.read_at = time.monotonic()
+
     def fill(self, addr: int, data: bytes) -> None:
         """Take bytes that came without asking (the code an expedited stop carries)."""
+        self._expire()
+        self._note_read()
         for offset in range(-addr % CACHE_BLOCK, len(data) - CACHE_BLOCK + 1, CACHE_BLOCK):
             self.blocks[addr + offset] = data[offset: offset + CACHE_BLOCK]
 
@@ -141,6 +162,8 @@ class MemoryCache:
         """Take lld's word that [addr, addr + length) could not be read (a prefetched range):
         kept when the range is one block, the only case that says which block."""
         if addr % CACHE_BLOCK == 0 and length == CACHE_BLOCK:
+            self._expire()
+            self._note_read()
             self.unreadable.add(addr)
 
     # -- answers without the line ------------------------------------------------
@@ -149,6 +172,7 @@ class MemoryCache:
         """The bytes if every block they lie in is cached, else None."""
         if not 0 < length <= BULK_READ or addr + length > ADDRESS_END:
             return None
+        self._expire()
         first = addr - addr % CACHE_BLOCK
         out = bytearray()
         blocks = range(first, addr + length, CACHE_BLOCK)
@@ -186,6 +210,7 @@ class MemoryCache:
             return await self._read_long(addr, length)
         first = addr - addr % CACHE_BLOCK
         for _ in range(3):
+            self._expire()
             if first in self.unreadable:
                 self.touched.add(first)
                 return b""   # nothing readable from the start: lld said so at this stop
@@ -283,6 +308,8 @@ class MemoryCache:
         if future.cancelled() or future.exception() is not None:
             return
         reply = future.result()
+        self._expire()
+        self._note_read()
         if reply.ok and isinstance(reply.value, bytes) and len(reply.value) == count * CACHE_BLOCK:
             for i, block in enumerate(blocks):
                 self.blocks[block] = reply.value[i * CACHE_BLOCK: (i + 1) * CACHE_BLOCK]
@@ -296,6 +323,7 @@ class MemoryCache:
         included.  Missing blocks go in runs of at most p.MAX_DATA bytes, all queued at
         once, so the link sends each as soon as the one before is answered.
         """
+        self._expire()
         waits: list[asyncio.Future[p.Reply]] = []
         run: list[int] = []
         per_read = p.MAX_DATA // CACHE_BLOCK

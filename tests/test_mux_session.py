@@ -24,7 +24,7 @@ from lld.testing import TargetGuest, build_target_guest
 from mux import packets as rsp
 from mux.ahead import HOLD_SECONDS, StepNotMade
 from mux.gdb import GdbSession
-from mux.memory import WORKING_SET_STOPS, AddressSpace, MemoryCache, WorkingSet
+from mux.memory import MAX_AGE, WORKING_SET_STOPS, AddressSpace, MemoryCache, WorkingSet
 from mux.node import NodeHandle
 from mux.server import PACKET_SIZE, Mux, MuxConfig
 from psyche import rv32
@@ -493,6 +493,22 @@ def test_a_step_over_a_register_only_instruction_is_answered_without_lld(guest: 
         assert (stats.predicted, stats.folded, stats.mispredicted, stats.lost) == (1, 1, 0, 0)
 
     run(guest, 1, test)
+
+
+def test_a_stopped_nodes_memory_is_read_again_once_it_is_old(guest: TargetGuest) -> None:
+    """The other nodes run on while one is stopped, and write memory it sees (here node 1's
+    counter): what the mux read of it is trusted for MAX_AGE, then read from lld again."""
+    async def test(rig: Rig) -> None:
+        await to(rig, guest.sym("spin_store"))               # node 0 stops; node 1 spins on
+        handle = rig.session.handle
+        counter = guest.counter(1)
+        first = await handle.read_memory(counter, 4)
+        rig.link.requests.clear()
+        assert await handle.read_memory(counter, 4) == first and not rig.link.requests   # cached
+        await asyncio.sleep(2 * MAX_AGE)
+        assert await handle.read_memory(counter, 4) != first and rig.link.requests
+
+    run(guest, 2, test)
 
 
 def test_a_resume_sent_for_a_gdb_that_went_away_is_not_forgotten(guest: TargetGuest) -> None:
