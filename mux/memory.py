@@ -7,7 +7,8 @@ cannot avoid off gdb's critical path:
 
 * memory is kept in aligned CACHE_BLOCK-byte blocks while the node stays
   stopped (the node handle clears it whenever the node may have changed), for
-  MAX_AGE at most: the other nodes run on and may write it;
+  MAX_AGE at most: the other nodes run on and may write it; the code around pc
+  is kept for the whole stop, as gdb keeps code;
 * at every stop, the bytes around the new pc are read ahead (`prefetch`)
   while gdb digests the stop reply;
 * long reads (a dump, `x/1000x`) bypass the blocks: they go to lld in pieces
@@ -111,6 +112,10 @@ class MemoryCache:
     submit: Submit
     space: AddressSpace = CURRENT
     blocks: dict[int, bytes] = field(default_factory=dict)
+    #: Blocks kept for the whole stop, whatever their age: the code around pc.
+    code: dict[int, bytes] = field(default_factory=dict)
+    #: The stopped node's pc (-1: none known), which says what the code around pc is.
+    pc: int = -1
     #: Reads in flight, by every block they will fill: a read that needs one of those waits for it.
     fetching: dict[int, asyncio.Future[p.Reply]] = field(default_factory=dict)
     #: Block reads not yet put in the cache: (first block, blocks, epoch when sent).
@@ -131,6 +136,8 @@ class MemoryCache:
 
     def clear(self) -> None:
         self.blocks.clear()
+        self.code.clear()
+        self.pc = -1
         self.fetching.clear()
         self.reads.clear()
         self.touched.clear()
@@ -151,12 +158,21 @@ class MemoryCache:
         if not self.blocks and not self.unreadable:
             self.read_at = time.monotonic()
 
+    def _keep(self, block: int, data: bytes) -> None:
+        """Cache a block: the code around pc for the whole stop (gdb caches code for a stop too,
+        and steps answered ahead are made only if lld finds that code unchanged), the rest
+        for MAX_AGE."""
+        if self.pc >= 0 and abs(block - self.pc) < PREFETCH_SPAN:
+            self.code[block] = data
+        else:
+            self.blocks[block] = data
+
     def fill(self, addr: int, data: bytes) -> None:
-        """Take bytes that came without asking (the code an expedited stop carries)."""
+        """Take bytes that came without asking (the code and the memory a stop's reply carries)."""
         self._expire()
         self._note_read()
         for offset in range(-addr % CACHE_BLOCK, len(data) - CACHE_BLOCK + 1, CACHE_BLOCK):
-            self.blocks[addr + offset] = data[offset: offset + CACHE_BLOCK]
+            self._keep(addr + offset, data[offset: offset + CACHE_BLOCK])
 
     def fill_unreadable(self, addr: int, length: int) -> None:
         """Take lld's word that [addr, addr + length) could not be read (a prefetched range):
@@ -177,7 +193,7 @@ class MemoryCache:
         out = bytearray()
         blocks = range(first, addr + length, CACHE_BLOCK)
         for block in blocks:
-            data = self.blocks.get(block)
+            data = self.blocks.get(block) or self.code.get(block)
             if data is None:
                 return None
             out += data
@@ -255,7 +271,7 @@ class MemoryCache:
         block = pc - pc % CACHE_BLOCK
         first = max(page, block - PREFETCH_SPAN // 2)
         last = min(page + PAGE, first + PREFETCH_SPAN) - CACHE_BLOCK
-        if not self.blocks and not self.fetching:
+        if not self.blocks and not self.code and not self.fetching:
             self._fetch(first, (last - first) // CACHE_BLOCK + 1)
 
     def _start(self, addr: int, length: int) -> LongRead:
@@ -312,7 +328,7 @@ class MemoryCache:
         self._note_read()
         if reply.ok and isinstance(reply.value, bytes) and len(reply.value) == count * CACHE_BLOCK:
             for i, block in enumerate(blocks):
-                self.blocks[block] = reply.value[i * CACHE_BLOCK: (i + 1) * CACHE_BLOCK]
+                self._keep(block, reply.value[i * CACHE_BLOCK: (i + 1) * CACHE_BLOCK])
         elif reply.status in (p.E_UNMAPPED, p.E_NOT_RAM) and count == 1:
             self.unreadable.add(first)
 
@@ -334,7 +350,7 @@ class MemoryCache:
                 run.clear()
 
         for block in range(addr - addr % CACHE_BLOCK, addr + length, CACHE_BLOCK):
-            if block in self.blocks:
+            if block in self.blocks or block in self.code:
                 flush()
                 continue
             in_flight = self.fetching.get(block)

@@ -141,6 +141,7 @@ class NodeHandle:
             self._cached_gen = status.gen
         if status.registers is not None:
             self._registers = list(status.registers)
+        self.memory().pc = status.pc if status.stopped else -1
         if status.code is not None and not before_write:
             self.memory().fill(status.code_addr, status.code)
             self._code_window = status.code_addr
@@ -282,6 +283,7 @@ class NodeHandle:
             return None
         self.ahead.hold(status, predicted)
         self.status = predicted
+        self.memory().pc = predicted.pc
         self._registers = list(predicted.registers or ())
         self._cached_gen = predicted.gen   # what is cached stays true: no memory was written
         return predicted
