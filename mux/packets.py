@@ -495,6 +495,10 @@ _PREFIXED: tuple[tuple[bytes, Callable[[bytes], Request]], ...] = (
     (b"D;", lambda b: Detach(_hex(b))),
 )
 
+#: The first bytes of _PREFIXED's prefixes: a packet starting otherwise skips them (an `m` is the
+#: packet gdb sends most).
+_PREFIX_FIRST = frozenset(prefix[:1] for prefix, _ in _PREFIXED)
+
 #: First byte -> parser of the rest, for the one-letter packets.
 _LETTERS: dict[bytes, Callable[[bytes], Request]] = {
     b"G": lambda b: WriteRegisters(_unhex(b)),
@@ -518,9 +522,10 @@ def parse_request(payload: bytes) -> Request:
     if exact is not None:
         return exact
     try:
-        for prefix, parse in _PREFIXED:
-            if payload.startswith(prefix):
-                return parse(payload[len(prefix):])
+        if payload[:1] in _PREFIX_FIRST:
+            for prefix, parse in _PREFIXED:
+                if payload.startswith(prefix):
+                    return parse(payload[len(prefix):])
         if payload[:1] in (b"Z", b"z"):
             return _breakpoint(payload)
         letter = _LETTERS.get(payload[:1])

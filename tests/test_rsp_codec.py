@@ -77,6 +77,16 @@ def test_escape_round_trip_of_every_byte() -> None:
         unescape(b"abc}")
 
 
+@given(st.binary(max_size=1200), st.lists(st.sampled_from(b"#$}*"), max_size=3), st.integers(0, 1200))
+def test_escape_finds_a_special_byte_in_a_short_payload_and_a_long_one(body: bytes, specials: list[int],
+                                                                       at: int) -> None:
+    """Short payloads are searched with one regular expression, long ones with four scans."""
+    payload = body[:at] + bytes(specials) + body[at:]
+    escaped = escape(payload)
+    assert not set(b"#$*").intersection(escaped) and unescape(escaped) == payload
+    assert (escaped == payload) == (not set(b"#$}*").intersection(payload))
+
+
 def test_run_length_decoding() -> None:
     # The protocol manual's example: "0* " is "0000" (' ' is 32 = 3 repeats + 29).
     assert run_length_decode(b"0* ") == b"0000"
