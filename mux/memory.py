@@ -75,9 +75,16 @@ class LongRead:
     length: int
     epoch: int
     pieces: list[asyncio.Future[p.Reply]]
+    started: float = field(default_factory=time.monotonic)
 
     def done(self) -> bool:
         return all(piece.done() for piece in self.pieces)
+
+    def answers(self, addr: int, length: int, epoch: int) -> bool:
+        """Whether this read is the one asked for now, and not older than MAX_AGE (a dump asks
+        for its next piece within milliseconds; a person's next `x` may come much later)."""
+        return ((self.addr, self.length, self.epoch) == (addr, length, epoch)
+                and time.monotonic() - self.started <= MAX_AGE)
 
     def data(self) -> bytes | None:
         """The bytes, once done; None if any piece failed (unreadable: the caller goes page by page)."""
@@ -206,8 +213,7 @@ class MemoryCache:
         if length <= CACHED_READ:
             return self.cached(addr, length)
         ahead = self.ahead
-        if ahead is None or (ahead.addr, ahead.length, ahead.epoch) != (addr, length, self.epoch) \
-                or not ahead.done():
+        if ahead is None or not ahead.answers(addr, length, self.epoch) or not ahead.done():
             return None
         data = ahead.data()
         if data is not None:
@@ -254,7 +260,7 @@ class MemoryCache:
         for _ in range(3):
             epoch = self.epoch
             read, self.ahead = self.ahead, None
-            if read is None or (read.addr, read.length, read.epoch) != (addr, length, epoch):
+            if read is None or not read.answers(addr, length, epoch):
                 if read is not None:
                     read.cancel()
                 read = self._start(addr, length)

@@ -511,6 +511,25 @@ def test_a_stopped_nodes_memory_is_read_again_once_it_is_old(guest: TargetGuest)
     run(guest, 2, test)
 
 
+def test_a_long_read_read_ahead_is_not_used_once_it_is_old(guest: TargetGuest) -> None:
+    """A long read has the next piece read ahead, for gdb's next packet of a dump; a read of that
+    piece much later (a person's next `x`) goes to lld again: the other nodes ran meanwhile."""
+    async def test(rig: Rig) -> None:
+        await to(rig, guest.sym("spin_store"))               # node 0 stops; node 1 spins on
+        handle = rig.session.handle
+        piece = 2048
+        await handle.read_memory(guest.counter(1) - 2 * piece, piece)
+        await handle.read_memory(guest.counter(1) - piece, piece)   # the next: [counter, +piece) ahead
+        for _ in range(50):
+            await asyncio.sleep(0)                            # (the read ahead comes back)
+        await asyncio.sleep(2 * MAX_AGE)
+        rig.link.requests.clear()
+        await handle.read_memory(guest.counter(1), piece)
+        assert any(isinstance(r, p.ReadMem) and r.addr == guest.counter(1) for r in rig.link.requests)
+
+    run(guest, 2, test)
+
+
 def test_a_resume_sent_for_a_gdb_that_went_away_is_not_forgotten(guest: TargetGuest) -> None:
     """gdb vanished (its request cancelled) after the mux had put a RESUME on the line: lld makes
     it all the same, so the node's handle must not go on showing the stop from before."""
