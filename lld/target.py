@@ -29,7 +29,7 @@ from psyche import rv32
 from psyche.machine.cpu import STOP_WATCH, Cpu
 from psyche.machine.csr import MCONTROL_EXECUTE, PRV_M, PRV_S
 from psyche.machine.machine import Machine, Node, NodeState
-from psyche.machine.mmu import PTE_A, PTE_R, PTE_X, fault_cause, translate
+from psyche.machine.mmu import PTE_A, fault_cause, leaf_pte, translate
 
 M32 = 0xFFFFFFFF
 PAGE = 4096
@@ -222,25 +222,18 @@ class NodeTarget:
         already (a fetch would set it), it is RAM, PMP lets all of it execute, and no execute
         trigger watches any of it.  What such an instruction does is then the ISA's alone."""
         cpu = self.cpu
+        mem = self.machine.mem
         page = cpu.pc & M32 & ~(PAGE - 1)
         try:
             paddr = self.translate(p.SPACE_VIRT, page, p.ACCESS_EXEC)
         except TargetError:
             return False
         satp = cpu.csr.satp
-        if cpu.priv != PRV_M and satp & rv32.SATP_MODE_SV32 and not self._leaf_pte(satp, page) & PTE_A:
+        if cpu.priv != PRV_M and satp & rv32.SATP_MODE_SV32 and not leaf_pte(mem, satp, page) & PTE_A:
             return False
-        return (self.machine.mem.range_is_ram(paddr, PAGE)
+        return (mem.range_is_ram(paddr, PAGE)
                 and cpu.csr.pmp_allows(paddr, PAGE, p.ACCESS_EXEC, cpu.priv)
                 and not cpu.csr.trigger_fires(MCONTROL_EXECUTE, page, PAGE, cpu.priv))
-
-    def _leaf_pte(self, satp: int, vaddr: int) -> int:
-        """The leaf page-table entry of a vaddr that translates (the walk is known to succeed)."""
-        mem = self.machine.mem
-        pte = mem.read_word(((satp & 0x3FFFFF) << 12) + (vaddr >> 22) * 4)
-        if pte & (PTE_R | PTE_X):
-            return pte
-        return mem.read_word((((pte >> 10) & 0x3FFFFF) << 12) + ((vaddr >> 12) & 0x3FF) * 4)
 
     def resolve(self, space: int, addr: int, length: int, access: int, root: int = 0) -> list[Segment]:
         """Split [addr, addr+length) into RAM pieces, one per page; TargetError if any is not RAM."""

@@ -94,6 +94,17 @@ def translate(
     return paddr
 
 
+def leaf_pte(mem: PhysMem, satp: i64, vaddr: i64) -> i64:
+    """The leaf page-table entry of a vaddr that `translate` maps (the walk is known to succeed).
+
+    For a debugger asking what a fetch would do to it (its A bit), without doing the fetch.
+    """
+    pte: i64 = mem.read_word(((satp & 0x3FFFFF) << 12) + (vaddr >> 22) * 4)
+    if (pte & (PTE_R | PTE_X)) != 0:
+        return pte
+    return mem.read_word((((pte >> 10) & 0x3FFFFF) << 12) + ((vaddr >> 12) & 0x3FF) * 4)
+
+
 def _permitted(pte: i64, access: i64, priv: i64, sum_bit: bool, mxr: bool) -> bool:
     user_page: bool = (pte & PTE_U) != 0
     if priv == 0 and not user_page:
