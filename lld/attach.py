@@ -49,9 +49,10 @@ class Lld:
         run one round and come back without sleeping."""
         return self.king.busy()
 
-    def heard(self) -> int:
-        """Bytes read from the debug line so far (the runner's sign that a debugger is talking)."""
-        return self.king.bytes_read
+    def heard_at(self) -> float:
+        """When the debug line last delivered bytes (time.monotonic(); -inf if never): the
+        runner's and the stop reporter's sign that a debugger is talking."""
+        return self.king.heard_at
 
     def last_reply_bytes(self) -> int:
         """Length of the last reply sent on the debug line (a large one is a bulk transfer)."""

@@ -24,6 +24,7 @@ the machine does not have gets an E_NO_NODE reply from the king.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from lld import protocol as p
@@ -51,8 +52,8 @@ class King:
         self.nodes = nodes
         self.decoder = FrameDecoder()
         self.stats = KingStats()
-        #: Bytes taken from the debug line so far.
-        self.bytes_read = 0
+        #: When the debug line last delivered bytes (time.monotonic()): a debugger talks.
+        self.heard_at = float("-inf")
         #: Length on the line of the last reply sent (the runner's sign of a bulk transfer).
         self.last_reply_bytes = 0
 
@@ -72,7 +73,7 @@ class King:
                     self._send(reply)
         data = self.line.read_available(READ_BUDGET)
         if data:
-            self.bytes_read += len(data)
+            self.heard_at = time.monotonic()
             for event in self.decoder.feed(data):
                 if isinstance(event, Frame):
                     self.route(event)

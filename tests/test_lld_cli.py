@@ -173,9 +173,9 @@ def test_the_mux_reads_a_tcp_debug_line_in_whole_chunks(guest: TargetGuest) -> N
 
 def test_a_stop_is_said_on_stderr_when_no_debugger_talks_and_a_panic_always(
         capsys: pytest.CaptureFixture[str]) -> None:
-    heard = [0]
+    heard_at = [float("-inf")]
     reasons = {0: p.REASON_BREAKPOINT, 1: p.REASON_PANIC}
-    lld = SimpleNamespace(heard=lambda: heard[0], nodes=[
+    lld = SimpleNamespace(heard_at=lambda: heard_at[0], nodes=[
         SimpleNamespace(status=lambda n=n: p.Status(p.STATE_STOPPED, reasons[n], 3, 0, 1, 1, 0x80000000 + n,
                                                     0, 0, 0),
                         stop_reason=lambda n=n: reasons[n]) for n in reasons])
@@ -184,7 +184,7 @@ def test_a_stop_is_said_on_stderr_when_no_debugger_talks_and_a_panic_always(
     report(nodes)                # type: ignore[arg-type]
     said = capsys.readouterr().err
     assert "node 0 stopped (breakpoint) at pc 0x80000000" in said and "node 1 stopped (panic)" in said
-    heard[0] += 40               # a debugger talks on the line
+    heard_at[0] = time.monotonic()   # a debugger talks on the line
     report(nodes)                # type: ignore[arg-type]
     said = capsys.readouterr().err
     assert "node 0" not in said and "node 1 stopped (panic)" in said

@@ -337,14 +337,9 @@ class StopReporter:
 
     def __init__(self, lld: Lld) -> None:
         self.lld = lld
-        self._heard = lld.heard()
-        self._heard_at = -self.QUIET_SECONDS
 
     def __call__(self, stopped: list[Node]) -> None:
-        now = time.monotonic()
-        if self.lld.heard() != self._heard:
-            self._heard, self._heard_at = self.lld.heard(), now
-        quiet = now - self._heard_at >= self.QUIET_SECONDS
+        quiet = time.monotonic() - self.lld.heard_at() >= self.QUIET_SECONDS
         for node in stopped:
             if not quiet and self.lld.nodes[node.index].stop_reason() not in self.ALWAYS:
                 continue

@@ -91,8 +91,8 @@ class DebugService(Protocol):
     def busy(self) -> bool:
         """True while work waits for the next boundary (do not sleep on the host)."""
 
-    def heard(self) -> int:
-        """Bytes the debug line has delivered so far: a change means a debugger is talking."""
+    def heard_at(self) -> float:
+        """When the debug line last delivered bytes (time.monotonic(), -inf if never)."""
 
     def last_reply_bytes(self) -> int:
         """Length of the last reply sent on the debug line."""
@@ -137,8 +137,7 @@ class Runner:
         if fd is not None:
             self._debug_poll = select.poll()
             self._debug_poll.register(fd, select.POLLIN)
-        self._debug_heard = debug.heard() if debug is not None else 0
-        self._debug_heard_at = float("-inf")
+        self._debug_heard_at = float("-inf")   # (the debug line's, as of the last service point)
         self._debug_spin = DEBUG_SPIN_SECONDS
         # (wall, simulated) time when the machine became idle with a node stopped, or None.
         self._stopped_since: tuple[float, int] | None = None
@@ -296,13 +295,11 @@ class Runner:
     def _note_debug_traffic(self) -> None:
         if self.debug is None:
             return
-        heard = self.debug.heard()
-        if heard != self._debug_heard:
-            now = time.monotonic()
-            quick = now - self._debug_heard_at < DEBUG_BURST_GAP
+        heard_at = self.debug.heard_at()
+        if heard_at != self._debug_heard_at:
+            quick = heard_at - self._debug_heard_at < DEBUG_BURST_GAP
             self._debug_spin = DEBUG_SPIN_BURST_SECONDS if quick else DEBUG_SPIN_SECONDS
-            self._debug_heard = heard
-            self._debug_heard_at = now
+            self._debug_heard_at = heard_at
 
     def _stopped_time(self) -> None:
         """Let simulated time go on with wall time while the machine idles with a node stopped.
