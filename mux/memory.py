@@ -160,8 +160,10 @@ class MemoryCache:
             self.blocks.clear()
             self.unreadable.clear()
 
-    def _note_read(self) -> None:
-        """Blocks are about to come in: the first after an expiry or a clear starts the clock."""
+    def _filling(self) -> None:
+        """Blocks are about to come in: what has expired goes, and the first block after an
+        expiry or a clear starts the clock."""
+        self._expire()
         if not self.blocks and not self.unreadable:
             self.read_at = time.monotonic()
 
@@ -176,8 +178,7 @@ class MemoryCache:
 
     def fill(self, addr: int, data: bytes) -> None:
         """Take bytes that came without asking (the code and the memory a stop's reply carries)."""
-        self._expire()
-        self._note_read()
+        self._filling()
         for offset in range(-addr % CACHE_BLOCK, len(data) - CACHE_BLOCK + 1, CACHE_BLOCK):
             self._keep(addr + offset, data[offset: offset + CACHE_BLOCK])
 
@@ -185,8 +186,7 @@ class MemoryCache:
         """Take lld's word that [addr, addr + length) could not be read (a prefetched range):
         kept when the range is one block, the only case that says which block."""
         if addr % CACHE_BLOCK == 0 and length == CACHE_BLOCK:
-            self._expire()
-            self._note_read()
+            self._filling()
             self.unreadable.add(addr)
 
     # -- answers without the line ------------------------------------------------
@@ -330,8 +330,7 @@ class MemoryCache:
         if future.cancelled() or future.exception() is not None:
             return
         reply = future.result()
-        self._expire()
-        self._note_read()
+        self._filling()
         if reply.ok and isinstance(reply.value, bytes) and len(reply.value) == count * CACHE_BLOCK:
             for i, block in enumerate(blocks):
                 self._keep(block, reply.value[i * CACHE_BLOCK: (i + 1) * CACHE_BLOCK])
